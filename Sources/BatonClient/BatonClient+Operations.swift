@@ -1,0 +1,129 @@
+import BatonProtocol
+
+// One call per protocol operation. Each maps to one request of Protocol/PROTOCOL.md.
+extension BatonClient {
+    // MARK: Locks
+
+    /// Takes the lock `key` for `ttl`. If it is held, waits in FIFO order up to `wait` (zero: try once).
+    /// `owner` names the holder in listings; it defaults to the client's name.
+    public func acquireLock(
+        _ key: String, ttl: Duration, wait: Duration = .zero, owner: String? = nil
+    ) async throws -> LockAcquisition {
+        let reply = try await command(
+            .acquireLock(key: key, owner: owner ?? configuration.name, ttl: Milliseconds(ttl), wait: Milliseconds(wait)),
+            extraTimeout: wait)
+        guard case .lockAcquired(let a) = reply else { throw unexpected("LOCK_ACQUIRE") }
+        return a
+    }
+
+    /// Extends a held lock's lease to `ttl` from now; returns the new expiry (node time).
+    /// Throws `.server(STALE_TOKEN)` when `token` no longer holds the lock.
+    @discardableResult
+    public func renewLock(_ key: String, token: FencingToken, ttl: Duration) async throws -> Timestamp {
+        guard case .lockRenewed(let t) = try await command(.renewLock(key: key, token: token, ttl: Milliseconds(ttl)))
+        else { throw unexpected("LOCK_RENEW") }
+        return t
+    }
+
+    public func releaseLock(_ key: String, token: FencingToken) async throws {
+        guard case .lockReleased = try await command(.releaseLock(key: key, token: token)) else {
+            throw unexpected("LOCK_RELEASE")
+        }
+    }
+
+    /// The lock's holder and waiters, or nil when nobody holds it.
+    public func getLock(_ key: String) async throws -> LockInfo? {
+        guard case .lock(let info) = try await call(.query(.getLock(key: key))) else { throw unexpected("LOCK_GET") }
+        return info
+    }
+
+    /// Held locks whose key starts with `prefix`, in key order, after `after`, at most `limit` (zero: 1000).
+    public func listLocks(prefix: String = "", after: String = "", limit: UInt16 = 0) async throws -> [LockInfo] {
+        guard case .locks(let infos) = try await call(.query(.listLocks(prefix: prefix, after: after, limit: limit)))
+        else { throw unexpected("LOCK_LIST") }
+        return infos
+    }
+
+    // MARK: Jobs
+
+    /// Adds a job. Returns its id, and whether it was created (false: an unfinished job with the same
+    /// type and unique key already existed, and that job's id is returned).
+    @discardableResult
+    public func addJob(_ spec: JobSpec) async throws -> (id: JobID, created: Bool) {
+        guard case .jobAdded(let id, let created) = try await command(.addJob(spec)) else { throw unexpected("JOB_ADD") }
+        return (id, created)
+    }
+
+    /// Claims the next ready job of any of `types`, waiting up to `wait` for one; nil when none came.
+    public func claimJob(types: [String], worker: String? = nil, wait: Duration = .zero) async throws -> ClaimedJob? {
+        let reply = try await command(
+            .claimJob(types: types, worker: worker ?? configuration.name, wait: Milliseconds(wait)), extraTimeout: wait)
+        guard case .jobClaimed(let job) = reply else { throw unexpected("JOB_CLAIM") }
+        return job
+    }
+
+    /// Claims one queued job by id, now ("start job by id").
+    public func claimJob(id: JobID, worker: String? = nil) async throws -> ClaimedJob {
+        guard case .jobClaimedByID(let job) = try await command(.claimJobByID(id, worker: worker ?? configuration.name))
+        else { throw unexpected("JOB_CLAIM_ID") }
+        return job
+    }
+
+    /// Extends a claim's lease to `ttl` from now (nil: the job's own timeout). Returns the new expiry.
+    @discardableResult
+    public func extendJob(_ id: JobID, token: FencingToken, ttl: Duration? = nil) async throws -> Timestamp {
+        let reply = try await command(.extendJob(id, token: token, ttl: ttl.map { Milliseconds($0) } ?? .zero))
+        guard case .jobExtended(let t) = reply else { throw unexpected("JOB_EXTEND") }
+        return t
+    }
+
+    public func completeJob(_ id: JobID, token: FencingToken, result: [UInt8] = []) async throws {
+        guard case .jobCompleted = try await command(.completeJob(id, token: token, result: result)) else {
+            throw unexpected("JOB_COMPLETE")
+        }
+    }
+
+    /// Records a failed attempt. Returns the job's new state: `.queued` (retry at `retryAt`) or `.dead`.
+    @discardableResult
+    public func failJob(_ id: JobID, token: FencingToken, error: String) async throws -> (state: JobState, retryAt: Timestamp) {
+        guard case .jobFailed(let state, let at) = try await command(.failJob(id, token: token, error: error)) else {
+            throw unexpected("JOB_FAIL")
+        }
+        return (state, at)
+    }
+
+    /// Gives the job back to the queue without counting the attempt.
+    public func abortJob(_ id: JobID, token: FencingToken) async throws {
+        guard case .jobAborted = try await command(.abortJob(id, token: token)) else { throw unexpected("JOB_ABORT") }
+    }
+
+    public func getJob(_ id: JobID) async throws -> JobInfo {
+        guard case .job(let info) = try await call(.query(.getJob(id))) else { throw unexpected("JOB_GET") }
+        return info
+    }
+
+    /// One page of jobs in id order; pass the returned `next` as `filter.after` for the following page.
+    public func listJobs(_ filter: JobFilter = JobFilter()) async throws -> (jobs: [JobInfo], next: JobID) {
+        guard case .jobs(let infos, let next) = try await call(.query(.listJobs(filter))) else {
+            throw unexpected("JOB_LIST")
+        }
+        return (infos, next)
+    }
+
+    public func deleteJob(_ id: JobID) async throws {
+        guard case .jobDeleted = try await command(.deleteJob(id)) else { throw unexpected("JOB_DELETE") }
+    }
+
+    /// Moves a dead job back to the queue with a fresh set of attempts.
+    public func requeueJob(_ id: JobID) async throws {
+        guard case .jobRequeued = try await command(.requeueJob(id)) else { throw unexpected("JOB_REQUEUE") }
+    }
+
+    /// How many jobs of `type` are running now.
+    public func runningJobs(type: String) async throws -> Int {
+        guard case .jobRunning(let n) = try await call(.query(.jobRunning(type: type))) else {
+            throw unexpected("JOB_RUNNING")
+        }
+        return Int(n)
+    }
+}

@@ -1,0 +1,92 @@
+import BatonProtocol
+import Foundation
+
+/// A held lock, as `withLock` gives it to its body.
+public struct LockLease: Sendable, Hashable {
+    public var key: String
+    /// The fencing token of this grant. Pass it to whatever the lock guards, and have that refuse
+    /// writes carrying a smaller token than one it has seen.
+    public var token: FencingToken
+    public var ttl: Duration
+}
+
+extension BatonClient {
+    /// Takes the lock `key`, runs `body` while renewing the lease every third of `ttl`, then releases it.
+    ///
+    /// - If the lock is still held by someone else after `wait`, throws `.lockBusy`.
+    /// - If the lease is lost while `body` runs (a renew is refused, or the node cannot be reached for
+    ///   the length of the lease), `body` is cancelled and `.leaseLost` is thrown.
+    /// - The lock is released when `body` returns or throws.
+    public func withLock<T: Sendable>(
+        _ key: String, ttl: Duration, wait: Duration = .zero, owner: String? = nil,
+        _ body: @escaping @Sendable (LockLease) async throws -> T
+    ) async throws -> T {
+        let acquired = ContinuousClock.now
+        switch try await acquireLock(key, ttl: ttl, wait: wait, owner: owner) {
+        case .busy(let holder, _):
+            throw BatonClientError.lockBusy(key: key, holder: holder)
+        case .granted(let token, _):
+            let lease = LockLease(key: key, token: token, ttl: ttl)
+            // A grant that waited in line may have started before the answer arrived; count the
+            // lease from the answer, minus a margin for the trip.
+            let validFor = ContinuousClock.now - acquired > ttl ? ttl * 0.9 : ttl
+            do {
+                let result = try await withKeepAlive(
+                    interval: ttl / 3, validFor: validFor, what: "lock '\(key)'",
+                    renew: { try await self.renewLock(key, token: token, ttl: ttl) },
+                    body: { try await body(lease) })
+                try? await releaseLock(key, token: token)
+                return result
+            } catch {
+                try? await releaseLock(key, token: token)
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` every `interval` on exactly one of the replicas that call this with the same `name`.
+    ///
+    /// The replicas queue for the lock `periodic/<name>`; its holder runs `body` at each multiple of
+    /// `interval` (wall-clock aligned, so a new holder keeps the old one's rhythm) and keeps the lease
+    /// renewed. Runs never overlap: a run that takes longer than `interval` delays the next one. When
+    /// the holder dies, the next replica in line takes over once the lease (`ttl`) runs out. Errors
+    /// thrown by `body` are logged and the schedule goes on. Returns when the calling task is cancelled.
+    public func runPeriodic(
+        _ name: String, every interval: Duration, ttl: Duration = .seconds(10),
+        _ body: @escaping @Sendable () async throws -> Void
+    ) async throws {
+        let key = "periodic/\(name)"
+        let logger = configuration.logger
+        while !Task.isCancelled {
+            do {
+                try await withLock(key, ttl: ttl, wait: max(interval, ttl)) { _ in
+                    while true {
+                        try await Task.sleep(for: Self.untilNextSlot(of: interval))
+                        do {
+                            try await body()
+                        } catch is CancellationError {
+                            throw CancellationError()
+                        } catch {
+                            logger.warning("periodic task failed", metadata: ["task": "\(name)", "error": "\(error)"])
+                        }
+                    }
+                }
+            } catch BatonClientError.lockBusy {
+                continue
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                logger.info("periodic task lost its lock", metadata: ["task": "\(name)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Time until the next wall-clock multiple of `interval`.
+    static func untilNextSlot(of interval: Duration) -> Duration {
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let period = max(Int64(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000), 1)
+        return .milliseconds(period - nowMs % period)
+    }
+}

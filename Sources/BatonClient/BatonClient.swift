@@ -1,0 +1,189 @@
+import BatonProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// An async client of a Baton cluster.
+///
+/// One client keeps one connection, opened on first use and reopened after it drops, and sends any
+/// number of requests over it at once. Every command carries this client's id and a fresh sequence
+/// number; a command that fails in a way that may be retried (connection lost, timeout, node shutting
+/// down) is sent again with the same number, so the node applies it once.
+///
+/// ```swift
+/// let baton = BatonClient(configuration: .init(endpoints: ["127.0.0.1:7700"], name: "image-worker"))
+/// try await baton.withLock("reports/daily", ttl: .seconds(10)) { lease in
+///     try await buildReport(fencingToken: lease.token)
+/// }
+/// ```
+public final class BatonClient: Sendable {
+    public struct Configuration: Sendable {
+        /// Nodes to connect to, as `host:port`; tried in order.
+        public var endpoints: [String]
+        /// This client's name: shown as the default owner of its locks and in the node's logs.
+        public var name: String
+        /// How long to wait for an answer (a waiting acquire or claim adds its wait).
+        public var requestTimeout: Duration = .seconds(5)
+        public var connectTimeout: Duration = .seconds(2)
+        /// How long to keep retrying a request that failed in a retriable way.
+        public var retryTimeout: Duration = .seconds(10)
+        public var logger: Logger = Logger(label: "baton.client")
+
+        public init(endpoints: [String] = ["127.0.0.1:7700"], name: String = "baton-client") {
+            self.endpoints = endpoints
+            self.name = name
+        }
+    }
+
+    public let configuration: Configuration
+    /// This client's id, sent in HELLO; random per client instance.
+    public let clientID: ClientID
+    private let endpoints: [Endpoint]
+    private let group: any EventLoopGroup
+    private let state: NIOLockedValueBox<State>
+
+    private struct State {
+        var connection: Connection?
+        var connecting: Task<Connection, any Error>?
+        var nextEndpoint = 0
+        var lastSequence: UInt64 = 0
+        var lastRequestID: UInt32 = 1
+        var isShutDown = false
+    }
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        self.clientID = ClientID(UInt64.random(in: 1...UInt64.max))
+        self.endpoints = configuration.endpoints.compactMap(Endpoint.init)
+        self.group = MultiThreadedEventLoopGroup.singleton
+        self.state = NIOLockedValueBox(State())
+    }
+
+    /// Closes the connection. Calls after this fail with `.shutDown`.
+    public func shutdown() async {
+        let (connection, connecting) = state.withLockedValue { s in
+            s.isShutDown = true
+            defer { s.connection = nil; s.connecting = nil }
+            return (s.connection, s.connecting)
+        }
+        connecting?.cancel()
+        await connection?.close()
+    }
+
+    // MARK: - Sending
+
+    func nextSequence() -> SequenceNumber {
+        state.withLockedValue { s in
+            s.lastSequence += 1
+            return SequenceNumber(s.lastSequence)
+        }
+    }
+
+    /// The open connection, opening one if needed. Concurrent callers share one attempt.
+    private func connection() async throws -> Connection {
+        let task: Task<Connection, any Error> = try state.withLockedValue { s in
+            if s.isShutDown { throw BatonClientError.shutDown }
+            if let c = s.connection, c.isActive { return Task { c } }
+            if let t = s.connecting { return t }
+            guard !endpoints.isEmpty else {
+                throw BatonClientError.connectFailed("no valid endpoint in \(configuration.endpoints)")
+            }
+            let start = s.nextEndpoint
+            let t = Task { try await self.connect(startingAt: start) }
+            s.connecting = t
+            return t
+        }
+        return try await task.value
+    }
+
+    private func connect(startingAt start: Int) async throws -> Connection {
+        var lastError: any Error = BatonClientError.connectFailed("no endpoint")
+        defer { state.withLockedValue { $0.connecting = nil } }
+        for i in 0..<endpoints.count {
+            let index = (start + i) % endpoints.count
+            do {
+                let c = try await Connection.open(
+                    to: endpoints[index],
+                    hello: Hello(clientID: clientID, clientName: configuration.name),
+                    group: group, connectTimeout: .init(configuration.connectTimeout),
+                    requestTimeout: .init(configuration.requestTimeout), maxFrameSize: Frame.defaultMaxSize)
+                state.withLockedValue { s in
+                    s.connection = c
+                    s.nextEndpoint = index
+                }
+                return c
+            } catch {
+                lastError = error
+            }
+        }
+        state.withLockedValue { $0.nextEndpoint = ($0.nextEndpoint + 1) % max(endpoints.count, 1) }
+        throw lastError
+    }
+
+    /// Sends `request` and returns the node's answer; error answers are thrown as `.server`.
+    /// Retriable failures are retried (same request, same sequence number) until `retryTimeout`.
+    func call(_ request: Request, extraTimeout: Duration = .zero) async throws -> Reply {
+        let clock = ContinuousClock()
+        let giveUp = clock.now + configuration.retryTimeout
+        var delay = Duration.milliseconds(20)
+        while true {
+            do {
+                let connection = try await connection()
+                let id = state.withLockedValue { s in
+                    s.lastRequestID = s.lastRequestID == .max ? 2 : s.lastRequestID + 1
+                    return RequestID(s.lastRequestID)
+                }
+                let reply = try await connection.send(
+                    request, requestID: id, timeout: .init(configuration.requestTimeout + extraTimeout))
+                if case .error(let e) = reply { throw BatonClientError.server(e) }
+                return reply
+            } catch let error as BatonClientError where error.isRetriable {
+                if clock.now + delay >= giveUp || Task.isCancelled { throw error }
+                configuration.logger.debug("retrying", metadata: ["error": "\(error)", "request": "\(request.opcode)"])
+                if error == .connectionClosed || error.serverCode == .shuttingDown { dropConnection() }
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(1))
+            }
+        }
+    }
+
+    private func dropConnection() {
+        state.withLockedValue { s in
+            if let c = s.connection, !c.isActive { s.connection = nil }
+            if s.connection == nil { s.nextEndpoint = (s.nextEndpoint + 1) % max(endpoints.count, 1) }
+        }
+    }
+
+    func command(_ command: Command, extraTimeout: Duration = .zero) async throws -> Reply {
+        try await call(.command(nextSequence(), command), extraTimeout: extraTimeout)
+    }
+
+    /// The node's clock, from a PING.
+    public func serverTime() async throws -> Timestamp {
+        guard case .pong(let t) = try await call(.ping) else { throw unexpected("PING") }
+        return t
+    }
+}
+
+func unexpected(_ what: String) -> BatonClientError {
+    .unexpectedReply("the answer does not match \(what)")
+}
+
+extension TimeAmount {
+    init(_ d: Duration) {
+        let (s, atto) = d.components
+        self = .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+    }
+}
+
+extension Milliseconds {
+    /// `d` in whole milliseconds, clamped to what the wire carries.
+    public init(_ d: Duration) {
+        let (s, atto) = d.components
+        let ms = max(0, s * 1000 + atto / 1_000_000_000_000_000)
+        self.init(UInt32(clamping: ms))
+    }
+
+    public var duration: Duration { .milliseconds(Int64(rawValue)) }
+}

@@ -1,0 +1,140 @@
+import BatonProtocol
+import DequeModule
+
+/// The lease on a held lock.
+struct LockHolder: Hashable, Sendable {
+    var owner: String
+    var clientID: ClientID
+    var token: FencingToken
+    var grantedAt: Timestamp
+    var expiresAt: Timestamp
+}
+
+/// An acquire waiting in a lock's FIFO queue.
+struct LockWaitEntry: Hashable, Sendable {
+    var owner: String
+    var clientID: ClientID
+    var sequence: SequenceNumber
+    var ttl: Milliseconds
+    var deadline: Timestamp
+}
+
+/// A lock key with a holder, waiters, or both. A key with neither is removed.
+struct LockRecord: Hashable, Sendable {
+    var holder: LockHolder?
+    var waiters: [LockWaitEntry] = []
+}
+
+/// A claim waiting for a job of one of its types.
+struct ClaimWaitEntry: Hashable, Sendable {
+    var clientID: ClientID
+    var sequence: SequenceNumber
+    var types: [String]
+    var worker: String
+    var deadline: Timestamp
+}
+
+/// Everything the state machine knows about one job.
+struct JobRecord: Hashable, Sendable {
+    var id: JobID
+    var spec: JobSpec
+    var state: JobState
+    var attempts: UInt16
+    var createdAt: Timestamp
+    /// Queued: claimable from then on. Completed or dead: when that happened.
+    var runAt: Timestamp
+    var leaseExpiresAt: Timestamp = .zero
+    var claimToken: FencingToken = FencingToken(0)
+    var worker: String = ""
+    var lastError: String = ""
+    var result: [UInt8] = []
+    /// Bumped every time the job is queued; an entry in a ready queue or timer with an older value is stale.
+    var generation: UInt32 = 0
+
+    var info: JobInfo {
+        JobInfo(
+            id: id, type: spec.type, state: state, priority: spec.priority, attempts: attempts,
+            maxAttempts: spec.maxAttempts, timeout: spec.timeout, backoff: spec.backoff, uniqueKey: spec.uniqueKey,
+            createdAt: createdAt, runAt: runAt, leaseExpiresAt: state == .running ? leaseExpiresAt : .zero,
+            worker: worker, lastError: lastError, payload: spec.payload, result: result)
+    }
+
+    var claimed: ClaimedJob {
+        ClaimedJob(
+            id: id, type: spec.type, payload: spec.payload, attempt: attempts, maxAttempts: spec.maxAttempts,
+            token: claimToken, timeout: spec.timeout, leaseExpiresAt: leaseExpiresAt)
+    }
+}
+
+/// A queued job in its type's ready queue: highest priority first, then earliest run-after time, then oldest.
+struct ReadyEntry: Comparable, Sendable {
+    var priority: Int32
+    var runAt: Timestamp
+    var id: JobID
+    var generation: UInt32
+
+    static func < (a: Self, b: Self) -> Bool {
+        if a.priority != b.priority { return a.priority > b.priority }
+        if a.runAt != b.runAt { return a.runAt < b.runAt }
+        return a.id < b.id
+    }
+}
+
+/// Something that must happen at a time. Timers are never removed early: when one fires, it is checked
+/// against the current state and ignored if the state moved on (a renewed lease, a finished job).
+///
+/// Deadlines are ordered by time, then by a fixed order of their kinds and fields, never by when they were
+/// set: a replica restored from a snapshot fires them in the same order as one that never restarted.
+struct Deadline: Comparable, Sendable {
+    enum Kind: Hashable, Sendable {
+        case lockLease(key: String, token: FencingToken)
+        case lockWait(key: String, clientID: ClientID, sequence: SequenceNumber)
+        case claimWait(clientID: ClientID, sequence: SequenceNumber)
+        case jobLease(JobID, token: FencingToken)
+        case jobReady(JobID, generation: UInt32)
+        case jobRetention(JobID)
+        case session(ClientID)
+
+        /// Rank, then up to two numbers and a string that order deadlines of the same rank.
+        var sortKey: (Int, UInt64, UInt64, String) {
+            switch self {
+            case .lockLease(let key, let token): (0, token.rawValue, 0, key)
+            case .lockWait(let key, let c, let s): (1, c.rawValue, s.rawValue, key)
+            case .claimWait(let c, let s): (2, c.rawValue, s.rawValue, "")
+            case .jobLease(let id, let token): (3, id.rawValue, token.rawValue, "")
+            case .jobReady(let id, let g): (4, id.rawValue, UInt64(g), "")
+            case .jobRetention(let id): (5, id.rawValue, 0, "")
+            case .session(let c): (6, c.rawValue, 0, "")
+            }
+        }
+    }
+
+    var time: Timestamp
+    var kind: Kind
+
+    static func < (a: Self, b: Self) -> Bool {
+        a.time != b.time ? a.time < b.time : a.kind.sortKey < b.kind.sortKey
+    }
+    static func == (a: Self, b: Self) -> Bool { a.time == b.time && a.kind == b.kind }
+}
+
+/// The answers remembered for one client, so a retried command is answered, not applied again.
+struct Session: Hashable, Sendable {
+    var replies: [SequenceNumber: Reply] = [:]
+    /// Sequence numbers in `replies`, oldest answer first.
+    var order: Deque<SequenceNumber> = []
+    /// The highest sequence number whose answer was forgotten.
+    var forgottenUpTo = SequenceNumber(0)
+    var lastSeen: Timestamp
+}
+
+/// Where a pending (waiting) command waits.
+enum WaitPlace: Hashable, Sendable {
+    case lock(String)
+    case claim
+}
+
+struct WaitKey: Hashable, Sendable {
+    var clientID: ClientID
+    var sequence: SequenceNumber
+}

@@ -1,0 +1,284 @@
+import BatonProtocol
+import HeapModule
+
+extension StateMachine {
+    mutating func addJob(_ asked: JobSpec) -> Reply {
+        var spec = asked
+        if spec.maxAttempts == 0 { spec.maxAttempts = configuration.defaultMaxAttempts }
+        if spec.timeout == .zero { spec.timeout = configuration.defaultJobTimeout }
+        if spec.backoff == .zero { spec.backoff = configuration.defaultBackoff }
+        let unique = UniqueJobKey(type: spec.type, key: spec.uniqueKey)
+        if !spec.uniqueKey.isEmpty, let existing = uniqueJobs[unique] {
+            return .jobAdded(existing, created: false)
+        }
+        lastJobID += 1
+        let id = JobID(lastJobID)
+        jobs[id] = JobRecord(id: id, spec: spec, state: .queued, attempts: 0, createdAt: now, runAt: now.adding(spec.delay))
+        if !spec.uniqueKey.isEmpty { uniqueJobs[unique] = id }
+        enqueue(id)
+        return .jobAdded(id, created: true)
+    }
+
+    /// Puts a queued job in its type's ready queue (or sets a timer for its run-after time) and hands
+    /// ready jobs to waiting claims.
+    mutating func enqueue(_ id: JobID) {
+        guard var job = jobs[id] else { return }
+        job.generation &+= 1
+        jobs[id] = job
+        if job.runAt > now {
+            schedule(.jobReady(id, generation: job.generation), at: job.runAt)
+            return
+        }
+        ready[job.spec.type, default: Heap()].insert(
+            ReadyEntry(priority: job.spec.priority, runAt: job.runAt, id: id, generation: job.generation))
+        serveClaimWaiters(type: job.spec.type)
+    }
+
+    mutating func jobBecameReady(_ id: JobID, generation: UInt32) {
+        guard let job = jobs[id], job.state == .queued, job.generation == generation else { return }
+        ready[job.spec.type, default: Heap()].insert(
+            ReadyEntry(priority: job.spec.priority, runAt: job.runAt, id: id, generation: generation))
+        serveClaimWaiters(type: job.spec.type)
+    }
+
+    mutating func serveClaimWaiters(type: String) {
+        while let index = claimWaiters.firstIndex(where: { $0.types.contains(type) }) {
+            let waiter = claimWaiters[index]
+            guard let id = popReady(types: waiter.types) else { return }
+            claimWaiters.remove(at: index)
+            let claimed = startClaim(id, worker: waiter.worker)
+            complete(waiter.clientID, waiter.sequence, .jobClaimed(claimed))
+        }
+    }
+
+    /// Removes and returns the best ready job among `types`, dropping stale queue entries on the way.
+    mutating func popReady(types: [String]) -> JobID? {
+        var best: (type: String, entry: ReadyEntry)?
+        for type in types {
+            guard var heap = ready[type] else { continue }
+            ready[type] = nil  // take the heap out so it is mutated in place
+            while let top = heap.min {
+                if let job = jobs[top.id], job.state == .queued, job.generation == top.generation { break }
+                _ = heap.popMin()
+            }
+            if let top = heap.min, best == nil || top < best!.entry { best = (type, top) }
+            if !heap.isEmpty { ready[type] = heap }
+        }
+        guard let best else { return nil }
+        _ = ready[best.type]!.popMin()
+        if ready[best.type]!.isEmpty { ready[best.type] = nil }
+        return best.entry.id
+    }
+
+    /// Moves a queued job to running under a new claim token.
+    mutating func startClaim(_ id: JobID, worker: String) -> ClaimedJob {
+        var job = jobs[id]!
+        job.state = .running
+        job.attempts += 1
+        job.claimToken = nextToken()
+        job.leaseExpiresAt = now.adding(job.spec.timeout)
+        job.worker = worker
+        job.generation &+= 1
+        jobs[id] = job
+        runningByType[job.spec.type, default: 0] += 1
+        schedule(.jobLease(id, token: job.claimToken), at: job.leaseExpiresAt)
+        return job.claimed
+    }
+
+    mutating func claimJob(
+        types: [String], worker: String, wait: Milliseconds, client: ClientID, sequence: SequenceNumber
+    ) -> Reply? {
+        if let id = popReady(types: types) {
+            return .jobClaimed(startClaim(id, worker: worker))
+        }
+        if wait == .zero || sequence.rawValue == 0 { return .jobClaimed(nil) }
+        let deadline = now.adding(wait)
+        claimWaiters.append(
+            ClaimWaitEntry(clientID: client, sequence: sequence, types: types, worker: worker, deadline: deadline))
+        waits[WaitKey(clientID: client, sequence: sequence)] = .claim
+        schedule(.claimWait(clientID: client, sequence: sequence), at: deadline)
+        return nil
+    }
+
+    mutating func expireClaimWait(client: ClientID, sequence: SequenceNumber) {
+        guard let index = claimWaiters.firstIndex(where: { $0.clientID == client && $0.sequence == sequence }) else {
+            return
+        }
+        claimWaiters.remove(at: index)
+        complete(client, sequence, .jobClaimed(nil))
+    }
+
+    mutating func claimJob(id: JobID, worker: String) -> Reply {
+        guard let job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
+        guard job.state == .queued else {
+            return .error(.invalidState, "job \(id) is \(job.state), only a queued job can be claimed")
+        }
+        return .jobClaimedByID(startClaim(id, worker: worker))
+    }
+
+    /// The job, if `token` is its current claim; otherwise the error to answer with.
+    func runningJob(_ id: JobID, token: FencingToken) -> Result<JobRecord, ErrorReply> {
+        guard let job = jobs[id] else { return .failure(ErrorReply(.jobNotFound, "no job \(id)")) }
+        guard job.state == .running, job.claimToken == token else {
+            return .failure(ErrorReply(.claimLost, "claim \(token) on job \(id) expired or was superseded"))
+        }
+        return .success(job)
+    }
+
+    mutating func extendJob(_ id: JobID, token: FencingToken, ttl: Milliseconds) -> Reply {
+        switch runningJob(id, token: token) {
+        case .failure(let e): return .error(e)
+        case .success(var job):
+            let expiresAt = now.adding(ttl == .zero ? job.spec.timeout : ttl)
+            if expiresAt > job.leaseExpiresAt {
+                job.leaseExpiresAt = expiresAt
+                jobs[id] = job
+                schedule(.jobLease(id, token: token), at: expiresAt)
+            }
+            return .jobExtended(leaseExpiresAt: job.leaseExpiresAt)
+        }
+    }
+
+    mutating func completeJob(_ id: JobID, token: FencingToken, result: [UInt8]) -> Reply {
+        switch runningJob(id, token: token) {
+        case .failure(let e): return .error(e)
+        case .success(var job):
+            stopRunning(&job)
+            job.state = .completed
+            job.runAt = now
+            job.result = result
+            jobs[id] = job
+            releaseUniqueKey(job)
+            schedule(.jobRetention(id), at: now.adding(configuration.completedRetention))
+            return .jobCompleted
+        }
+    }
+
+    mutating func failJob(_ id: JobID, token: FencingToken, error: String) -> Reply {
+        switch runningJob(id, token: token) {
+        case .failure(let e): return .error(e)
+        case .success(var job):
+            stopRunning(&job)
+            job.lastError = error.truncated(toUTF8Bytes: configuration.maxErrorLength)
+            retryOrBury(&job)
+            return .jobFailed(state: job.state, retryAt: job.state == .queued ? job.runAt : .zero)
+        }
+    }
+
+    mutating func abortJob(_ id: JobID, token: FencingToken) -> Reply {
+        switch runningJob(id, token: token) {
+        case .failure(let e): return .error(e)
+        case .success(var job):
+            stopRunning(&job)
+            job.attempts -= 1
+            job.state = .queued
+            job.runAt = now
+            jobs[id] = job
+            enqueue(id)
+            return .jobAborted
+        }
+    }
+
+    mutating func expireJobLease(_ id: JobID, token: FencingToken) {
+        guard var job = jobs[id], job.state == .running, job.claimToken == token, job.leaseExpiresAt <= now else {
+            return
+        }
+        stopRunning(&job)
+        job.lastError = "lease expired (worker \(job.worker))"
+        retryOrBury(&job)
+    }
+
+    /// After a failed attempt: queue the job again after its backoff, or mark it dead after its last attempt.
+    mutating func retryOrBury(_ job: inout JobRecord) {
+        if job.attempts >= job.spec.maxAttempts {
+            job.state = .dead
+            job.runAt = now
+            jobs[job.id] = job
+            releaseUniqueKey(job)
+        } else {
+            job.state = .queued
+            job.runAt = now.adding(retryDelay(job))
+            jobs[job.id] = job
+            enqueue(job.id)
+        }
+    }
+
+    /// `backoff × 2^(attempts-1)`, capped, plus up to 25 % jitter derived from the job id and attempt,
+    /// so that every replica computes the same delay and retries of many jobs do not line up.
+    func retryDelay(_ job: JobRecord) -> Milliseconds {
+        let shift = UInt64(min(Int(job.attempts) - 1, 32))
+        let base = min(UInt64(job.spec.backoff.rawValue) << shift, UInt64(configuration.maxBackoff.rawValue))
+        var h = job.id.rawValue &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(job.attempts) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 31
+        let jitter = base * (h % 1000) / 4000
+        return Milliseconds(UInt32(min(base + jitter, UInt64(UInt32.max))))
+    }
+
+    mutating func stopRunning(_ job: inout JobRecord) {
+        job.leaseExpiresAt = .zero
+        job.claimToken = FencingToken(0)
+        if let n = runningByType[job.spec.type] {
+            runningByType[job.spec.type] = n > 1 ? n - 1 : nil
+        }
+    }
+
+    mutating func releaseUniqueKey(_ job: JobRecord) {
+        guard !job.spec.uniqueKey.isEmpty else { return }
+        let key = UniqueJobKey(type: job.spec.type, key: job.spec.uniqueKey)
+        if uniqueJobs[key] == job.id { uniqueJobs[key] = nil }
+    }
+
+    mutating func deleteJob(_ id: JobID) -> Reply {
+        guard var job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
+        if job.state == .running { stopRunning(&job) }
+        releaseUniqueKey(job)
+        jobs[id] = nil
+        return .jobDeleted
+    }
+
+    mutating func requeueJob(_ id: JobID) -> Reply {
+        guard var job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
+        guard job.state == .dead else {
+            return .error(.invalidState, "job \(id) is \(job.state), only a dead job can be requeued")
+        }
+        if !job.spec.uniqueKey.isEmpty {
+            let key = UniqueJobKey(type: job.spec.type, key: job.spec.uniqueKey)
+            if let other = uniqueJobs[key] {
+                return .error(.invalidState, "job \(other) with the same unique key is already unfinished")
+            }
+            uniqueJobs[key] = id
+        }
+        job.state = .queued
+        job.attempts = 0
+        job.runAt = now
+        jobs[id] = job
+        enqueue(id)
+        return .jobRequeued
+    }
+
+    mutating func dropCompletedJob(_ id: JobID) {
+        guard let job = jobs[id], job.state == .completed,
+            job.runAt.adding(configuration.completedRetention) <= now
+        else { return }
+        jobs[id] = nil
+    }
+
+    func listJobs(_ filter: JobFilter) -> Reply {
+        let limit = listLimit(filter.limit)
+        var ids = jobs.keys.filter { $0 > filter.after }
+        ids.sort()
+        var page: [JobInfo] = []
+        var next = JobID(0)
+        for id in ids {
+            let job = jobs[id]!
+            if !filter.type.isEmpty && job.spec.type != filter.type { continue }
+            if let s = filter.state, job.state != s { continue }
+            if page.count == limit {
+                next = page.last!.id
+                break
+            }
+            page.append(job.info)
+        }
+        return .jobs(page, next: next)
+    }
+}

@@ -1,0 +1,98 @@
+import BatonProtocol
+
+extension StateMachine {
+    mutating func acquireLock(
+        key: String, owner: String, ttl: Milliseconds, wait: Milliseconds, client: ClientID, sequence: SequenceNumber
+    ) -> Reply? {
+        var record = locks[key] ?? LockRecord()
+        guard let holder = record.holder else {
+            let grant = grantLock(&record, key: key, owner: owner, client: client, ttl: ttl)
+            locks[key] = record
+            return .lockAcquired(grant)
+        }
+        if wait == .zero || sequence.rawValue == 0 {
+            return .lockAcquired(.busy(holder: holder.owner, expiresAt: holder.expiresAt))
+        }
+        let deadline = now.adding(wait)
+        record.waiters.append(
+            LockWaitEntry(owner: owner, clientID: client, sequence: sequence, ttl: ttl, deadline: deadline))
+        locks[key] = record
+        waits[WaitKey(clientID: client, sequence: sequence)] = .lock(key)
+        schedule(.lockWait(key: key, clientID: client, sequence: sequence), at: deadline)
+        return nil
+    }
+
+    mutating func grantLock(
+        _ record: inout LockRecord, key: String, owner: String, client: ClientID, ttl: Milliseconds
+    ) -> LockAcquisition {
+        let token = nextToken()
+        let expiresAt = now.adding(ttl)
+        record.holder = LockHolder(owner: owner, clientID: client, token: token, grantedAt: now, expiresAt: expiresAt)
+        schedule(.lockLease(key: key, token: token), at: expiresAt)
+        return .granted(token: token, expiresAt: expiresAt)
+    }
+
+    mutating func renewLock(key: String, token: FencingToken, ttl: Milliseconds) -> Reply {
+        guard var holder = locks[key]?.holder, holder.token == token else {
+            return .error(.staleToken, "token \(token) does not hold lock '\(key)'")
+        }
+        let expiresAt = now.adding(ttl)
+        // A renew never shortens a lease the holder was already promised.
+        if expiresAt > holder.expiresAt {
+            holder.expiresAt = expiresAt
+            locks[key]!.holder = holder
+            schedule(.lockLease(key: key, token: token), at: expiresAt)
+        }
+        return .lockRenewed(expiresAt: holder.expiresAt)
+    }
+
+    mutating func releaseLock(key: String, token: FencingToken) -> Reply {
+        guard let holder = locks[key]?.holder, holder.token == token else {
+            return .error(.staleToken, "token \(token) does not hold lock '\(key)'")
+        }
+        passLock(key)
+        return .lockReleased
+    }
+
+    /// Ends the current holder's lease and grants the lock to the first waiter, if any.
+    mutating func passLock(_ key: String) {
+        guard var record = locks[key] else { return }
+        record.holder = nil
+        if record.waiters.isEmpty {
+            locks[key] = nil
+            return
+        }
+        let next = record.waiters.removeFirst()
+        let grant = grantLock(&record, key: key, owner: next.owner, client: next.clientID, ttl: next.ttl)
+        locks[key] = record
+        complete(next.clientID, next.sequence, .lockAcquired(grant))
+    }
+
+    mutating func expireLock(key: String, token: FencingToken) {
+        guard let holder = locks[key]?.holder, holder.token == token, holder.expiresAt <= now else { return }
+        passLock(key)
+    }
+
+    mutating func expireLockWait(key: String, client: ClientID, sequence: SequenceNumber) {
+        guard var record = locks[key],
+            let index = record.waiters.firstIndex(where: { $0.clientID == client && $0.sequence == sequence })
+        else { return }
+        record.waiters.remove(at: index)
+        locks[key] = record
+        let holder = record.holder
+        complete(client, sequence, .lockAcquired(.busy(holder: holder?.owner ?? "", expiresAt: holder?.expiresAt ?? .zero)))
+    }
+
+    func lockInfo(_ key: String) -> LockInfo? {
+        guard let record = locks[key], let h = record.holder else { return nil }
+        return LockInfo(
+            key: key, owner: h.owner, clientID: h.clientID, token: h.token, grantedAt: h.grantedAt,
+            expiresAt: h.expiresAt,
+            waiters: record.waiters.map { LockWaiter(owner: $0.owner, clientID: $0.clientID, deadline: $0.deadline) })
+    }
+
+    func listLocks(prefix: String, after: String, limit: Int) -> [LockInfo] {
+        let keys = locks.keys.filter { $0.hasPrefix(prefix) && (after.isEmpty || $0 > after) }.sorted()
+        return keys.prefix(limit).compactMap(lockInfo)
+    }
+}

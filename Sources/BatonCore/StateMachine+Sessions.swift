@@ -1,0 +1,145 @@
+import BatonProtocol
+
+extension StateMachine {
+    enum Recall {
+        case new
+        case answered(Reply)
+        case waiting
+        case tooOld
+    }
+
+    /// What the state machine already knows about (client, sequence).
+    mutating func recall(client: ClientID, sequence: SequenceNumber) -> Recall {
+        guard var session = sessions[client] else {
+            sessions[client] = Session(lastSeen: now)
+            schedule(.session(client), at: now.adding(configuration.sessionTimeout))
+            return .new
+        }
+        session.lastSeen = now
+        sessions[client] = session
+        if let reply = session.replies[sequence] { return .answered(reply) }
+        if waits[WaitKey(clientID: client, sequence: sequence)] != nil { return .waiting }
+        if sequence <= session.forgottenUpTo { return .tooOld }
+        return .new
+    }
+
+    /// Keeps `reply` as the answer to (client, sequence), forgetting the oldest answer beyond the window.
+    mutating func remember(_ reply: Reply, client: ClientID, sequence: SequenceNumber) {
+        guard sequence.rawValue != 0, var session = sessions[client] else { return }
+        sessions[client] = nil  // mutate in place, without a copy of the dictionary's storage
+        if session.replies.updateValue(reply, forKey: sequence) == nil {
+            session.order.append(sequence)
+            while session.order.count > configuration.sessionWindow {
+                let old = session.order.removeFirst()
+                session.replies[old] = nil
+                if old > session.forgottenUpTo { session.forgottenUpTo = old }
+            }
+        }
+        sessions[client] = session
+    }
+
+    mutating func expireSession(_ client: ClientID) {
+        guard let session = sessions[client] else { return }
+        let end = session.lastSeen.adding(configuration.sessionTimeout)
+        if end > now || waits.keys.contains(where: { $0.clientID == client }) {
+            schedule(.session(client), at: max(end, now.adding(configuration.sessionTimeout)))
+            return
+        }
+        sessions[client] = nil
+    }
+}
+
+extension StateMachine {
+    func validate(_ command: Command) -> ErrorReply? {
+        switch command {
+        case .acquireLock(let key, let owner, let ttl, let wait):
+            return checkName(key, "key") ?? checkLength(owner, "owner") ?? checkTTL(ttl) ?? checkWait(wait)
+        case .renewLock(let key, _, let ttl):
+            return checkName(key, "key") ?? checkTTL(ttl)
+        case .releaseLock(let key, _):
+            return checkName(key, "key")
+        case .addJob(let spec):
+            if let e = checkName(spec.type, "type") ?? checkLength(spec.uniqueKey, "unique key") { return e }
+            if spec.timeout != .zero, let e = checkTTL(spec.timeout) { return e }
+            if spec.delay > configuration.maxDelay {
+                return ErrorReply(.invalidArgument, "delay \(spec.delay) exceeds the maximum of \(configuration.maxDelay)")
+            }
+            if spec.maxAttempts > configuration.maxAttemptsLimit {
+                return ErrorReply(
+                    .invalidArgument, "max attempts \(spec.maxAttempts) exceeds the maximum of \(configuration.maxAttemptsLimit)")
+            }
+            if spec.backoff > configuration.maxBackoff {
+                return ErrorReply(.invalidArgument, "backoff \(spec.backoff) exceeds the maximum of \(configuration.maxBackoff)")
+            }
+            return nil
+        case .claimJob(let types, let worker, let wait):
+            if types.isEmpty { return ErrorReply(.invalidArgument, "a claim must name at least one job type") }
+            if types.count > configuration.maxClaimTypes {
+                return ErrorReply(.invalidArgument, "a claim may name at most \(configuration.maxClaimTypes) job types")
+            }
+            for t in types { if let e = checkName(t, "type") { return e } }
+            return checkLength(worker, "worker") ?? checkWait(wait)
+        case .claimJobByID(_, let worker):
+            return checkLength(worker, "worker")
+        case .extendJob(_, _, let ttl):
+            return ttl == .zero ? nil : checkTTL(ttl)
+        case .completeJob, .failJob, .abortJob, .deleteJob, .requeueJob:
+            return nil
+        }
+    }
+
+    func validate(_ query: Query) -> ErrorReply? {
+        switch query {
+        case .getLock(let key): checkName(key, "key")
+        case .listLocks(let prefix, let after, _): checkLength(prefix, "prefix") ?? checkLength(after, "after")
+        case .getJob: nil
+        case .listJobs(let f): checkLength(f.type, "type")
+        case .jobRunning(let type): checkName(type, "type")
+        }
+    }
+
+    func checkName(_ s: String, _ what: String) -> ErrorReply? {
+        if s.isEmpty { return ErrorReply(.invalidArgument, "\(what) must not be empty") }
+        return checkLength(s, what)
+    }
+
+    func checkLength(_ s: String, _ what: String) -> ErrorReply? {
+        let n = s.utf8.count
+        guard n <= configuration.maxKeyLength else {
+            return ErrorReply(.invalidArgument, "\(what) is \(n) bytes, longer than the maximum of \(configuration.maxKeyLength)")
+        }
+        return nil
+    }
+
+    func checkTTL(_ ttl: Milliseconds) -> ErrorReply? {
+        guard ttl >= configuration.minTTL, ttl <= configuration.maxTTL else {
+            return ErrorReply(
+                .invalidArgument,
+                "ttl \(ttl) is outside \(configuration.minTTL.rawValue)...\(configuration.maxTTL.rawValue) ms")
+        }
+        return nil
+    }
+
+    func checkWait(_ wait: Milliseconds) -> ErrorReply? {
+        guard wait <= configuration.maxWait else {
+            return ErrorReply(.invalidArgument, "wait \(wait) exceeds the maximum of \(configuration.maxWait)")
+        }
+        return nil
+    }
+}
+
+extension String {
+    /// The longest prefix of `self` that is at most `maxBytes` bytes of UTF-8, cut between characters.
+    func truncated(toUTF8Bytes maxBytes: Int) -> String {
+        guard utf8.count > maxBytes else { return self }
+        var end = startIndex
+        var bytes = 0
+        for i in indices {
+            let n = self[i].utf8.count
+            if bytes + n > maxBytes { break }
+            bytes += n
+            end = index(after: i)
+        }
+        return String(self[..<end])
+    }
+}

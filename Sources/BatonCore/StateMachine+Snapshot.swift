@@ -1,0 +1,231 @@
+import BatonProtocol
+import DequeModule
+import HeapModule
+import NIOCore
+
+/// A snapshot that cannot be restored.
+public struct SnapshotError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { "snapshot: \(message)" }
+}
+
+extension StateMachine {
+    static let snapshotMagic: UInt32 = 0x4254_4E53  // "BTNS"
+    static let snapshotVersion: UInt16 = 1
+
+    /// The whole state as bytes. Equal states give equal bytes: maps are written in key order.
+    /// Timers and indexes are not written; `restore` rebuilds them from the records.
+    public func snapshot() -> ByteBuffer {
+        var b = ByteBuffer()
+        b.writeU32(Self.snapshotMagic)
+        b.writeU16(Self.snapshotVersion)
+        b.writeU64(now.milliseconds)
+        b.writeU64(lastToken)
+        b.writeU64(lastJobID)
+
+        b.writeU32(UInt32(locks.count))
+        for key in locks.keys.sorted() {
+            let record = locks[key]!
+            b.writeStr(key)
+            if let h = record.holder {
+                b.writeU8(1)
+                b.writeStr(h.owner)
+                b.writeU64(h.clientID.rawValue)
+                b.writeU64(h.token.rawValue)
+                b.writeU64(h.grantedAt.milliseconds)
+                b.writeU64(h.expiresAt.milliseconds)
+            } else {
+                b.writeU8(0)
+            }
+            b.writeU32(UInt32(record.waiters.count))
+            for w in record.waiters {
+                b.writeStr(w.owner)
+                b.writeU64(w.clientID.rawValue)
+                b.writeU64(w.sequence.rawValue)
+                b.writeU32(w.ttl.rawValue)
+                b.writeU64(w.deadline.milliseconds)
+            }
+        }
+
+        b.writeU32(UInt32(jobs.count))
+        for id in jobs.keys.sorted() {
+            let j = jobs[id]!
+            b.writeU64(id.rawValue)
+            b.writeStr(j.spec.type)
+            b.writeBytesField(j.spec.payload)
+            b.writeI32(j.spec.priority)
+            b.writeU32(j.spec.delay.rawValue)
+            b.writeU16(j.spec.maxAttempts)
+            b.writeU32(j.spec.timeout.rawValue)
+            b.writeU32(j.spec.backoff.rawValue)
+            b.writeStr(j.spec.uniqueKey)
+            b.writeU8(j.state.rawValue)
+            b.writeU16(j.attempts)
+            b.writeU64(j.createdAt.milliseconds)
+            b.writeU64(j.runAt.milliseconds)
+            b.writeU64(j.leaseExpiresAt.milliseconds)
+            b.writeU64(j.claimToken.rawValue)
+            b.writeStr(j.worker)
+            b.writeStr(j.lastError)
+            b.writeBytesField(j.result)
+            b.writeU32(j.generation)
+        }
+
+        b.writeU32(UInt32(claimWaiters.count))
+        for w in claimWaiters {
+            b.writeU64(w.clientID.rawValue)
+            b.writeU64(w.sequence.rawValue)
+            b.writeStr(w.worker)
+            b.writeU64(w.deadline.milliseconds)
+            b.writeU16(UInt16(w.types.count))
+            for t in w.types { b.writeStr(t) }
+        }
+
+        b.writeU32(UInt32(sessions.count))
+        for client in sessions.keys.sorted() {
+            let s = sessions[client]!
+            b.writeU64(client.rawValue)
+            b.writeU64(s.lastSeen.milliseconds)
+            b.writeU64(s.forgottenUpTo.rawValue)
+            b.writeU32(UInt32(s.order.count))
+            for seq in s.order {
+                let reply = s.replies[seq]!
+                b.writeU64(seq.rawValue)
+                b.writeU8(reply.opcode.rawValue)
+                let lengthIndex = b.writerIndex
+                b.writeU32(0)
+                reply.encodeBody(into: &b)
+                b.setInteger(UInt32(b.writerIndex - lengthIndex - 4), at: lengthIndex, endianness: .big)
+            }
+        }
+        return b
+    }
+
+    /// Rebuilds a state machine from `snapshot()`'s bytes.
+    public init(restoring snapshot: ByteBuffer, configuration: Configuration = Configuration()) throws {
+        self.init(configuration: configuration)
+        var b = snapshot
+        do {
+            guard try b.readU32("magic") == Self.snapshotMagic else { throw SnapshotError(message: "not a Baton snapshot") }
+            let version = try b.readU16("version")
+            guard version == Self.snapshotVersion else { throw SnapshotError(message: "unknown version \(version)") }
+            now = Timestamp(milliseconds: try b.readU64("now"))
+            lastToken = try b.readU64("last_token")
+            lastJobID = try b.readU64("last_job_id")
+
+            for _ in 0..<(try b.readU32("lock_count")) {
+                let key = try b.readStr("key")
+                var record = LockRecord()
+                if try b.readU8("has_holder") == 1 {
+                    record.holder = LockHolder(
+                        owner: try b.readStr("owner"), clientID: ClientID(try b.readU64("client")),
+                        token: FencingToken(try b.readU64("token")),
+                        grantedAt: Timestamp(milliseconds: try b.readU64("granted_at")),
+                        expiresAt: Timestamp(milliseconds: try b.readU64("expires_at")))
+                }
+                for _ in 0..<(try b.readU32("waiter_count")) {
+                    record.waiters.append(
+                        LockWaitEntry(
+                            owner: try b.readStr("owner"), clientID: ClientID(try b.readU64("client")),
+                            sequence: SequenceNumber(try b.readU64("sequence")), ttl: Milliseconds(try b.readU32("ttl")),
+                            deadline: Timestamp(milliseconds: try b.readU64("deadline"))))
+                }
+                locks[key] = record
+            }
+
+            for _ in 0..<(try b.readU32("job_count")) {
+                let id = JobID(try b.readU64("id"))
+                let spec = JobSpec(
+                    type: try b.readStr("type"), payload: try b.readBytes("payload"), priority: try b.readI32("priority"),
+                    delay: Milliseconds(try b.readU32("delay")), maxAttempts: try b.readU16("max_attempts"),
+                    timeout: Milliseconds(try b.readU32("timeout")), backoff: Milliseconds(try b.readU32("backoff")),
+                    uniqueKey: try b.readStr("unique_key"))
+                let rawState = try b.readU8("state")
+                guard let state = JobState(rawValue: rawState) else {
+                    throw SnapshotError(message: "job \(id) has unknown state \(rawState)")
+                }
+                var job = JobRecord(
+                    id: id, spec: spec, state: state, attempts: try b.readU16("attempts"),
+                    createdAt: Timestamp(milliseconds: try b.readU64("created_at")),
+                    runAt: Timestamp(milliseconds: try b.readU64("run_at")))
+                job.leaseExpiresAt = Timestamp(milliseconds: try b.readU64("lease_expires_at"))
+                job.claimToken = FencingToken(try b.readU64("claim_token"))
+                job.worker = try b.readStr("worker")
+                job.lastError = try b.readStr("last_error")
+                job.result = try b.readBytes("result")
+                job.generation = try b.readU32("generation")
+                jobs[id] = job
+            }
+
+            for _ in 0..<(try b.readU32("claim_waiter_count")) {
+                let client = ClientID(try b.readU64("client"))
+                let seq = SequenceNumber(try b.readU64("sequence"))
+                let worker = try b.readStr("worker")
+                let deadline = Timestamp(milliseconds: try b.readU64("deadline"))
+                var types: [String] = []
+                for _ in 0..<(try b.readU16("type_count")) { types.append(try b.readStr("type")) }
+                claimWaiters.append(
+                    ClaimWaitEntry(clientID: client, sequence: seq, types: types, worker: worker, deadline: deadline))
+            }
+
+            for _ in 0..<(try b.readU32("session_count")) {
+                let client = ClientID(try b.readU64("client"))
+                var s = Session(lastSeen: Timestamp(milliseconds: try b.readU64("last_seen")))
+                s.forgottenUpTo = SequenceNumber(try b.readU64("forgotten_up_to"))
+                for _ in 0..<(try b.readU32("reply_count")) {
+                    let seq = SequenceNumber(try b.readU64("sequence"))
+                    let opcode = Opcode(rawValue: try b.readU8("opcode"))
+                    let length = try b.readU32("length")
+                    guard let body = b.readSlice(length: Int(length)) else { throw ProtocolError.truncated("reply") }
+                    s.replies[seq] = try Reply.decode(opcode: opcode, body: body)
+                    s.order.append(seq)
+                }
+                sessions[client] = s
+            }
+        } catch let e as ProtocolError {
+            throw SnapshotError(message: e.message)
+        }
+        guard b.readableBytes == 0 else { throw SnapshotError(message: "\(b.readableBytes) bytes after the end") }
+        rebuildIndexes()
+    }
+
+    /// Recreates the ready queues, unique-key index, running counts, wait index and timers from the records.
+    mutating func rebuildIndexes() {
+        for key in locks.keys.sorted() {
+            let record = locks[key]!
+            if let h = record.holder { schedule(.lockLease(key: key, token: h.token), at: h.expiresAt) }
+            for w in record.waiters {
+                waits[WaitKey(clientID: w.clientID, sequence: w.sequence)] = .lock(key)
+                schedule(.lockWait(key: key, clientID: w.clientID, sequence: w.sequence), at: w.deadline)
+            }
+        }
+        for id in jobs.keys.sorted() {
+            let job = jobs[id]!
+            switch job.state {
+            case .queued:
+                if !job.spec.uniqueKey.isEmpty { uniqueJobs[UniqueJobKey(type: job.spec.type, key: job.spec.uniqueKey)] = id }
+                if job.runAt > now {
+                    schedule(.jobReady(id, generation: job.generation), at: job.runAt)
+                } else {
+                    ready[job.spec.type, default: Heap()].insert(
+                        ReadyEntry(priority: job.spec.priority, runAt: job.runAt, id: id, generation: job.generation))
+                }
+            case .running:
+                if !job.spec.uniqueKey.isEmpty { uniqueJobs[UniqueJobKey(type: job.spec.type, key: job.spec.uniqueKey)] = id }
+                runningByType[job.spec.type, default: 0] += 1
+                schedule(.jobLease(id, token: job.claimToken), at: job.leaseExpiresAt)
+            case .completed:
+                schedule(.jobRetention(id), at: job.runAt.adding(configuration.completedRetention))
+            case .dead:
+                break
+            }
+        }
+        for w in claimWaiters {
+            waits[WaitKey(clientID: w.clientID, sequence: w.sequence)] = .claim
+            schedule(.claimWait(clientID: w.clientID, sequence: w.sequence), at: w.deadline)
+        }
+        for (client, s) in sessions {
+            schedule(.session(client), at: s.lastSeen.adding(configuration.sessionTimeout))
+        }
+    }
+}

@@ -1,0 +1,220 @@
+import BatonProtocol
+import DequeModule
+import HeapModule
+
+/// What the state machine is asked to apply. In a replicated cluster each input is one log entry.
+public enum StateMachineInput: Hashable, Sendable {
+    /// A client's command. Sequence number zero opts out of retry deduplication.
+    case command(ClientID, SequenceNumber, Command)
+    /// Only let time pass: fire every deadline up to the entry's time.
+    case tick
+    /// The client is gone (its last connection closed): drop its waiting acquires and claims.
+    case detach(ClientID)
+}
+
+/// An answer to a command that waited: an acquire granted or timed out, a claim that found a job or did not.
+public struct Completion: Hashable, Sendable {
+    public var clientID: ClientID
+    public var sequence: SequenceNumber
+    public var reply: Reply
+}
+
+/// The result of applying one input.
+public struct Applied: Hashable, Sendable {
+    /// The answer to the input's own command, or nil when it waits (see `completions` of later inputs).
+    public var reply: Reply?
+    /// Answers to earlier waiting commands that this input (or the time it carries) settled.
+    public var completions: [Completion]
+}
+
+/// Baton's deterministic state machine: locks, jobs, leases and client sessions.
+///
+/// It is a pure value. It reads no clock: every input comes with the time at which it is applied, and
+/// replicas that apply the same inputs with the same times reach the same state and give the same answers.
+/// Time never runs backwards inside it: an input stamped earlier than the last is applied at the last time.
+public struct StateMachine: Sendable {
+    public let configuration: Configuration
+
+    /// The time of the latest input applied.
+    public internal(set) var now: Timestamp = .zero
+    var lastToken: UInt64 = 0
+    var lastJobID: UInt64 = 0
+    var locks: [String: LockRecord] = [:]
+    var jobs: [JobID: JobRecord] = [:]
+    var ready: [String: Heap<ReadyEntry>] = [:]
+    var uniqueJobs: [UniqueJobKey: JobID] = [:]
+    var runningByType: [String: Int] = [:]
+    var claimWaiters: Deque<ClaimWaitEntry> = []
+    var waits: [WaitKey: WaitPlace] = [:]
+    var sessions: [ClientID: Session] = [:]
+    var deadlines: Heap<Deadline> = []
+    /// Answers to waiting commands settled during the current input.
+    var pendingCompletions: [Completion] = []
+
+    struct UniqueJobKey: Hashable, Sendable {
+        var type: String
+        var key: String
+    }
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+    }
+
+    /// The earliest time at which something will happen without any input (a lease ends, a wait runs
+    /// out, a delayed job becomes ready). The runtime applies `.tick` then. May be early (a renewed lease
+    /// leaves its old deadline behind), never late.
+    public var nextDeadline: Timestamp? { deadlines.min?.time }
+
+    /// Applies one input at `time`.
+    public mutating func apply(_ input: StateMachineInput, at time: Timestamp) -> Applied {
+        advance(to: time)
+        var reply: Reply?
+        switch input {
+        case .tick:
+            reply = nil
+        case .detach(let client):
+            detach(client)
+            reply = nil
+        case .command(let client, let sequence, let command):
+            reply = applyCommand(client: client, sequence: sequence, command)
+        }
+        let completions = pendingCompletions
+        pendingCompletions.removeAll(keepingCapacity: true)
+        for c in completions { remember(c.reply, client: c.clientID, sequence: c.sequence) }
+        return Applied(reply: reply, completions: completions)
+    }
+
+    /// Answers a read-only query from the current state. Apply a `.tick` first to bring time forward.
+    public func query(_ q: Query) -> Reply {
+        if let error = validate(q) { return .error(error) }
+        switch q {
+        case .getLock(let key):
+            return .lock(lockInfo(key))
+        case .listLocks(let prefix, let after, let limit):
+            return .locks(listLocks(prefix: prefix, after: after, limit: listLimit(limit)))
+        case .getJob(let id):
+            guard let job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
+            return .job(job.info)
+        case .listJobs(let filter):
+            return listJobs(filter)
+        case .jobRunning(let type):
+            return .jobRunning(count: UInt32(runningByType[type] ?? 0))
+        }
+    }
+
+    func listLimit(_ asked: UInt16) -> Int {
+        asked == 0 ? configuration.maxListLimit : min(Int(asked), configuration.maxListLimit)
+    }
+
+    // MARK: - Commands
+
+    mutating func applyCommand(client: ClientID, sequence: SequenceNumber, _ command: Command) -> Reply? {
+        if sequence.rawValue != 0 {
+            switch recall(client: client, sequence: sequence) {
+            case .answered(let reply): return reply
+            case .waiting: return nil
+            case .tooOld:
+                return .error(.sequenceTooOld, "sequence \(sequence) is older than the answers kept for client \(client)")
+            case .new: break
+            }
+        }
+        let reply: Reply?
+        if let error = validate(command) {
+            reply = .error(error)
+        } else {
+            reply = execute(command, client: client, sequence: sequence)
+        }
+        if let reply, sequence.rawValue != 0 {
+            remember(reply, client: client, sequence: sequence)
+        }
+        return reply
+    }
+
+    mutating func execute(_ command: Command, client: ClientID, sequence: SequenceNumber) -> Reply? {
+        switch command {
+        case .acquireLock(let key, let owner, let ttl, let wait):
+            return acquireLock(key: key, owner: owner, ttl: ttl, wait: wait, client: client, sequence: sequence)
+        case .renewLock(let key, let token, let ttl):
+            return renewLock(key: key, token: token, ttl: ttl)
+        case .releaseLock(let key, let token):
+            return releaseLock(key: key, token: token)
+        case .addJob(let spec):
+            return addJob(spec)
+        case .claimJob(let types, let worker, let wait):
+            return claimJob(types: types, worker: worker, wait: wait, client: client, sequence: sequence)
+        case .claimJobByID(let id, let worker):
+            return claimJob(id: id, worker: worker)
+        case .extendJob(let id, let token, let ttl):
+            return extendJob(id, token: token, ttl: ttl)
+        case .completeJob(let id, let token, let result):
+            return completeJob(id, token: token, result: result)
+        case .failJob(let id, let token, let error):
+            return failJob(id, token: token, error: error)
+        case .abortJob(let id, let token):
+            return abortJob(id, token: token)
+        case .deleteJob(let id):
+            return deleteJob(id)
+        case .requeueJob(let id):
+            return requeueJob(id)
+        }
+    }
+
+    // MARK: - Time
+
+    mutating func schedule(_ kind: Deadline.Kind, at time: Timestamp) {
+        deadlines.insert(Deadline(time: time, kind: kind))
+    }
+
+    /// Fires every deadline up to `time`, in time order, each at its own time.
+    mutating func advance(to time: Timestamp) {
+        while let first = deadlines.min, first.time <= time {
+            _ = deadlines.popMin()
+            if first.time > now { now = first.time }
+            fire(first.kind)
+        }
+        if time > now { now = time }
+    }
+
+    mutating func fire(_ kind: Deadline.Kind) {
+        switch kind {
+        case .lockLease(let key, let token):
+            expireLock(key: key, token: token)
+        case .lockWait(let key, let client, let sequence):
+            expireLockWait(key: key, client: client, sequence: sequence)
+        case .claimWait(let client, let sequence):
+            expireClaimWait(client: client, sequence: sequence)
+        case .jobLease(let id, let token):
+            expireJobLease(id, token: token)
+        case .jobReady(let id, let generation):
+            jobBecameReady(id, generation: generation)
+        case .jobRetention(let id):
+            dropCompletedJob(id)
+        case .session(let client):
+            expireSession(client)
+        }
+    }
+
+    mutating func nextToken() -> FencingToken {
+        lastToken += 1
+        return FencingToken(lastToken)
+    }
+
+    mutating func complete(_ client: ClientID, _ sequence: SequenceNumber, _ reply: Reply) {
+        waits[WaitKey(clientID: client, sequence: sequence)] = nil
+        pendingCompletions.append(Completion(clientID: client, sequence: sequence, reply: reply))
+    }
+
+    mutating func detach(_ client: ClientID) {
+        let mine = waits.filter { $0.key.clientID == client }
+        for (key, place) in mine {
+            waits[key] = nil
+            switch place {
+            case .lock(let lockKey):
+                locks[lockKey]?.waiters.removeAll { $0.clientID == client && $0.sequence == key.sequence }
+                if let record = locks[lockKey], record.holder == nil, record.waiters.isEmpty { locks[lockKey] = nil }
+            case .claim:
+                claimWaiters.removeAll { $0.clientID == client && $0.sequence == key.sequence }
+            }
+        }
+    }
+}

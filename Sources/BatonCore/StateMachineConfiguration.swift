@@ -1,0 +1,41 @@
+import BatonProtocol
+
+extension StateMachine {
+    /// Limits and defaults of the state machine. Every replica must apply commands with the same values.
+    public struct Configuration: Sendable, Hashable {
+        /// Longest key, job type, owner, worker or unique key, in bytes of UTF-8.
+        public var maxKeyLength: Int = 256
+        /// Shortest lease a lock or a job claim may ask for.
+        public var minTTL: Milliseconds = 100
+        /// Longest lease a lock or a job claim may ask for (24 h).
+        public var maxTTL: Milliseconds = 86_400_000
+        /// Longest an acquire or a claim may wait in line (1 h).
+        public var maxWait: Milliseconds = 3_600_000
+        /// Longest run-after delay of a job (30 days).
+        public var maxDelay: Milliseconds = 2_592_000_000
+        /// Most job types one claim may name.
+        public var maxClaimTypes: Int = 32
+        /// Most attempts a job may be given.
+        public var maxAttemptsLimit: UInt16 = 1000
+        /// Attempts of a job added with `maxAttempts` zero.
+        public var defaultMaxAttempts: UInt16 = 5
+        /// Claim lease of a job added with `timeout` zero.
+        public var defaultJobTimeout: Milliseconds = 60_000
+        /// First retry delay of a job added with `backoff` zero.
+        public var defaultBackoff: Milliseconds = 1_000
+        /// Retry delays double up to this (1 h).
+        public var maxBackoff: Milliseconds = 3_600_000
+        /// How long a completed job stays readable before it is removed (1 h).
+        public var completedRetention: Milliseconds = 3_600_000
+        /// Longest text a failure may record; longer texts are cut.
+        public var maxErrorLength: Int = 4096
+        /// Answers remembered per client for retries.
+        public var sessionWindow: Int = 256
+        /// A client that sends no command for this long is forgotten (10 min).
+        public var sessionTimeout: Milliseconds = 600_000
+        /// Most entries a list query returns.
+        public var maxListLimit: Int = 1000
+
+        public init() {}
+    }
+}

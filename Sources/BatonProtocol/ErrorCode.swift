@@ -1,0 +1,82 @@
+/// A numbered error carried by an error reply (opcode 0xFF). The numbers are part of the wire contract:
+/// see the error-code table in Protocol/PROTOCOL.md.
+public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt16
+    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    /// A field runs past the end of the frame, bytes are left over, or a value is not of its type.
+    public static let malformedFrame = ErrorCode(rawValue: 1)
+    /// HELLO asked for a protocol version this node does not speak. The connection is closed.
+    public static let unsupportedVersion = ErrorCode(rawValue: 2)
+    /// The opcode is not one this node knows.
+    public static let unknownOpcode = ErrorCode(rawValue: 3)
+    /// The frame's length exceeds the maximum frame size. The connection is closed.
+    public static let frameTooLarge = ErrorCode(rawValue: 4)
+    /// A request other than HELLO or PING arrived before HELLO.
+    public static let helloRequired = ErrorCode(rawValue: 5)
+    /// A field is well-formed but out of range: empty or over-long key, invalid UTF-8, TTL out of bounds.
+    public static let invalidArgument = ErrorCode(rawValue: 6)
+    /// A lock renew or release presented a token that does not hold the lock (expired, released, or never held).
+    public static let staleToken = ErrorCode(rawValue: 7)
+    /// A job extend, complete, fail or abort came from a claim that expired or was superseded.
+    public static let claimLost = ErrorCode(rawValue: 8)
+    /// No job with that id exists (never added, deleted, or purged after completion).
+    public static let jobNotFound = ErrorCode(rawValue: 9)
+    /// The job exists but is in a state that does not allow the operation (for example, requeue of a job that is not dead).
+    public static let invalidState = ErrorCode(rawValue: 10)
+    /// The request's sequence number is older than the answers this node still remembers for the client.
+    public static let sequenceTooOld = ErrorCode(rawValue: 11)
+    /// The connection sent nothing for the idle timeout. The connection is closed.
+    public static let idleTimeout = ErrorCode(rawValue: 12)
+    /// The node is shutting down. Retry on another node or after it restarts.
+    public static let shuttingDown = ErrorCode(rawValue: 13)
+    /// An internal failure on the node. Retry.
+    public static let internalError = ErrorCode(rawValue: 14)
+    /// The request needs the leader and this node is not it. Retry on the leader.
+    public static let notLeader = ErrorCode(rawValue: 15)
+
+    public static let all: [ErrorCode] = [
+        .malformedFrame, .unsupportedVersion, .unknownOpcode, .frameTooLarge, .helloRequired,
+        .invalidArgument, .staleToken, .claimLost, .jobNotFound, .invalidState, .sequenceTooOld,
+        .idleTimeout, .shuttingDown, .internalError, .notLeader,
+    ]
+
+    /// Whether the same request may succeed if sent again unchanged (with the same sequence number).
+    public var isRetriable: Bool {
+        self == .shuttingDown || self == .internalError || self == .notLeader
+    }
+
+    public var name: String {
+        switch self {
+        case .malformedFrame: "MALFORMED_FRAME"
+        case .unsupportedVersion: "UNSUPPORTED_VERSION"
+        case .unknownOpcode: "UNKNOWN_OPCODE"
+        case .frameTooLarge: "FRAME_TOO_LARGE"
+        case .helloRequired: "HELLO_REQUIRED"
+        case .invalidArgument: "INVALID_ARGUMENT"
+        case .staleToken: "STALE_TOKEN"
+        case .claimLost: "CLAIM_LOST"
+        case .jobNotFound: "JOB_NOT_FOUND"
+        case .invalidState: "INVALID_STATE"
+        case .sequenceTooOld: "SEQUENCE_TOO_OLD"
+        case .idleTimeout: "IDLE_TIMEOUT"
+        case .shuttingDown: "SHUTTING_DOWN"
+        case .internalError: "INTERNAL_ERROR"
+        case .notLeader: "NOT_LEADER"
+        default: "ERROR_\(rawValue)"
+        }
+    }
+
+    public var description: String { name }
+}
+
+/// An error reply: a code and a human-readable message.
+public struct ErrorReply: Error, Hashable, Sendable, CustomStringConvertible {
+    public var code: ErrorCode
+    public var message: String
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { "\(code.name): \(message)" }
+}

@@ -1,0 +1,303 @@
+/// The protocol version this code speaks. HELLO carries it; see Protocol/PROTOCOL.md, "Versioning".
+public let batonProtocolVersion: UInt16 = 1
+
+// MARK: - Handshake
+
+/// The first request on every connection.
+public struct Hello: Hashable, Sendable {
+    public var version: UInt16
+    public var clientID: ClientID
+    public var clientName: String
+    public init(version: UInt16 = batonProtocolVersion, clientID: ClientID, clientName: String) {
+        self.version = version
+        self.clientID = clientID
+        self.clientName = clientName
+    }
+}
+
+/// The node's answer to HELLO: who it is, its clock, and the limits it enforces.
+public struct HelloReply: Hashable, Sendable {
+    public var version: UInt16
+    public var nodeID: String
+    public var serverTime: Timestamp
+    public var maxFrameSize: UInt32
+    public var maxKeyLength: UInt16
+    public var minTTL: Milliseconds
+    public var maxTTL: Milliseconds
+    public var idleTimeout: Milliseconds
+    public init(
+        version: UInt16, nodeID: String, serverTime: Timestamp, maxFrameSize: UInt32, maxKeyLength: UInt16,
+        minTTL: Milliseconds, maxTTL: Milliseconds, idleTimeout: Milliseconds
+    ) {
+        self.version = version
+        self.nodeID = nodeID
+        self.serverTime = serverTime
+        self.maxFrameSize = maxFrameSize
+        self.maxKeyLength = maxKeyLength
+        self.minTTL = minTTL
+        self.maxTTL = maxTTL
+        self.idleTimeout = idleTimeout
+    }
+}
+
+// MARK: - Commands (change state; carry a sequence number; go through the log)
+
+/// A request that changes state. Each is applied once per (client id, sequence number).
+public enum Command: Hashable, Sendable {
+    /// Take the lock `key` for `ttl`; if it is held, wait in FIFO order up to `wait` (zero: try once).
+    case acquireLock(key: String, owner: String, ttl: Milliseconds, wait: Milliseconds)
+    /// Extend the lease of a held lock to `ttl` from now.
+    case renewLock(key: String, token: FencingToken, ttl: Milliseconds)
+    /// Give the lock up; the next waiter, if any, is granted it.
+    case releaseLock(key: String, token: FencingToken)
+    case addJob(JobSpec)
+    /// Claim the next ready job of any of `types`, waiting up to `wait` for one.
+    case claimJob(types: [String], worker: String, wait: Milliseconds)
+    /// Claim one particular queued job now, even if its run-after time has not come.
+    case claimJobByID(JobID, worker: String)
+    /// Extend a claim's lease to `ttl` from now (zero: the job's own timeout).
+    case extendJob(JobID, token: FencingToken, ttl: Milliseconds)
+    case completeJob(JobID, token: FencingToken, result: [UInt8])
+    /// Record a failed attempt: retry after a backoff, or move the job to `dead` after its last attempt.
+    case failJob(JobID, token: FencingToken, error: String)
+    /// Give the job back to the queue without counting the attempt.
+    case abortJob(JobID, token: FencingToken)
+    case deleteJob(JobID)
+    /// Move a dead job back to the queue with a fresh set of attempts.
+    case requeueJob(JobID)
+}
+
+/// What a job is to be: everything `addJob` carries.
+public struct JobSpec: Hashable, Sendable {
+    public var type: String
+    public var payload: [UInt8]
+    /// Higher runs first.
+    public var priority: Int32
+    /// The job becomes claimable this long after it is added.
+    public var delay: Milliseconds
+    /// Attempts before the job is dead. Zero: the default (5).
+    public var maxAttempts: UInt16
+    /// The lease of each claim. Zero: the default (60 s).
+    public var timeout: Milliseconds
+    /// The first retry's delay; each later one doubles it. Zero: the default (1 s).
+    public var backoff: Milliseconds
+    /// With a non-empty key, an add while a job of the same type and key is unfinished returns that job.
+    public var uniqueKey: String
+
+    public init(
+        type: String, payload: [UInt8] = [], priority: Int32 = 0, delay: Milliseconds = .zero,
+        maxAttempts: UInt16 = 0, timeout: Milliseconds = .zero, backoff: Milliseconds = .zero, uniqueKey: String = ""
+    ) {
+        self.type = type
+        self.payload = payload
+        self.priority = priority
+        self.delay = delay
+        self.maxAttempts = maxAttempts
+        self.timeout = timeout
+        self.backoff = backoff
+        self.uniqueKey = uniqueKey
+    }
+}
+
+// MARK: - Queries (read state; no sequence number)
+
+public enum Query: Hashable, Sendable {
+    case getLock(key: String)
+    /// Locks whose key starts with `prefix` and sorts after `after`, at most `limit` (zero: 1000).
+    case listLocks(prefix: String, after: String, limit: UInt16)
+    case getJob(JobID)
+    case listJobs(JobFilter)
+    /// How many jobs of `type` are running now.
+    case jobRunning(type: String)
+}
+
+public struct JobFilter: Hashable, Sendable {
+    /// Empty: every type.
+    public var type: String
+    /// Nil: every state.
+    public var state: JobState?
+    /// Only jobs with a larger id (paging cursor; zero to start).
+    public var after: JobID
+    /// Zero: 1000.
+    public var limit: UInt16
+    public init(type: String = "", state: JobState? = nil, after: JobID = JobID(0), limit: UInt16 = 0) {
+        self.type = type
+        self.state = state
+        self.after = after
+        self.limit = limit
+    }
+}
+
+// MARK: - Domain values carried by replies
+
+public enum JobState: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// Waiting to be claimed (possibly not before its run-after time).
+    case queued = 0
+    /// Claimed; a worker holds a lease on it.
+    case running = 1
+    /// Completed by its worker; kept for a retention period so its result can be read.
+    case completed = 2
+    /// Failed its last attempt; kept until requeued or deleted.
+    case dead = 3
+
+    public var description: String {
+        switch self {
+        case .queued: "queued"
+        case .running: "running"
+        case .completed: "completed"
+        case .dead: "dead"
+        }
+    }
+}
+
+public struct LockWaiter: Hashable, Sendable {
+    public var owner: String
+    public var clientID: ClientID
+    public var deadline: Timestamp
+    public init(owner: String, clientID: ClientID, deadline: Timestamp) {
+        self.owner = owner
+        self.clientID = clientID
+        self.deadline = deadline
+    }
+}
+
+/// A held lock as seen by `getLock` and `listLocks`.
+public struct LockInfo: Hashable, Sendable {
+    public var key: String
+    public var owner: String
+    public var clientID: ClientID
+    public var token: FencingToken
+    public var grantedAt: Timestamp
+    public var expiresAt: Timestamp
+    /// In the order they will be granted.
+    public var waiters: [LockWaiter]
+    public init(
+        key: String, owner: String, clientID: ClientID, token: FencingToken, grantedAt: Timestamp,
+        expiresAt: Timestamp, waiters: [LockWaiter]
+    ) {
+        self.key = key
+        self.owner = owner
+        self.clientID = clientID
+        self.token = token
+        self.grantedAt = grantedAt
+        self.expiresAt = expiresAt
+        self.waiters = waiters
+    }
+}
+
+/// The outcome of an acquire: granted, or the lock stayed busy until the wait ran out.
+public enum LockAcquisition: Hashable, Sendable {
+    case granted(token: FencingToken, expiresAt: Timestamp)
+    case busy(holder: String, expiresAt: Timestamp)
+}
+
+/// A job handed to a worker by a claim.
+public struct ClaimedJob: Hashable, Sendable {
+    public var id: JobID
+    public var type: String
+    public var payload: [UInt8]
+    /// 1 for the first attempt.
+    public var attempt: UInt16
+    public var maxAttempts: UInt16
+    public var token: FencingToken
+    /// The length of each lease on this job: what an extend with ttl zero renews to.
+    public var timeout: Milliseconds
+    public var leaseExpiresAt: Timestamp
+    public init(
+        id: JobID, type: String, payload: [UInt8], attempt: UInt16, maxAttempts: UInt16, token: FencingToken,
+        timeout: Milliseconds, leaseExpiresAt: Timestamp
+    ) {
+        self.id = id
+        self.type = type
+        self.payload = payload
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.token = token
+        self.timeout = timeout
+        self.leaseExpiresAt = leaseExpiresAt
+    }
+}
+
+/// A job as seen by `getJob` and `listJobs`.
+public struct JobInfo: Hashable, Sendable {
+    public var id: JobID
+    public var type: String
+    public var state: JobState
+    public var priority: Int32
+    public var attempts: UInt16
+    public var maxAttempts: UInt16
+    public var timeout: Milliseconds
+    public var backoff: Milliseconds
+    public var uniqueKey: String
+    public var createdAt: Timestamp
+    /// Queued: not claimable before this. Completed or dead: when that happened.
+    public var runAt: Timestamp
+    /// Running: when the current claim's lease ends. Otherwise zero.
+    public var leaseExpiresAt: Timestamp
+    /// Running: the worker holding the claim. Otherwise the last worker, or empty.
+    public var worker: String
+    public var lastError: String
+    public var payload: [UInt8]
+    public var result: [UInt8]
+    public init(
+        id: JobID, type: String, state: JobState, priority: Int32, attempts: UInt16, maxAttempts: UInt16,
+        timeout: Milliseconds, backoff: Milliseconds, uniqueKey: String, createdAt: Timestamp, runAt: Timestamp,
+        leaseExpiresAt: Timestamp, worker: String, lastError: String, payload: [UInt8], result: [UInt8]
+    ) {
+        self.id = id
+        self.type = type
+        self.state = state
+        self.priority = priority
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.timeout = timeout
+        self.backoff = backoff
+        self.uniqueKey = uniqueKey
+        self.createdAt = createdAt
+        self.runAt = runAt
+        self.leaseExpiresAt = leaseExpiresAt
+        self.worker = worker
+        self.lastError = lastError
+        self.payload = payload
+        self.result = result
+    }
+}
+
+// MARK: - Replies
+
+/// Every answer a node gives. Each success case answers exactly one request opcode; `.error` answers any.
+public enum Reply: Hashable, Sendable {
+    case hello(HelloReply)
+    case pong(serverTime: Timestamp)
+    case lockAcquired(LockAcquisition)
+    case lockRenewed(expiresAt: Timestamp)
+    case lockReleased
+    case lock(LockInfo?)
+    case locks([LockInfo])
+    case jobAdded(JobID, created: Bool)
+    /// Nil: no job became ready before the wait ran out.
+    case jobClaimed(ClaimedJob?)
+    case jobClaimedByID(ClaimedJob)
+    case jobExtended(leaseExpiresAt: Timestamp)
+    case jobCompleted
+    /// The job's state after the failure (`queued` for a retry at `retryAt`, or `dead`).
+    case jobFailed(state: JobState, retryAt: Timestamp)
+    case jobAborted
+    case job(JobInfo)
+    /// `next` is the cursor for the following page, or zero when there is none.
+    case jobs([JobInfo], next: JobID)
+    case jobDeleted
+    case jobRequeued
+    case jobRunning(count: UInt32)
+    case error(ErrorReply)
+
+    public static func error(_ code: ErrorCode, _ message: String) -> Reply { .error(ErrorReply(code, message)) }
+}
+
+/// A client-to-node message.
+public enum Request: Hashable, Sendable {
+    case hello(Hello)
+    case ping
+    case command(SequenceNumber, Command)
+    case query(Query)
+}

@@ -1,0 +1,141 @@
+/// The byte after a frame's length that says what the frame is. A success reply carries its request's
+/// opcode with the high bit set (`0x10` → `0x90`); an error reply to any request carries `0xFF`.
+public struct Opcode: Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt8
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let hello = Opcode(rawValue: 0x01)
+    public static let ping = Opcode(rawValue: 0x02)
+
+    public static let lockAcquire = Opcode(rawValue: 0x10)
+    public static let lockRenew = Opcode(rawValue: 0x11)
+    public static let lockRelease = Opcode(rawValue: 0x12)
+    public static let lockGet = Opcode(rawValue: 0x13)
+    public static let lockList = Opcode(rawValue: 0x14)
+
+    public static let jobAdd = Opcode(rawValue: 0x20)
+    public static let jobClaim = Opcode(rawValue: 0x21)
+    public static let jobClaimByID = Opcode(rawValue: 0x22)
+    public static let jobExtend = Opcode(rawValue: 0x23)
+    public static let jobComplete = Opcode(rawValue: 0x24)
+    public static let jobFail = Opcode(rawValue: 0x25)
+    public static let jobAbort = Opcode(rawValue: 0x26)
+    public static let jobGet = Opcode(rawValue: 0x27)
+    public static let jobList = Opcode(rawValue: 0x28)
+    public static let jobDelete = Opcode(rawValue: 0x29)
+    public static let jobRequeue = Opcode(rawValue: 0x2A)
+    public static let jobRunning = Opcode(rawValue: 0x2B)
+
+    public static let error = Opcode(rawValue: 0xFF)
+
+    /// Every request opcode, in table order.
+    public static let requests: [Opcode] = [
+        .hello, .ping, .lockAcquire, .lockRenew, .lockRelease, .lockGet, .lockList,
+        .jobAdd, .jobClaim, .jobClaimByID, .jobExtend, .jobComplete, .jobFail, .jobAbort,
+        .jobGet, .jobList, .jobDelete, .jobRequeue, .jobRunning,
+    ]
+
+    /// The success-reply opcode for this request opcode.
+    @inlinable public var reply: Opcode { Opcode(rawValue: rawValue | 0x80) }
+    @inlinable public var isReply: Bool { rawValue & 0x80 != 0 }
+
+    public var name: String {
+        if self == .error { return "ERROR" }
+        let base = Opcode(rawValue: rawValue & 0x7F)
+        let n: String
+        switch base {
+        case .hello: n = "HELLO"
+        case .ping: n = "PING"
+        case .lockAcquire: n = "LOCK_ACQUIRE"
+        case .lockRenew: n = "LOCK_RENEW"
+        case .lockRelease: n = "LOCK_RELEASE"
+        case .lockGet: n = "LOCK_GET"
+        case .lockList: n = "LOCK_LIST"
+        case .jobAdd: n = "JOB_ADD"
+        case .jobClaim: n = "JOB_CLAIM"
+        case .jobClaimByID: n = "JOB_CLAIM_ID"
+        case .jobExtend: n = "JOB_EXTEND"
+        case .jobComplete: n = "JOB_COMPLETE"
+        case .jobFail: n = "JOB_FAIL"
+        case .jobAbort: n = "JOB_ABORT"
+        case .jobGet: n = "JOB_GET"
+        case .jobList: n = "JOB_LIST"
+        case .jobDelete: n = "JOB_DELETE"
+        case .jobRequeue: n = "JOB_REQUEUE"
+        case .jobRunning: n = "JOB_RUNNING"
+        default: return "0x" + String(rawValue, radix: 16, uppercase: true)
+        }
+        return isReply ? n + "_OK" : n
+    }
+
+    public var description: String { name }
+}
+
+extension Command {
+    public var opcode: Opcode {
+        switch self {
+        case .acquireLock: .lockAcquire
+        case .renewLock: .lockRenew
+        case .releaseLock: .lockRelease
+        case .addJob: .jobAdd
+        case .claimJob: .jobClaim
+        case .claimJobByID: .jobClaimByID
+        case .extendJob: .jobExtend
+        case .completeJob: .jobComplete
+        case .failJob: .jobFail
+        case .abortJob: .jobAbort
+        case .deleteJob: .jobDelete
+        case .requeueJob: .jobRequeue
+        }
+    }
+}
+
+extension Query {
+    public var opcode: Opcode {
+        switch self {
+        case .getLock: .lockGet
+        case .listLocks: .lockList
+        case .getJob: .jobGet
+        case .listJobs: .jobList
+        case .jobRunning: .jobRunning
+        }
+    }
+}
+
+extension Request {
+    public var opcode: Opcode {
+        switch self {
+        case .hello: .hello
+        case .ping: .ping
+        case .command(_, let c): c.opcode
+        case .query(let q): q.opcode
+        }
+    }
+}
+
+extension Reply {
+    public var opcode: Opcode {
+        switch self {
+        case .hello: Opcode.hello.reply
+        case .pong: Opcode.ping.reply
+        case .lockAcquired: Opcode.lockAcquire.reply
+        case .lockRenewed: Opcode.lockRenew.reply
+        case .lockReleased: Opcode.lockRelease.reply
+        case .lock: Opcode.lockGet.reply
+        case .locks: Opcode.lockList.reply
+        case .jobAdded: Opcode.jobAdd.reply
+        case .jobClaimed: Opcode.jobClaim.reply
+        case .jobClaimedByID: Opcode.jobClaimByID.reply
+        case .jobExtended: Opcode.jobExtend.reply
+        case .jobCompleted: Opcode.jobComplete.reply
+        case .jobFailed: Opcode.jobFail.reply
+        case .jobAborted: Opcode.jobAbort.reply
+        case .job: Opcode.jobGet.reply
+        case .jobs: Opcode.jobList.reply
+        case .jobDeleted: Opcode.jobDelete.reply
+        case .jobRequeued: Opcode.jobRequeue.reply
+        case .jobRunning: Opcode.jobRunning.reply
+        case .error: .error
+        }
+    }
+}

@@ -1,0 +1,257 @@
+import NIOCore
+
+extension Reply {
+    /// Appends this reply's body (everything after the frame header).
+    public func encodeBody(into b: inout ByteBuffer) {
+        switch self {
+        case .hello(let h):
+            b.writeU16(h.version)
+            b.writeStr(h.nodeID)
+            b.writeU64(h.serverTime.milliseconds)
+            b.writeU32(h.maxFrameSize)
+            b.writeU16(h.maxKeyLength)
+            b.writeU32(h.minTTL.rawValue)
+            b.writeU32(h.maxTTL.rawValue)
+            b.writeU32(h.idleTimeout.rawValue)
+        case .pong(let t):
+            b.writeU64(t.milliseconds)
+        case .lockAcquired(.granted(let token, let expiresAt)):
+            b.writeU8(0)
+            b.writeU64(token.rawValue)
+            b.writeU64(expiresAt.milliseconds)
+        case .lockAcquired(.busy(let holder, let expiresAt)):
+            b.writeU8(1)
+            b.writeStr(holder)
+            b.writeU64(expiresAt.milliseconds)
+        case .lockRenewed(let t), .jobExtended(let t):
+            b.writeU64(t.milliseconds)
+        case .lockReleased, .jobCompleted, .jobAborted, .jobDeleted, .jobRequeued:
+            break
+        case .lock(let info):
+            if let info {
+                b.writeU8(1)
+                info.encode(into: &b)
+            } else {
+                b.writeU8(0)
+            }
+        case .locks(let infos):
+            b.writeU32(UInt32(infos.count))
+            for i in infos { i.encode(into: &b) }
+        case .jobAdded(let id, let created):
+            b.writeU64(id.rawValue)
+            b.writeU8(created ? 1 : 0)
+        case .jobClaimed(let job):
+            if let job {
+                b.writeU8(1)
+                job.encode(into: &b)
+            } else {
+                b.writeU8(0)
+            }
+        case .jobClaimedByID(let job):
+            job.encode(into: &b)
+        case .jobFailed(let state, let retryAt):
+            b.writeU8(state.rawValue)
+            b.writeU64(retryAt.milliseconds)
+        case .job(let info):
+            info.encode(into: &b)
+        case .jobs(let infos, let next):
+            b.writeU32(UInt32(infos.count))
+            for i in infos { i.encode(into: &b) }
+            b.writeU64(next.rawValue)
+        case .jobRunning(let count):
+            b.writeU32(count)
+        case .error(let e):
+            b.writeU16(e.code.rawValue)
+            b.writeStr(e.message)
+        }
+    }
+
+    /// Decodes a reply body. Every byte of `body` must be used.
+    public static func decode(opcode: Opcode, body: ByteBuffer) throws(ProtocolError) -> Reply {
+        var b = body
+        let reply: Reply
+        switch opcode {
+        case Opcode.hello.reply:
+            reply = .hello(
+                HelloReply(
+                    version: try b.readU16("version"), nodeID: try b.readStr("node_id"),
+                    serverTime: Timestamp(milliseconds: try b.readU64("server_time")),
+                    maxFrameSize: try b.readU32("max_frame_size"), maxKeyLength: try b.readU16("max_key_length"),
+                    minTTL: Milliseconds(try b.readU32("min_ttl_ms")), maxTTL: Milliseconds(try b.readU32("max_ttl_ms")),
+                    idleTimeout: Milliseconds(try b.readU32("idle_timeout_ms"))))
+        case Opcode.ping.reply:
+            reply = .pong(serverTime: Timestamp(milliseconds: try b.readU64("server_time")))
+        case Opcode.lockAcquire.reply:
+            switch try b.readU8("status") {
+            case 0:
+                reply = .lockAcquired(
+                    .granted(
+                        token: FencingToken(try b.readU64("token")),
+                        expiresAt: Timestamp(milliseconds: try b.readU64("expires_at"))))
+            case 1:
+                reply = .lockAcquired(
+                    .busy(holder: try b.readStr("holder"), expiresAt: Timestamp(milliseconds: try b.readU64("expires_at"))))
+            case let s:
+                throw ProtocolError(.malformedFrame, "unknown acquire status \(s)")
+            }
+        case Opcode.lockRenew.reply:
+            reply = .lockRenewed(expiresAt: Timestamp(milliseconds: try b.readU64("expires_at")))
+        case Opcode.lockRelease.reply:
+            reply = .lockReleased
+        case Opcode.lockGet.reply:
+            reply = .lock(try b.readU8("present") == 0 ? nil : try LockInfo.decode(from: &b))
+        case Opcode.lockList.reply:
+            let n = try b.readU32("count")
+            var infos: [LockInfo] = []
+            for _ in 0..<n { infos.append(try LockInfo.decode(from: &b)) }
+            reply = .locks(infos)
+        case Opcode.jobAdd.reply:
+            reply = .jobAdded(JobID(try b.readU64("job_id")), created: try b.readU8("created") != 0)
+        case Opcode.jobClaim.reply:
+            reply = .jobClaimed(try b.readU8("found") == 0 ? nil : try ClaimedJob.decode(from: &b))
+        case Opcode.jobClaimByID.reply:
+            reply = .jobClaimedByID(try ClaimedJob.decode(from: &b))
+        case Opcode.jobExtend.reply:
+            reply = .jobExtended(leaseExpiresAt: Timestamp(milliseconds: try b.readU64("lease_expires_at")))
+        case Opcode.jobComplete.reply:
+            reply = .jobCompleted
+        case Opcode.jobFail.reply:
+            reply = .jobFailed(state: try JobState.decode(from: &b), retryAt: Timestamp(milliseconds: try b.readU64("retry_at")))
+        case Opcode.jobAbort.reply:
+            reply = .jobAborted
+        case Opcode.jobGet.reply:
+            reply = .job(try JobInfo.decode(from: &b))
+        case Opcode.jobList.reply:
+            let n = try b.readU32("count")
+            var infos: [JobInfo] = []
+            for _ in 0..<n { infos.append(try JobInfo.decode(from: &b)) }
+            reply = .jobs(infos, next: JobID(try b.readU64("next")))
+        case Opcode.jobDelete.reply:
+            reply = .jobDeleted
+        case Opcode.jobRequeue.reply:
+            reply = .jobRequeued
+        case Opcode.jobRunning.reply:
+            reply = .jobRunning(count: try b.readU32("count"))
+        case .error:
+            reply = .error(ErrorReply(ErrorCode(rawValue: try b.readU16("code")), try b.readStr("message")))
+        default:
+            throw ProtocolError(.unknownOpcode, "unknown reply opcode \(opcode)")
+        }
+        guard b.readableBytes == 0 else {
+            throw ProtocolError(.malformedFrame, "\(b.readableBytes) unexpected bytes after the \(opcode) body")
+        }
+        return reply
+    }
+}
+
+extension JobState {
+    static func decode(from b: inout ByteBuffer) throws(ProtocolError) -> JobState {
+        let raw = try b.readU8("state")
+        guard let s = JobState(rawValue: raw) else { throw ProtocolError(.malformedFrame, "unknown job state \(raw)") }
+        return s
+    }
+}
+
+extension LockInfo {
+    func encode(into b: inout ByteBuffer) {
+        b.writeStr(key)
+        b.writeStr(owner)
+        b.writeU64(clientID.rawValue)
+        b.writeU64(token.rawValue)
+        b.writeU64(grantedAt.milliseconds)
+        b.writeU64(expiresAt.milliseconds)
+        b.writeU32(UInt32(waiters.count))
+        for w in waiters {
+            b.writeStr(w.owner)
+            b.writeU64(w.clientID.rawValue)
+            b.writeU64(w.deadline.milliseconds)
+        }
+    }
+
+    static func decode(from b: inout ByteBuffer) throws(ProtocolError) -> LockInfo {
+        let key = try b.readStr("key")
+        let owner = try b.readStr("owner")
+        let client = ClientID(try b.readU64("client_id"))
+        let token = FencingToken(try b.readU64("token"))
+        let grantedAt = Timestamp(milliseconds: try b.readU64("granted_at"))
+        let expiresAt = Timestamp(milliseconds: try b.readU64("expires_at"))
+        let n = try b.readU32("waiter_count")
+        var waiters: [LockWaiter] = []
+        for _ in 0..<n {
+            waiters.append(
+                LockWaiter(
+                    owner: try b.readStr("waiter_owner"), clientID: ClientID(try b.readU64("waiter_client_id")),
+                    deadline: Timestamp(milliseconds: try b.readU64("waiter_deadline"))))
+        }
+        return LockInfo(
+            key: key, owner: owner, clientID: client, token: token, grantedAt: grantedAt, expiresAt: expiresAt,
+            waiters: waiters)
+    }
+}
+
+extension ClaimedJob {
+    func encode(into b: inout ByteBuffer) {
+        b.writeU64(id.rawValue)
+        b.writeStr(type)
+        b.writeBytesField(payload)
+        b.writeU16(attempt)
+        b.writeU16(maxAttempts)
+        b.writeU64(token.rawValue)
+        b.writeU32(timeout.rawValue)
+        b.writeU64(leaseExpiresAt.milliseconds)
+    }
+
+    static func decode(from b: inout ByteBuffer) throws(ProtocolError) -> ClaimedJob {
+        ClaimedJob(
+            id: JobID(try b.readU64("job_id")), type: try b.readStr("type"), payload: try b.readBytes("payload"),
+            attempt: try b.readU16("attempt"), maxAttempts: try b.readU16("max_attempts"),
+            token: FencingToken(try b.readU64("token")), timeout: Milliseconds(try b.readU32("timeout_ms")),
+            leaseExpiresAt: Timestamp(milliseconds: try b.readU64("lease_expires_at")))
+    }
+}
+
+extension JobInfo {
+    func encode(into b: inout ByteBuffer) {
+        b.writeU64(id.rawValue)
+        b.writeStr(type)
+        b.writeU8(state.rawValue)
+        b.writeI32(priority)
+        b.writeU16(attempts)
+        b.writeU16(maxAttempts)
+        b.writeU32(timeout.rawValue)
+        b.writeU32(backoff.rawValue)
+        b.writeStr(uniqueKey)
+        b.writeU64(createdAt.milliseconds)
+        b.writeU64(runAt.milliseconds)
+        b.writeU64(leaseExpiresAt.milliseconds)
+        b.writeStr(worker)
+        b.writeStr(lastError)
+        b.writeBytesField(payload)
+        b.writeBytesField(result)
+    }
+
+    static func decode(from b: inout ByteBuffer) throws(ProtocolError) -> JobInfo {
+        JobInfo(
+            id: JobID(try b.readU64("job_id")), type: try b.readStr("type"), state: try JobState.decode(from: &b),
+            priority: try b.readI32("priority"), attempts: try b.readU16("attempts"),
+            maxAttempts: try b.readU16("max_attempts"), timeout: Milliseconds(try b.readU32("timeout_ms")),
+            backoff: Milliseconds(try b.readU32("backoff_ms")), uniqueKey: try b.readStr("unique_key"),
+            createdAt: Timestamp(milliseconds: try b.readU64("created_at")),
+            runAt: Timestamp(milliseconds: try b.readU64("run_at")),
+            leaseExpiresAt: Timestamp(milliseconds: try b.readU64("lease_expires_at")),
+            worker: try b.readStr("worker"), lastError: try b.readStr("last_error"),
+            payload: try b.readBytes("payload"), result: try b.readBytes("result"))
+    }
+}
+
+extension ByteBuffer {
+    /// Writes `request` as one complete frame.
+    public mutating func writeRequest(_ request: Request, requestID: RequestID) {
+        writeFrame(opcode: request.opcode, requestID: requestID) { request.encodeBody(into: &$0) }
+    }
+
+    /// Writes `reply` as one complete frame.
+    public mutating func writeReply(_ reply: Reply, requestID: RequestID) {
+        writeFrame(opcode: reply.opcode, requestID: requestID) { reply.encodeBody(into: &$0) }
+    }
+}

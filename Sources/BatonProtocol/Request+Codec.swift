@@ -1,0 +1,203 @@
+import NIOCore
+
+extension Request {
+    /// Appends this request's body (everything after the frame header).
+    public func encodeBody(into b: inout ByteBuffer) {
+        switch self {
+        case .hello(let h):
+            b.writeU16(h.version)
+            b.writeU64(h.clientID.rawValue)
+            b.writeStr(h.clientName)
+        case .ping:
+            break
+        case .command(let seq, let command):
+            b.writeU64(seq.rawValue)
+            command.encodeBody(into: &b)
+        case .query(let q):
+            q.encodeBody(into: &b)
+        }
+    }
+
+    /// Decodes a request body. Every byte of `body` must be used.
+    public static func decode(opcode: Opcode, body: ByteBuffer) throws(ProtocolError) -> Request {
+        var b = body
+        let request: Request
+        switch opcode {
+        case .hello:
+            request = .hello(
+                Hello(
+                    version: try b.readU16("version"),
+                    clientID: ClientID(try b.readU64("client_id")),
+                    clientName: try b.readStr("client_name")))
+        case .ping:
+            request = .ping
+        case .lockGet, .lockList, .jobGet, .jobList, .jobRunning:
+            request = .query(try Query.decodeBody(opcode: opcode, from: &b))
+        default:
+            guard Opcode.requests.contains(opcode) else {
+                throw ProtocolError(.unknownOpcode, "unknown opcode \(opcode)")
+            }
+            let seq = SequenceNumber(try b.readU64("sequence"))
+            request = .command(seq, try Command.decodeBody(opcode: opcode, from: &b))
+        }
+        guard b.readableBytes == 0 else {
+            throw ProtocolError(.malformedFrame, "\(b.readableBytes) unexpected bytes after the \(opcode) body")
+        }
+        return request
+    }
+}
+
+extension Command {
+    func encodeBody(into b: inout ByteBuffer) {
+        switch self {
+        case .acquireLock(let key, let owner, let ttl, let wait):
+            b.writeStr(key)
+            b.writeStr(owner)
+            b.writeU32(ttl.rawValue)
+            b.writeU32(wait.rawValue)
+        case .renewLock(let key, let token, let ttl):
+            b.writeStr(key)
+            b.writeU64(token.rawValue)
+            b.writeU32(ttl.rawValue)
+        case .releaseLock(let key, let token):
+            b.writeStr(key)
+            b.writeU64(token.rawValue)
+        case .addJob(let spec):
+            b.writeStr(spec.type)
+            b.writeBytesField(spec.payload)
+            b.writeI32(spec.priority)
+            b.writeU32(spec.delay.rawValue)
+            b.writeU16(spec.maxAttempts)
+            b.writeU32(spec.timeout.rawValue)
+            b.writeU32(spec.backoff.rawValue)
+            b.writeStr(spec.uniqueKey)
+        case .claimJob(let types, let worker, let wait):
+            b.writeStr(worker)
+            b.writeU32(wait.rawValue)
+            b.writeU16(UInt16(types.count))
+            for t in types { b.writeStr(t) }
+        case .claimJobByID(let id, let worker):
+            b.writeU64(id.rawValue)
+            b.writeStr(worker)
+        case .extendJob(let id, let token, let ttl):
+            b.writeU64(id.rawValue)
+            b.writeU64(token.rawValue)
+            b.writeU32(ttl.rawValue)
+        case .completeJob(let id, let token, let result):
+            b.writeU64(id.rawValue)
+            b.writeU64(token.rawValue)
+            b.writeBytesField(result)
+        case .failJob(let id, let token, let error):
+            b.writeU64(id.rawValue)
+            b.writeU64(token.rawValue)
+            b.writeStr(error)
+        case .abortJob(let id, let token):
+            b.writeU64(id.rawValue)
+            b.writeU64(token.rawValue)
+        case .deleteJob(let id), .requeueJob(let id):
+            b.writeU64(id.rawValue)
+        }
+    }
+
+    static func decodeBody(opcode: Opcode, from b: inout ByteBuffer) throws(ProtocolError) -> Command {
+        switch opcode {
+        case .lockAcquire:
+            return .acquireLock(
+                key: try b.readStr("key"), owner: try b.readStr("owner"),
+                ttl: Milliseconds(try b.readU32("ttl_ms")), wait: Milliseconds(try b.readU32("wait_ms")))
+        case .lockRenew:
+            return .renewLock(
+                key: try b.readStr("key"), token: FencingToken(try b.readU64("token")),
+                ttl: Milliseconds(try b.readU32("ttl_ms")))
+        case .lockRelease:
+            return .releaseLock(key: try b.readStr("key"), token: FencingToken(try b.readU64("token")))
+        case .jobAdd:
+            return .addJob(
+                JobSpec(
+                    type: try b.readStr("type"), payload: try b.readBytes("payload"),
+                    priority: try b.readI32("priority"), delay: Milliseconds(try b.readU32("delay_ms")),
+                    maxAttempts: try b.readU16("max_attempts"), timeout: Milliseconds(try b.readU32("timeout_ms")),
+                    backoff: Milliseconds(try b.readU32("backoff_ms")), uniqueKey: try b.readStr("unique_key")))
+        case .jobClaim:
+            let worker = try b.readStr("worker")
+            let wait = Milliseconds(try b.readU32("wait_ms"))
+            let count = try b.readU16("type_count")
+            var types: [String] = []
+            types.reserveCapacity(Int(count))
+            for _ in 0..<count { types.append(try b.readStr("type")) }
+            return .claimJob(types: types, worker: worker, wait: wait)
+        case .jobClaimByID:
+            return .claimJobByID(JobID(try b.readU64("job_id")), worker: try b.readStr("worker"))
+        case .jobExtend:
+            return .extendJob(
+                JobID(try b.readU64("job_id")), token: FencingToken(try b.readU64("token")),
+                ttl: Milliseconds(try b.readU32("ttl_ms")))
+        case .jobComplete:
+            return .completeJob(
+                JobID(try b.readU64("job_id")), token: FencingToken(try b.readU64("token")),
+                result: try b.readBytes("result"))
+        case .jobFail:
+            return .failJob(
+                JobID(try b.readU64("job_id")), token: FencingToken(try b.readU64("token")),
+                error: try b.readStr("error"))
+        case .jobAbort:
+            return .abortJob(JobID(try b.readU64("job_id")), token: FencingToken(try b.readU64("token")))
+        case .jobDelete:
+            return .deleteJob(JobID(try b.readU64("job_id")))
+        case .jobRequeue:
+            return .requeueJob(JobID(try b.readU64("job_id")))
+        default:
+            throw ProtocolError(.unknownOpcode, "unknown opcode \(opcode)")
+        }
+    }
+}
+
+extension Query {
+    func encodeBody(into b: inout ByteBuffer) {
+        switch self {
+        case .getLock(let key):
+            b.writeStr(key)
+        case .listLocks(let prefix, let after, let limit):
+            b.writeStr(prefix)
+            b.writeStr(after)
+            b.writeU16(limit)
+        case .getJob(let id):
+            b.writeU64(id.rawValue)
+        case .listJobs(let f):
+            b.writeStr(f.type)
+            b.writeU8(f.state?.rawValue ?? 0xFF)
+            b.writeU64(f.after.rawValue)
+            b.writeU16(f.limit)
+        case .jobRunning(let type):
+            b.writeStr(type)
+        }
+    }
+
+    static func decodeBody(opcode: Opcode, from b: inout ByteBuffer) throws(ProtocolError) -> Query {
+        switch opcode {
+        case .lockGet:
+            return .getLock(key: try b.readStr("key"))
+        case .lockList:
+            return .listLocks(prefix: try b.readStr("prefix"), after: try b.readStr("after"), limit: try b.readU16("limit"))
+        case .jobGet:
+            return .getJob(JobID(try b.readU64("job_id")))
+        case .jobList:
+            let type = try b.readStr("type")
+            let rawState = try b.readU8("state")
+            let state: JobState?
+            if rawState == 0xFF {
+                state = nil
+            } else if let s = JobState(rawValue: rawState) {
+                state = s
+            } else {
+                throw ProtocolError(.invalidArgument, "unknown job state \(rawState)")
+            }
+            return .listJobs(
+                JobFilter(type: type, state: state, after: JobID(try b.readU64("after")), limit: try b.readU16("limit")))
+        case .jobRunning:
+            return .jobRunning(type: try b.readStr("type"))
+        default:
+            throw ProtocolError(.unknownOpcode, "unknown opcode \(opcode)")
+        }
+    }
+}

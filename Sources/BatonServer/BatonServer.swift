@@ -1,0 +1,78 @@
+import BatonProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// A Baton node serving clients over TCP.
+///
+/// Every connection and the state machine share one event loop, as in Redis: a command is decoded,
+/// applied and answered without a thread hop or a lock, and the answers to one read are written together.
+public final class BatonServer: Sendable {
+    public let configuration: NodeConfiguration
+    private let group: MultiThreadedEventLoopGroup
+    private let runtime: NIOLoopBoundBox<NodeRuntime>
+    private let logger: Logger
+
+    public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "baton")) {
+        var logger = logger
+        logger[metadataKey: "node.id"] = "\(configuration.nodeID)"
+        self.configuration = configuration
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        self.runtime = NIOLoopBoundBox.makeBoxSendingValue(
+            NodeRuntime(configuration: configuration, eventLoop: loop, clock: NodeClock(), logger: logger),
+            eventLoop: loop)
+    }
+
+    /// Binds the client listener and returns the server channel; the node serves until `shutdown`.
+    public func start() async throws -> any Channel {
+        let runtime = self.runtime
+        let configuration = self.configuration
+        let idle = TimeAmount.milliseconds(Int64(configuration.idleTimeoutMilliseconds))
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        IdleStateHandler(readTimeout: idle),
+                        ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)),
+                        ClientConnectionHandler(runtime: runtime.value, allocator: channel.allocator),
+                    ])
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        return channel
+    }
+
+    /// Stops accepting, tells connected clients the node is going away, and stops the event loop.
+    public func shutdown(serverChannel: any Channel) async throws {
+        try? await serverChannel.close()
+        let runtime = self.runtime
+        try await runtime.eventLoop.submit { runtime.value.shutDown() }.get()
+        try await Task.sleep(for: .milliseconds(50))  // let the goodbye frames go out
+        try await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+}
+
+/// The node as a swift-service-lifecycle service: serves until graceful shutdown (SIGTERM, SIGINT).
+public struct BatonNodeService: Service {
+    let server: BatonServer
+
+    public init(configuration: NodeConfiguration, logger: Logger) {
+        server = BatonServer(configuration: configuration, logger: logger)
+    }
+
+    public func run() async throws {
+        let channel = try await server.start()
+        try? await gracefulShutdown()
+        try await server.shutdown(serverChannel: channel)
+    }
+}

@@ -1,0 +1,149 @@
+import BatonProtocol
+import Logging
+import NIOCore
+
+/// One client connection: turns frames into calls on the node runtime and answers into frames.
+/// Answers produced while reading a batch of frames go out in one write, flushed when the batch ends.
+final class ClientConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    typealias OutboundOut = ByteBuffer
+
+    private let runtime: NodeRuntime
+    private var context: ChannelHandlerContext?
+    private var clientID: ClientID?
+    private var logger: Logger
+    /// Answers not yet written.
+    private var outgoing: ByteBuffer
+    /// Commands of this connection still waiting (an acquire in line, a claim with a wait).
+    private var waiting = 0
+    private var closed = false
+
+    init(runtime: NodeRuntime, allocator: ByteBufferAllocator) {
+        self.runtime = runtime
+        self.logger = runtime.logger
+        self.outgoing = allocator.buffer(capacity: 4096)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        runtime.register(self)
+        logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0)" } ?? "?")"
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !closed {
+            flush()
+            closed = true
+            runtime.connectionClosed(self, client: clientID)
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        handle(frame)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush()
+    }
+
+    private func handle(_ frame: Frame) {
+        let request: Request
+        do {
+            request = try Request.decode(opcode: frame.opcode, body: frame.body)
+        } catch {
+            send(.error(error.code, error.message), requestID: frame.requestID)
+            return
+        }
+        switch request {
+        case .hello(let hello):
+            guard hello.version == batonProtocolVersion else {
+                send(
+                    .error(.unsupportedVersion, "protocol version \(hello.version) is not supported; this node speaks \(batonProtocolVersion)"),
+                    requestID: frame.requestID)
+                closeAfterFlush()
+                return
+            }
+            if clientID != hello.clientID {
+                if let old = clientID { runtime.connectionClosed(self, client: old) }
+                clientID = hello.clientID
+                runtime.clientConnected(hello.clientID)
+                logger[metadataKey: "client.id"] = "\(hello.clientID)"
+                logger[metadataKey: "client.name"] = "\(hello.clientName)"
+                logger.debug("hello")
+            }
+            send(.hello(runtime.helloReply), requestID: frame.requestID)
+        case .ping:
+            send(.pong(serverTime: runtime.clock.now()), requestID: frame.requestID)
+        case .query(let query):
+            guard clientID != nil else { return refuseBeforeHello(frame) }
+            send(runtime.query(query), requestID: frame.requestID)
+        case .command(let sequence, let command):
+            guard let clientID else { return refuseBeforeHello(frame) }
+            if let reply = runtime.execute(
+                command, sequence: sequence, client: clientID, requestID: frame.requestID, from: self)
+            {
+                send(reply, requestID: frame.requestID)
+            } else {
+                waiting += 1
+            }
+        }
+    }
+
+    private func refuseBeforeHello(_ frame: Frame) {
+        send(.error(.helloRequired, "send HELLO before \(frame.opcode)"), requestID: frame.requestID)
+    }
+
+    /// Queues an answer; it is written when the current batch of reads ends.
+    func send(_ reply: Reply, requestID: RequestID) {
+        guard !closed else { return }
+        outgoing.writeReply(reply, requestID: requestID)
+    }
+
+    /// Writes the answer to a command that waited, now.
+    func deliver(_ reply: Reply, requestID: RequestID) {
+        waiting -= 1
+        send(reply, requestID: requestID)
+        flush()
+    }
+
+    private func flush() {
+        guard let context, outgoing.readableBytes > 0, !closed else { return }
+        context.writeAndFlush(wrapOutboundOut(outgoing), promise: nil)
+        outgoing = context.channel.allocator.buffer(capacity: 4096)
+    }
+
+    private func closeAfterFlush() {
+        flush()
+        context?.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            guard waiting == 0 else { return }
+            logger.debug("closing idle connection")
+            send(.error(.idleTimeout, "no request for \(runtime.configuration.idleTimeoutMilliseconds) ms"), requestID: RequestID(0))
+            closeAfterFlush()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? ProtocolError {
+            // A framing error: the stream cannot be trusted past this point.
+            logger.info("closing connection after a framing error", metadata: ["error": "\(error)"])
+            send(.error(error.code, error.message), requestID: RequestID(0))
+        } else {
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+        }
+        closeAfterFlush()
+    }
+
+    /// Tells the client the node is going away, then closes.
+    func shutDown() {
+        send(.error(.shuttingDown, "node \(runtime.configuration.nodeID) is shutting down"), requestID: RequestID(0))
+        closeAfterFlush()
+    }
+}

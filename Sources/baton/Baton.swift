@@ -1,0 +1,94 @@
+import ArgumentParser
+import BatonServer
+import Foundation
+import Logging
+import ServiceLifecycle
+
+@main
+struct Baton: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "baton",
+        abstract: "A coordinator for background work: locks with leases and fencing tokens, and jobs.",
+        subcommands: [Dev.self, Serve.self])
+}
+
+struct LogOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func makeLogger() throws -> Logger {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("unknown log level '\(logLevel)'")
+        }
+        var logger = Logger(label: "baton")
+        logger.logLevel = level
+        return logger
+    }
+}
+
+extension Baton {
+    struct Dev: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one node in memory with defaults for trying Baton out (127.0.0.1:7700).",
+            discussion: "State lives in memory only: it is gone when the node stops. Stop with Ctrl-C.")
+
+        @Option(help: "Address to listen on.")
+        var host = "127.0.0.1"
+
+        @Option(help: "Port to listen on (0 picks a free port).")
+        var port = 7700
+
+        @OptionGroup var log: LogOptions
+
+        func run() async throws {
+            var configuration = NodeConfiguration()
+            configuration.host = host
+            configuration.port = port
+            try await serve(configuration, logger: try log.makeLogger())
+        }
+    }
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a node from a configuration file.",
+            discussion: """
+                The file is JSON; every key is optional. Example:
+                  {"nodeID": "baton-1", "host": "0.0.0.0", "port": 7700,
+                   "idleTimeoutMilliseconds": 300000, "maxFrameSize": 1048576,
+                   "limits": {"minTTLMilliseconds": 100, "maxTTLMilliseconds": 86400000}}
+                See README.md, "Configuration", for every key.
+                """)
+
+        @Option(help: "Path of the JSON configuration file.")
+        var config: String
+
+        @OptionGroup var log: LogOptions
+
+        func run() async throws {
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: config))
+            } catch {
+                throw ValidationError("cannot read \(config): \(error.localizedDescription)")
+            }
+            let configuration: NodeConfiguration
+            do {
+                configuration = try JSONDecoder().decode(NodeConfiguration.self, from: data)
+            } catch {
+                throw ValidationError("\(config) is not a valid configuration: \(error)")
+            }
+            try await serve(configuration, logger: try log.makeLogger())
+        }
+    }
+}
+
+func serve(_ configuration: NodeConfiguration, logger: Logger) async throws {
+    let problems = configuration.validate()
+    guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [.init(service: BatonNodeService(configuration: configuration, logger: logger))],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+    try await group.run()
+}
