@@ -30,20 +30,16 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let idleTimeout = ErrorCode(rawValue: 12)
     /// The node is shutting down. Retry on another node or after it restarts.
     public static let shuttingDown = ErrorCode(rawValue: 13)
-    /// An internal failure on the node. Retry.
-    public static let internalError = ErrorCode(rawValue: 14)
-    /// The request needs the leader and this node is not it. Retry on the leader.
-    public static let notLeader = ErrorCode(rawValue: 15)
 
     public static let all: [ErrorCode] = [
         .malformedFrame, .unsupportedVersion, .unknownOpcode, .frameTooLarge, .helloRequired,
         .invalidArgument, .staleToken, .claimLost, .jobNotFound, .invalidState, .sequenceTooOld,
-        .idleTimeout, .shuttingDown, .internalError, .notLeader,
+        .idleTimeout, .shuttingDown,
     ]
 
     /// Whether the same request may succeed if sent again unchanged (with the same sequence number).
     public var isRetriable: Bool {
-        self == .shuttingDown || self == .internalError || self == .notLeader
+        self == .shuttingDown
     }
 
     public var name: String {
@@ -61,8 +57,6 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         case .sequenceTooOld: "SEQUENCE_TOO_OLD"
         case .idleTimeout: "IDLE_TIMEOUT"
         case .shuttingDown: "SHUTTING_DOWN"
-        case .internalError: "INTERNAL_ERROR"
-        case .notLeader: "NOT_LEADER"
         default: "ERROR_\(rawValue)"
         }
     }
