@@ -1,0 +1,162 @@
+import BatonProtocol
+import Foundation
+import NIOCore
+import Testing
+
+/// One message of every kind, with fixed values. Their frames are checked in under Protocol/golden/;
+/// PROTOCOL.md's worked examples are copied from those files.
+enum GoldenMessage {
+    case request(Request)
+    case reply(Reply)
+}
+
+let goldenRequestID = RequestID(0x0000_0007)
+
+let goldenFrames: [(name: String, message: GoldenMessage)] = {
+    let lock = LockInfo(
+        key: "reports/daily", owner: "worker-a", clientID: ClientID(0x1122_3344_5566_7788), token: FencingToken(42),
+        grantedAt: Timestamp(milliseconds: 1_700_000_000_000), expiresAt: Timestamp(milliseconds: 1_700_000_010_000),
+        waiters: [LockWaiter(owner: "worker-b", clientID: ClientID(2), deadline: Timestamp(milliseconds: 1_700_000_030_000))])
+    let claimed = ClaimedJob(
+        id: JobID(9), type: "image.analyse", payload: Array("cat.png".utf8), attempt: 1, maxAttempts: 5,
+        token: FencingToken(43), timeout: 60_000, leaseExpiresAt: Timestamp(milliseconds: 1_700_000_060_000))
+    let info = JobInfo(
+        id: JobID(9), type: "image.analyse", state: .running, priority: 0, attempts: 1, maxAttempts: 5, timeout: 60_000,
+        backoff: 1000, uniqueKey: "cat.png", createdAt: Timestamp(milliseconds: 1_700_000_000_000),
+        runAt: Timestamp(milliseconds: 1_700_000_000_000), leaseExpiresAt: Timestamp(milliseconds: 1_700_000_060_000),
+        worker: "worker-a", lastError: "", payload: Array("cat.png".utf8), result: [])
+    let seq = SequenceNumber(3)
+    return [
+        ("hello.request", .request(.hello(Hello(clientID: ClientID(0x1122_3344_5566_7788), clientName: "worker-a")))),
+        ("hello.reply", .reply(.hello(HelloReply(
+            version: 1, nodeID: "baton-1", serverTime: Timestamp(milliseconds: 1_700_000_000_000), maxFrameSize: 1 << 20,
+            maxKeyLength: 256, minTTL: 100, maxTTL: 86_400_000, idleTimeout: 300_000)))),
+        ("ping.request", .request(.ping)),
+        ("ping.reply", .reply(.pong(serverTime: Timestamp(milliseconds: 1_700_000_000_000)))),
+        ("lock-acquire.request", .request(.command(seq, .acquireLock(key: "reports/daily", owner: "worker-a", ttl: 10_000, wait: 0)))),
+        ("lock-acquire.reply-granted", .reply(.lockAcquired(.granted(token: FencingToken(42), expiresAt: Timestamp(milliseconds: 1_700_000_010_000))))),
+        ("lock-acquire.reply-busy", .reply(.lockAcquired(.busy(holder: "worker-a", expiresAt: Timestamp(milliseconds: 1_700_000_010_000))))),
+        ("lock-renew.request", .request(.command(seq, .renewLock(key: "reports/daily", token: FencingToken(42), ttl: 10_000)))),
+        ("lock-renew.reply", .reply(.lockRenewed(expiresAt: Timestamp(milliseconds: 1_700_000_013_000)))),
+        ("lock-release.request", .request(.command(seq, .releaseLock(key: "reports/daily", token: FencingToken(42))))),
+        ("lock-release.reply", .reply(.lockReleased)),
+        ("lock-get.request", .request(.query(.getLock(key: "reports/daily")))),
+        ("lock-get.reply", .reply(.lock(lock))),
+        ("lock-get.reply-none", .reply(.lock(nil))),
+        ("lock-list.request", .request(.query(.listLocks(prefix: "reports/", after: "", limit: 100)))),
+        ("lock-list.reply", .reply(.locks([lock]))),
+        ("job-add.request", .request(.command(seq, .addJob(JobSpec(
+            type: "image.analyse", payload: Array("cat.png".utf8), priority: 0, delay: 0, maxAttempts: 5, timeout: 60_000,
+            backoff: 1000, uniqueKey: "cat.png"))))),
+        ("job-add.reply", .reply(.jobAdded(JobID(9), created: true))),
+        ("job-claim.request", .request(.command(seq, .claimJob(types: ["image.analyse"], worker: "worker-a", wait: 20_000)))),
+        ("job-claim.reply", .reply(.jobClaimed(claimed))),
+        ("job-claim.reply-none", .reply(.jobClaimed(nil))),
+        ("job-claim-id.request", .request(.command(seq, .claimJobByID(JobID(9), worker: "worker-a")))),
+        ("job-claim-id.reply", .reply(.jobClaimedByID(claimed))),
+        ("job-extend.request", .request(.command(seq, .extendJob(JobID(9), token: FencingToken(43), ttl: 0)))),
+        ("job-extend.reply", .reply(.jobExtended(leaseExpiresAt: Timestamp(milliseconds: 1_700_000_080_000)))),
+        ("job-complete.request", .request(.command(seq, .completeJob(JobID(9), token: FencingToken(43), result: Array("ok".utf8))))),
+        ("job-complete.reply", .reply(.jobCompleted)),
+        ("job-fail.request", .request(.command(seq, .failJob(JobID(9), token: FencingToken(43), error: "decoder crashed")))),
+        ("job-fail.reply", .reply(.jobFailed(state: .queued, retryAt: Timestamp(milliseconds: 1_700_000_001_100)))),
+        ("job-abort.request", .request(.command(seq, .abortJob(JobID(9), token: FencingToken(43))))),
+        ("job-abort.reply", .reply(.jobAborted)),
+        ("job-get.request", .request(.query(.getJob(JobID(9))))),
+        ("job-get.reply", .reply(.job(info))),
+        ("job-list.request", .request(.query(.listJobs(JobFilter(type: "image.analyse", state: .running, after: JobID(0), limit: 50))))),
+        ("job-list.reply", .reply(.jobs([info], next: JobID(0)))),
+        ("job-delete.request", .request(.command(seq, .deleteJob(JobID(9))))),
+        ("job-delete.reply", .reply(.jobDeleted)),
+        ("job-requeue.request", .request(.command(seq, .requeueJob(JobID(9))))),
+        ("job-requeue.reply", .reply(.jobRequeued)),
+        ("job-running.request", .request(.query(.jobRunning(type: "image.analyse")))),
+        ("job-running.reply", .reply(.jobRunning(count: 1))),
+        ("error.reply", .reply(.error(.staleToken, "token 41 does not hold lock 'reports/daily'"))),
+    ]
+}()
+
+let goldenDirectory = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Protocol/golden")
+
+func encodeGolden(_ message: GoldenMessage) -> ByteBuffer {
+    var b = ByteBuffer()
+    switch message {
+    case .request(let r): b.writeRequest(r, requestID: goldenRequestID)
+    case .reply(let r): b.writeReply(r, requestID: goldenRequestID)
+    }
+    return b
+}
+
+/// Hex text: the 10-byte header on the first line, then the body 16 bytes a line. `#` starts a comment.
+func hexText(_ frame: ByteBuffer, title: String) -> String {
+    let bytes = Array(frame.readableBytesView)
+    func line(_ s: ArraySlice<UInt8>) -> String { s.map { String(format: "%02x", $0) }.joined(separator: " ") }
+    var out = "# \(title)\n" + line(bytes[0..<10]) + "\n"
+    var i = 10
+    while i < bytes.count {
+        out += line(bytes[i..<min(i + 16, bytes.count)]) + "\n"
+        i += 16
+    }
+    return out
+}
+
+func parseHex(_ text: String) -> [UInt8] {
+    text.split(separator: "\n").flatMap { line -> [UInt8] in
+        let code = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return code.split(separator: " ").compactMap { UInt8($0, radix: 16) }
+    }
+}
+
+@Suite struct GoldenFrameTests {
+    @Test(arguments: goldenFrames.map(\.name))
+    func goldenFrameDecodesAndReencodesByteForByte(name: String) throws {
+        let message = goldenFrames.first { $0.name == name }!.message
+        let url = goldenDirectory.appendingPathComponent("\(name).hex")
+        let encoded = encodeGolden(message)
+        if ProcessInfo.processInfo.environment["BATON_UPDATE_GOLDEN"] == "1" {
+            try hexText(encoded, title: name).write(to: url, atomically: true, encoding: .utf8)
+        }
+        let golden = parseHex(try String(contentsOf: url, encoding: .utf8))
+        #expect(golden == Array(encoded.readableBytesView), "\(name): encoder output differs from the golden file")
+
+        var buffer = ByteBuffer(bytes: golden)
+        var decoder = FrameDecoder()
+        let frame = try #require(try decoder.decode(buffer: &buffer))
+        #expect(buffer.readableBytes == 0)
+        #expect(frame.requestID == goldenRequestID)
+        switch message {
+        case .request(let expected):
+            let decoded = try Request.decode(opcode: frame.opcode, body: frame.body)
+            #expect(decoded == expected)
+            var again = ByteBuffer()
+            again.writeRequest(decoded, requestID: frame.requestID)
+            #expect(Array(again.readableBytesView) == golden)
+        case .reply(let expected):
+            let decoded = try Reply.decode(opcode: frame.opcode, body: frame.body)
+            #expect(decoded == expected)
+            var again = ByteBuffer()
+            again.writeReply(decoded, requestID: frame.requestID)
+            #expect(Array(again.readableBytesView) == golden)
+        }
+    }
+
+    @Test func everyOpcodeHasGoldenFrames() throws {
+        var requests = Set<UInt8>()
+        var replies = Set<UInt8>()
+        for (_, message) in goldenFrames {
+            switch message {
+            case .request(let r): requests.insert(r.opcode.rawValue)
+            case .reply(let r): replies.insert(r.opcode.rawValue)
+            }
+        }
+        for op in Opcode.requests {
+            #expect(requests.contains(op.rawValue), "no golden request for \(op)")
+            #expect(replies.contains(op.reply.rawValue), "no golden reply for \(op)")
+        }
+        #expect(replies.contains(Opcode.error.rawValue))
+        let files = try FileManager.default.contentsOfDirectory(atPath: goldenDirectory.path).filter { $0.hasSuffix(".hex") }
+        #expect(Set(files) == Set(goldenFrames.map { "\($0.name).hex" }), "Protocol/golden has files no test reads, or lacks some")
+    }
+}
