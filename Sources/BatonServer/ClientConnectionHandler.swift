@@ -135,9 +135,16 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             // A framing error: the stream cannot be trusted past this point.
             logger.info("closing connection after a framing error", metadata: ["error": "\(error)"])
             send(.error(error.code, error.message), requestID: RequestID(0))
-        } else {
-            logger.debug("connection error", metadata: ["error": "\(error)"])
+            flush()
+            // Closing with unread bytes in the socket would reset the connection and could destroy the
+            // error frame in flight. Finish writing, keep reading (the decoder drops it), close soon after.
+            context.close(mode: .output, promise: nil)
+            context.eventLoop.scheduleTask(in: .seconds(2)) { [channel = context.channel] in
+                channel.close(promise: nil)
+            }
+            return
         }
+        logger.debug("connection error", metadata: ["error": "\(error)"])
         closeAfterFlush()
     }
 

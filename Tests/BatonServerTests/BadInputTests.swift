@@ -1,0 +1,205 @@
+import BatonClient
+import BatonProtocol
+import NIOCore
+import Testing
+
+/// Every malformed thing a client can send gets a clear error, and the node and other connections stay healthy.
+@Suite(.timeLimit(.minutes(1))) struct BadInputTests {
+    /// After each bad input, a separate well-behaved client must still be served.
+    func assertHealthy(_ node: TestNode) async throws {
+        let client = node.client("healthy")
+        let a = try await client.acquireLock("health/\(UInt64.random(in: 0...UInt64.max))", ttl: .seconds(1))
+        guard case .granted = a else { Issue.record("healthy client not served"); return }
+        await client.shutdown()
+    }
+
+    @Test func requestBeforeHello() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.send(.query(.getLock(key: "a")), id: 5)
+            let r = try await raw.nextReply()
+            #expect(r.id == 5 && errorCode(r.reply) == .helloRequired)
+            try await raw.send(.command(SequenceNumber(1), .releaseLock(key: "a", token: FencingToken(1))), id: 6)
+            #expect(errorCode(try await raw.nextReply().reply) == .helloRequired)
+            // The connection stays usable: HELLO, then the same request works.
+            try await raw.hello(id: 7)
+            try await raw.send(.query(.getLock(key: "a")), id: 8)
+            #expect(try await raw.nextReply().reply == .lock(nil))
+            try await raw.send(.ping, id: 9)
+            guard case .pong = try await raw.nextReply().reply else { Issue.record("no pong"); return }
+            await raw.close()
+            try await assertHealthy(node)
+        }
+    }
+
+    @Test func unsupportedVersionClosesTheConnection() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.send(.hello(Hello(version: 9, clientID: ClientID(1), clientName: "future")), id: 1)
+            let r = try await raw.nextReply()
+            #expect(errorCode(r.reply) == .unsupportedVersion)
+            #expect(try await raw.next() == nil)
+            try await assertHealthy(node)
+        }
+    }
+
+    @Test func unknownOpcodeKeepsTheConnection() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello()
+            var b = ByteBuffer()
+            b.writeFrame(opcode: Opcode(rawValue: 0x6A), requestID: RequestID(3)) { _ in }
+            try await raw.send(b)
+            let r = try await raw.nextReply()
+            #expect(r.id == 3 && errorCode(r.reply) == .unknownOpcode)
+            try await raw.send(.ping, id: 4)
+            #expect(try await raw.nextReply().id == 4)
+            await raw.close()
+        }
+    }
+
+    @Test func fieldPastTheEndOfTheFrame() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello()
+            var b = ByteBuffer()
+            b.writeFrame(opcode: .lockGet, requestID: RequestID(3)) { $0.writeBytes([0, 200, 0x61]) }
+            try await raw.send(b)
+            let r = try await raw.nextReply()
+            #expect(r.id == 3 && errorCode(r.reply) == .malformedFrame)
+            try await raw.send(.ping, id: 4)
+            #expect(try await raw.nextReply().id == 4)
+            await raw.close()
+            try await assertHealthy(node)
+        }
+    }
+
+    @Test func oversizedFrameGetsAnErrorThenTheConnectionCloses() async throws {
+        try await withNode({ $0.maxFrameSize = 4096 }) { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello()
+            var b = ByteBuffer()
+            b.writeFrame(opcode: .jobAdd, requestID: RequestID(2)) { $0.writeBytes([UInt8](repeating: 0, count: 5000)) }
+            try await raw.send(b)
+            let r = try await raw.nextReply()
+            #expect(errorCode(r.reply) == .frameTooLarge)
+            #expect(try await raw.next() == nil)
+            try await assertHealthy(node)
+        }
+    }
+
+    @Test func truncatedFrameThenDisconnect() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello()
+            var b = ByteBuffer()
+            b.writeRequest(.command(SequenceNumber(1), .acquireLock(key: "t", owner: "o", ttl: 1000, wait: 0)), requestID: RequestID(2))
+            try await raw.send(b.getSlice(at: 0, length: b.readableBytes - 5)!)
+            await raw.close()
+            try await assertHealthy(node)
+            // The half-sent acquire was never applied.
+            let client = node.client()
+            #expect(try await client.getLock("t") == nil)
+            await client.shutdown()
+        }
+    }
+
+    @Test func invalidUTF8Key() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello()
+            var b = ByteBuffer()
+            b.writeFrame(opcode: .lockAcquire, requestID: RequestID(2)) {
+                $0.writeU64(1)
+                $0.writeBytes([0, 2, 0xFF, 0xFE])
+                $0.writeStr("o")
+                $0.writeU32(1000)
+                $0.writeU32(0)
+            }
+            try await raw.send(b)
+            let r = try await raw.nextReply()
+            #expect(errorCode(r.reply) == .invalidArgument)
+            guard case .error(let e) = r.reply else { return }
+            #expect(e.message.contains("UTF-8"))
+            await raw.close()
+        }
+    }
+
+    @Test(arguments: [
+        ("", 1000), (String(repeating: "k", count: 257), 1000), ("k", 0), ("k", 50), ("k", 4_000_000_000),
+    ] as [(String, UInt32)])
+    func invalidKeysAndTTLs(key: String, ttl: UInt32) async throws {
+        try await withNode { node in
+            let client = node.client()
+            await #expect(throws: BatonClientError.self) {
+                _ = try await client.acquireLock(key, ttl: .milliseconds(Int64(ttl)))
+            }
+            do {
+                _ = try await client.acquireLock(key, ttl: .milliseconds(Int64(ttl)))
+            } catch let e as BatonClientError {
+                #expect(e.serverCode == .invalidArgument)
+            }
+            await client.shutdown()
+        }
+    }
+
+    @Test func unknownJobAndWrongTokens() async throws {
+        try await withNode { node in
+            let client = node.client()
+            await expectServerError(.jobNotFound) { try await client.completeJob(JobID(77), token: FencingToken(1)) }
+            await expectServerError(.jobNotFound) { _ = try await client.getJob(JobID(77)) }
+            let (id, _) = try await client.addJob(JobSpec(type: "t"))
+            let job = try #require(try await client.claimJob(types: ["t"]))
+            await expectServerError(.claimLost) {
+                try await client.completeJob(id, token: FencingToken(job.token.rawValue + 1))
+            }
+            await expectServerError(.invalidState) { try await client.requeueJob(id) }
+            guard case .granted(let token, _) = try await client.acquireLock("k", ttl: .seconds(5)) else { return }
+            await expectServerError(.staleToken) { try await client.releaseLock("k", token: FencingToken(token.rawValue + 100)) }
+            await expectServerError(.staleToken) { try await client.renewLock("k", token: FencingToken(1), ttl: .seconds(1)) }
+            await client.shutdown()
+        }
+    }
+
+    @Test func idleConnectionTimesOut() async throws {
+        try await withNode({ $0.idleTimeoutMilliseconds = 1000 }) { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello()
+            let r = try await raw.nextReply()
+            #expect(r.id == 0 && errorCode(r.reply) == .idleTimeout)
+            #expect(try await raw.next() == nil)
+        }
+    }
+
+    @Test func waitingConnectionIsNotIdle() async throws {
+        try await withNode({ $0.idleTimeoutMilliseconds = 1000 }) { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello()
+            try await raw.send(.command(SequenceNumber(1), .claimJob(types: ["t"], worker: "w", wait: 2500)), id: 2)
+            let r = try await raw.nextReply()
+            #expect(r.id == 2 && r.reply == .jobClaimed(nil))
+            await raw.close()
+        }
+    }
+
+    @Test func shutdownTellsConnectedClients() async throws {
+        let node = try await TestNode.start()
+        let raw = try await RawConnection(port: node.port)
+        try await raw.hello()
+        try await node.stop()
+        let r = try await raw.nextReply()
+        #expect(r.id == 0 && errorCode(r.reply) == .shuttingDown)
+        #expect(try await raw.next() == nil)
+    }
+}
+
+func expectServerError(_ code: ErrorCode, _ body: () async throws -> Void) async {
+    do {
+        try await body()
+        Issue.record("expected \(code), got success")
+    } catch let e as BatonClientError {
+        #expect(e.serverCode == code, "expected \(code), got \(e)")
+    } catch {
+        Issue.record("expected \(code), got \(error)")
+    }
+}
