@@ -1,0 +1,237 @@
+import BatonClient
+import BatonProtocol
+import NIOConcurrencyHelpers
+import Testing
+
+@Suite(.timeLimit(.minutes(1))) struct IntegrationTests {
+    @Test func everyLockOperation() async throws {
+        try await withNode { node in
+            let a = node.client("a")
+            let b = node.client("b")
+            guard case .granted(let token, let expiresAt) = try await a.acquireLock("jobs/report", ttl: .seconds(5)) else {
+                Issue.record("not granted")
+                return
+            }
+            guard case .busy(let holder, let holderExpiry) = try await b.acquireLock("jobs/report", ttl: .seconds(5)) else {
+                Issue.record("not busy")
+                return
+            }
+            #expect(holder == "a" && holderExpiry == expiresAt)
+            let renewed = try await a.renewLock("jobs/report", token: token, ttl: .seconds(10))
+            #expect(renewed > expiresAt)
+            let info = try #require(try await b.getLock("jobs/report"))
+            #expect(info.owner == "a" && info.token == token && info.clientID == a.clientID && info.expiresAt == renewed)
+            #expect(try await b.listLocks(prefix: "jobs/").map(\.key) == ["jobs/report"])
+            #expect(try await b.listLocks(prefix: "other/").isEmpty)
+            try await a.releaseLock("jobs/report", token: token)
+            #expect(try await b.getLock("jobs/report") == nil)
+            guard case .granted(let next, _) = try await b.acquireLock("jobs/report", ttl: .seconds(5)) else {
+                Issue.record("not granted after release")
+                return
+            }
+            #expect(next > token)
+            _ = try await a.serverTime()
+            await a.shutdown()
+            await b.shutdown()
+        }
+    }
+
+    @Test func everyJobOperation() async throws {
+        try await withNode { node in
+            let c = node.client("jobs")
+            let (id, created) = try await c.addJob(JobSpec(type: "img", payload: [1], uniqueKey: "cat.png"))
+            #expect(created)
+            let dup = try await c.addJob(JobSpec(type: "img", payload: [1], uniqueKey: "cat.png"))
+            #expect(dup.id == id && !dup.created)
+            #expect(try await c.getJob(id).state == .queued)
+            let job = try #require(try await c.claimJob(types: ["img"]))
+            #expect(job.id == id && job.payload == [1])
+            #expect(try await c.runningJobs(type: "img") == 1)
+            _ = try await c.extendJob(id, token: job.token)
+            try await c.abortJob(id, token: job.token)
+            let again = try await c.claimJob(id: id)
+            #expect(again.attempt == 1)
+            let failed = try await c.failJob(id, token: again.token, error: "oops")
+            #expect(failed.state == .queued)
+            let (other, _) = try await c.addJob(JobSpec(type: "img", maxAttempts: 1))
+            let o = try await c.claimJob(id: other)
+            #expect(try await c.failJob(other, token: o.token, error: "bad").state == .dead)
+            try await c.requeueJob(other)
+            let o2 = try await c.claimJob(id: other)
+            try await c.completeJob(other, token: o2.token, result: [7])
+            #expect(try await c.getJob(other).result == [7])
+            let page = try await c.listJobs(JobFilter(type: "img"))
+            #expect(page.jobs.map(\.id) == [id, other])
+            try await c.deleteJob(id)
+            #expect(try await c.listJobs(JobFilter(state: .queued)).jobs.isEmpty)
+            #expect(try await c.claimJob(types: ["img"], wait: .milliseconds(200)) == nil)
+            await c.shutdown()
+        }
+    }
+
+    @Test func contendersGetTheLockOneAtATimeInFIFOOrder() async throws {
+        try await withNode { node in
+            let holder = node.client("holder")
+            guard case .granted(let first, _) = try await holder.acquireLock("hot", ttl: .seconds(30)) else { return }
+            let order = NIOLockedValueBox<[Int]>([])
+            let inside = NIOLockedValueBox(0)
+            let count = 8
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<count {
+                    // Queue the contenders one after another so their order in line is known.
+                    let client = node.client("c\(i)")
+                    group.addTask {
+                        try await client.withLock("hot", ttl: .seconds(5), wait: .seconds(30), owner: "c\(i)") { lease in
+                            let n = inside.withLockedValue { $0 += 1; return $0 }
+                            #expect(n == 1, "two holders at once")
+                            order.withLockedValue { $0.append(i) }
+                            try await Task.sleep(for: .milliseconds(20))
+                            inside.withLockedValue { $0 -= 1 }
+                            _ = lease
+                        }
+                        await client.shutdown()
+                    }
+                    while (try await holder.getLock("hot"))?.waiters.count != i + 1 {
+                        try await Task.sleep(for: .milliseconds(5))
+                    }
+                }
+                try await holder.releaseLock("hot", token: first)
+                try await group.waitForAll()
+            }
+            #expect(order.withLockedValue { $0 } == Array(0..<count))
+            await holder.shutdown()
+        }
+    }
+
+    @Test func workerThatStopsRenewingLosesItsJob() async throws {
+        try await withNode { node in
+            let stalled = node.client("stalled")
+            let healthy = node.client("healthy")
+            let (id, _) = try await stalled.addJob(JobSpec(type: "scan", timeout: 300, backoff: 100))
+            let first = try #require(try await stalled.claimJob(types: ["scan"]))
+            // The stalled worker never extends. The job comes back after its lease and backoff.
+            let second = try #require(try await healthy.claimJob(types: ["scan"], wait: .seconds(5)))
+            #expect(second.id == id && second.attempt == 2 && second.token > first.token)
+            await expectServerError(.claimLost) { try await stalled.completeJob(id, token: first.token) }
+            await expectServerError(.claimLost) { try await stalled.extendJob(id, token: first.token) }
+            try await healthy.completeJob(id, token: second.token)
+            #expect(try await healthy.getJob(id).state == .completed)
+            await stalled.shutdown()
+            await healthy.shutdown()
+        }
+    }
+
+    @Test func withLockRenewsPastItsTTL() async throws {
+        try await withNode { node in
+            let c = node.client()
+            let token = try await c.withLock("long", ttl: .milliseconds(300)) { lease in
+                try await Task.sleep(for: .milliseconds(1000))
+                return lease.token
+            }
+            #expect(token.rawValue > 0)
+            #expect(try await c.getLock("long") == nil)  // released on return
+            await c.shutdown()
+        }
+    }
+
+    @Test func withLockCancelsTheBodyWhenTheLeaseIsLost() async throws {
+        let node = try await TestNode.start()
+        let c = node.client(retryTimeout: .milliseconds(100))
+        let bodyCancelled = NIOLockedValueBox(false)
+        await #expect(throws: BatonClientError.self) {
+            try await c.withLock("doomed", ttl: .milliseconds(400)) { _ in
+                try await node.stop()  // the node goes away; renewals cannot succeed
+                do {
+                    try await Task.sleep(for: .seconds(10))
+                } catch {
+                    bodyCancelled.withLockedValue { $0 = true }
+                    throw error
+                }
+            }
+        }
+        #expect(bodyCancelled.withLockedValue { $0 })
+        await c.shutdown()
+    }
+
+    @Test func jobWorkerCompletesAndFailsJobs() async throws {
+        try await withNode { node in
+            let c = node.client("producer")
+            var ids: [JobID] = []
+            for i in 0..<20 {
+                ids.append(try await c.addJob(JobSpec(type: "thumb", payload: [UInt8(i)], maxAttempts: 2, backoff: 100)).id)
+            }
+            let workerClient = node.client("worker")
+            let worker = JobWorker(client: workerClient, types: ["thumb"], concurrency: 4) { job in
+                if job.payload == [13] { throw CancellationError() }  // an unlucky job
+                return job.payload + job.payload
+            }
+            let run = Task { try await worker.run() }
+            var done = false
+            for _ in 0..<200 where !done {
+                let jobs = try await c.listJobs(JobFilter(type: "thumb")).jobs
+                done = jobs.allSatisfy { $0.state == .completed || $0.state == .dead }
+                if !done { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            run.cancel()
+            let jobs = try await c.listJobs(JobFilter(type: "thumb")).jobs
+            let completedCount = jobs.filter { $0.state == .completed }.count
+            #expect(completedCount == 19)
+            let dead = try #require(jobs.first { $0.state == .dead })
+            #expect(dead.payload == [13] && dead.attempts == 2)
+            #expect(jobs.first { $0.payload == [4] }?.result == [4, 4])
+            await c.shutdown()
+            await workerClient.shutdown()
+        }
+    }
+
+    @Test func periodicTaskRunsOnOneReplicaAtATimeWithoutOverlap() async throws {
+        try await withNode { node in
+            let runs = NIOLockedValueBox<[(replica: Int, start: ContinuousClock.Instant, end: ContinuousClock.Instant)]>([])
+            let clients = (0..<3).map { node.client("replica-\($0)") }
+            let tasks = clients.enumerated().map { i, client in
+                Task {
+                    try await client.runPeriodic("sweep", every: .milliseconds(200), ttl: .seconds(2)) {
+                        let start = ContinuousClock.now
+                        try await Task.sleep(for: .milliseconds(30))
+                        runs.withLockedValue { $0.append((i, start, ContinuousClock.now)) }
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(1500))
+            for t in tasks { t.cancel() }
+            for t in tasks { _ = try? await t.value }
+            let all = runs.withLockedValue { $0 }.sorted { $0.start < $1.start }
+            #expect(all.count >= 4 && all.count <= 9, "\(all.count) runs in 1.5 s at a 200 ms interval")
+            #expect(Set(all.map(\.replica)).count == 1, "the holder kept the schedule")
+            for (a, b) in zip(all, all.dropFirst()) { #expect(a.end <= b.start, "runs overlapped") }
+            for c in clients { await c.shutdown() }
+        }
+    }
+
+    @Test func periodicTaskMovesToAnotherReplicaWhenTheHolderStops() async throws {
+        try await withNode { node in
+            let runs = NIOLockedValueBox<[Int]>([])
+            let clients = (0..<2).map { node.client("replica-\($0)") }
+            let first = Task {
+                try await clients[0].runPeriodic("handover", every: .milliseconds(100), ttl: .milliseconds(500)) {
+                    runs.withLockedValue { $0.append(0) }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let second = Task {
+                try await clients[1].runPeriodic("handover", every: .milliseconds(100), ttl: .milliseconds(500)) {
+                    runs.withLockedValue { $0.append(1) }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            first.cancel()
+            _ = try? await first.value
+            try await Task.sleep(for: .milliseconds(800))
+            second.cancel()
+            _ = try? await second.value
+            let seen = runs.withLockedValue { $0 }
+            #expect(seen.first == 0 && seen.last == 1, "\(seen)")
+            for c in clients { await c.shutdown() }
+        }
+    }
+}
