@@ -138,7 +138,12 @@ final class Connection: Sendable {
         let promise = channel.eventLoop.makePromise(of: Reply.self)
         channel.writeAndFlush(PendingRequest(requestID: requestID, frame: frame, timeout: timeout, promise: promise))
             .whenFailure { promise.fail($0) }
-        return try await promise.futureResult.get()
+        // A cancelled caller stops waiting at once; a late answer then completes nothing.
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            promise.fail(CancellationError())
+        }
     }
 
     var isActive: Bool { channel.isActive }
