@@ -16,7 +16,7 @@ struct ImageWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image-worker",
         abstract: "Example worker service: analyse newly uploaded images with Baton, three ways.",
-        subcommands: [Upload.self, Run.self])
+        subcommands: [Upload.self, Run.self, Status.self])
 }
 
 enum Pattern: String, ExpressibleByArgument, CaseIterable {
@@ -109,6 +109,40 @@ extension ImageWorker {
                     }
                     try await group.waitForAll()
                 }
+            }
+        }
+    }
+}
+
+extension ImageWorker {
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the locks and image jobs on the node.")
+
+        @Option(help: "Baton node, host:port.") var endpoint = "127.0.0.1:7700"
+
+        func run() async throws {
+            let baton = BatonClient(configuration: .init(endpoints: [endpoint], name: "image-worker-status"))
+            do {
+                try await show(baton)
+            } catch {
+                await baton.shutdown()
+                throw error
+            }
+            await baton.shutdown()
+        }
+
+        func show(_ baton: BatonClient) async throws {
+            let now = try await baton.serverTime()
+            let locks = try await baton.listLocks()
+            print("LOCKS (\(locks.count))")
+            for l in locks {
+                let left = Double(now.distance(to: l.expiresAt)) / 1000
+                print("  \(l.key)  held by \(l.owner)  token \(l.token)  expires in \(left)s  waiters \(l.waiters.map(\.owner))")
+            }
+            let jobs = try await baton.listJobs(JobFilter(type: "image.analyse")).jobs
+            print("JOBS (\(jobs.count))")
+            for j in jobs {
+                print("  #\(j.id)  \(j.state)  attempts \(j.attempts)/\(j.maxAttempts)  \(j.uniqueKey)  \(j.worker)")
             }
         }
     }

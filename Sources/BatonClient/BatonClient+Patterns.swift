@@ -21,18 +21,16 @@ extension BatonClient {
         _ key: String, ttl: Duration, wait: Duration = .zero, owner: String? = nil,
         _ body: @escaping @Sendable (LockLease) async throws -> T
     ) async throws -> T {
-        let acquired = ContinuousClock.now
+        let sent = ContinuousClock.now
         switch try await acquireLock(key, ttl: ttl, wait: wait, owner: owner) {
         case .busy(let holder, _):
             throw BatonClientError.lockBusy(key: key, holder: holder)
         case .granted(let token, _):
             let lease = LockLease(key: key, token: token, ttl: ttl)
-            // A grant that waited in line may have started before the answer arrived; count the
-            // lease from the answer, minus a margin for the trip.
-            let validFor = ContinuousClock.now - acquired > ttl ? ttl * 0.9 : ttl
+            let validUntil = leaseValidUntil(sent: sent, received: .now, ttl: ttl)
             do {
                 let result = try await withKeepAlive(
-                    interval: ttl / 3, validFor: validFor, what: "lock '\(key)'",
+                    interval: ttl / 3, validUntil: validUntil, validFor: ttl, what: "lock '\(key)'",
                     renew: { try await self.renewLock(key, token: token, ttl: ttl) },
                     body: { try await body(lease) })
                 try? await releaseLock(key, token: token)

@@ -47,6 +47,7 @@ public struct JobWorker: Sendable {
         let logger = client.configuration.logger
         while !Task.isCancelled {
             let job: ClaimedJob?
+            let sent = ContinuousClock.now
             do {
                 job = try await client.claimJob(types: types, worker: name, wait: pollWait)
             } catch {
@@ -56,12 +57,13 @@ public struct JobWorker: Sendable {
                 continue
             }
             guard let job else { continue }
-            await process(job)
+            await process(job, validUntil: leaseValidUntil(sent: sent, received: .now, ttl: job.timeout.duration))
         }
     }
 
-    /// Runs the handler on one claimed job and reports the outcome.
-    public func process(_ job: ClaimedJob) async {
+    /// Runs the handler on one claimed job and reports the outcome. `validUntil` is when the claim's
+    /// lease surely still holds on this machine's clock (default: a full timeout from now, less 10 %).
+    public func process(_ job: ClaimedJob, validUntil: ContinuousClock.Instant? = nil) async {
         let logger = client.configuration.logger
         let client = self.client
         let handler = self.handler
@@ -70,7 +72,8 @@ public struct JobWorker: Sendable {
         do {
             outcome = .success(
                 try await withKeepAlive(
-                    interval: timeout / 3, validFor: timeout, what: "job \(job.id)",
+                    interval: timeout / 3, validUntil: validUntil ?? .now + timeout * 0.9, validFor: timeout,
+                    what: "job \(job.id)",
                     renew: { try await client.extendJob(job.id, token: job.token) },
                     body: { try await handler(job) }))
         } catch {

@@ -1,10 +1,11 @@
 /// Runs `body` while `renew` is called every `interval` in the background.
 ///
-/// If renewing fails for good (`renew` throws a non-retriable error, or retriable ones keep coming until
-/// `validFor` has passed since the last success), `body` is cancelled and `.leaseLost` is thrown
+/// The lease is taken to be valid until `validUntil`, and for `validFor` after the *sending* of each
+/// successful renew. If renewing fails for good (`renew` throws a non-retriable error, or retriable
+/// ones keep coming until the lease is no longer valid), `body` is cancelled and `.leaseLost` is thrown
 /// once it has stopped. Otherwise the result of `body` is returned and renewing stops.
 func withKeepAlive<T: Sendable>(
-    interval: Duration, validFor: Duration, what: String,
+    interval: Duration, validUntil: ContinuousClock.Instant, validFor: Duration, what: String,
     renew: @escaping @Sendable () async throws -> Void,
     body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
@@ -12,7 +13,7 @@ func withKeepAlive<T: Sendable>(
         group.addTask { try await body() }
         group.addTask {
             let clock = ContinuousClock()
-            var validUntil = clock.now + validFor
+            var validUntil = validUntil
             while true {
                 try await Task.sleep(for: interval)
                 let sent = clock.now
@@ -41,4 +42,13 @@ func withKeepAlive<T: Sendable>(
         }
         throw CancellationError()
     }
+}
+
+/// Until when a lease granted between `sent` and `received` is surely valid on the client's clock.
+///
+/// A grant answered at once started after `sent`, so the lease lasts at least until `sent + ttl`.
+/// A grant that waited in line (the answer took more than a tenth of the TTL) started shortly before
+/// `received`; it is counted from `received`, less 10 % for the answer's trip.
+func leaseValidUntil(sent: ContinuousClock.Instant, received: ContinuousClock.Instant, ttl: Duration) -> ContinuousClock.Instant {
+    received - sent < ttl / 10 ? sent + ttl : received + ttl * 0.9
 }
