@@ -1,5 +1,6 @@
 import BatonCore
 import BatonProtocol
+import Foundation
 
 /// Everything a node needs to run. Every field has a default that suits one node on a laptop.
 public struct NodeConfiguration: Sendable, Hashable, Codable {
@@ -27,20 +28,49 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         public var defaultBackoffMilliseconds: UInt32 = 1_000
         public var completedRetentionMilliseconds: UInt32 = 3_600_000
         public init() {}
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case maxKeyLength, minTTLMilliseconds, maxTTLMilliseconds, maxWaitMilliseconds
+            case defaultJobTimeoutMilliseconds, defaultMaxAttempts, defaultBackoffMilliseconds
+            case completedRetentionMilliseconds
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Limits()
+            func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+                try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+            }
+            maxKeyLength = try value(.maxKeyLength, d.maxKeyLength)
+            minTTLMilliseconds = try value(.minTTLMilliseconds, d.minTTLMilliseconds)
+            maxTTLMilliseconds = try value(.maxTTLMilliseconds, d.maxTTLMilliseconds)
+            maxWaitMilliseconds = try value(.maxWaitMilliseconds, d.maxWaitMilliseconds)
+            defaultJobTimeoutMilliseconds = try value(.defaultJobTimeoutMilliseconds, d.defaultJobTimeoutMilliseconds)
+            defaultMaxAttempts = try value(.defaultMaxAttempts, d.defaultMaxAttempts)
+            defaultBackoffMilliseconds = try value(.defaultBackoffMilliseconds, d.defaultBackoffMilliseconds)
+            completedRetentionMilliseconds = try value(.completedRetentionMilliseconds, d.completedRetentionMilliseconds)
+        }
     }
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
+    }
 
     public init(from decoder: any Decoder) throws {
         // Every key is optional: a file names only what it changes.
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = NodeConfiguration()
-        nodeID = try c.decodeIfPresent(String.self, forKey: .nodeID) ?? d.nodeID
-        host = try c.decodeIfPresent(String.self, forKey: .host) ?? d.host
-        port = try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port
-        maxFrameSize = try c.decodeIfPresent(Int.self, forKey: .maxFrameSize) ?? d.maxFrameSize
-        idleTimeoutMilliseconds = try c.decodeIfPresent(UInt32.self, forKey: .idleTimeoutMilliseconds) ?? d.idleTimeoutMilliseconds
-        limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? d.limits
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        nodeID = try value(.nodeID, d.nodeID)
+        host = try value(.host, d.host)
+        port = try value(.port, d.port)
+        maxFrameSize = try value(.maxFrameSize, d.maxFrameSize)
+        idleTimeoutMilliseconds = try value(.idleTimeoutMilliseconds, d.idleTimeoutMilliseconds)
+        limits = try value(.limits, d.limits)
     }
 
     /// Checks every rule; returns one message per broken rule.
@@ -72,5 +102,41 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         c.defaultBackoff = Milliseconds(limits.defaultBackoffMilliseconds)
         c.completedRetention = Milliseconds(limits.completedRetentionMilliseconds)
         return c
+    }
+}
+
+/// A configuration file that cannot be used, with a message that names the problem.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+extension NodeConfiguration {
+    /// Reads a JSON configuration. Unknown keys are refused (a misspelt key would otherwise be ignored
+    /// silently), and so are values of the wrong type.
+    public static func decode(json: Data) throws -> NodeConfiguration {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: json)
+        } catch {
+            throw ConfigurationError(description: "not valid JSON: \(error.localizedDescription)")
+        }
+        guard let top = object as? [String: Any] else { throw ConfigurationError(description: "the top level must be an object") }
+        let known = Set(CodingKeys.allCases.map(\.stringValue))
+        var unknown = top.keys.filter { !known.contains($0) }.sorted()
+        if let limits = top["limits"] as? [String: Any] {
+            let knownLimits = Set(Limits.CodingKeys.allCases.map(\.stringValue))
+            unknown += limits.keys.filter { !knownLimits.contains($0) }.sorted().map { "limits.\($0)" }
+        }
+        guard unknown.isEmpty else {
+            throw ConfigurationError(description: "unknown key\(unknown.count == 1 ? "" : "s"): \(unknown.joined(separator: ", "))")
+        }
+        do {
+            return try JSONDecoder().decode(NodeConfiguration.self, from: json)
+        } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ConfigurationError(description: "'\(path)' must be \(type)")
+        } catch {
+            throw ConfigurationError(description: "\(error)")
+        }
     }
 }

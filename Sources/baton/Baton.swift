@@ -73,9 +73,9 @@ extension Baton {
             }
             let configuration: NodeConfiguration
             do {
-                configuration = try JSONDecoder().decode(NodeConfiguration.self, from: data)
+                configuration = try NodeConfiguration.decode(json: data)
             } catch {
-                throw ValidationError("\(config) is not a valid configuration: \(error)")
+                throw ValidationError("\(config): \(error)")
             }
             try await serve(configuration, logger: try log.makeLogger())
         }

@@ -1,0 +1,183 @@
+import BatonClient
+import BatonProtocol
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import BatonServer
+
+/// The `baton` executable next to the test bundle (SwiftPM builds it with the tests).
+func batonExecutable() throws -> URL {
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [dir, dir.deletingLastPathComponent()] {
+        let url = candidate.appendingPathComponent("baton")
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    throw BatonClientError.connectFailed("the baton executable is not built next to \(dir.path); run `swift build` first")
+}
+
+/// A free loopback port: bind port 0, note the port, close.
+func freePort() async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .bind(host: "127.0.0.1", port: 0).get()
+    let port = channel.localAddress!.port!
+    try await channel.close()
+    return port
+}
+
+@Suite(.timeLimit(.minutes(1))) struct ProcessTests {
+    func launch(_ arguments: [String]) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = try batonExecutable()
+        process.arguments = arguments
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = err
+        try process.run()
+        return (process, err)
+    }
+
+    func waitForExit(_ process: Process, seconds: Double = 10) async throws -> Int32 {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning {
+            process.interrupt()
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("baton did not exit within \(seconds) s")
+            return -1
+        }
+        return process.terminationStatus
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func devNodeServesThenStopsGracefullyOnSignal(signal: Int32) async throws {
+        let port = try await freePort()
+        let (process, _) = try launch(["dev", "--port", "\(port)", "--log-level", "error"])
+        let client = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "signals"))
+        do {
+            guard case .granted = try await client.acquireLock("k", ttl: .seconds(5)) else {
+                Issue.record("not granted")
+                return
+            }
+        } catch {
+            kill(process.processIdentifier, SIGKILL)
+            throw error
+        }
+        kill(process.processIdentifier, signal)
+        #expect(try await waitForExit(process) == 0)
+        await client.shutdown()
+    }
+
+    @Test func serveRefusesABadConfigurationWithAClearMessage() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("baton-bad-\(UUID()).json")
+        try #"{"port": 70000, "limits": {"minTTLMilliseconds": 0}}"#.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (process, output) = try launch(["serve", "--config", file.path])
+        let status = try await waitForExit(process)
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(status != 0)
+        #expect(text.contains("port 70000 is outside 0...65535"))
+        #expect(text.contains("minTTLMilliseconds must be above zero"))
+    }
+
+    @Test func serveReadsItsConfiguration() async throws {
+        let port = try await freePort()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(UUID()).json")
+        try #"{"nodeID": "from-file", "port": \#(port), "limits": {"minTTLMilliseconds": 500}}"#
+            .write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (process, _) = try launch(["serve", "--config", file.path, "--log-level", "error"])
+        let client = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "config"))
+        await expectServerError(.invalidArgument) { _ = try await client.acquireLock("k", ttl: .milliseconds(400)) }
+        kill(process.processIdentifier, SIGTERM)
+        #expect(try await waitForExit(process) == 0)
+        await client.shutdown()
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct ClientBehaviourTests {
+    @Test func clientReconnectsToARestartedNode() async throws {
+        let first = try await TestNode.start()
+        let port = first.port
+        let client = first.client()
+        _ = try await client.addJob(JobSpec(type: "t"))
+        try await first.stop()
+        let second = try await TestNode.start { $0.port = port }
+        let (id, created) = try await client.addJob(JobSpec(type: "t"))
+        #expect(created && id == JobID(1))  // a new, empty node
+        await client.shutdown()
+        try await second.stop()
+    }
+
+    @Test func requestToASilentNodeTimesOut() async throws {
+        // A listener that accepts and never answers.
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        var config = BatonClient.Configuration(endpoints: ["127.0.0.1:\(silent.localAddress!.port!)"])
+        config.requestTimeout = .milliseconds(200)
+        config.retryTimeout = .milliseconds(500)
+        let client = BatonClient(configuration: config)
+        await #expect(throws: BatonClientError.timedOut) { _ = try await client.getLock("k") }
+        await client.shutdown()
+        try await silent.close()
+    }
+
+    @Test func unreachableNodeFailsToConnect() async throws {
+        let port = try await freePort()
+        var config = BatonClient.Configuration(endpoints: ["127.0.0.1:\(port)"])
+        config.retryTimeout = .milliseconds(300)
+        let client = BatonClient(configuration: config)
+        let error = await #expect(throws: BatonClientError.self) { _ = try await client.getLock("k") }
+        if case .connectFailed = error {} else { Issue.record("expected connectFailed, got \(String(describing: error))") }
+        await client.shutdown()
+    }
+
+    @Test func cancelledCallStopsWaiting() async throws {
+        try await withNode { node in
+            let client = node.client()
+            let started = ContinuousClock.now
+            let claim = Task { try await client.claimJob(types: ["never"], wait: .seconds(30)) }
+            try await Task.sleep(for: .milliseconds(100))
+            claim.cancel()
+            _ = try? await claim.value
+            #expect(ContinuousClock.now - started < .seconds(5))
+            await client.shutdown()
+        }
+    }
+
+    @Test func endpointsParse() {
+        #expect(Endpoint("10.0.0.1:7701") == Endpoint(host: "10.0.0.1", port: 7701))
+        #expect(Endpoint("baton-1") == Endpoint(host: "baton-1", port: 7700))
+        #expect(Endpoint("host:0") == nil)
+        #expect(Endpoint(":7700") == nil)
+        #expect(Endpoint("a:b:c") == nil)
+    }
+}
+
+@Suite struct ConfigurationTests {
+    @Test func emptyFileMeansDefaults() throws {
+        #expect(try NodeConfiguration.decode(json: Data("{}".utf8)) == NodeConfiguration())
+    }
+
+    @Test func partialLimitsKeepOtherDefaults() throws {
+        let c = try NodeConfiguration.decode(json: Data(#"{"limits": {"minTTLMilliseconds": 500}}"#.utf8))
+        #expect(c.limits.minTTLMilliseconds == 500 && c.limits.maxTTLMilliseconds == 86_400_000)
+    }
+
+    @Test(arguments: [
+        (#"{"prot": 1}"#, "unknown key: prot"),
+        (#"{"limits": {"minTTL": 1}}"#, "unknown key: limits.minTTL"),
+        (#"{"port": "x"}"#, "'port' must be Int"),
+        (#"[1]"#, "the top level must be an object"),
+        (#"{"#, "not valid JSON"),
+    ])
+    func badFilesAreRefusedClearly(json: String, message: String) {
+        do {
+            _ = try NodeConfiguration.decode(json: Data(json.utf8))
+            Issue.record("accepted \(json)")
+        } catch {
+            #expect("\(error)".contains(message), "\(error)")
+        }
+    }
+}
