@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "BatonProtocol", targets: ["BatonProtocol"]),
         .executable(name: "baton", targets: ["baton"]),
         .executable(name: "image-worker", targets: ["ImageWorker"]),
+        .executable(name: "baton-bench", targets: ["baton-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -16,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // The wire contract: frames, messages, error codes, encode/decode.
@@ -72,6 +74,29 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/ImageWorker"
+        ),
+        // The load generator: workloads, target dialects (Baton, Redis, beanstalkd), measurement.
+        .target(
+            name: "BatonBenchKit",
+            dependencies: [
+                "BatonProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/BatonBenchKit"
+        ),
+        .executableTarget(
+            name: "baton-bench",
+            dependencies: [
+                "BatonBenchKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/baton-bench"
+        ),
+        .testTarget(
+            name: "BatonBenchKitTests",
+            dependencies: ["BatonBenchKit", "BatonServer", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "BatonProtocolTests",
