@@ -92,7 +92,6 @@ struct Deadline: Comparable, Sendable {
         case claimWait(clientID: ClientID, sequence: SequenceNumber)
         case jobLease(JobID, token: FencingToken)
         case jobReady(JobID, generation: UInt32)
-        case jobRetention(JobID)
         case session(ClientID)
 
         /// Rank, then up to two numbers and a string that order deadlines of the same rank.
@@ -103,8 +102,7 @@ struct Deadline: Comparable, Sendable {
             case .claimWait(let c, let s): (2, c.rawValue, s.rawValue, "")
             case .jobLease(let id, let token): (3, id.rawValue, token.rawValue, "")
             case .jobReady(let id, let g): (4, id.rawValue, UInt64(g), "")
-            case .jobRetention(let id): (5, id.rawValue, 0, "")
-            case .session(let c): (6, c.rawValue, 0, "")
+            case .session(let c): (5, c.rawValue, 0, "")
             }
         }
     }
@@ -116,6 +114,15 @@ struct Deadline: Comparable, Sendable {
         a.time != b.time ? a.time < b.time : a.kind.sortKey < b.kind.sortKey
     }
     static func == (a: Self, b: Self) -> Bool { a.time == b.time && a.kind == b.kind }
+}
+
+/// A completed job, in the order completed jobs are removed: oldest completion first, then lowest id.
+struct CompletedEntry: Comparable, Sendable {
+    var completedAt: Timestamp
+    var id: JobID
+    static func < (a: Self, b: Self) -> Bool {
+        a.completedAt != b.completedAt ? a.completedAt < b.completedAt : a.id < b.id
+    }
 }
 
 /// The answers remembered for one client, so a retried command is answered, not applied again.

@@ -149,7 +149,9 @@ extension StateMachine {
             job.result = result
             jobs[id] = job
             releaseUniqueKey(job)
-            schedule(.jobRetention(id), at: now.adding(configuration.completedRetention))
+            completed.insert(CompletedEntry(completedAt: now, id: id))
+            completedCount += 1
+            while completedCount > configuration.maxCompletedJobs { dropOldestCompleted() }
             return .jobCompleted
         }
     }
@@ -231,6 +233,7 @@ extension StateMachine {
     mutating func deleteJob(_ id: JobID) -> Reply {
         guard var job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
         if job.state == .running { stopRunning(&job) }
+        if job.state == .completed { completedCount -= 1 }
         releaseUniqueKey(job)
         jobs[id] = nil
         return .jobDeleted
@@ -256,11 +259,20 @@ extension StateMachine {
         return .jobRequeued
     }
 
-    mutating func dropCompletedJob(_ id: JobID) {
-        guard let job = jobs[id], job.state == .completed,
-            job.runAt.adding(configuration.completedRetention) <= now
-        else { return }
-        jobs[id] = nil
+    /// Removes the completed job that finished first.
+    mutating func dropOldestCompleted() {
+        pruneCompleted()
+        guard let entry = completed.popMin() else { return }
+        jobs[entry.id] = nil
+        completedCount -= 1
+    }
+
+    /// Pops entries of jobs deleted since they completed, so the oldest entry is a completed job.
+    mutating func pruneCompleted() {
+        while let entry = completed.min {
+            if let job = jobs[entry.id], job.state == .completed, job.runAt == entry.completedAt { return }
+            _ = completed.popMin()
+        }
     }
 
     func listJobs(_ filter: JobFilter) -> Reply {

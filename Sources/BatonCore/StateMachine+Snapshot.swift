@@ -215,7 +215,8 @@ extension StateMachine {
                 runningByType[job.spec.type, default: 0] += 1
                 schedule(.jobLease(id, token: job.claimToken), at: job.leaseExpiresAt)
             case .completed:
-                schedule(.jobRetention(id), at: job.runAt.adding(configuration.completedRetention))
+                completed.insert(CompletedEntry(completedAt: job.runAt, id: id))
+                completedCount += 1
             case .dead:
                 break
             }

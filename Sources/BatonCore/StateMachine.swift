@@ -48,6 +48,9 @@ public struct StateMachine: Sendable {
     var waits: [WaitKey: WaitPlace] = [:]
     var sessions: [ClientID: Session] = [:]
     var deadlines: Heap<Deadline> = []
+    /// Completed jobs, oldest first; they are removed after the retention time or beyond the cap.
+    var completed: Heap<CompletedEntry> = []
+    var completedCount = 0
     /// Answers to waiting commands settled during the current input.
     var pendingCompletions: [Completion] = []
 
@@ -63,7 +66,13 @@ public struct StateMachine: Sendable {
     /// The earliest time at which something will happen without any input (a lease ends, a wait runs
     /// out, a delayed job becomes ready). The runtime applies `.tick` then. May be early (a renewed lease
     /// leaves its old deadline behind), never late.
-    public var nextDeadline: Timestamp? { deadlines.min?.time }
+    public var nextDeadline: Timestamp? {
+        let retention = completed.min.map { $0.completedAt.adding(configuration.completedRetention) }
+        switch (deadlines.min?.time, retention) {
+        case (let d?, let r?): return min(d, r)
+        case (let d, let r): return d ?? r
+        }
+    }
 
     /// Applies one input at `time`.
     public mutating func apply(_ input: StateMachineInput, at time: Timestamp) -> Applied {
@@ -163,11 +172,46 @@ public struct StateMachine: Sendable {
 
     mutating func schedule(_ kind: Deadline.Kind, at time: Timestamp) {
         deadlines.insert(Deadline(time: time, kind: kind))
+        // Released locks and finished claims leave their deadlines behind. When those outnumber the
+        // live ones, drop them, so the heap stays as small as the state it serves.
+        if deadlines.count > 4096 && deadlines.count > 2 * (locks.count + waits.count + jobs.count + sessions.count) {
+            deadlines = Heap(deadlines.unordered.filter(isLive))
+        }
     }
 
-    /// Fires every deadline up to `time`, in time order, each at its own time.
+    /// Whether firing `deadline` would still do something.
+    func isLive(_ deadline: Deadline) -> Bool {
+        switch deadline.kind {
+        case .lockLease(let key, let token):
+            guard let h = locks[key]?.holder else { return false }
+            return h.token == token && h.expiresAt == deadline.time
+        case .lockWait(let key, let client, let sequence):
+            return waits[WaitKey(clientID: client, sequence: sequence)] == .lock(key)
+        case .claimWait(let client, let sequence):
+            return waits[WaitKey(clientID: client, sequence: sequence)] == .claim
+        case .jobLease(let id, let token):
+            guard let job = jobs[id] else { return false }
+            return job.state == .running && job.claimToken == token && job.leaseExpiresAt == deadline.time
+        case .jobReady(let id, let generation):
+            guard let job = jobs[id] else { return false }
+            return job.state == .queued && job.generation == generation
+        case .session(let client):
+            return sessions[client] != nil
+        }
+    }
+
+    /// Fires every deadline up to `time`, in time order, each at its own time. Completed jobs whose
+    /// retention ends at the same time as a deadline are removed first.
     mutating func advance(to time: Timestamp) {
-        while let first = deadlines.min, first.time <= time {
+        while true {
+            pruneCompleted()
+            let retentionEnd = completed.min.map { $0.completedAt.adding(configuration.completedRetention) }
+            if let end = retentionEnd, end <= time, deadlines.min.map({ end <= $0.time }) ?? true {
+                if end > now { now = end }
+                dropOldestCompleted()
+                continue
+            }
+            guard let first = deadlines.min, first.time <= time else { break }
             _ = deadlines.popMin()
             if first.time > now { now = first.time }
             fire(first.kind)
@@ -187,8 +231,6 @@ public struct StateMachine: Sendable {
             expireJobLease(id, token: token)
         case .jobReady(let id, let generation):
             jobBecameReady(id, generation: generation)
-        case .jobRetention(let id):
-            dropCompletedJob(id)
         case .session(let client):
             expireSession(client)
         }

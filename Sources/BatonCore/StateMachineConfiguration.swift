@@ -25,8 +25,10 @@ extension StateMachine {
         public var defaultBackoff: Milliseconds = 1_000
         /// Retry delays double up to this (1 h).
         public var maxBackoff: Milliseconds = 3_600_000
-        /// How long a completed job stays readable before it is removed (1 h).
-        public var completedRetention: Milliseconds = 3_600_000
+        /// How long a completed job stays readable before it is removed (10 min).
+        public var completedRetention: Milliseconds = 600_000
+        /// Most completed jobs kept; beyond it the oldest are removed early.
+        public var maxCompletedJobs: Int = 100_000
         /// Longest text a failure may record; longer texts are cut.
         public var maxErrorLength: Int = 4096
         /// Answers remembered per client for retries.

@@ -30,7 +30,6 @@ public final class BatonServer: Sendable {
     public func start() async throws -> any Channel {
         let runtime = self.runtime
         let configuration = self.configuration
-        let idle = TimeAmount.milliseconds(Int64(configuration.idleTimeoutMilliseconds))
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -39,7 +38,6 @@ public final class BatonServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        IdleStateHandler(readTimeout: idle),
                         ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)),
                         ClientConnectionHandler(runtime: runtime.value, allocator: channel.allocator),
                     ])
@@ -47,6 +45,7 @@ public final class BatonServer: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
+        try await runtime.eventLoop.submit { runtime.value.startIdleSweep() }.get()
         logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         return channel
     }

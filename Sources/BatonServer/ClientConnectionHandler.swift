@@ -17,6 +17,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     /// Commands of this connection still waiting (an acquire in line, a claim with a wait).
     private var waiting = 0
     private var closed = false
+    /// When the connection last sent something.
+    private var lastActivity = NIODeadline.now()
 
     init(runtime: NodeRuntime, allocator: ByteBufferAllocator) {
         self.runtime = runtime
@@ -45,6 +47,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        lastActivity = .now()
         flush()
     }
 
@@ -111,7 +114,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private func flush() {
         guard let context, outgoing.readableBytes > 0, !closed else { return }
         context.writeAndFlush(wrapOutboundOut(outgoing), promise: nil)
-        outgoing = context.channel.allocator.buffer(capacity: 4096)
+        // Usually the write went out at once and the storage is ours again: reuse it.
+        outgoing.clear()
     }
 
     private func closeAfterFlush() {
@@ -119,15 +123,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         context?.close(promise: nil)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            guard waiting == 0 else { return }
-            logger.debug("closing idle connection")
-            send(.error(.idleTimeout, "no request for \(runtime.configuration.idleTimeoutMilliseconds) ms"), requestID: RequestID(0))
-            closeAfterFlush()
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
+    /// Closes the connection if it sent nothing since `cutoff` and has no command waiting.
+    func closeIfIdle(since cutoff: NIODeadline) {
+        guard !closed, waiting == 0, lastActivity < cutoff else { return }
+        logger.debug("closing idle connection")
+        send(.error(.idleTimeout, "no request for \(runtime.configuration.idleTimeoutMilliseconds) ms"), requestID: RequestID(0))
+        closeAfterFlush()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -26,13 +26,14 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         public var defaultJobTimeoutMilliseconds: UInt32 = 60_000
         public var defaultMaxAttempts: UInt16 = 5
         public var defaultBackoffMilliseconds: UInt32 = 1_000
-        public var completedRetentionMilliseconds: UInt32 = 3_600_000
+        public var completedRetentionMilliseconds: UInt32 = 600_000
+        public var maxCompletedJobs: Int = 100_000
         public init() {}
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case maxKeyLength, minTTLMilliseconds, maxTTLMilliseconds, maxWaitMilliseconds
             case defaultJobTimeoutMilliseconds, defaultMaxAttempts, defaultBackoffMilliseconds
-            case completedRetentionMilliseconds
+            case completedRetentionMilliseconds, maxCompletedJobs
         }
 
         public init(from decoder: any Decoder) throws {
@@ -49,6 +50,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
             defaultMaxAttempts = try value(.defaultMaxAttempts, d.defaultMaxAttempts)
             defaultBackoffMilliseconds = try value(.defaultBackoffMilliseconds, d.defaultBackoffMilliseconds)
             completedRetentionMilliseconds = try value(.completedRetentionMilliseconds, d.completedRetentionMilliseconds)
+            maxCompletedJobs = try value(.maxCompletedJobs, d.maxCompletedJobs)
         }
     }
 
@@ -88,6 +90,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         }
         if !(1...4096).contains(limits.maxKeyLength) { problems.append("limits.maxKeyLength must be in 1...4096") }
         if limits.defaultMaxAttempts == 0 { problems.append("limits.defaultMaxAttempts must be above zero") }
+        if limits.maxCompletedJobs < 0 { problems.append("limits.maxCompletedJobs must not be negative") }
         return problems
     }
 
@@ -101,6 +104,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         c.defaultMaxAttempts = limits.defaultMaxAttempts
         c.defaultBackoff = Milliseconds(limits.defaultBackoffMilliseconds)
         c.completedRetention = Milliseconds(limits.completedRetentionMilliseconds)
+        c.maxCompletedJobs = limits.maxCompletedJobs
         return c
     }
 }

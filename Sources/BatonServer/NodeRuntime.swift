@@ -17,6 +17,7 @@ final class NodeRuntime {
     private var connectionsPerClient: [ClientID: Int] = [:]
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     private var timer: (deadline: Timestamp, task: Scheduled<Void>)?
+    private var idleSweep: RepeatedTask?
     private(set) var isShuttingDown = false
 
     struct WaitKey: Hashable {
@@ -116,11 +117,25 @@ final class NodeRuntime {
         timer = (next, task)
     }
 
-    /// Stops the timer and tells every connection the node is going away.
+    /// Closes idle connections: every quarter of the idle timeout, each connection that sent nothing
+    /// for the whole timeout and waits on nothing is closed.
+    func startIdleSweep() {
+        let idle = TimeAmount.milliseconds(Int64(configuration.idleTimeoutMilliseconds))
+        let every = TimeAmount.milliseconds(Int64(configuration.idleTimeoutMilliseconds / 4))
+        let this = NIOLoopBound(self, eventLoop: eventLoop)
+        idleSweep = eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
+            let cutoff = NIODeadline.now() - idle
+            for connection in this.value.connections.values { connection.closeIfIdle(since: cutoff) }
+        }
+    }
+
+    /// Stops the timers and tells every connection the node is going away.
     func shutDown() {
         isShuttingDown = true
         timer?.task.cancel()
         timer = nil
+        idleSweep?.cancel()
+        idleSweep = nil
         for connection in connections.values { connection.shutDown() }
     }
 

@@ -209,3 +209,41 @@ import Testing
         }
     }
 }
+
+@Suite struct CompletedRetentionTests {
+    @Test func completedJobsBeyondTheCapAreRemovedOldestFirst() {
+        var config = StateMachine.Configuration()
+        config.maxCompletedJobs = 3
+        var h = Harness(config)
+        var ids: [JobID] = []
+        for _ in 0..<5 {
+            let id = h.add(JobSpec(type: "t"))
+            let job = h.claim(["t"])!
+            _ = h.run(.completeJob(id, token: job.token, result: []))
+            ids.append(id)
+            h.advance(1)
+        }
+        #expect(h.job(ids[0]) == nil && h.job(ids[1]) == nil)
+        #expect(ids[2...].allSatisfy { h.job($0)?.state == .completed })
+        #expect(h.machine.completedCount == 3)
+    }
+
+    @Test func deletingACompletedJobDoesNotShortenAnothersRetention() {
+        var config = StateMachine.Configuration()
+        config.completedRetention = 1000
+        var h = Harness(config)
+        let a = h.add(JobSpec(type: "t"))
+        let ja = h.claim(["t"])!
+        _ = h.run(.completeJob(a, token: ja.token, result: []))
+        h.advance(500)
+        let b = h.add(JobSpec(type: "t"))
+        let jb = h.claim(["t"])!
+        _ = h.run(.completeJob(b, token: jb.token, result: []))
+        #expect(h.run(.deleteJob(a)) == .jobDeleted)
+        h.advance(500)  // a's retention would have ended now; b's has 500 ms left
+        #expect(h.job(b)?.state == .completed)
+        h.advance(500)
+        #expect(h.job(b) == nil)
+        #expect(h.machine.completedCount == 0)
+    }
+}

@@ -48,6 +48,8 @@ struct Simulation {
         rng = SeededRandom(seed: seed)
         var config = StateMachine.Configuration()
         config.sessionWindow = 8
+        config.maxCompletedJobs = 4
+        config.completedRetention = 3000
         machines = [StateMachine(configuration: config)]
     }
 

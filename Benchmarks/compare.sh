@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: Baton against Redis, beanstalkd and etcd on this machine, in one run.
+#
+#   Benchmarks/compare.sh                 # 10 s per row
+#   DURATION=3 Benchmarks/compare.sh      # a quick look
+#
+# Installs the peers from Debian if they are missing, starts every server on 127.0.0.1, runs the same
+# workload against Baton and against the matching peer with baton-bench, stops everything it started,
+# and prints one Markdown table with the ratio Baton/peer per row (also written to $OUT).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+OUT=${OUT:-Benchmarks/last-run.md}
+ETCD_PERF=${ETCD_PERF:-xl}          # etcdctl check perf --load; "none" skips etcd
+export PATH="$PATH:/opt/swift/usr/bin"
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v beanstalkd >/dev/null || need+=(beanstalkd)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing ${need[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "building baton and baton-bench (release)" >&2
+swift build -c release --product baton >/dev/null
+swift build -c release --product baton-bench >/dev/null
+BIN=$(swift build -c release --show-bin-path)
+
+WORK=$(mktemp -d /tmp/baton-compare.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start() {  # start NAME CMD... : runs CMD in the background, logs to $WORK/NAME.log
+    local name=$1; shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+}
+stop_last() {
+    local pid=${PIDS[-1]}
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset 'PIDS[-1]'
+}
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+ROWS="$WORK/rows.jsonl"
+: >"$ROWS"
+bench() {  # bench ROW_LABEL SIDE TARGET PORT WORKLOAD CONNECTIONS PIPELINE
+    local label=$1 side=$2 target=$3 port=$4 workload=$5 conns=$6 pipe=$7
+    echo "  $label: $side ($target $workload, $conns clients, $pipe in flight)" >&2
+    local json
+    json=$("$BIN/baton-bench" --target "$target" --endpoint "127.0.0.1:$port" --workload "$workload" \
+        --connections "$conns" --pipeline "$pipe" --duration "$DURATION" --warmup "$WARMUP" --json)
+    python3 -c 'import json,sys; r=json.loads(sys.argv[3]); r["row"]=sys.argv[1]; r["side"]=sys.argv[2]; print(json.dumps(r))' \
+        "$label" "$side" "$json" >>"$ROWS"
+}
+
+# --- in memory -------------------------------------------------------------------------------------
+echo "in memory" >&2
+start baton "$BIN/baton" dev --port 17700 --log-level error
+wait_port 17700
+start redis redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no
+wait_port 16379
+start beanstalkd beanstalkd -l 127.0.0.1 -p 11400
+wait_port 11400
+
+bench "lock, 50 clients (Baton vs Redis SET NX PX + Lua release, no persistence)" baton baton 17700 lock 50 1
+bench "lock, 50 clients (Baton vs Redis SET NX PX + Lua release, no persistence)" peer redis 16379 lock 50 1
+bench "lock-contended, 50 clients on one key (Baton FIFO wait vs Redis retry loop)" baton baton 17700 lock-contended 50 1
+bench "lock-contended, 50 clients on one key (Baton FIFO wait vs Redis retry loop)" peer redis 16379 lock-contended 50 1
+bench "renew, 50 clients × 4 held leases (Baton vs Redis Lua PEXPIRE)" baton baton 17700 renew 50 4
+bench "renew, 50 clients × 4 held leases (Baton vs Redis Lua PEXPIRE)" peer redis 16379 renew 50 4
+bench "job, 16 clients, no pipelining (Baton vs beanstalkd in memory)" baton baton 17700 job 16 1
+bench "job, 16 clients, no pipelining (Baton vs beanstalkd in memory)" peer beanstalkd 11400 job 16 1
+bench "job, 16 clients × 8 in flight (Baton vs beanstalkd in memory)" baton baton 17700 job 16 8
+bench "job, 16 clients × 8 in flight (Baton vs beanstalkd in memory)" peer beanstalkd 11400 job 16 8
+stop_last; stop_last; stop_last
+
+# --- durable peers (Baton has no durable mode yet: those rows show the peer alone) -----------------
+echo "durable peers" >&2
+start redis-aof redis-server --port 16380 --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always --dir "$WORK"
+wait_port 16380
+mkdir -p "$WORK/binlog"
+start beanstalkd-f0 beanstalkd -l 127.0.0.1 -p 11401 -b "$WORK/binlog" -f 0
+wait_port 11401
+bench "lock, 50 clients, fsync on every write (Redis appendfsync always; Baton: no durable mode yet)" peer redis 16380 lock 50 1
+bench "job, 16 clients, fsync on every write (beanstalkd -f 0; Baton: no durable mode yet)" peer beanstalkd 11401 job 16 1
+stop_last; stop_last
+
+# --- etcd: its own Go client, etcdctl check perf, against a 3-node cluster --------------------------
+ETCD_LINE="not run"
+if [ "$ETCD_PERF" != none ]; then
+    echo "etcd 3-node cluster, etcdctl check perf --load=$ETCD_PERF (about a minute)" >&2
+    cluster="e1=http://127.0.0.1:12380,e2=http://127.0.0.1:22380,e3=http://127.0.0.1:32380"
+    for i in 1 2 3; do
+        start "etcd$i" etcd --name "e$i" --data-dir "$WORK/etcd$i" \
+            --listen-client-urls "http://127.0.0.1:${i}2379" --advertise-client-urls "http://127.0.0.1:${i}2379" \
+            --listen-peer-urls "http://127.0.0.1:${i}2380" --initial-advertise-peer-urls "http://127.0.0.1:${i}2380" \
+            --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token baton-compare
+    done
+    wait_port 12379; wait_port 22379; wait_port 32379
+    sleep 2
+    ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379 \
+        check perf --load="$ETCD_PERF" >"$WORK/etcd-perf.txt" 2>&1 || true
+    ETCD_LINE=$(grep -E "Throughput|Slowest|Stddev|PASS|FAIL" "$WORK/etcd-perf.txt" | tr '\n' ' ' | sed 's/  */ /g')
+    stop_last; stop_last; stop_last
+fi
+
+python3 - "$ROWS" "$ETCD_LINE" >"$OUT" <<'PY'
+import json, sys
+rows = {}
+order = []
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["row"] not in rows:
+        rows[r["row"]] = {}
+        order.append(r["row"])
+    rows[r["row"]][r["side"]] = r
+def cell(r):
+    if r is None:
+        return "—", "—"
+    l = r["latencyMicroseconds"]
+    err = f", {r['errors']} errors" if r["errors"] else ""
+    return f"{r['cyclesPerSecond']:,.0f}{err}", f"{l['p50']/1000:.2f} / {l['p99']/1000:.2f}"
+print("| workload | Baton cycles/s | Baton p50 / p99 ms | peer | peer cycles/s | peer p50 / p99 ms | Baton / peer |")
+print("|---|---:|---:|---|---:|---:|---:|")
+for name in order:
+    b, p = rows[name].get("baton"), rows[name].get("peer")
+    bc, bl = cell(b)
+    pc, pl = cell(p)
+    ratio = f"{b['cyclesPerSecond']/p['cyclesPerSecond']:.2f}×" if b and p and p["cyclesPerSecond"] else "—"
+    print(f"| {name} | {bc} | {bl} | {p['target'] if p else '—'} | {pc} | {pl} | {ratio} |")
+print()
+print(f"etcd 3-node, `etcdctl check perf`: {sys.argv[2]}")
+PY
+cat "$OUT"
