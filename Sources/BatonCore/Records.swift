@@ -126,13 +126,19 @@ struct CompletedEntry: Comparable, Sendable {
 }
 
 /// The answers remembered for one client, so a retried command is answered, not applied again.
-struct Session: Hashable, Sendable {
-    var replies: [SequenceNumber: Reply] = [:]
-    /// Sequence numbers in `replies`, oldest answer first.
-    var order: Deque<SequenceNumber> = []
+struct Session: Sendable {
+    /// Answers in the order they were given, oldest first. Searched only for a retry (a sequence number
+    /// not above `highestSeen`), so the common path is an append and no lookup.
+    var replies: Deque<(sequence: SequenceNumber, reply: Reply)> = []
+    /// The highest sequence number this client has sent.
+    var highestSeen = SequenceNumber(0)
     /// The highest sequence number whose answer was forgotten.
     var forgottenUpTo = SequenceNumber(0)
     var lastSeen: Timestamp
+
+    func reply(to sequence: SequenceNumber) -> Reply? {
+        replies.last { $0.sequence == sequence }?.reply
+    }
 }
 
 /// Where a pending (waiting) command waits.

@@ -10,14 +10,21 @@ extension StateMachine {
 
     /// What the state machine already knows about (client, sequence).
     mutating func recall(client: ClientID, sequence: SequenceNumber) -> Recall {
-        guard var session = sessions[client] else {
-            sessions[client] = Session(lastSeen: now)
+        guard let index = sessions.index(forKey: client) else {
+            var session = Session(lastSeen: now)
+            session.highestSeen = sequence
+            sessions[client] = session
             schedule(.session(client), at: now.adding(configuration.sessionTimeout))
             return .new
         }
-        session.lastSeen = now
-        sessions[client] = session
-        if let reply = session.replies[sequence] { return .answered(reply) }
+        // Mutated in place through the index: one hash lookup per command.
+        sessions.values[index].lastSeen = now
+        if sequence > sessions.values[index].highestSeen {
+            sessions.values[index].highestSeen = sequence
+            return .new
+        }
+        let session = sessions.values[index]
+        if let reply = session.reply(to: sequence) { return .answered(reply) }
         if waits[WaitKey(clientID: client, sequence: sequence)] != nil { return .waiting }
         if sequence <= session.forgottenUpTo { return .tooOld }
         return .new
@@ -25,17 +32,12 @@ extension StateMachine {
 
     /// Keeps `reply` as the answer to (client, sequence), forgetting the oldest answer beyond the window.
     mutating func remember(_ reply: Reply, client: ClientID, sequence: SequenceNumber) {
-        guard sequence.rawValue != 0, var session = sessions[client] else { return }
-        sessions[client] = nil  // mutate in place, without a copy of the dictionary's storage
-        if session.replies.updateValue(reply, forKey: sequence) == nil {
-            session.order.append(sequence)
-            while session.order.count > configuration.sessionWindow {
-                let old = session.order.removeFirst()
-                session.replies[old] = nil
-                if old > session.forgottenUpTo { session.forgottenUpTo = old }
-            }
+        guard sequence.rawValue != 0, let index = sessions.index(forKey: client) else { return }
+        sessions.values[index].replies.append((sequence, reply))
+        while sessions.values[index].replies.count > configuration.sessionWindow {
+            let old = sessions.values[index].replies.removeFirst().sequence
+            if old > sessions.values[index].forgottenUpTo { sessions.values[index].forgottenUpTo = old }
         }
-        sessions[client] = session
     }
 
     mutating func expireSession(_ client: ClientID) {

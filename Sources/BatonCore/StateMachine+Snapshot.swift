@@ -87,9 +87,9 @@ extension StateMachine {
             b.writeU64(client.rawValue)
             b.writeU64(s.lastSeen.milliseconds)
             b.writeU64(s.forgottenUpTo.rawValue)
-            b.writeU32(UInt32(s.order.count))
-            for seq in s.order {
-                let reply = s.replies[seq]!
+            b.writeU64(s.highestSeen.rawValue)
+            b.writeU32(UInt32(s.replies.count))
+            for (seq, reply) in s.replies {
                 b.writeU64(seq.rawValue)
                 b.writeU8(reply.opcode.rawValue)
                 let lengthIndex = b.writerIndex
@@ -172,13 +172,13 @@ extension StateMachine {
                 let client = ClientID(try b.readU64("client"))
                 var s = Session(lastSeen: Timestamp(milliseconds: try b.readU64("last_seen")))
                 s.forgottenUpTo = SequenceNumber(try b.readU64("forgotten_up_to"))
+                s.highestSeen = SequenceNumber(try b.readU64("highest_seen"))
                 for _ in 0..<(try b.readU32("reply_count")) {
                     let seq = SequenceNumber(try b.readU64("sequence"))
                     let opcode = Opcode(rawValue: try b.readU8("opcode"))
                     let length = try b.readU32("length")
                     guard let body = b.readSlice(length: Int(length)) else { throw ProtocolError.truncated("reply") }
-                    s.replies[seq] = try Reply.decode(opcode: opcode, body: body)
-                    s.order.append(seq)
+                    s.replies.append((seq, try Reply.decode(opcode: opcode, body: body)))
                 }
                 sessions[client] = s
             }
