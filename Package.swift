@@ -35,11 +35,19 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // zlib (Debian: zlib1g-dev) for CRC32 and deflate.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The vocabulary of the replicated log (terms, indexes, entries, hard state); the Raft core joins it.
+        .target(name: "BatonRaft"),
+        // Write-ahead log segments and compressed snapshots on disk.
+        .target(name: "BatonStorage", dependencies: ["BatonRaft", "CZlib"]),
         // The node: NIO listener, node runtime, configuration.
         .target(
             name: "BatonServer",
             dependencies: [
                 "BatonCore",
+                "BatonStorage",
+                "BatonRaft",
                 "BatonProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -105,6 +113,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "BatonStorageTests",
+            dependencies: ["BatonStorage", "BatonRaft"]
         ),
         .testTarget(
             name: "BatonCoreTests",

@@ -1,0 +1,259 @@
+import BatonRaft
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The write-ahead log: append-only segment files of checksummed records.
+///
+/// A segment is named `wal-<first index, 16 hex digits>.log` and starts with an 8-byte header
+/// (`BTNW`, version 1, two reserved bytes). Then records:
+///
+/// ```
+/// length:u32  crc32:u32  type:u8  payload          (big-endian; length counts type + payload;
+///                                                    the CRC-32 covers type + payload)
+/// type 1, entry:       term:u64  index:u64  data
+/// type 2, hard state:  term:u64  vote:u64  commit:u64
+/// ```
+///
+/// An entry whose index is not above the last one replaces the log from that index on (Raft's
+/// conflicting-suffix rule). Not thread-safe: one owner calls it, from one thread at a time.
+public final class WriteAheadLog {
+    public enum SyncMode: String, Sendable, Codable {
+        /// `fdatasync` after every batch: nothing acknowledged is lost on a crash or power loss.
+        case always
+        /// Never sync: for tests and throw-away nodes. A crash of the machine loses recent writes.
+        case none
+    }
+
+    static let segmentMagic: [UInt8] = [0x42, 0x54, 0x4E, 0x57, 0, 1, 0, 0]  // "BTNW", version 1
+    static let recordHeader = 9
+
+    public let directory: String
+    public let segmentSize: Int
+    public let syncMode: SyncMode
+    private var fd: Int32 = -1
+    private var currentPath = ""
+    private var currentSize = 0
+    /// First index of each segment, oldest first (the last is the one being written).
+    private(set) var segments: [(first: LogIndex, path: String)] = []
+    public private(set) var lastIndex = LogIndex.zero
+    private var buffer: [UInt8] = []
+    /// Index of the first entry in `buffer`, which names a segment started for it.
+    private var bufferFirstIndex: LogIndex?
+
+    /// What `open` found on disk.
+    public struct Recovered: Sendable {
+        public var entries: [LogEntry]
+        public var hardState: HardState
+        /// Bytes cut from the end of the last segment (a torn write), if any.
+        public var truncatedBytes: Int
+    }
+
+    /// Opens (or creates) the log in `directory` and reads back every entry after `after`.
+    /// A torn tail is cut off; corruption anywhere else throws.
+    public init(directory: String, segmentSize: Int = 64 << 20, syncMode: SyncMode = .always) throws {
+        self.directory = directory
+        self.segmentSize = segmentSize
+        self.syncMode = syncMode
+        try FileIO.makeDirectory(directory)
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+
+    public func recover(after snapshotIndex: LogIndex = .zero) throws -> Recovered {
+        let names = try FileIO.list(directory).filter { $0.hasPrefix("wal-") && $0.hasSuffix(".log") }
+        var entries: [LogEntry] = []
+        var hardState = HardState()
+        var truncated = 0
+        segments = []
+        for (i, name) in names.enumerated() {
+            let path = "\(directory)/\(name)"
+            guard let first = UInt64(name.dropFirst(4).dropLast(4), radix: 16) else {
+                throw StorageError("\(path): not a segment name")
+            }
+            let isLast = i == names.count - 1
+            let bytes = try FileIO.readAll(path)
+            let end = try Self.scan(bytes, path: path, isLast: isLast) { type, payload in
+                var r = ByteReader(bytes: payload, offset: 0)
+                switch type {
+                case 1:
+                    guard let term = r.read(UInt64.self), let index = r.read(UInt64.self) else {
+                        throw StorageError("\(path): short entry record")
+                    }
+                    let entry = LogEntry(
+                        term: Term(term), index: LogIndex(index), data: Array(payload[r.offset...]))
+                    if let last = entries.last, entry.index <= last.index {
+                        entries.removeLast(entries.count - (entries.firstIndex { $0.index >= entry.index } ?? entries.count))
+                    }
+                    entries.append(entry)
+                case 2:
+                    guard let t = r.read(UInt64.self), let v = r.read(UInt64.self), let c = r.read(UInt64.self) else {
+                        throw StorageError("\(path): short hard-state record")
+                    }
+                    hardState = HardState(term: Term(t), vote: NodeIndex(v), commit: LogIndex(c))
+                default:
+                    throw StorageError("\(path): unknown record type \(type)")
+                }
+            }
+            if end < bytes.count {
+                truncated = bytes.count - end
+                if end < Self.segmentMagic.count {
+                    try FileIO.remove(path)  // a segment torn before its header was complete
+                    try FileIO.syncDirectory(directory)
+                    continue
+                }
+                try FileIO.truncate(path, to: end)
+            }
+            segments.append((LogIndex(first), path))
+        }
+        lastIndex = entries.last?.index ?? snapshotIndex
+        if lastIndex < snapshotIndex { lastIndex = snapshotIndex }
+        entries.removeAll { $0.index <= snapshotIndex }
+        if let last = segments.last {
+            currentPath = last.path
+            currentSize = FileIO.size(last.path)
+            fd = try FileIO.open(last.path, O_WRONLY | O_APPEND)
+        }
+        return Recovered(entries: entries, hardState: hardState, truncatedBytes: truncated)
+    }
+
+    /// Calls `record` for each valid record of a segment; returns where the valid part ends.
+    /// In the last segment a bad record with nothing valid after it is a torn tail; anything else is corruption.
+    static func scan(
+        _ bytes: [UInt8], path: String, isLast: Bool, _ record: (UInt8, UnsafeRawBufferPointer) throws -> Void
+    ) throws -> Int {
+        guard bytes.count >= segmentMagic.count else {
+            if isLast { return 0 }
+            throw StorageError("\(path): segment shorter than its header")
+        }
+        guard Array(bytes[0..<segmentMagic.count]) == segmentMagic else {
+            throw StorageError("\(path): not a Baton log segment (bad header)")
+        }
+        return try bytes.withUnsafeBytes { raw in
+            var offset = segmentMagic.count
+            while offset < raw.count {
+                guard let (type, payload, next) = parseRecord(raw, at: offset) else {
+                    guard isLast else {
+                        throw StorageError("\(path): corrupt record at byte \(offset) of a segment that is not the last; refusing to start")
+                    }
+                    var probe = offset + 1
+                    while probe + recordHeader <= raw.count {
+                        if parseRecord(raw, at: probe) != nil {
+                            throw StorageError("\(path): corrupt record at byte \(offset) followed by valid records; refusing to start")
+                        }
+                        probe += 1
+                    }
+                    return offset
+                }
+                try record(type, payload)
+                offset = next
+            }
+            return offset
+        }
+    }
+
+    /// One record at `offset`, if it is complete and its checksum matches.
+    static func parseRecord(_ raw: UnsafeRawBufferPointer, at offset: Int) -> (UInt8, UnsafeRawBufferPointer, Int)? {
+        var r = ByteReader(bytes: raw, offset: offset)
+        guard let length = r.read(UInt32.self), let crc = r.read(UInt32.self), length >= 1,
+            Int(length) <= raw.count - r.offset
+        else { return nil }
+        let body = UnsafeRawBufferPointer(rebasing: raw[r.offset..<r.offset + Int(length)])
+        guard Zlib.crc32(body) == crc else { return nil }
+        return (body[0], UnsafeRawBufferPointer(rebasing: body[1...]), r.offset + Int(length))
+    }
+
+    // MARK: Writing
+
+    /// Adds entries to the pending write. Entries at or below the last index replace the log from there.
+    public func append(_ entries: [LogEntry]) {
+        for e in entries {
+            var body: [UInt8] = [1]
+            body.reserveCapacity(17 + e.data.count)
+            body.appendBE(e.term.rawValue)
+            body.appendBE(e.index.rawValue)
+            body.append(contentsOf: e.data)
+            addRecord(body)
+            if bufferFirstIndex == nil { bufferFirstIndex = e.index }
+            lastIndex = e.index
+        }
+    }
+
+    public func append(_ hardState: HardState) {
+        var body: [UInt8] = [2]
+        body.appendBE(hardState.term.rawValue)
+        body.appendBE(hardState.vote.rawValue)
+        body.appendBE(hardState.commit.rawValue)
+        addRecord(body)
+    }
+
+    private func addRecord(_ body: [UInt8]) {
+        buffer.appendBE(UInt32(body.count))
+        buffer.appendBE(Zlib.crc32(body))
+        buffer.append(contentsOf: body)
+    }
+
+    /// Writes what was appended and, in `.always` mode, syncs it: one `write` and one `fdatasync` for
+    /// everything appended since the last call (group commit). Starts a new segment when the current
+    /// one is full.
+    public func commit() throws {
+        guard !buffer.isEmpty else { return }
+        if fd < 0 || currentSize >= segmentSize {
+            try startSegment(first: bufferFirstIndex ?? LogIndex(lastIndex.rawValue + 1))
+        }
+        try buffer.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: currentPath) }
+        currentSize += buffer.count
+        buffer.removeAll(keepingCapacity: true)
+        bufferFirstIndex = nil
+        if syncMode == .always { try FileIO.fdatasync(fd, path: currentPath) }
+    }
+
+    private func startSegment(first: LogIndex) throws {
+        if fd >= 0 {
+            if syncMode == .always { try FileIO.fdatasync(fd, path: currentPath) }
+            close(fd)
+        }
+        let path = "\(directory)/wal-\(String(first.rawValue, radix: 16).leftPadded(16)).log"
+        fd = try FileIO.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND)
+        try Self.segmentMagic.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: path) }
+        if syncMode == .always {
+            try FileIO.fdatasync(fd, path: path)
+            try FileIO.syncDirectory(directory)
+        }
+        currentPath = path
+        currentSize = Self.segmentMagic.count
+        segments.append((first, path))
+    }
+
+    /// Deletes segments that hold only entries at or below `index` (a snapshot covers them).
+    public func compact(upTo index: LogIndex) throws {
+        // Segment i holds entries from its first index up to the next segment's first index.
+        var removed = false
+        while segments.count > 1, segments[1].first.rawValue <= index.rawValue {
+            try FileIO.remove(segments[0].path)
+            segments.removeFirst()
+            removed = true
+        }
+        if removed { try FileIO.syncDirectory(directory) }
+    }
+
+    /// Closes the current segment so the next commit starts a new one.
+    public func rotate() throws {
+        if fd >= 0 {
+            if syncMode == .always { try FileIO.fdatasync(fd, path: currentPath) }
+            close(fd)
+            fd = -1
+        }
+    }
+
+    public var segmentPaths: [String] { segments.map(\.path) }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

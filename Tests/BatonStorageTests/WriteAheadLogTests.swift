@@ -1,0 +1,188 @@
+import BatonRaft
+import Foundation
+import Testing
+
+@testable import BatonStorage
+
+func temporaryDirectory() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("baton-wal-\(UUID())").path
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
+    range.map { LogEntry(term: Term(term), index: LogIndex($0), data: Array("entry \($0)".utf8)) }
+}
+
+@Suite struct WriteAheadLogTests {
+    @Test func appendedEntriesAndHardStateComeBack() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...3))
+        wal.append(HardState(term: Term(1), vote: NodeIndex(2), commit: LogIndex(3)))
+        try wal.commit()
+        wal.append(entries(4...5))
+        try wal.commit()
+
+        let again = try WriteAheadLog(directory: dir)
+        let r = try again.recover()
+        #expect(r.entries == entries(1...5))
+        #expect(r.hardState == HardState(term: Term(1), vote: NodeIndex(2), commit: LogIndex(3)))
+        #expect(r.truncatedBytes == 0)
+        #expect(again.lastIndex == LogIndex(5))
+    }
+
+    @Test func laterEntriesReplaceAConflictingSuffix() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...5, term: 1))
+        wal.append(entries(3...4, term: 2))
+        try wal.commit()
+        let r = try WriteAheadLog(directory: dir).recover()
+        #expect(r.entries == entries(1...2, term: 1) + entries(3...4, term: 2))
+    }
+
+    @Test func segmentsRotateAndCompactBehindASnapshot() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir, segmentSize: 200)
+        _ = try wal.recover()
+        for i in stride(from: UInt64(1), through: 60, by: 3) {
+            wal.append(entries(i...i + 2))
+            try wal.commit()
+        }
+        let segments = wal.segmentPaths.count
+        #expect(segments > 3)
+        try wal.compact(upTo: LogIndex(40))
+        #expect(wal.segmentPaths.count < segments)
+        let r = try WriteAheadLog(directory: dir, segmentSize: 200).recover(after: LogIndex(40))
+        #expect(r.entries == entries(41...60))
+    }
+
+    /// Cuts the file at every byte offset inside the last record: every complete record survives.
+    @Test func tornTailAtEveryByteOffsetKeepsEveryCompleteRecord() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...4))
+        try wal.commit()
+        let path = wal.segmentPaths[0]
+        let goodSize = FileIO.size(path)
+        wal.append(entries(5...5))
+        try wal.commit()
+        let full = try FileIO.readAll(path)
+        for cut in goodSize..<full.count {
+            try Data(full[0..<cut]).write(to: URL(fileURLWithPath: path))
+            let r = try WriteAheadLog(directory: dir).recover()
+            #expect(r.entries == entries(1...4), "cut at \(cut)")
+            #expect(r.truncatedBytes == cut - goodSize)
+            #expect(FileIO.size(path) == goodSize)
+        }
+    }
+
+    /// Flips each byte of the last record in turn: the record is dropped, the ones before it kept.
+    @Test func corruptLastRecordAtEveryByteIsCutOff() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...4))
+        try wal.commit()
+        let path = wal.segmentPaths[0]
+        let goodSize = FileIO.size(path)
+        wal.append(entries(5...5))
+        try wal.commit()
+        let full = try FileIO.readAll(path)
+        for offset in goodSize..<full.count {
+            var damaged = full
+            damaged[offset] ^= 0x5A
+            try Data(damaged).write(to: URL(fileURLWithPath: path))
+            let r = try WriteAheadLog(directory: dir).recover()
+            #expect(r.entries == entries(1...4), "corrupt byte \(offset)")
+        }
+    }
+
+    @Test func corruptionInTheMiddleStopsStartUp() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...10))
+        try wal.commit()
+        let path = wal.segmentPaths[0]
+        var bytes = try FileIO.readAll(path)
+        bytes[20] ^= 0xFF  // inside the first record
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir).recover() }
+        do {
+            _ = try WriteAheadLog(directory: dir).recover()
+        } catch {
+            #expect("\(error)".contains("followed by valid records"))
+        }
+    }
+
+    @Test func corruptionInAnOlderSegmentStopsStartUp() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir, segmentSize: 100)
+        _ = try wal.recover()
+        for i in UInt64(1)...6 {
+            wal.append(entries(i...i))
+            try wal.commit()
+        }
+        let first = wal.segmentPaths[0]
+        var bytes = try FileIO.readAll(first)
+        bytes[bytes.count - 1] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: first))
+        #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir, segmentSize: 100).recover() }
+    }
+
+    @Test func aSegmentTornInsideItsHeaderIsRemoved() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...2))
+        try wal.commit()
+        try Data([0x42, 0x54]).write(to: URL(fileURLWithPath: "\(dir)/wal-00000000000000ff.log"))
+        let r = try WriteAheadLog(directory: dir).recover()
+        #expect(r.entries == entries(1...2))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/wal-00000000000000ff.log"))
+    }
+}
+
+@Suite struct SnapshotStoreTests {
+    @Test func roundTripCompressed() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SnapshotStore(directory: dir)
+        #expect(try store.loadNewest() == nil)
+        let data = Array(repeating: Array("lock/key-0001 holder worker-a ".utf8), count: 1000).flatMap { $0 }
+        let size = try store.save(Snapshot(index: LogIndex(10), term: Term(1), data: data))
+        #expect(size < data.count / 10)  // deflate did its work
+        #expect(try store.loadNewest() == Snapshot(index: LogIndex(10), term: Term(1), data: data))
+    }
+
+    @Test func damagedNewestFallsBackAndOnlyTwoAreKept() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SnapshotStore(directory: dir)
+        for i in UInt64(1)...3 { try store.save(Snapshot(index: LogIndex(i), term: Term(1), data: [UInt8(i)])) }
+        #expect(try store.snapshotFiles().count == 2)
+        var newest = try FileIO.readAll(store.path(LogIndex(3)))
+        newest[newest.count - 1] ^= 0xFF
+        try Data(newest).write(to: URL(fileURLWithPath: store.path(LogIndex(3))))
+        var skipped: [String] = []
+        #expect(try store.loadNewest { skipped.append($0) }?.index == LogIndex(2))
+        #expect(skipped.count == 1 && skipped[0].contains("checksum"))
+    }
+
+    @Test func crcMatchesZlib() {
+        #expect(Zlib.crc32(Array("123456789".utf8)) == 0xCBF4_3926)  // the standard check value
+    }
+}
