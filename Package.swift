@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "baton",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "BatonClient", targets: ["BatonClient"]),
         .library(name: "BatonProtocol", targets: ["BatonProtocol"]),
@@ -70,6 +70,7 @@ let package = Package(
             name: "baton",
             dependencies: [
                 "BatonServer",
+                "BatonStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -83,16 +83,20 @@ extension StateMachine {
         complete(client, sequence, .lockAcquired(.busy(holder: holder?.owner ?? "", expiresAt: holder?.expiresAt ?? .zero)))
     }
 
-    func lockInfo(_ key: String) -> LockInfo? {
-        guard let record = locks[key], let h = record.holder else { return nil }
+    func lockInfo(_ key: String, at time: Timestamp) -> LockInfo? {
+        guard let record = locks[key], let h = record.holder, h.expiresAt > time else { return nil }
         return LockInfo(
             key: key, owner: h.owner, clientID: h.clientID, token: h.token, grantedAt: h.grantedAt,
             expiresAt: h.expiresAt,
             waiters: record.waiters.map { LockWaiter(owner: $0.owner, clientID: $0.clientID, deadline: $0.deadline) })
     }
 
-    func listLocks(prefix: String, after: String, limit: Int) -> [LockInfo] {
+    func listLocks(prefix: String, after: String, limit: Int, at time: Timestamp) -> [LockInfo] {
         let keys = locks.keys.filter { $0.hasPrefix(prefix) && (after.isEmpty || $0 > after) }.sorted()
-        return keys.prefix(limit).compactMap(lockInfo)
+        var infos: [LockInfo] = []
+        for key in keys where infos.count < limit {
+            if let info = lockInfo(key, at: time) { infos.append(info) }
+        }
+        return infos
     }
 }

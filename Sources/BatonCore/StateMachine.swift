@@ -93,14 +93,16 @@ public struct StateMachine: Sendable {
         return Applied(reply: reply, completions: completions)
     }
 
-    /// Answers a read-only query from the current state. Apply a `.tick` first to bring time forward.
-    public func query(_ q: Query) -> Reply {
+    /// Answers a read-only query from the current state, as seen at `time` (default: the last input's):
+    /// a lease that has ended by then is shown as ended even before a `.tick` has been applied.
+    public func query(_ q: Query, at time: Timestamp? = nil) -> Reply {
+        let time = max(time ?? now, now)
         if let error = validate(q) { return .error(error) }
         switch q {
         case .getLock(let key):
-            return .lock(lockInfo(key))
+            return .lock(lockInfo(key, at: time))
         case .listLocks(let prefix, let after, let limit):
-            return .locks(listLocks(prefix: prefix, after: after, limit: listLimit(limit)))
+            return .locks(listLocks(prefix: prefix, after: after, limit: listLimit(limit), at: time))
         case .getJob(let id):
             guard let job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
             return .job(job.info)
@@ -177,6 +179,18 @@ public struct StateMachine: Sendable {
         if deadlines.count > 4096 && deadlines.count > 2 * (locks.count + waits.count + jobs.count + sessions.count) {
             deadlines = Heap(deadlines.unordered.filter(isLive))
         }
+    }
+
+    /// Whether a `.tick` at `time` would change anything: a lease, wait or retention ends by then.
+    /// Drops stale deadlines on the way, which changes nothing observable.
+    public mutating func hasDueWork(at time: Timestamp) -> Bool {
+        while let first = deadlines.min, first.time <= time {
+            if isLive(first) { return true }
+            _ = deadlines.popMin()
+        }
+        pruneCompleted()
+        if let oldest = completed.min, oldest.completedAt.adding(configuration.completedRetention) <= time { return true }
+        return false
     }
 
     /// Whether firing `deadline` would still do something.

@@ -48,7 +48,7 @@ extension Request {
 }
 
 extension Command {
-    func encodeBody(into b: inout ByteBuffer) {
+    public func encodeBody(into b: inout ByteBuffer) {
         switch self {
         case .acquireLock(let key, let owner, let ttl, let wait):
             b.writeStr(key)
@@ -99,7 +99,7 @@ extension Command {
         }
     }
 
-    static func decodeBody(opcode: Opcode, from b: inout ByteBuffer) throws(ProtocolError) -> Command {
+    public static func decodeBody(opcode: Opcode, from b: inout ByteBuffer) throws(ProtocolError) -> Command {
         switch opcode {
         case .lockAcquire:
             return .acquireLock(
@@ -153,7 +153,7 @@ extension Command {
 }
 
 extension Query {
-    func encodeBody(into b: inout ByteBuffer) {
+    public func encodeBody(into b: inout ByteBuffer) {
         switch self {
         case .getLock(let key):
             b.writeStr(key)

@@ -14,15 +14,21 @@ public final class BatonServer: Sendable {
     private let runtime: NIOLoopBoundBox<NodeRuntime>
     private let logger: Logger
 
-    public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "baton")) {
+    private let log: DurableLog?
+
+    /// Recovers the node's state from its data directory (if it has one); throws when the data is
+    /// damaged beyond a torn tail.
+    public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "baton")) throws {
         var logger = logger
         logger[metadataKey: "node.id"] = "\(configuration.nodeID)"
         self.configuration = configuration
         self.logger = logger
+        let recovered = try RecoveredState.recover(configuration, logger: logger)
+        self.log = recovered.log
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         self.runtime = NIOLoopBoundBox.makeBoxSendingValue(
-            NodeRuntime(configuration: configuration, eventLoop: loop, clock: NodeClock(), logger: logger),
+            NodeRuntime(configuration: configuration, eventLoop: loop, recovered: recovered, logger: logger),
             eventLoop: loop)
     }
 
@@ -57,6 +63,7 @@ public final class BatonServer: Sendable {
         try await runtime.eventLoop.submit { runtime.value.shutDown() }.get()
         try await Task.sleep(for: .milliseconds(50))  // let the goodbye frames go out
         try await group.shutdownGracefully()
+        await log?.close()
         logger.info("stopped")
     }
 }
@@ -65,8 +72,8 @@ public final class BatonServer: Sendable {
 public struct BatonNodeService: Service {
     let server: BatonServer
 
-    public init(configuration: NodeConfiguration, logger: Logger) {
-        server = BatonServer(configuration: configuration, logger: logger)
+    public init(configuration: NodeConfiguration, logger: Logger) throws {
+        server = try BatonServer(configuration: configuration, logger: logger)
     }
 
     public func run() async throws {

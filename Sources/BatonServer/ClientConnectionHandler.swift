@@ -17,6 +17,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     /// Commands of this connection still waiting (an acquire in line, a claim with a wait).
     private var waiting = 0
     private var closed = false
+    /// Inside a batch of reads (answers wait for `channelReadComplete`).
+    private var reading = false
+    private var flushQueued = false
     /// When the connection last sent something.
     private var lastActivity = NIODeadline.now()
 
@@ -42,11 +45,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
         let frame = unwrapInboundIn(data)
         handle(frame)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
         lastActivity = .now()
         flush()
     }
@@ -84,13 +89,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             send(runtime.query(query), requestID: frame.requestID)
         case .command(let sequence, let command):
             guard let clientID else { return refuseBeforeHello(frame) }
-            if let reply = runtime.execute(
-                command, sequence: sequence, client: clientID, requestID: frame.requestID, from: self)
-            {
-                send(reply, requestID: frame.requestID)
-            } else {
-                waiting += 1
-            }
+            waiting += 1
+            runtime.execute(command, sequence: sequence, client: clientID, requestID: frame.requestID, from: self)
         }
     }
 
@@ -104,11 +104,18 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         outgoing.writeReply(reply, requestID: requestID)
     }
 
-    /// Writes the answer to a command that waited, now.
+    /// Queues the answer to a command. Inside a read it goes out with the read's other answers;
+    /// otherwise (after a log write, or when a wait is settled) with everything else answered in the
+    /// same event-loop task.
     func deliver(_ reply: Reply, requestID: RequestID) {
         waiting -= 1
         send(reply, requestID: requestID)
-        flush()
+        guard !reading, !flushQueued, let context else { return }
+        flushQueued = true
+        context.eventLoop.execute { [this = NIOLoopBound(self, eventLoop: context.eventLoop)] in
+            this.value.flushQueued = false
+            this.value.flush()
+        }
     }
 
     private func flush() {

@@ -1,5 +1,6 @@
 import BatonCore
 import BatonProtocol
+import BatonStorage
 import Foundation
 
 /// Everything a node needs to run. Every field has a default that suits one node on a laptop.
@@ -16,6 +17,15 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var idleTimeoutMilliseconds: UInt32 = 300_000
     /// Limits and defaults of locks and jobs.
     public var limits: Limits = Limits()
+    /// Where the write-ahead log and snapshots live. Nil: in memory only (gone when the node stops).
+    public var dataDirectory: String? = nil
+    /// `always`: every acknowledged command is on disk (fdatasync per group commit). `none`: never
+    /// sync (for tests and throw-away nodes; a machine crash loses recent commands).
+    public var sync: WriteAheadLog.SyncMode = .always
+    /// A snapshot is taken (in the background) after this many log entries.
+    public var snapshotEveryEntries: Int = 100_000
+    /// A log segment is closed and a new one started past this size.
+    public var segmentSizeBytes: Int = 64 << 20
 
     /// The state machine's limits and defaults, as written in a configuration file.
     public struct Limits: Sendable, Hashable, Codable {
@@ -58,6 +68,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
+        case dataDirectory, sync, snapshotEveryEntries, segmentSizeBytes
     }
 
     public init(from decoder: any Decoder) throws {
@@ -73,6 +84,10 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         maxFrameSize = try value(.maxFrameSize, d.maxFrameSize)
         idleTimeoutMilliseconds = try value(.idleTimeoutMilliseconds, d.idleTimeoutMilliseconds)
         limits = try value(.limits, d.limits)
+        dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? "baton-data"
+        sync = try value(.sync, d.sync)
+        snapshotEveryEntries = try value(.snapshotEveryEntries, d.snapshotEveryEntries)
+        segmentSizeBytes = try value(.segmentSizeBytes, d.segmentSizeBytes)
     }
 
     /// Checks every rule; returns one message per broken rule.
@@ -91,6 +106,9 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if !(1...4096).contains(limits.maxKeyLength) { problems.append("limits.maxKeyLength must be in 1...4096") }
         if limits.defaultMaxAttempts == 0 { problems.append("limits.defaultMaxAttempts must be above zero") }
         if limits.maxCompletedJobs < 0 { problems.append("limits.maxCompletedJobs must not be negative") }
+        if let dir = dataDirectory, dir.isEmpty { problems.append("dataDirectory must not be empty") }
+        if snapshotEveryEntries < 100 { problems.append("snapshotEveryEntries must be at least 100") }
+        if segmentSizeBytes < 4096 { problems.append("segmentSizeBytes must be at least 4096") }
         return problems
     }
 

@@ -1,16 +1,26 @@
 import BatonCore
 import BatonProtocol
+import BatonRaft
+import BatonStorage
 import Logging
 import NIOCore
 
 /// Owns the state machine of one node and carries out what it decides: answers to connections,
-/// a timer for the next deadline. Lives on one event loop; every method runs there.
+/// a timer for the next deadline, and (on a durable node) the log that every input goes through
+/// before it is applied. Lives on one event loop; every method runs there.
+///
+/// On a durable node an input is *proposed*: stamped with the time, added to the next batch of log
+/// entries, written and synced with the whole batch by the log writer (group commit), and only then
+/// applied and answered. So every answer a client sees is on disk, and a restart replays exactly
+/// the inputs that were answered (and maybe some that were not yet). On an in-memory node an input
+/// is applied at once.
 final class NodeRuntime {
     let configuration: NodeConfiguration
     let eventLoop: any EventLoop
     let clock: NodeClock
     var logger: Logger
     private(set) var machine: StateMachine
+    private let log: DurableLog?
     /// Who waits for the answer to a waiting command.
     private var routes: [WaitKey: Route] = [:]
     /// Open connections per client id; a client whose last connection closes is detached.
@@ -19,6 +29,15 @@ final class NodeRuntime {
     private var timer: (deadline: Timestamp, task: Scheduled<Void>)?
     private var idleSweep: RepeatedTask?
     private(set) var isShuttingDown = false
+
+    // The log pipeline (durable nodes only).
+    private var pending: [Proposal] = []
+    private var flushScheduled = false
+    private var writeInFlight = false
+    private var tickProposed = false
+    private(set) var appliedIndex: LogIndex
+    private var snapshotIndex: LogIndex
+    private var snapshotInProgress = false
 
     struct WaitKey: Hashable {
         var clientID: ClientID
@@ -30,12 +49,22 @@ final class NodeRuntime {
         var requestID: RequestID
     }
 
-    init(configuration: NodeConfiguration, eventLoop: any EventLoop, clock: NodeClock, logger: Logger) {
+    /// An input on its way through the log, and who waits for its answer.
+    struct Proposal {
+        var input: TimedInput
+        var route: Route?
+    }
+
+    /// A node whose state was recovered (or is new), ready to serve.
+    init(configuration: NodeConfiguration, eventLoop: any EventLoop, recovered: RecoveredState, logger: Logger) {
         self.configuration = configuration
         self.eventLoop = eventLoop
-        self.clock = clock
         self.logger = logger
-        self.machine = StateMachine(configuration: configuration.stateMachine)
+        self.machine = recovered.machine
+        self.log = recovered.log
+        self.appliedIndex = recovered.appliedIndex
+        self.snapshotIndex = recovered.snapshotIndex
+        self.clock = NodeClock(resumingFrom: recovered.machine.now)
     }
 
     var helloReply: HelloReply {
@@ -60,45 +89,94 @@ final class NodeRuntime {
     func connectionClosed(_ connection: ClientConnectionHandler, client: ClientID?) {
         connections[ObjectIdentifier(connection)] = nil
         routes = routes.filter { $0.value.connection !== connection }
+        for i in pending.indices where pending[i].route?.connection === connection { pending[i].route = nil }
         guard let client, let n = connectionsPerClient[client] else { return }
         if n > 1 {
             connectionsPerClient[client] = n - 1
             return
         }
         connectionsPerClient[client] = nil
-        if !isShuttingDown { apply(.detach(client)) }
+        if !isShuttingDown { propose(.detach(client), route: nil) }
     }
 
     // MARK: Requests
 
-    /// Applies a command and returns its answer, or nil when the answer will come later through `connection`.
+    /// Runs a command. Its answer goes to `connection` when it is ready: at once on an in-memory node,
+    /// after the log write on a durable one, later still if the command waits.
     func execute(
         _ command: Command, sequence: SequenceNumber, client: ClientID, requestID: RequestID,
         from connection: ClientConnectionHandler
-    ) -> Reply? {
-        if isShuttingDown { return .error(.shuttingDown, "node \(configuration.nodeID) is shutting down") }
-        let reply = apply(.command(client, sequence, command))
-        if reply == nil {
-            routes[WaitKey(clientID: client, sequence: sequence)] = Route(connection: connection, requestID: requestID)
+    ) {
+        if isShuttingDown {
+            connection.send(.error(.shuttingDown, "node \(configuration.nodeID) is shutting down"), requestID: requestID)
+            return
         }
-        return reply
+        propose(.command(client, sequence, command), route: Route(connection: connection, requestID: requestID))
     }
 
+    /// Answers from the applied state: everything it shows was on disk before it was applied.
     func query(_ query: Query) -> Reply {
-        apply(.tick)
-        return machine.query(query)
+        machine.query(query, at: clock.now())
     }
 
-    @discardableResult
-    private func apply(_ input: StateMachineInput) -> Reply? {
-        let applied = machine.apply(input, at: clock.now())
+    private func propose(_ input: StateMachineInput, route: Route?) {
+        let timed = TimedInput(input, at: clock.now())
+        guard log != nil else {
+            apply(timed, route: route)
+            armTimer()
+            return
+        }
+        pending.append(Proposal(input: timed, route: route))
+        if !flushScheduled {
+            flushScheduled = true
+            // After everything this event-loop tick reads: one batch, one write, one sync.
+            eventLoop.execute { [this = NIOLoopBound(self, eventLoop: eventLoop)] in this.value.flush() }
+        }
+    }
+
+    /// Hands the pending batch to the log writer, unless a write is in flight (then the batch grows
+    /// until it returns: group commit).
+    private func flush() {
+        flushScheduled = false
+        guard let log, !writeInFlight, !pending.isEmpty, !isShuttingDown else { return }
+        let batch = pending
+        pending = []
+        writeInFlight = true
+        let first = LogIndex(appliedIndex.rawValue + 1)
+        let this = NIOLoopBound((runtime: self, batch: batch), eventLoop: eventLoop)
+        log.write(batch.map(\.input), startingAt: first, on: eventLoop).whenComplete { result in
+            let runtime = this.value.runtime
+            runtime.writeInFlight = false
+            switch result {
+            case .success:
+                for proposal in this.value.batch { runtime.apply(proposal.input, route: proposal.route) }
+                runtime.armTimer()
+                runtime.maybeSnapshot()
+                runtime.flush()
+            case .failure(let error):
+                // Nothing more can be made durable: stop answering rather than answer wrongly.
+                runtime.logger.critical("log write failed; the node stops serving", metadata: ["error": "\(error)"])
+                runtime.shutDown()
+            }
+        }
+    }
+
+    private func apply(_ timed: TimedInput, route: Route?) {
+        let applied = machine.apply(timed.input, at: timed.time)
+        appliedIndex = LogIndex(appliedIndex.rawValue + 1)
+        if case .tick = timed.input { tickProposed = false }
+        if let route {
+            if let reply = applied.reply {
+                route.connection.deliver(reply, requestID: route.requestID)
+            } else if case .command(let client, let sequence, _) = timed.input {
+                routes[WaitKey(clientID: client, sequence: sequence)] = route
+            }
+        }
         for completion in applied.completions {
             let key = WaitKey(clientID: completion.clientID, sequence: completion.sequence)
             guard let route = routes.removeValue(forKey: key) else { continue }
             route.connection.deliver(completion.reply, requestID: route.requestID)
         }
-        armTimer()
-        return applied.reply
     }
 
     // MARK: Time
@@ -112,10 +190,56 @@ final class NodeRuntime {
         let this = NIOLoopBound(self, eventLoop: eventLoop)
         let task = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
             this.value.timer = nil
-            this.value.apply(.tick)
+            this.value.deadlineReached()
         }
         timer = (next, task)
     }
+
+    /// A lease, a wait or a retention may have ended: let time pass in the state machine. On a
+    /// durable node the tick goes through the log, so what it settles (a lock passed to a waiter) is on
+    /// disk before anyone hears of it.
+    private func deadlineReached() {
+        let now = clock.now()
+        guard machine.hasDueWork(at: now) else {
+            armTimer()
+            return
+        }
+        if log == nil {
+            apply(TimedInput(.tick, at: now), route: nil)
+            armTimer()
+        } else if !tickProposed {
+            tickProposed = true
+            propose(.tick, route: nil)
+        }
+    }
+
+    // MARK: Snapshots
+
+    /// Takes a snapshot in the background once enough entries have been applied since the last one.
+    /// The state machine is a value: the copy taken here is encoded and written on another thread
+    /// while this loop keeps applying.
+    private func maybeSnapshot() {
+        guard let log, !snapshotInProgress,
+            appliedIndex.rawValue - snapshotIndex.rawValue >= UInt64(configuration.snapshotEveryEntries)
+        else { return }
+        snapshotInProgress = true
+        let copy = machine
+        let index = appliedIndex
+        let this = NIOLoopBound(self, eventLoop: eventLoop)
+        log.snapshot(copy, at: index, on: eventLoop).whenComplete { result in
+            let runtime = this.value
+            runtime.snapshotInProgress = false
+            switch result {
+            case .success(let bytes):
+                runtime.snapshotIndex = index
+                runtime.logger.info("snapshot written", metadata: ["raft.index": "\(index)", "snapshot.bytes": "\(bytes)"])
+            case .failure(let error):
+                runtime.logger.error("snapshot failed; the log keeps growing", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Shutdown
 
     /// Closes idle connections: every quarter of the idle timeout, each connection that sent nothing
     /// for the whole timeout and waits on nothing is closed.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatonServer
+import BatonStorage
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -29,8 +30,12 @@ struct LogOptions: ParsableArguments {
 extension Baton {
     struct Dev: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run one node in memory with defaults for trying Baton out (127.0.0.1:7700).",
-            discussion: "State lives in memory only: it is gone when the node stops. Stop with Ctrl-C.")
+            abstract: "Run one node with defaults for trying Baton out (127.0.0.1:7700, in memory).",
+            discussion: """
+                Without --data-dir, state lives in memory only: it is gone when the node stops.
+                With --data-dir, the node keeps a write-ahead log and snapshots there and survives restarts.
+                Stop with Ctrl-C.
+                """)
 
         @Option(help: "Address to listen on.")
         var host = "127.0.0.1"
@@ -38,12 +43,23 @@ extension Baton {
         @Option(help: "Port to listen on (0 picks a free port).")
         var port = 7700
 
+        @Option(help: "Keep state on disk in this directory (default: in memory).")
+        var dataDir: String?
+
+        @Option(help: "With --data-dir: 'always' syncs every write before answering; 'none' never syncs.")
+        var sync: String = "always"
+
         @OptionGroup var log: LogOptions
 
         func run() async throws {
             var configuration = NodeConfiguration()
             configuration.host = host
             configuration.port = port
+            configuration.dataDirectory = dataDir
+            guard let mode = WriteAheadLog.SyncMode(rawValue: sync) else {
+                throw ValidationError("--sync must be 'always' or 'none'")
+            }
+            configuration.sync = mode
             try await serve(configuration, logger: try log.makeLogger())
         }
     }
@@ -52,11 +68,12 @@ extension Baton {
         static let configuration = CommandConfiguration(
             abstract: "Run a node from a configuration file.",
             discussion: """
-                The file is JSON; every key is optional. Example:
+                The file is JSON; every key is optional. The node is durable: it keeps its log and
+                snapshots in dataDirectory (default ./baton-data) and syncs before it answers. Example:
                   {"nodeID": "baton-1", "host": "0.0.0.0", "port": 7700,
-                   "idleTimeoutMilliseconds": 300000, "maxFrameSize": 1048576,
+                   "dataDirectory": "/var/lib/baton", "sync": "always",
                    "limits": {"minTTLMilliseconds": 100, "maxTTLMilliseconds": 86400000}}
-                See README.md, "Configuration", for every key.
+                See README.md, "Running a node", for every key.
                 """)
 
         @Option(help: "Path of the JSON configuration file.")
@@ -87,7 +104,7 @@ func serve(_ configuration: NodeConfiguration, logger: Logger) async throws {
     guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
     let group = ServiceGroup(
         configuration: .init(
-            services: [.init(service: BatonNodeService(configuration: configuration, logger: logger))],
+            services: [.init(service: try BatonNodeService(configuration: configuration, logger: logger))],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
     try await group.run()

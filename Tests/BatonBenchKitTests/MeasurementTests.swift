@@ -81,7 +81,7 @@ import Testing
         configuration.port = 0
         var logger = Logger(label: "bench.test")
         logger.logLevel = .critical
-        let server = BatonServer(configuration: configuration, logger: logger)
+        let server = try BatonServer(configuration: configuration, logger: logger)
         let channel = try await server.start()
         var config = BenchmarkConfiguration()
         config.port = channel.localAddress!.port!

@@ -84,9 +84,13 @@ func freePort() async throws -> Int {
     @Test func serveReadsItsConfiguration() async throws {
         let port = try await freePort()
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(UUID()).json")
-        try #"{"nodeID": "from-file", "port": \#(port), "limits": {"minTTLMilliseconds": 500}}"#
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("baton-data-\(UUID())").path
+        try #"{"nodeID": "from-file", "port": \#(port), "dataDirectory": "\#(data)", "limits": {"minTTLMilliseconds": 500}}"#
             .write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
+        defer {
+            try? FileManager.default.removeItem(at: file)
+            try? FileManager.default.removeItem(atPath: data)
+        }
         let (process, _) = try launch(["serve", "--config", file.path, "--log-level", "error"])
         let client = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "config"))
         await expectServerError(.invalidArgument) { _ = try await client.acquireLock("k", ttl: .milliseconds(400)) }
@@ -157,7 +161,9 @@ func freePort() async throws -> Int {
 
 @Suite struct ConfigurationTests {
     @Test func emptyFileMeansDefaults() throws {
-        #expect(try NodeConfiguration.decode(json: Data("{}".utf8)) == NodeConfiguration())
+        var expected = NodeConfiguration()
+        expected.dataDirectory = "baton-data"  // a configured node is durable by default
+        #expect(try NodeConfiguration.decode(json: Data("{}".utf8)) == expected)
     }
 
     @Test func partialLimitsKeepOtherDefaults() throws {

@@ -19,7 +19,7 @@ struct TestNode {
         configure(&configuration)
         var logger = Logger(label: "baton.test")
         logger.logLevel = .critical
-        let server = BatonServer(configuration: configuration, logger: logger)
+        let server = try BatonServer(configuration: configuration, logger: logger)
         let channel = try await server.start()
         return TestNode(server: server, channel: channel, port: channel.localAddress!.port!)
     }

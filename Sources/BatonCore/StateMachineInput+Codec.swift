@@ -1,0 +1,66 @@
+import BatonProtocol
+import NIOCore
+
+/// A state machine input with the time it is applied at: the payload of one log entry.
+///
+/// ```
+/// kind:u8  time:u64
+/// kind 1, command: client_id:u64  sequence:u64  opcode:u8  body (as in the wire protocol)
+/// kind 2, tick:    (nothing)
+/// kind 3, detach:  client_id:u64
+/// ```
+public struct TimedInput: Hashable, Sendable {
+    public var input: StateMachineInput
+    public var time: Timestamp
+    public init(_ input: StateMachineInput, at time: Timestamp) {
+        self.input = input
+        self.time = time
+    }
+
+    public func encode() -> [UInt8] {
+        var b = ByteBuffer()
+        switch input {
+        case .command(let client, let seq, let command):
+            b.writeU8(1)
+            b.writeU64(time.milliseconds)
+            b.writeU64(client.rawValue)
+            b.writeU64(seq.rawValue)
+            b.writeU8(command.opcode.rawValue)
+            command.encodeBody(into: &b)
+        case .tick:
+            b.writeU8(2)
+            b.writeU64(time.milliseconds)
+        case .detach(let client):
+            b.writeU8(3)
+            b.writeU64(time.milliseconds)
+            b.writeU64(client.rawValue)
+        }
+        return Array(b.readableBytesView)
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> TimedInput {
+        var b = ByteBuffer(bytes: bytes)
+        do {
+            let kind = try b.readU8("kind")
+            let time = Timestamp(milliseconds: try b.readU64("time"))
+            let input: StateMachineInput
+            switch kind {
+            case 1:
+                let client = ClientID(try b.readU64("client_id"))
+                let seq = SequenceNumber(try b.readU64("sequence"))
+                let opcode = Opcode(rawValue: try b.readU8("opcode"))
+                input = .command(client, seq, try Command.decodeBody(opcode: opcode, from: &b))
+            case 2:
+                input = .tick
+            case 3:
+                input = .detach(ClientID(try b.readU64("client_id")))
+            default:
+                throw SnapshotError(message: "log entry of unknown kind \(kind)")
+            }
+            guard b.readableBytes == 0 else { throw SnapshotError(message: "log entry has \(b.readableBytes) extra bytes") }
+            return TimedInput(input, at: time)
+        } catch let e as ProtocolError {
+            throw SnapshotError(message: "log entry: \(e.message)")
+        }
+    }
+}
