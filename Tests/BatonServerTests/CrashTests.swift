@@ -1,0 +1,141 @@
+import BatonClient
+import BatonProtocol
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+
+/// What the load generator was told, and so must survive any crash.
+struct Acknowledged: Sendable {
+    var locks: [String: FencingToken] = [:]
+    var jobs: [JobID: [UInt8]] = [:]
+    var completions: [JobID: [UInt8]] = [:]
+    var maxToken = FencingToken(0)
+}
+
+/// A real `baton` process with a data directory, killed with SIGKILL at random moments under load from
+/// several clients and restarted, again and again. After every restart, everything that was
+/// acknowledged must be there, and nothing may appear twice.
+@Suite(.timeLimit(.minutes(3))) struct CrashTests {
+    @Test func killNineUnderLoadLosesNothingAcknowledged() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try await freePort()
+        let acked = NIOLockedValueBox(Acknowledged())
+        var rng = SeededGenerator(seed: 2026)
+        for round in 0..<20 {
+            let process = Process()
+            process.executableURL = try batonExecutable()
+            process.arguments = ["dev", "--port", "\(port)", "--data-dir", dir, "--log-level", "error"]
+            process.standardOutput = FileHandle.nullDevice
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+
+            let checker = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "checker"))
+            do {
+                try await verify(acked.withLockedValue { $0 }, with: checker, round: round)
+            } catch {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                let log = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
+                Issue.record("round \(round): \(error)\nnode log: \(log)")
+                throw error
+            }
+            await checker.shutdown()
+
+            // Load from four clients, then a kill at a random moment in the middle of it.
+            let loadFor = Int.random(in: 100...400, using: &rng)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<4 {
+                    group.addTask { await load(port: port, round: round, worker: worker, acked: acked) }
+                }
+                try await Task.sleep(for: .milliseconds(loadFor))
+                kill(process.processIdentifier, SIGKILL)
+                try await group.waitForAll()
+            }
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
+        }
+        let total = acked.withLockedValue { ($0.locks.count, $0.jobs.count, $0.completions.count) }
+        #expect(total.0 > 100 && total.1 > 100 && total.2 > 50, "too little load to mean anything: \(total)")
+    }
+
+    func verify(_ acked: Acknowledged, with client: BatonClient, round: Int) async throws {
+        // The node may still be starting: the client retries its first connection.
+        var locks: [String: FencingToken] = [:]
+        var after = ""
+        while true {
+            let page = try await client.listLocks(prefix: "crash/", after: after, limit: 1000)
+            for l in page { locks[l.key] = l.token }
+            guard let last = page.last, page.count == 1000 else { break }
+            after = last.key
+        }
+        for (key, token) in acked.locks {
+            #expect(locks[key] == token, "round \(round): acknowledged lock \(key) (token \(token)) is \(String(describing: locks[key]))")
+        }
+        var jobs: [JobID: JobInfo] = [:]
+        var cursor = JobID(0)
+        repeat {
+            let page = try await client.listJobs(JobFilter(after: cursor, limit: 1000))
+            for j in page.jobs { jobs[j.id] = j }
+            cursor = page.next
+        } while cursor != JobID(0)
+        for (id, payload) in acked.jobs {
+            #expect(jobs[id]?.payload == payload, "round \(round): acknowledged job \(id) is missing")
+        }
+        for (id, result) in acked.completions {
+            #expect(jobs[id]?.state == .completed && jobs[id]?.result == result, "round \(round): completion of job \(id) is missing")
+        }
+        let payloads = jobs.values.map(\.payload)
+        #expect(Set(payloads).count == payloads.count, "round \(round): a job appears twice")
+        guard case .granted(let token, _) = try await client.acquireLock("probe/\(round)", ttl: .seconds(1)) else { return }
+        #expect(token > acked.maxToken, "round \(round): token \(token) after \(acked.maxToken)")
+    }
+}
+
+/// One client's load: take a lock (kept, long lease), add a job, claim and complete one; record each
+/// acknowledged result. Stops at the first failure (the node was killed).
+func load(port: Int, round: Int, worker: Int, acked: NIOLockedValueBox<Acknowledged>) async {
+    var config = BatonClient.Configuration(endpoints: ["127.0.0.1:\(port)"], name: "load-\(worker)")
+    config.retryTimeout = .milliseconds(200)
+    config.requestTimeout = .seconds(2)
+    let client = BatonClient(configuration: config)
+    var n = 0
+    while !Task.isCancelled {
+        n += 1
+        let tag = "\(round)-\(worker)-\(n)"
+        do {
+            let key = "crash/\(tag)"
+            if case .granted(let token, _) = try await client.acquireLock(key, ttl: .seconds(3600)) {
+                acked.withLockedValue {
+                    $0.locks[key] = token
+                    $0.maxToken = max($0.maxToken, token)
+                }
+            }
+            let payload = Array("job \(tag)".utf8)
+            let (id, _) = try await client.addJob(JobSpec(type: "crash.\(worker)", payload: payload))
+            acked.withLockedValue { $0.jobs[id] = payload }
+            if let job = try await client.claimJob(types: ["crash.\(worker)"]) {
+                acked.withLockedValue { $0.maxToken = max($0.maxToken, job.token) }
+                let result = Array("done \(tag)".utf8)
+                try await client.completeJob(job.id, token: job.token, result: result)
+                acked.withLockedValue { $0.completions[job.id] = result }
+            }
+        } catch {
+            break
+        }
+    }
+    await client.shutdown()
+}
+
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

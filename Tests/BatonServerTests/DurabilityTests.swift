@@ -1,0 +1,118 @@
+import BatonClient
+import BatonProtocol
+import Foundation
+import Testing
+
+@testable import BatonServer
+
+func temporaryDataDirectory() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("baton-test-\(UUID())").path
+}
+
+@Suite(.timeLimit(.minutes(1))) struct DurabilityTests {
+    @Test func stateSurvivesARestart() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try await TestNode.start { $0.dataDirectory = dir }
+        let port = first.port
+        let c = first.client()
+        guard case .granted(let token, let expiresAt) = try await c.acquireLock("held", ttl: .seconds(60)) else { return }
+        let (queued, _) = try await c.addJob(JobSpec(type: "t", payload: [1], uniqueKey: "u1"))
+        let (done, _) = try await c.addJob(JobSpec(type: "t", payload: [2]))
+        let job = try await c.claimJob(id: done)
+        try await c.completeJob(done, token: job.token, result: [42])
+        await c.shutdown()
+        try await first.stop()
+
+        let second = try await TestNode.start {
+            $0.dataDirectory = dir
+            $0.port = port
+        }
+        let d = second.client()
+        let lock = try #require(try await d.getLock("held"))
+        #expect(lock.token == token && lock.expiresAt == expiresAt)
+        #expect(try await d.getJob(queued).state == .queued)
+        #expect(try await d.getJob(done).result == [42])
+        #expect(try await d.addJob(JobSpec(type: "t", uniqueKey: "u1")).id == queued)  // the unique index came back too
+        guard case .granted(let next, _) = try await d.acquireLock("other", ttl: .seconds(1)) else { return }
+        #expect(next > job.token)  // tokens keep growing across the restart
+        await d.shutdown()
+        try await second.stop()
+    }
+
+    /// A lease keeps, after a restart, the time it had left when the node went down.
+    @Test func leaseTimeStandsStillWhileTheNodeIsDown() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try await TestNode.start { $0.dataDirectory = dir }
+        let port = first.port
+        let c = first.client()
+        guard case .granted(let token, _) = try await c.acquireLock("k", ttl: .milliseconds(1500)) else { return }
+        await c.shutdown()
+        try await first.stop()
+        try await Task.sleep(for: .milliseconds(2000))  // longer than the lease: it would have ended by wall clock
+
+        let second = try await TestNode.start {
+            $0.dataDirectory = dir
+            $0.port = port
+        }
+        let d = second.client()
+        #expect(try await d.getLock("k")?.token == token, "the lease ended while the node was down")
+        try await Task.sleep(for: .milliseconds(1700))  // but it does end, after the time it had left
+        #expect(try await d.getLock("k") == nil)
+        await d.shutdown()
+        try await second.stop()
+    }
+
+    @Test func snapshotsBoundTheLogAndRecoveryUsesThem() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let configure: (inout NodeConfiguration) -> Void = {
+            $0.dataDirectory = dir
+            $0.snapshotEveryEntries = 100
+            $0.segmentSizeBytes = 4096
+        }
+        let first = try await TestNode.start(configure)
+        let port = first.port
+        let c = first.client()
+        var ids: [JobID] = []
+        for i in 0..<500 { ids.append(try await c.addJob(JobSpec(type: "t", payload: [UInt8(i % 256)])).id) }
+        try await Task.sleep(for: .milliseconds(300))  // let the last snapshot finish
+        await c.shutdown()
+        try await first.stop()
+        let snapshots = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/snapshots").filter { $0.hasSuffix(".snap") }
+        let segments = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/wal")
+        #expect(snapshots.count == 2)  // the newest two are kept
+        #expect(segments.count <= 3, "\(segments)")  // covered segments were deleted
+
+        let second = try await TestNode.start {
+            configure(&$0)
+            $0.port = port
+        }
+        let d = second.client()
+        let all = try await d.listJobs(JobFilter(limit: 1000)).jobs
+        #expect(all.map(\.id) == ids)
+        await d.shutdown()
+        try await second.stop()
+    }
+
+    @Test func corruptionInTheMiddleOfTheLogStopsStartUpWithAClearMessage() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try await TestNode.start { $0.dataDirectory = dir }
+        let c = first.client()
+        for _ in 0..<20 { _ = try await c.addJob(JobSpec(type: "t")) }
+        await c.shutdown()
+        try await first.stop()
+        let segment = "\(dir)/wal/" + (try FileManager.default.contentsOfDirectory(atPath: "\(dir)/wal").first!)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        bytes[30] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: segment))
+        do {
+            _ = try await TestNode.start { $0.dataDirectory = dir }
+            Issue.record("a node started on a corrupt log")
+        } catch {
+            #expect("\(error)".contains("corrupt record"), "\(error)")
+        }
+    }
+}
