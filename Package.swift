@@ -99,6 +99,8 @@ let package = Package(
             name: "baton-bench",
             dependencies: [
                 "BatonBenchKit",
+                "BatonClient",
+                "BatonProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/baton-bench"

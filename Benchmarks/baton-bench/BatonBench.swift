@@ -5,6 +5,14 @@ import BatonBenchKit
 struct BatonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-bench",
+        abstract: "Benchmarks for Baton and its peers.",
+        subcommands: [Load.self, Fsync.self, Recovery.self],
+        defaultSubcommand: Load.self)
+}
+
+struct Load: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
         abstract: "Load generator for Baton and its peers: throughput and latency percentiles.",
         discussion: """
             Each connection keeps --pipeline cycles in flight; each cycle is a closed loop of requests:

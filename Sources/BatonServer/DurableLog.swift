@@ -4,52 +4,125 @@ import BatonStorage
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
+import Foundation
 
-/// The disk side of a durable node: the write-ahead log and the snapshots, driven from the event loop
-/// and worked on two threads of their own, so the loop never waits for a disk.
-final class DurableLog: Sendable {
-    /// The log is touched by one write task at a time (the runtime keeps one in flight) and by the
-    /// snapshot task's compaction; the mutex orders the two.
-    private let wal: Mutex<WriteAheadLog>
+/// The disk side of a durable node: the write-ahead log, written by a thread of its own, and
+/// snapshots, written by a thread pool, so the event loop never waits for a disk.
+///
+/// Group commit: the writer thread takes everything submitted since its last write, writes it with
+/// one `write` and syncs it with one `fdatasync`, completes those submissions in order, and goes
+/// straight back for what gathered meanwhile.
+final class DurableLog: @unchecked Sendable {
+    // Sendable by construction: `queue` and `closed` are only touched with `condition` locked; `wal`
+    // only by the writer thread (compaction is queued to it like a write), and `snapshots` is Sendable.
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var closed = false
+    private let wal: WriteAheadLog
     private let snapshots: SnapshotStore
     private let pool: NIOThreadPool
+    private var thread: Thread?
 
-    init(wal: sending WriteAheadLog, snapshots: SnapshotStore) {
-        self.wal = Mutex(wal)
-        self.snapshots = snapshots
-        self.pool = NIOThreadPool(numberOfThreads: 2)
-        pool.start()
+    private enum Job {
+        case write([TimedInput], first: LogIndex, EventLoopPromise<Void>)
+        case compact(upTo: LogIndex)
+        case rotate
     }
 
-    /// Encodes `inputs` as entries `first`, `first + 1`, … and writes and syncs them together.
+    init(wal: WriteAheadLog, snapshots: SnapshotStore) {
+        self.wal = wal
+        self.snapshots = snapshots
+        self.pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let thread = Thread { [self] in self.writerLoop() }
+        thread.name = "baton-wal"
+        self.thread = thread
+        thread.start()
+    }
+
+    private func submit(_ job: Job) {
+        condition.lock()
+        queue.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Encodes `inputs` as entries `first`, `first + 1`, … and makes them durable; the future
+    /// succeeds (on `loop`) once they are synced. Futures complete in the order of submission.
     func write(_ inputs: [TimedInput], startingAt first: LogIndex, on loop: any EventLoop) -> EventLoopFuture<Void> {
-        pool.runIfActive(eventLoop: loop) {
-            var entries: [LogEntry] = []
-            entries.reserveCapacity(inputs.count)
-            for (i, input) in inputs.enumerated() {
-                entries.append(LogEntry(term: Term(1), index: LogIndex(first.rawValue + UInt64(i)), data: input.encode()))
+        let promise = loop.makePromise(of: Void.self)
+        submit(.write(inputs, first: first, promise))
+        return promise.futureResult
+    }
+
+    private func writerLoop() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !closed { condition.wait() }
+            if queue.isEmpty && closed {
+                condition.unlock()
+                return
             }
-            try self.wal.withLock { wal in
-                wal.append(entries)
+            let jobs = queue
+            queue.removeAll()
+            condition.unlock()
+
+            var promises: [EventLoopPromise<Void>] = []
+            var failure: (any Error)?
+            for job in jobs {
+                do {
+                    switch job {
+                    case .write(let inputs, let first, let promise):
+                        promises.append(promise)
+                        var index = first.rawValue
+                        wal.append(inputs.map { input in
+                            defer { index += 1 }
+                            return LogEntry(term: Term(1), index: LogIndex(index), data: input.encode())
+                        })
+                    case .compact(let upTo):
+                        try wal.compact(upTo: upTo)
+                    case .rotate:
+                        try wal.commit()
+                        try wal.rotate()
+                    }
+                } catch {
+                    failure = error
+                }
+            }
+            do {
                 try wal.commit()
+            } catch {
+                failure = error
+            }
+            for promise in promises {
+                if let failure { promise.fail(failure) } else { promise.succeed() }
             }
         }
     }
 
-    /// Writes a snapshot of `machine` (which has applied everything up to `index`), then deletes the
-    /// log segments it covers. Returns the snapshot file's size.
+    /// Writes a snapshot of `machine` (which has applied everything up to `index`), then has the
+    /// writer delete the log segments it covers. Returns the snapshot file's size.
     func snapshot(_ machine: StateMachine, at index: LogIndex, on loop: any EventLoop) -> EventLoopFuture<Int> {
-        try? wal.withLock { try $0.rotate() }  // later entries start a new segment, so old ones can go
+        submit(.rotate)  // later entries start a new segment, so the older ones can go
         return pool.runIfActive(eventLoop: loop) {
             let bytes = Array(machine.snapshot().readableBytesView)
             let size = try self.snapshots.save(Snapshot(index: index, term: Term(1), data: bytes))
-            try self.wal.withLock { try $0.compact(upTo: index) }
+            self.submit(.compact(upTo: index))
             return size
         }
     }
 
+    private func stopWriter() {
+        condition.lock()
+        closed = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Finishes what was submitted and stops the writer.
     func close() async {
+        stopWriter()
+        while thread?.isFinished == false { try? await Task.sleep(for: .milliseconds(2)) }
         try? await pool.shutdownGracefully()
     }
 }

@@ -33,7 +33,8 @@ final class NodeRuntime {
     // The log pipeline (durable nodes only).
     private var pending: [Proposal] = []
     private var flushScheduled = false
-    private var writeInFlight = false
+    /// The index of the last entry handed to the log writer.
+    private var loggedIndex: LogIndex
     private var tickProposed = false
     private(set) var appliedIndex: LogIndex
     private var snapshotIndex: LogIndex
@@ -63,6 +64,7 @@ final class NodeRuntime {
         self.machine = recovered.machine
         self.log = recovered.log
         self.appliedIndex = recovered.appliedIndex
+        self.loggedIndex = recovered.appliedIndex
         self.snapshotIndex = recovered.snapshotIndex
         self.clock = NodeClock(resumingFrom: recovered.machine.now)
     }
@@ -134,25 +136,23 @@ final class NodeRuntime {
         }
     }
 
-    /// Hands the pending batch to the log writer, unless a write is in flight (then the batch grows
-    /// until it returns: group commit).
+    /// Hands the pending batch to the log writer. Batches complete in order; the writer groups
+    /// whatever arrives while it syncs into its next write (group commit).
     private func flush() {
         flushScheduled = false
-        guard let log, !writeInFlight, !pending.isEmpty, !isShuttingDown else { return }
+        guard let log, !pending.isEmpty, !isShuttingDown else { return }
         let batch = pending
         pending = []
-        writeInFlight = true
-        let first = LogIndex(appliedIndex.rawValue + 1)
+        let first = LogIndex(loggedIndex.rawValue + 1)
+        loggedIndex = LogIndex(loggedIndex.rawValue + UInt64(batch.count))
         let this = NIOLoopBound((runtime: self, batch: batch), eventLoop: eventLoop)
         log.write(batch.map(\.input), startingAt: first, on: eventLoop).whenComplete { result in
             let runtime = this.value.runtime
-            runtime.writeInFlight = false
             switch result {
             case .success:
                 for proposal in this.value.batch { runtime.apply(proposal.input, route: proposal.route) }
                 runtime.armTimer()
                 runtime.maybeSnapshot()
-                runtime.flush()
             case .failure(let error):
                 // Nothing more can be made durable: stop answering rather than answer wrongly.
                 runtime.logger.critical("log write failed; the node stops serving", metadata: ["error": "\(error)"])
