@@ -95,16 +95,24 @@ bench "job, 16 clients × 8 in flight (Baton vs beanstalkd in memory)" baton bat
 bench "job, 16 clients × 8 in flight (Baton vs beanstalkd in memory)" peer beanstalkd 11400 job 16 8
 stop_last; stop_last; stop_last
 
-# --- durable peers (Baton has no durable mode yet: those rows show the peer alone) -----------------
-echo "durable peers" >&2
+# --- fsync on every write ------------------------------------------------------------------------
+echo "durable: Baton with its write-ahead log (sync always) against the peers' fsync-always modes" >&2
+FSYNC_RATE=$("$BIN/baton-bench" fsync --dir "$WORK" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fsyncsPerSecond"])')
+echo "  this disk: $FSYNC_RATE write+fdatasync per second from one writer" >&2
+start baton-durable "$BIN/baton" dev --port 17701 --data-dir "$WORK/baton-data" --sync always --log-level error
+wait_port 17701
 start redis-aof redis-server --port 16380 --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always --dir "$WORK"
 wait_port 16380
 mkdir -p "$WORK/binlog"
 start beanstalkd-f0 beanstalkd -l 127.0.0.1 -p 11401 -b "$WORK/binlog" -f 0
 wait_port 11401
-bench "lock, 50 clients, fsync on every write (Redis appendfsync always; Baton: no durable mode yet)" peer redis 16380 lock 50 1
-bench "job, 16 clients, fsync on every write (beanstalkd -f 0; Baton: no durable mode yet)" peer beanstalkd 11401 job 16 1
-stop_last; stop_last
+bench "lock, 50 clients, fsync on every write (Baton group commit vs Redis appendfsync always)" baton baton 17701 lock 50 1
+bench "lock, 50 clients, fsync on every write (Baton group commit vs Redis appendfsync always)" peer redis 16380 lock 50 1
+bench "job, 16 clients, fsync on every write (Baton group commit vs beanstalkd -f 0)" baton baton 17701 job 16 1
+bench "job, 16 clients, fsync on every write (Baton group commit vs beanstalkd -f 0)" peer beanstalkd 11401 job 16 1
+bench "lock, 64 clients, Baton with fsync (see the disk line below)" baton baton 17701 lock 64 1
+bench "lock, 256 clients, Baton with fsync (see the disk line below)" baton baton 17701 lock 256 1
+stop_last; stop_last; stop_last
 
 # --- etcd: its own Go client, etcdctl check perf, against a 3-node cluster --------------------------
 ETCD_LINE="not run"
@@ -125,7 +133,7 @@ if [ "$ETCD_PERF" != none ]; then
     stop_last; stop_last; stop_last
 fi
 
-python3 - "$ROWS" "$ETCD_LINE" >"$OUT" <<'PY'
+python3 - "$ROWS" "$ETCD_LINE" "$FSYNC_RATE" >"$OUT" <<'PY'
 import json, sys
 rows = {}
 order = []
@@ -149,6 +157,13 @@ for name in order:
     pc, pl = cell(p)
     ratio = f"{b['cyclesPerSecond']/p['cyclesPerSecond']:.2f}×" if b and p and p["cyclesPerSecond"] else "—"
     print(f"| {name} | {bc} | {bl} | {p['target'] if p else '—'} | {pc} | {pl} | {ratio} |")
+print()
+fsync = float(sys.argv[3])
+print(f"Disk: {fsync:,.0f} write+fdatasync per second from one writer (baton-bench fsync).")
+for name in order:
+    if "see the disk line" in name and "baton" in rows[name]:
+        r = rows[name]["baton"]
+        print(f"- {name.split(',')[1].strip()}: {r['requestsPerSecond']:,.0f} lock requests/s with fsync = {r['requestsPerSecond']/fsync:.1f}× the disk's fsyncs/s (p99 {r['latencyMicroseconds']['p99']/1000:.2f} ms)")
 print()
 print(f"etcd 3-node, `etcdctl check perf`: {sys.argv[2]}")
 PY
