@@ -119,6 +119,40 @@ extension BatonClient {
         guard case .jobRequeued = try await command(.requeueJob(id)) else { throw unexpected("JOB_REQUEUE") }
     }
 
+    // MARK: Admin
+
+    /// Ends the lease on `key` whoever holds it; returns the token that held it. The next waiter, if
+    /// any, is granted the lock. Throws `.server(LOCK_NOT_HELD)` when nobody holds it.
+    @discardableResult
+    public func forceReleaseLock(_ key: String) async throws -> FencingToken {
+        guard case .lockForceReleased(let token) = try await command(.forceReleaseLock(key: key)) else {
+            throw unexpected("LOCK_FORCE_RELEASE")
+        }
+        return token
+    }
+
+    /// Deletes the jobs in `state` (completed or dead) that reached it at least `olderThan` ago.
+    public func purgeJobs(state: JobState, olderThan: Duration) async throws -> Int {
+        guard case .jobsPurged(let n) = try await command(.purgeJobs(state: state, olderThan: Milliseconds(olderThan))) else {
+            throw unexpected("JOB_PURGE")
+        }
+        return Int(n)
+    }
+
+    /// Every live lease (held locks, running jobs), soonest to end first.
+    public func listLeases(limit: UInt16 = 0) async throws -> [LeaseInfo] {
+        guard case .leases(let leases) = try await call(.query(.listLeases(limit: limit))) else {
+            throw unexpected("LEASE_LIST")
+        }
+        return leases
+    }
+
+    /// The status of the node this client is connected to.
+    public func nodeStatus() async throws -> NodeStatus {
+        guard case .status(let s) = try await call(.query(.nodeStatus)) else { throw unexpected("NODE_STATUS") }
+        return s
+    }
+
     /// How many jobs of `type` are running now.
     public func runningJobs(type: String) async throws -> Int {
         guard case .jobRunning(let n) = try await call(.query(.jobRunning(type: type))) else {

@@ -275,6 +275,15 @@ extension StateMachine {
         }
     }
 
+    mutating func purgeJobs(state: JobState, olderThan: Milliseconds) -> Reply {
+        guard state == .completed || state == .dead else {
+            return .error(.invalidArgument, "only completed or dead jobs can be purged, not \(state)")
+        }
+        let doomed = jobs.values.filter { $0.state == state && $0.runAt.adding(olderThan) <= now }.map(\.id).sorted()
+        for id in doomed { _ = deleteJob(id) }
+        return .jobsPurged(count: UInt32(doomed.count))
+    }
+
     func listJobs(_ filter: JobFilter) -> Reply {
         let limit = listLimit(filter.limit)
         var ids = jobs.keys.filter { $0 > filter.after }

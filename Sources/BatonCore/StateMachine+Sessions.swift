@@ -85,8 +85,10 @@ extension StateMachine {
             return checkLength(worker, "worker")
         case .extendJob(_, _, let ttl):
             return ttl == .zero ? nil : checkTTL(ttl)
-        case .completeJob, .failJob, .abortJob, .deleteJob, .requeueJob:
+        case .completeJob, .failJob, .abortJob, .deleteJob, .requeueJob, .purgeJobs:
             return nil
+        case .forceReleaseLock(let key):
+            return checkName(key, "key")
         }
     }
 
@@ -97,6 +99,7 @@ extension StateMachine {
         case .getJob: nil
         case .listJobs(let f): checkLength(f.type, "type")
         case .jobRunning(let type): checkName(type, "type")
+        case .listLeases, .nodeStatus: nil
         }
     }
 

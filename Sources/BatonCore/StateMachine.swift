@@ -110,7 +110,56 @@ public struct StateMachine: Sendable {
             return listJobs(filter)
         case .jobRunning(let type):
             return .jobRunning(count: UInt32(runningByType[type] ?? 0))
+        case .listLeases(let limit):
+            return .leases(leases(at: time, limit: listLimit(limit)))
+        case .nodeStatus:
+            return .error(.invalidArgument, "NODE_STATUS is answered by the node, not the state machine")
         }
+    }
+
+    /// Every live lease, soonest to end first.
+    func leases(at time: Timestamp, limit: Int) -> [LeaseInfo] {
+        var all: [LeaseInfo] = []
+        for (key, record) in locks {
+            guard let h = record.holder, h.expiresAt > time else { continue }
+            all.append(LeaseInfo(kind: .lock, key: key, jobID: JobID(0), owner: h.owner, token: h.token, expiresAt: h.expiresAt))
+        }
+        for job in jobs.values where job.state == .running {
+            all.append(
+                LeaseInfo(
+                    kind: .job, key: job.spec.type, jobID: job.id, owner: job.worker, token: job.claimToken,
+                    expiresAt: job.leaseExpiresAt))
+        }
+        all.sort { ($0.expiresAt, $0.token) < ($1.expiresAt, $1.token) }
+        return Array(all.prefix(limit))
+    }
+
+    /// Counts of what the state machine holds (for status and metrics).
+    public func summary(at time: Timestamp? = nil) -> StateSummary {
+        let time = max(time ?? now, now)
+        var s = StateSummary()
+        for record in locks.values {
+            if let h = record.holder, h.expiresAt > time { s.locksHeld += 1 }
+            s.lockWaiters += UInt32(record.waiters.count)
+        }
+        s.claimWaiters = UInt32(claimWaiters.count)
+        for job in jobs.values {
+            switch job.state {
+            case .queued: s.jobsQueued += 1
+            case .running: s.jobsRunning += 1
+            case .completed: s.jobsCompleted += 1
+            case .dead: s.jobsDead += 1
+            }
+        }
+        s.sessions = UInt32(sessions.count)
+        return s
+    }
+
+    /// Jobs per (type, state), for metrics.
+    public func jobCounts() -> [String: [JobState: Int]] {
+        var counts: [String: [JobState: Int]] = [:]
+        for job in jobs.values { counts[job.spec.type, default: [:]][job.state, default: 0] += 1 }
+        return counts
     }
 
     func listLimit(_ asked: UInt16) -> Int {
@@ -167,6 +216,12 @@ public struct StateMachine: Sendable {
             return deleteJob(id)
         case .requeueJob(let id):
             return requeueJob(id)
+        case .forceReleaseLock(let key):
+            guard let holder = locks[key]?.holder else { return .error(.lockNotHeld, "nobody holds lock '\(key)'") }
+            passLock(key)
+            return .lockForceReleased(token: holder.token)
+        case .purgeJobs(let state, let olderThan):
+            return purgeJobs(state: state, olderThan: olderThan)
         }
     }
 

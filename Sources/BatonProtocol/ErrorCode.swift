@@ -30,11 +30,13 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let idleTimeout = ErrorCode(rawValue: 12)
     /// The node is shutting down. Retry on another node or after it restarts.
     public static let shuttingDown = ErrorCode(rawValue: 13)
+    /// An admin release named a lock that nobody holds.
+    public static let lockNotHeld = ErrorCode(rawValue: 14)
 
     public static let all: [ErrorCode] = [
         .malformedFrame, .unsupportedVersion, .unknownOpcode, .frameTooLarge, .helloRequired,
         .invalidArgument, .staleToken, .claimLost, .jobNotFound, .invalidState, .sequenceTooOld,
-        .idleTimeout, .shuttingDown,
+        .idleTimeout, .shuttingDown, .lockNotHeld,
     ]
 
     /// Whether the same request may succeed if sent again unchanged (with the same sequence number).
@@ -57,6 +59,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         case .sequenceTooOld: "SEQUENCE_TOO_OLD"
         case .idleTimeout: "IDLE_TIMEOUT"
         case .shuttingDown: "SHUTTING_DOWN"
+        case .lockNotHeld: "LOCK_NOT_HELD"
         default: "ERROR_\(rawValue)"
         }
     }

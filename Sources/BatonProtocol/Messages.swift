@@ -65,6 +65,10 @@ public enum Command: Hashable, Sendable {
     case deleteJob(JobID)
     /// Move a dead job back to the queue with a fresh set of attempts.
     case requeueJob(JobID)
+    /// Admin: end the lease on `key` whoever holds it (recorded in the log like any command).
+    case forceReleaseLock(key: String)
+    /// Admin: delete every job in `state` (completed or dead) that reached it at least `olderThan` ago.
+    case purgeJobs(state: JobState, olderThan: Milliseconds)
 }
 
 /// What a job is to be: everything `addJob` carries.
@@ -109,6 +113,10 @@ public enum Query: Hashable, Sendable {
     case listJobs(JobFilter)
     /// How many jobs of `type` are running now.
     case jobRunning(type: String)
+    /// Every live lease (held locks and running jobs), soonest to end first, at most `limit` (zero: 1000).
+    case listLeases(limit: UInt16)
+    /// The node's role, log position and what it holds.
+    case nodeStatus
 }
 
 public struct JobFilter: Hashable, Sendable {
@@ -263,6 +271,86 @@ public struct JobInfo: Hashable, Sendable {
     }
 }
 
+/// A live lease: a held lock or a running job's claim.
+public struct LeaseInfo: Hashable, Sendable {
+    public enum Kind: UInt8, Hashable, Sendable { case lock = 0, job = 1 }
+    public var kind: Kind
+    /// The lock's key, or the job's type.
+    public var key: String
+    /// The job's id; zero for a lock.
+    public var jobID: JobID
+    public var owner: String
+    public var token: FencingToken
+    public var expiresAt: Timestamp
+    public init(kind: Kind, key: String, jobID: JobID, owner: String, token: FencingToken, expiresAt: Timestamp) {
+        self.kind = kind
+        self.key = key
+        self.jobID = jobID
+        self.owner = owner
+        self.token = token
+        self.expiresAt = expiresAt
+    }
+}
+
+/// What the state machine holds, in numbers.
+public struct StateSummary: Hashable, Sendable {
+    public var locksHeld: UInt32 = 0
+    public var lockWaiters: UInt32 = 0
+    public var claimWaiters: UInt32 = 0
+    public var jobsQueued: UInt32 = 0
+    public var jobsRunning: UInt32 = 0
+    public var jobsCompleted: UInt32 = 0
+    public var jobsDead: UInt32 = 0
+    public var sessions: UInt32 = 0
+    public init() {}
+}
+
+/// One node as NODE_STATUS reports it.
+public struct NodeStatus: Hashable, Sendable {
+    public enum Role: UInt8, Hashable, Sendable, CustomStringConvertible {
+        /// A single node: it is its own leader.
+        case standalone = 0
+        case leader = 1
+        case follower = 2
+        case candidate = 3
+        public var description: String {
+            switch self {
+            case .standalone: "standalone"
+            case .leader: "leader"
+            case .follower: "follower"
+            case .candidate: "candidate"
+            }
+        }
+    }
+    public var nodeID: String
+    public var address: String
+    public var role: Role
+    public var term: UInt64
+    public var commitIndex: UInt64
+    public var appliedIndex: UInt64
+    public var uptimeMilliseconds: UInt64
+    public var serverTime: Timestamp
+    public var connections: UInt32
+    public var durable: Bool
+    public var summary: StateSummary
+    public init(
+        nodeID: String, address: String, role: Role, term: UInt64, commitIndex: UInt64, appliedIndex: UInt64,
+        uptimeMilliseconds: UInt64, serverTime: Timestamp, connections: UInt32, durable: Bool, summary: StateSummary
+    ) {
+        self.nodeID = nodeID
+        self.address = address
+        self.role = role
+        self.term = term
+        self.commitIndex = commitIndex
+        self.appliedIndex = appliedIndex
+        self.uptimeMilliseconds = uptimeMilliseconds
+        self.serverTime = serverTime
+        self.connections = connections
+        self.durable = durable
+        self.summary = summary
+    }
+}
+
 // MARK: - Replies
 
 /// Every answer a node gives. Each success case answers exactly one request opcode; `.error` answers any.
@@ -289,6 +377,11 @@ public enum Reply: Hashable, Sendable {
     case jobDeleted
     case jobRequeued
     case jobRunning(count: UInt32)
+    /// The token whose lease was ended.
+    case lockForceReleased(token: FencingToken)
+    case jobsPurged(count: UInt32)
+    case leases([LeaseInfo])
+    case status(NodeStatus)
     case error(ErrorReply)
 
     public static func error(_ code: ErrorCode, _ message: String) -> Reply { .error(ErrorReply(code, message)) }

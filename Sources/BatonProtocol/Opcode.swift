@@ -12,6 +12,8 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
     public static let lockRelease = Opcode(rawValue: 0x12)
     public static let lockGet = Opcode(rawValue: 0x13)
     public static let lockList = Opcode(rawValue: 0x14)
+    public static let lockForceRelease = Opcode(rawValue: 0x15)
+    public static let leaseList = Opcode(rawValue: 0x16)
 
     public static let jobAdd = Opcode(rawValue: 0x20)
     public static let jobClaim = Opcode(rawValue: 0x21)
@@ -25,6 +27,8 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
     public static let jobDelete = Opcode(rawValue: 0x29)
     public static let jobRequeue = Opcode(rawValue: 0x2A)
     public static let jobRunning = Opcode(rawValue: 0x2B)
+    public static let jobPurge = Opcode(rawValue: 0x2C)
+    public static let nodeStatus = Opcode(rawValue: 0x40)
 
     public static let error = Opcode(rawValue: 0xFF)
 
@@ -33,6 +37,7 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         .hello, .ping, .lockAcquire, .lockRenew, .lockRelease, .lockGet, .lockList,
         .jobAdd, .jobClaim, .jobClaimByID, .jobExtend, .jobComplete, .jobFail, .jobAbort,
         .jobGet, .jobList, .jobDelete, .jobRequeue, .jobRunning,
+        .lockForceRelease, .leaseList, .jobPurge, .nodeStatus,
     ]
 
     /// The success-reply opcode for this request opcode.
@@ -63,6 +68,10 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         case .jobDelete: n = "JOB_DELETE"
         case .jobRequeue: n = "JOB_REQUEUE"
         case .jobRunning: n = "JOB_RUNNING"
+        case .lockForceRelease: n = "LOCK_FORCE_RELEASE"
+        case .leaseList: n = "LEASE_LIST"
+        case .jobPurge: n = "JOB_PURGE"
+        case .nodeStatus: n = "NODE_STATUS"
         default: return "0x" + String(rawValue, radix: 16, uppercase: true)
         }
         return isReply ? n + "_OK" : n
@@ -86,6 +95,8 @@ extension Command {
         case .abortJob: .jobAbort
         case .deleteJob: .jobDelete
         case .requeueJob: .jobRequeue
+        case .forceReleaseLock: .lockForceRelease
+        case .purgeJobs: .jobPurge
         }
     }
 }
@@ -98,6 +109,8 @@ extension Query {
         case .getJob: .jobGet
         case .listJobs: .jobList
         case .jobRunning: .jobRunning
+        case .listLeases: .leaseList
+        case .nodeStatus: .nodeStatus
         }
     }
 }
@@ -135,6 +148,10 @@ extension Reply {
         case .jobDeleted: Opcode.jobDelete.reply
         case .jobRequeued: Opcode.jobRequeue.reply
         case .jobRunning: Opcode.jobRunning.reply
+        case .lockForceReleased: Opcode.lockForceRelease.reply
+        case .jobsPurged: Opcode.jobPurge.reply
+        case .leases: Opcode.leaseList.reply
+        case .status: Opcode.nodeStatus.reply
         case .error: .error
         }
     }

@@ -58,8 +58,35 @@ extension Reply {
             b.writeU32(UInt32(infos.count))
             for i in infos { i.encode(into: &b) }
             b.writeU64(next.rawValue)
-        case .jobRunning(let count):
+        case .jobRunning(let count), .jobsPurged(let count):
             b.writeU32(count)
+        case .lockForceReleased(let token):
+            b.writeU64(token.rawValue)
+        case .leases(let leases):
+            b.writeU32(UInt32(leases.count))
+            for l in leases {
+                b.writeU8(l.kind.rawValue)
+                b.writeStr(l.key)
+                b.writeU64(l.jobID.rawValue)
+                b.writeStr(l.owner)
+                b.writeU64(l.token.rawValue)
+                b.writeU64(l.expiresAt.milliseconds)
+            }
+        case .status(let s):
+            b.writeStr(s.nodeID)
+            b.writeStr(s.address)
+            b.writeU8(s.role.rawValue)
+            b.writeU64(s.term)
+            b.writeU64(s.commitIndex)
+            b.writeU64(s.appliedIndex)
+            b.writeU64(s.uptimeMilliseconds)
+            b.writeU64(s.serverTime.milliseconds)
+            b.writeU32(s.connections)
+            b.writeU8(s.durable ? 1 : 0)
+            let m = s.summary
+            for v in [m.locksHeld, m.lockWaiters, m.claimWaiters, m.jobsQueued, m.jobsRunning, m.jobsCompleted, m.jobsDead, m.sessions] {
+                b.writeU32(v)
+            }
         case .error(let e):
             b.writeU16(e.code.rawValue)
             b.writeStr(e.message)
@@ -132,6 +159,51 @@ extension Reply {
             reply = .jobRequeued
         case Opcode.jobRunning.reply:
             reply = .jobRunning(count: try b.readU32("count"))
+        case Opcode.jobPurge.reply:
+            reply = .jobsPurged(count: try b.readU32("count"))
+        case Opcode.lockForceRelease.reply:
+            reply = .lockForceReleased(token: FencingToken(try b.readU64("token")))
+        case Opcode.leaseList.reply:
+            var leases: [LeaseInfo] = []
+            for _ in 0..<(try b.readU32("count")) {
+                let rawKind = try b.readU8("kind")
+                guard let kind = LeaseInfo.Kind(rawValue: rawKind) else {
+                    throw ProtocolError(.malformedFrame, "unknown lease kind \(rawKind)")
+                }
+                leases.append(
+                    LeaseInfo(
+                        kind: kind, key: try b.readStr("key"), jobID: JobID(try b.readU64("job_id")),
+                        owner: try b.readStr("owner"), token: FencingToken(try b.readU64("token")),
+                        expiresAt: Timestamp(milliseconds: try b.readU64("expires_at"))))
+            }
+            reply = .leases(leases)
+        case Opcode.nodeStatus.reply:
+            let nodeID = try b.readStr("node_id")
+            let address = try b.readStr("address")
+            let rawRole = try b.readU8("role")
+            guard let role = NodeStatus.Role(rawValue: rawRole) else {
+                throw ProtocolError(.malformedFrame, "unknown role \(rawRole)")
+            }
+            let term = try b.readU64("term")
+            let commit = try b.readU64("commit_index")
+            let applied = try b.readU64("applied_index")
+            let uptime = try b.readU64("uptime_ms")
+            let time = Timestamp(milliseconds: try b.readU64("server_time"))
+            let connections = try b.readU32("connections")
+            let durable = try b.readU8("durable") != 0
+            var m = StateSummary()
+            m.locksHeld = try b.readU32("locks_held")
+            m.lockWaiters = try b.readU32("lock_waiters")
+            m.claimWaiters = try b.readU32("claim_waiters")
+            m.jobsQueued = try b.readU32("jobs_queued")
+            m.jobsRunning = try b.readU32("jobs_running")
+            m.jobsCompleted = try b.readU32("jobs_completed")
+            m.jobsDead = try b.readU32("jobs_dead")
+            m.sessions = try b.readU32("sessions")
+            reply = .status(
+                NodeStatus(
+                    nodeID: nodeID, address: address, role: role, term: term, commitIndex: commit, appliedIndex: applied,
+                    uptimeMilliseconds: uptime, serverTime: time, connections: connections, durable: durable, summary: m))
         case .error:
             reply = .error(ErrorReply(ErrorCode(rawValue: try b.readU16("code")), try b.readStr("message")))
         default:

@@ -31,7 +31,7 @@ extension Request {
                     clientName: try b.readStr("client_name")))
         case .ping:
             request = .ping
-        case .lockGet, .lockList, .jobGet, .jobList, .jobRunning:
+        case .lockGet, .lockList, .jobGet, .jobList, .jobRunning, .leaseList, .nodeStatus:
             request = .query(try Query.decodeBody(opcode: opcode, from: &b))
         default:
             guard Opcode.requests.contains(opcode) else {
@@ -96,6 +96,11 @@ extension Command {
             b.writeU64(token.rawValue)
         case .deleteJob(let id), .requeueJob(let id):
             b.writeU64(id.rawValue)
+        case .forceReleaseLock(let key):
+            b.writeStr(key)
+        case .purgeJobs(let state, let olderThan):
+            b.writeU8(state.rawValue)
+            b.writeU32(olderThan.rawValue)
         }
     }
 
@@ -146,6 +151,12 @@ extension Command {
             return .deleteJob(JobID(try b.readU64("job_id")))
         case .jobRequeue:
             return .requeueJob(JobID(try b.readU64("job_id")))
+        case .lockForceRelease:
+            return .forceReleaseLock(key: try b.readStr("key"))
+        case .jobPurge:
+            let raw = try b.readU8("state")
+            guard let state = JobState(rawValue: raw) else { throw ProtocolError(.invalidArgument, "unknown job state \(raw)") }
+            return .purgeJobs(state: state, olderThan: Milliseconds(try b.readU32("older_than_ms")))
         default:
             throw ProtocolError(.unknownOpcode, "unknown opcode \(opcode)")
         }
@@ -170,6 +181,10 @@ extension Query {
             b.writeU16(f.limit)
         case .jobRunning(let type):
             b.writeStr(type)
+        case .listLeases(let limit):
+            b.writeU16(limit)
+        case .nodeStatus:
+            break
         }
     }
 
@@ -196,6 +211,10 @@ extension Query {
                 JobFilter(type: type, state: state, after: JobID(try b.readU64("after")), limit: try b.readU16("limit")))
         case .jobRunning:
             return .jobRunning(type: try b.readStr("type"))
+        case .leaseList:
+            return .listLeases(limit: try b.readU16("limit"))
+        case .nodeStatus:
+            return .nodeStatus
         default:
             throw ProtocolError(.unknownOpcode, "unknown opcode \(opcode)")
         }

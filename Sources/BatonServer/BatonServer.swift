@@ -51,7 +51,11 @@ public final class BatonServer: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        try await runtime.eventLoop.submit { runtime.value.startIdleSweep() }.get()
+        let address = "\(configuration.host):\(channel.localAddress?.port ?? configuration.port)"
+        try await runtime.eventLoop.submit {
+            runtime.value.address = address
+            runtime.value.startIdleSweep()
+        }.get()
         logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         return channel
     }

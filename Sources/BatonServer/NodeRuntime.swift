@@ -118,7 +118,21 @@ final class NodeRuntime {
 
     /// Answers from the applied state: everything it shows was on disk before it was applied.
     func query(_ query: Query) -> Reply {
-        machine.query(query, at: clock.now())
+        if case .nodeStatus = query { return .status(status) }
+        return machine.query(query, at: clock.now())
+    }
+
+    /// The address clients reach this node at (set once the listener is bound).
+    var address = ""
+    private let started = NIODeadline.now()
+
+    var status: NodeStatus {
+        NodeStatus(
+            nodeID: configuration.nodeID, address: address, role: .standalone, term: 1,
+            commitIndex: appliedIndex.rawValue, appliedIndex: appliedIndex.rawValue,
+            uptimeMilliseconds: UInt64((NIODeadline.now() - started).nanoseconds / 1_000_000),
+            serverTime: clock.now(), connections: UInt32(connections.count), durable: log != nil,
+            summary: machine.summary(at: clock.now()))
     }
 
     private func propose(_ input: StateMachineInput, route: Route?) {

@@ -128,6 +128,14 @@ struct Simulation {
             }
         case .jobDeleted:
             if case .deleteJob(let id) = command { deleted.insert(id) }
+        case .lockForceReleased(let token):
+            if case .forceReleaseLock(let key) = command {
+                check(holders[key]?.token == token, "force release ended token \(token), not the holder's")
+                holders[key]?.released = true
+            }
+        case .jobsPurged:
+            // Purged jobs were completed or dead; whatever of the added ones is gone counts as deleted.
+            for id in added where machines[0].jobs[id] == nil { deleted.insert(id) }
         default:
             break
         }
@@ -173,7 +181,12 @@ struct Simulation {
         case 13:
             send(Bool.random(using: &rng) ? .requeueJob(someJob) : .claimJobByID(someJob, worker: "w\(client)"), client: client)
         case 14:
-            if Int.random(in: 0..<4, using: &rng) == 0 { send(.deleteJob(someJob), client: client) } else { apply(.detach(ClientID(UInt64(client)))) }
+            switch Int.random(in: 0..<8, using: &rng) {
+            case 0, 1: send(.deleteJob(someJob), client: client)
+            case 2: send(.forceReleaseLock(key: key), client: client)
+            case 3: send(.purgeJobs(state: Bool.random(using: &rng) ? .dead : .completed, olderThan: 500), client: client)
+            default: apply(.detach(ClientID(UInt64(client))))
+            }
         default:
             if machines.count < 3 {
                 do {

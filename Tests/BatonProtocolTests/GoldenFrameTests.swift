@@ -72,6 +72,26 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
         ("job-requeue.reply", .reply(.jobRequeued)),
         ("job-running.request", .request(.query(.jobRunning(type: "image.analyse")))),
         ("job-running.reply", .reply(.jobRunning(count: 1))),
+        ("lock-force-release.request", .request(.command(seq, .forceReleaseLock(key: "reports/daily")))),
+        ("lock-force-release.reply", .reply(.lockForceReleased(token: FencingToken(42)))),
+        ("lease-list.request", .request(.query(.listLeases(limit: 100)))),
+        ("lease-list.reply", .reply(.leases([
+            LeaseInfo(kind: .lock, key: "reports/daily", jobID: JobID(0), owner: "worker-a", token: FencingToken(42),
+                      expiresAt: Timestamp(milliseconds: 1_700_000_010_000)),
+            LeaseInfo(kind: .job, key: "image.analyse", jobID: JobID(9), owner: "worker-a", token: FencingToken(43),
+                      expiresAt: Timestamp(milliseconds: 1_700_000_060_000)),
+        ]))),
+        ("job-purge.request", .request(.command(seq, .purgeJobs(state: .dead, olderThan: 86_400_000)))),
+        ("job-purge.reply", .reply(.jobsPurged(count: 12))),
+        ("node-status.request", .request(.query(.nodeStatus))),
+        ("node-status.reply", .reply(.status(NodeStatus(
+            nodeID: "baton-1", address: "127.0.0.1:7700", role: .standalone, term: 1, commitIndex: 1200, appliedIndex: 1200,
+            uptimeMilliseconds: 3_600_000, serverTime: Timestamp(milliseconds: 1_700_000_000_000), connections: 3,
+            durable: true, summary: {
+                var m = StateSummary()
+                m.locksHeld = 1; m.lockWaiters = 1; m.jobsQueued = 4; m.jobsRunning = 1; m.jobsCompleted = 7; m.sessions = 3
+                return m
+            }())))),
         ("error.reply", .reply(.error(.staleToken, "token 41 does not hold lock 'reports/daily'"))),
     ]
 }()
