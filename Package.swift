@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "baton", targets: ["baton"]),
         .executable(name: "image-worker", targets: ["ImageWorker"]),
         .executable(name: "baton-bench", targets: ["baton-bench"]),
+        .executable(name: "batonctl", targets: ["batonctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -74,6 +75,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The admin CLI.
+        .executableTarget(
+            name: "batonctl",
+            dependencies: [
+                "BatonClient",
+                "BatonProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
