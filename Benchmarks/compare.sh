@@ -76,7 +76,7 @@ bench() {  # bench ROW_LABEL SIDE TARGET PORT WORKLOAD CONNECTIONS PIPELINE
 
 # --- in memory -------------------------------------------------------------------------------------
 echo "in memory" >&2
-start baton "$BIN/baton" dev --port 17700 --log-level error
+start baton "$BIN/baton" dev --port 17700 --no-metrics --log-level error
 wait_port 17700
 start redis redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no
 wait_port 16379
@@ -99,7 +99,7 @@ stop_last; stop_last; stop_last
 echo "durable: Baton with its write-ahead log (sync always) against the peers' fsync-always modes" >&2
 FSYNC_RATE=$("$BIN/baton-bench" fsync --dir "$WORK" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fsyncsPerSecond"])')
 echo "  this disk: $FSYNC_RATE write+fdatasync per second from one writer" >&2
-start baton-durable "$BIN/baton" dev --port 17701 --data-dir "$WORK/baton-data" --sync always --log-level error
+start baton-durable "$BIN/baton" dev --port 17701 --no-metrics --data-dir "$WORK/baton-data" --sync always --log-level error
 wait_port 17701
 start redis-aof redis-server --port 16380 --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always --dir "$WORK"
 wait_port 16380

@@ -62,7 +62,7 @@ struct Recovery: AsyncParsableCommand {
     func launch(_ executable: String, dir: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = ["dev", "--port", "\(port)", "--data-dir", dir, "--log-level", "warning"]
+        p.arguments = ["dev", "--port", "\(port)", "--no-metrics", "--data-dir", dir, "--log-level", "warning"]
         try p.run()
         return p
     }

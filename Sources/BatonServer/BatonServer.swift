@@ -1,6 +1,8 @@
 import BatonProtocol
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
@@ -15,6 +17,7 @@ public final class BatonServer: Sendable {
     private let logger: Logger
 
     private let log: DurableLog?
+    private let metricsChannel = NIOLockedValueBox<(any Channel)?>(nil)
 
     /// Recovers the node's state from its data directory (if it has one); throws when the data is
     /// damaged beyond a torn tail.
@@ -23,12 +26,13 @@ public final class BatonServer: Sendable {
         logger[metadataKey: "node.id"] = "\(configuration.nodeID)"
         self.configuration = configuration
         self.logger = logger
-        let recovered = try RecoveredState.recover(configuration, logger: logger)
+        let metrics = NodeMetrics()
+        let recovered = try RecoveredState.recover(configuration, logger: logger, metrics: metrics)
         self.log = recovered.log
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         self.runtime = NIOLoopBoundBox.makeBoxSendingValue(
-            NodeRuntime(configuration: configuration, eventLoop: loop, recovered: recovered, logger: logger),
+            NodeRuntime(configuration: configuration, eventLoop: loop, recovered: recovered, metrics: metrics, logger: logger),
             eventLoop: loop)
     }
 
@@ -57,12 +61,32 @@ public final class BatonServer: Sendable {
             runtime.value.startIdleSweep()
         }.get()
         logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        if let metricsPort = configuration.metricsPort {
+            let metrics = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(runtime: runtime.value))
+                    }
+                }
+                .bind(host: configuration.host, port: metricsPort)
+                .get()
+            metricsChannel.withLockedValue { $0 = metrics }
+            logger.info("metrics at /metrics", metadata: ["address": "\(metrics.localAddress.map { "\($0)" } ?? "?")"])
+        }
         return channel
+    }
+
+    /// The port of the metrics endpoint, once started (nil when it is off).
+    public var metricsPort: Int? {
+        metricsChannel.withLockedValue { $0?.localAddress?.port }
     }
 
     /// Stops accepting, tells connected clients the node is going away, and stops the event loop.
     public func shutdown(serverChannel: any Channel) async throws {
         try? await serverChannel.close()
+        try? await metricsChannel.withLockedValue { $0 }?.close()
         let runtime = self.runtime
         try await runtime.eventLoop.submit { runtime.value.shutDown() }.get()
         try await Task.sleep(for: .milliseconds(50))  // let the goodbye frames go out

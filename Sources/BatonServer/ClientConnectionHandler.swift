@@ -57,11 +57,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     private func handle(_ frame: Frame) {
+        let started = NIODeadline.now()
         let request: Request
         do {
             request = try Request.decode(opcode: frame.opcode, body: frame.body)
         } catch {
-            send(.error(error.code, error.message), requestID: frame.requestID)
+            answer(.error(error.code, error.message), to: frame, started: started)
             return
         }
         switch request {
@@ -81,21 +82,28 @@ final class ClientConnectionHandler: ChannelInboundHandler {
                 logger[metadataKey: "client.name"] = "\(hello.clientName)"
                 logger.debug("hello")
             }
-            send(.hello(runtime.helloReply), requestID: frame.requestID)
+            answer(.hello(runtime.helloReply), to: frame, started: started)
         case .ping:
-            send(.pong(serverTime: runtime.clock.now()), requestID: frame.requestID)
+            answer(.pong(serverTime: runtime.clock.now()), to: frame, started: started)
         case .query(let query):
-            guard clientID != nil else { return refuseBeforeHello(frame) }
-            send(runtime.query(query), requestID: frame.requestID)
+            guard clientID != nil else { return refuseBeforeHello(frame, started: started) }
+            answer(runtime.query(query), to: frame, started: started)
         case .command(let sequence, let command):
-            guard let clientID else { return refuseBeforeHello(frame) }
+            guard let clientID else { return refuseBeforeHello(frame, started: started) }
             waiting += 1
-            runtime.execute(command, sequence: sequence, client: clientID, requestID: frame.requestID, from: self)
+            runtime.execute(
+                command, sequence: sequence, client: clientID, requestID: frame.requestID, from: self, started: started)
         }
     }
 
-    private func refuseBeforeHello(_ frame: Frame) {
-        send(.error(.helloRequired, "send HELLO before \(frame.opcode)"), requestID: frame.requestID)
+    private func refuseBeforeHello(_ frame: Frame, started: NIODeadline) {
+        answer(.error(.helloRequired, "send HELLO before \(frame.opcode)"), to: frame, started: started)
+    }
+
+    /// Answers a request right away and counts it.
+    private func answer(_ reply: Reply, to frame: Frame, started: NIODeadline) {
+        runtime.metrics.recordRequest(frame.opcode, reply: reply, since: started)
+        send(reply, requestID: frame.requestID)
     }
 
     /// Queues an answer; it is written when the current batch of reads ends.

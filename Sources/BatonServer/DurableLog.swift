@@ -2,6 +2,7 @@ import BatonCore
 import BatonRaft
 import BatonStorage
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import Foundation
@@ -22,6 +23,8 @@ final class DurableLog: @unchecked Sendable {
     private let snapshots: SnapshotStore
     private let pool: NIOThreadPool
     private var thread: Thread?
+    private let fsyncTimer: Metrics.Timer?
+    private let batchSize: Recorder?
 
     private enum Job {
         case write([TimedInput], first: LogIndex, EventLoopPromise<Void>)
@@ -29,9 +32,11 @@ final class DurableLog: @unchecked Sendable {
         case rotate
     }
 
-    init(wal: WriteAheadLog, snapshots: SnapshotStore) {
+    init(wal: WriteAheadLog, snapshots: SnapshotStore, metrics: NodeMetrics?) {
         self.wal = wal
         self.snapshots = snapshots
+        self.fsyncTimer = metrics?.fsyncTimer
+        self.batchSize = metrics?.batchSize
         self.pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         let thread = Thread { [self] in self.writerLoop() }
@@ -69,11 +74,13 @@ final class DurableLog: @unchecked Sendable {
 
             var promises: [EventLoopPromise<Void>] = []
             var failure: (any Error)?
+            var entries = 0
             for job in jobs {
                 do {
                     switch job {
                     case .write(let inputs, let first, let promise):
                         promises.append(promise)
+                        entries += inputs.count
                         var index = first.rawValue
                         wal.append(inputs.map { input in
                             defer { index += 1 }
@@ -89,10 +96,16 @@ final class DurableLog: @unchecked Sendable {
                     failure = error
                 }
             }
+            let started = ContinuousClock.now
             do {
                 try wal.commit()
             } catch {
                 failure = error
+            }
+            if entries > 0 {
+                let (s, atto) = (ContinuousClock.now - started).components
+                fsyncTimer?.recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+                batchSize?.record(entries)
             }
             for promise in promises {
                 if let failure { promise.fail(failure) } else { promise.succeed() }
@@ -136,7 +149,7 @@ struct RecoveredState: Sendable {
 
     /// Reads the newest good snapshot and replays the log after it. Fails, naming the file, when the
     /// log is corrupt anywhere but in its torn tail.
-    static func recover(_ configuration: NodeConfiguration, logger: Logger) throws -> RecoveredState {
+    static func recover(_ configuration: NodeConfiguration, logger: Logger, metrics: NodeMetrics? = nil) throws -> RecoveredState {
         let fresh = StateMachine(configuration: configuration.stateMachine)
         guard let directory = configuration.dataDirectory else {
             return RecoveredState(machine: fresh, log: nil, appliedIndex: .zero, snapshotIndex: .zero)
@@ -171,7 +184,7 @@ struct RecoveredState: Sendable {
                 "duration": "\(ContinuousClock.now - started)",
             ])
         return RecoveredState(
-            machine: machine, log: DurableLog(wal: wal, snapshots: store), appliedIndex: LogIndex(expected - 1),
+            machine: machine, log: DurableLog(wal: wal, snapshots: store, metrics: metrics), appliedIndex: LogIndex(expected - 1),
             snapshotIndex: snapshotIndex)
     }
 }

@@ -26,6 +26,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var snapshotEveryEntries: Int = 100_000
     /// A log segment is closed and a new one started past this size.
     public var segmentSizeBytes: Int = 64 << 20
+    /// Port of the Prometheus endpoint (`GET /metrics` on `host`); 0 picks a free one; nil: none.
+    public var metricsPort: Int? = nil
 
     /// The state machine's limits and defaults, as written in a configuration file.
     public struct Limits: Sendable, Hashable, Codable {
@@ -68,7 +70,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
-        case dataDirectory, sync, snapshotEveryEntries, segmentSizeBytes
+        case dataDirectory, sync, snapshotEveryEntries, segmentSizeBytes, metricsPort
     }
 
     public init(from decoder: any Decoder) throws {
@@ -88,6 +90,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         sync = try value(.sync, d.sync)
         snapshotEveryEntries = try value(.snapshotEveryEntries, d.snapshotEveryEntries)
         segmentSizeBytes = try value(.segmentSizeBytes, d.segmentSizeBytes)
+        metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort) ?? 9770
     }
 
     /// Checks every rule; returns one message per broken rule.
@@ -95,6 +98,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         var problems: [String] = []
         if nodeID.isEmpty { problems.append("nodeID must not be empty") }
         if !(0...65535).contains(port) { problems.append("port \(port) is outside 0...65535") }
+        if let m = metricsPort, !(0...65535).contains(m) { problems.append("metricsPort \(m) is outside 0...65535") }
         if maxFrameSize < 1024 || maxFrameSize > Frame.defaultMaxSize * 16 {
             problems.append("maxFrameSize \(maxFrameSize) is outside 1024...\(Frame.defaultMaxSize * 16)")
         }

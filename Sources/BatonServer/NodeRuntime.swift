@@ -48,7 +48,12 @@ final class NodeRuntime {
     struct Route {
         var connection: ClientConnectionHandler
         var requestID: RequestID
+        var opcode: Opcode
+        /// When the request arrived, for the latency metric.
+        var started: NIODeadline
     }
+
+    let metrics: NodeMetrics
 
     /// An input on its way through the log, and who waits for its answer.
     struct Proposal {
@@ -57,7 +62,11 @@ final class NodeRuntime {
     }
 
     /// A node whose state was recovered (or is new), ready to serve.
-    init(configuration: NodeConfiguration, eventLoop: any EventLoop, recovered: RecoveredState, logger: Logger) {
+    init(
+        configuration: NodeConfiguration, eventLoop: any EventLoop, recovered: RecoveredState, metrics: NodeMetrics,
+        logger: Logger
+    ) {
+        self.metrics = metrics
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
@@ -107,13 +116,20 @@ final class NodeRuntime {
     /// after the log write on a durable one, later still if the command waits.
     func execute(
         _ command: Command, sequence: SequenceNumber, client: ClientID, requestID: RequestID,
-        from connection: ClientConnectionHandler
+        from connection: ClientConnectionHandler, started: NIODeadline
     ) {
+        let route = Route(connection: connection, requestID: requestID, opcode: command.opcode, started: started)
         if isShuttingDown {
-            connection.send(.error(.shuttingDown, "node \(configuration.nodeID) is shutting down"), requestID: requestID)
+            reply(.error(.shuttingDown, "node \(configuration.nodeID) is shutting down"), to: route)
             return
         }
-        propose(.command(client, sequence, command), route: Route(connection: connection, requestID: requestID))
+        propose(.command(client, sequence, command), route: route)
+    }
+
+    /// Sends a command's answer and counts it.
+    private func reply(_ reply: Reply, to route: Route) {
+        metrics.recordRequest(route.opcode, reply: reply, since: route.started)
+        route.connection.deliver(reply, requestID: route.requestID)
     }
 
     /// Answers from the applied state: everything it shows was on disk before it was applied.
@@ -125,6 +141,10 @@ final class NodeRuntime {
     /// The address clients reach this node at (set once the listener is bound).
     var address = ""
     private let started = NIODeadline.now()
+
+    func refreshMetrics() {
+        metrics.refresh(status, machine: machine)
+    }
 
     var status: NodeStatus {
         NodeStatus(
@@ -180,8 +200,8 @@ final class NodeRuntime {
         appliedIndex = LogIndex(appliedIndex.rawValue + 1)
         if case .tick = timed.input { tickProposed = false }
         if let route {
-            if let reply = applied.reply {
-                route.connection.deliver(reply, requestID: route.requestID)
+            if let answer = applied.reply {
+                reply(answer, to: route)
             } else if case .command(let client, let sequence, _) = timed.input {
                 routes[WaitKey(clientID: client, sequence: sequence)] = route
             }
@@ -189,7 +209,7 @@ final class NodeRuntime {
         for completion in applied.completions {
             let key = WaitKey(clientID: completion.clientID, sequence: completion.sequence)
             guard let route = routes.removeValue(forKey: key) else { continue }
-            route.connection.deliver(completion.reply, requestID: route.requestID)
+            reply(completion.reply, to: route)
         }
     }
 

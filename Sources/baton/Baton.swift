@@ -46,6 +46,12 @@ extension Baton {
         @Option(help: "Keep state on disk in this directory (default: in memory).")
         var dataDir: String?
 
+        @Option(help: "Port of the Prometheus endpoint, GET /metrics (0 picks a free one).")
+        var metricsPort = 9770
+
+        @Flag(help: "Serve no metrics endpoint.")
+        var noMetrics = false
+
         @Option(help: "With --data-dir: 'always' syncs every write before answering; 'none' never syncs.")
         var sync: String = "always"
 
@@ -56,6 +62,7 @@ extension Baton {
             configuration.host = host
             configuration.port = port
             configuration.dataDirectory = dataDir
+            configuration.metricsPort = noMetrics ? nil : metricsPort
             guard let mode = WriteAheadLog.SyncMode(rawValue: sync) else {
                 throw ValidationError("--sync must be 'always' or 'none'")
             }

@@ -25,7 +25,7 @@ struct Acknowledged: Sendable {
         for round in 0..<20 {
             let process = Process()
             process.executableURL = try batonExecutable()
-            process.arguments = ["dev", "--port", "\(port)", "--data-dir", dir, "--log-level", "error"]
+            process.arguments = ["dev", "--port", "\(port)", "--no-metrics", "--data-dir", dir, "--log-level", "error"]
             process.standardOutput = FileHandle.nullDevice
             let errors = Pipe()
             process.standardError = errors

@@ -53,7 +53,7 @@ func freePort() async throws -> Int {
     @Test(arguments: [SIGTERM, SIGINT])
     func devNodeServesThenStopsGracefullyOnSignal(signal: Int32) async throws {
         let port = try await freePort()
-        let (process, _) = try launch(["dev", "--port", "\(port)", "--log-level", "error"])
+        let (process, _) = try launch(["dev", "--port", "\(port)", "--no-metrics", "--log-level", "error"])
         let client = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "signals"))
         do {
             guard case .granted = try await client.acquireLock("k", ttl: .seconds(5)) else {
@@ -85,7 +85,7 @@ func freePort() async throws -> Int {
         let port = try await freePort()
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(UUID()).json")
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("baton-data-\(UUID())").path
-        try #"{"nodeID": "from-file", "port": \#(port), "dataDirectory": "\#(data)", "limits": {"minTTLMilliseconds": 500}}"#
+        try #"{"nodeID": "from-file", "port": \#(port), "dataDirectory": "\#(data)", "metricsPort": 0, "limits": {"minTTLMilliseconds": 500}}"#
             .write(to: file, atomically: true, encoding: .utf8)
         defer {
             try? FileManager.default.removeItem(at: file)
@@ -163,6 +163,7 @@ func freePort() async throws -> Int {
     @Test func emptyFileMeansDefaults() throws {
         var expected = NodeConfiguration()
         expected.dataDirectory = "baton-data"  // a configured node is durable by default
+        expected.metricsPort = 9770
         #expect(try NodeConfiguration.decode(json: Data("{}".utf8)) == expected)
     }
 

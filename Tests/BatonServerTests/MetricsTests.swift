@@ -1,0 +1,132 @@
+import BatonClient
+import BatonProtocol
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import BatonServer
+
+/// Fetches `path` over HTTP/1.1 from 127.0.0.1:`port`; returns the status line's code and the body.
+func httpGet(port: Int, path: String, method: String = "GET") async throws -> (status: Int, body: String) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let ok = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard ok == 0 else { throw BatonClientError.connectFailed("metrics port \(port)") }
+    let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var data = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = recv(fd, &chunk, chunk.count, 0)
+        if n <= 0 { break }
+        data += chunk[0..<n]
+    }
+    let text = String(decoding: data, as: UTF8.self)
+    let parts = text.components(separatedBy: "\r\n\r\n")
+    let status = Int(parts[0].split(separator: " ").dropFirst().first ?? "") ?? 0
+    return (status, parts.dropFirst().joined(separator: "\r\n\r\n"))
+}
+
+/// A sample of the Prometheus text exposition format: `name{label="v",...} value`.
+struct Sample: Equatable {
+    var name: String
+    var labels: [String: String]
+    var value: Double
+}
+
+/// Parses the Prometheus text format strictly enough to catch a malformed line: every line is a
+/// comment (`# HELP name text`, `# TYPE name counter|gauge|histogram|summary|untyped`) or a sample.
+func parseExposition(_ text: String) throws -> (types: [String: String], samples: [Sample]) {
+    struct Malformed: Error, CustomStringConvertible { var description: String }
+    var types: [String: String] = [:]
+    var samples: [Sample] = []
+    let name = /[a-zA-Z_:][a-zA-Z0-9_:]*/
+    for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+        if line.hasPrefix("# TYPE ") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 4, ["counter", "gauge", "histogram", "summary", "untyped"].contains(parts[3]) else {
+                throw Malformed(description: "bad TYPE line: \(line)")
+            }
+            types[String(parts[2])] = String(parts[3])
+            continue
+        }
+        if line.hasPrefix("#") { continue }
+        guard let m = try /^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>\S+)( \d+)?$/.wholeMatch(in: line) else {
+            throw Malformed(description: "bad sample line: \(line)")
+        }
+        var labels: [String: String] = [:]
+        if let l = m.output.labels, !l.isEmpty {
+            for pair in l.split(separator: ",") {
+                guard let eq = pair.firstIndex(of: "="), pair[pair.index(after: eq)...].hasPrefix("\""), pair.hasSuffix("\""),
+                    (try? name.wholeMatch(in: pair[..<eq])) != nil
+                else { throw Malformed(description: "bad label \(pair) in: \(line)") }
+                labels[String(pair[..<eq])] = String(pair[pair.index(eq, offsetBy: 2)..<pair.index(before: pair.endIndex)])
+            }
+        }
+        let v = String(m.output.value)
+        guard let value = Double(v) ?? (v == "+Inf" ? .infinity : v == "-Inf" ? -.infinity : v == "NaN" ? .nan : nil) else {
+            throw Malformed(description: "bad value in: \(line)")
+        }
+        samples.append(Sample(name: String(m.output.name), labels: labels, value: value))
+    }
+    return (types, samples)
+}
+
+@Suite(.timeLimit(.minutes(1))) struct MetricsTests {
+    @Test func scrapeParsesAsPrometheusTextAndCountsWhatHappened() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await withNode({
+            $0.metricsPort = 0
+            $0.dataDirectory = dir
+        }) { node in
+            let port = try #require(node.server.metricsPort)
+            let c = node.client()
+            guard case .granted = try await c.acquireLock("m", ttl: .seconds(30)) else { return }
+            _ = try await c.addJob(JobSpec(type: "thumb"))
+            _ = try await c.addJob(JobSpec(type: "thumb"))
+            _ = try await c.claimJob(types: ["thumb"])
+            await #expect(throws: BatonClientError.self) { try await c.releaseLock("m", token: FencingToken(999)) }
+
+            let (status, body) = try await httpGet(port: port, path: "/metrics")
+            #expect(status == 200)
+            let (types, samples) = try parseExposition(body)
+            func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+                samples.first { s in s.name == name && labels.allSatisfy { k, v in s.labels[k] == v } }?.value
+            }
+            #expect(types["baton_requests_total"] == "counter")
+            #expect(types["baton_request_duration_seconds"] == "histogram")
+            #expect(value("baton_requests_total", ["op": "lock_acquire", "result": "ok"]) == 1)
+            #expect(value("baton_requests_total", ["op": "job_add", "result": "ok"]) == 2)
+            #expect(value("baton_requests_total", ["op": "lock_release", "result": "stale_token"]) == 1)
+            #expect((value("baton_request_duration_seconds_count", ["op": "job_add"]) ?? 0) == 2)
+            #expect(value("baton_locks_held") == 1)
+            #expect(value("baton_leases") == 2)
+            #expect(value("baton_jobs", ["type": "thumb", "state": "queued"]) == 1)
+            #expect(value("baton_jobs", ["type": "thumb", "state": "running"]) == 1)
+            #expect(value("baton_connections") == 1)
+            #expect((value("baton_raft_applied_index") ?? 0) >= 5)
+            #expect(value("baton_raft_term") == 1)
+            #expect((value("baton_wal_fsync_duration_seconds_count") ?? 0) >= 1)
+            #expect((value("baton_wal_batch_entries_count") ?? 0) >= 1)
+
+            #expect(try await httpGet(port: port, path: "/nothing").status == 404)
+            #expect(try await httpGet(port: port, path: "/metrics", method: "POST").status == 405)
+            await c.shutdown()
+        }
+    }
+
+    @Test func malformedExpositionIsCaught() {
+        #expect(throws: (any Error).self) { try parseExposition("baton_x{op=unquoted} 1\n") }
+        #expect(throws: (any Error).self) { try parseExposition("# TYPE baton_x sometype\n") }
+        #expect(throws: (any Error).self) { try parseExposition("baton x 1\n") }
+    }
+}
