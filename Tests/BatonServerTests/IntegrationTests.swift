@@ -124,8 +124,8 @@ import Testing
     @Test func withLockRenewsPastItsTTL() async throws {
         try await withNode { node in
             let c = node.client()
-            let token = try await c.withLock("long", ttl: .milliseconds(300)) { lease in
-                try await Task.sleep(for: .milliseconds(1000))
+            let token = try await c.withLock("long", ttl: .milliseconds(600)) { lease in
+                try await Task.sleep(for: .milliseconds(1500))
                 return lease.token
             }
             #expect(token.rawValue > 0)
@@ -201,7 +201,7 @@ import Testing
             for t in tasks { t.cancel() }
             for t in tasks { _ = try? await t.value }
             let all = runs.withLockedValue { $0 }.sorted { $0.start < $1.start }
-            #expect(all.count >= 4 && all.count <= 9, "\(all.count) runs in 1.5 s at a 200 ms interval")
+            #expect(all.count >= 3 && all.count <= 9, "\(all.count) runs in 1.5 s at a 200 ms interval")
             #expect(Set(all.map(\.replica)).count == 1, "the holder kept the schedule")
             for (a, b) in zip(all, all.dropFirst()) { #expect(a.end <= b.start, "runs overlapped") }
             for c in clients { await c.shutdown() }
