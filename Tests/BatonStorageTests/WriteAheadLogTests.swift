@@ -64,18 +64,23 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
     }
 
     /// Cuts the file at every byte offset inside the last record: every complete record survives.
-    @Test func tornTailAtEveryByteOffsetKeepsEveryCompleteRecord() throws {
-        let dir = temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// A log of entries 1…5 in one segment; returns its path, where entry 5's record starts, and its bytes.
+    func fiveEntryLog(in dir: String) throws -> (path: String, lastRecord: Int, bytes: [UInt8]) {
         let wal = try WriteAheadLog(directory: dir)
         _ = try wal.recover()
         wal.append(entries(1...4))
         try wal.commit()
         let path = wal.segmentPaths[0]
-        let goodSize = FileIO.size(path)
+        let lastRecord = FileIO.size(path)
         wal.append(entries(5...5))
         try wal.commit()
-        let full = try FileIO.readAll(path)
+        return (path, lastRecord, try FileIO.readAll(path))
+    }
+
+    @Test func tornTailAtEveryByteOffsetKeepsEveryCompleteRecord() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (path, goodSize, full) = try fiveEntryLog(in: dir)
         for cut in goodSize..<full.count {
             try Data(full[0..<cut]).write(to: URL(fileURLWithPath: path))
             let r = try WriteAheadLog(directory: dir).recover()
@@ -89,15 +94,7 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
     @Test func corruptLastRecordAtEveryByteIsCutOff() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let wal = try WriteAheadLog(directory: dir)
-        _ = try wal.recover()
-        wal.append(entries(1...4))
-        try wal.commit()
-        let path = wal.segmentPaths[0]
-        let goodSize = FileIO.size(path)
-        wal.append(entries(5...5))
-        try wal.commit()
-        let full = try FileIO.readAll(path)
+        let (path, goodSize, full) = try fiveEntryLog(in: dir)
         for offset in goodSize..<full.count {
             var damaged = full
             damaged[offset] ^= 0x5A
