@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import ServiceLifecycle
 
@@ -18,6 +19,7 @@ public final class BatonServer: Sendable {
 
     private let log: DurableLog?
     private let metricsChannel = NIOLockedValueBox<(any Channel)?>(nil)
+    private let http2Channel = NIOLockedValueBox<(any Channel)?>(nil)
 
     /// Recovers the node's state from its data directory (if it has one); throws when the data is
     /// damaged beyond a torn tail.
@@ -75,7 +77,54 @@ public final class BatonServer: Sendable {
             metricsChannel.withLockedValue { $0 = metrics }
             logger.info("metrics at /metrics", metadata: ["address": "\(metrics.localAddress.map { "\($0)" } ?? "?")"])
         }
+        if let http2Port = configuration.http2Port {
+            let h2 = try await bindHTTP2(port: http2Port)
+            http2Channel.withLockedValue { $0 = h2 }
+            logger.info("HTTP/2 (h2c, prior knowledge)", metadata: ["address": "\(h2.localAddress.map { "\($0)" } ?? "?")"])
+        }
         return channel
+    }
+
+    /// The port of the HTTP/2 listener, once started (nil when it is off).
+    public var http2Port: Int? {
+        http2Channel.withLockedValue { $0?.localAddress?.port }
+    }
+
+    /// Binds the HTTP/2 listener: h2c with prior knowledge; each stream is one Baton request.
+    private func bindHTTP2(port: Int) async throws -> any Channel {
+        let runtime = self.runtime
+        let configuration = self.configuration
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.http2MaxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024),
+            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+        ]
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = 1 << 20
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let state = HTTP2Connection(runtime: runtime.value, channel: channel)
+                    let bound = NIOLoopBound(state, eventLoop: channel.eventLoop)
+                    channel.closeFuture.whenComplete { _ in bound.value.closed() }
+                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .server, connectionConfiguration: connection, streamConfiguration: stream
+                    ) { streamChannel in
+                        streamChannel.eventLoop.makeCompletedFuture {
+                            try streamChannel.pipeline.syncOperations.addHandlers([
+                                HTTP2FramePayloadToHTTP1ServerCodec(),
+                                HTTP2StreamHandler(runtime: runtime.value, connection: bound.value),
+                            ])
+                        }
+                    }
+                    try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorHandler())
+                }
+            }
+            .bind(host: configuration.host, port: port)
+            .get()
     }
 
     /// The port of the metrics endpoint, once started (nil when it is off).
@@ -87,6 +136,7 @@ public final class BatonServer: Sendable {
     public func shutdown(serverChannel: any Channel) async throws {
         try? await serverChannel.close()
         try? await metricsChannel.withLockedValue { $0 }?.close()
+        try? await http2Channel.withLockedValue { $0 }?.close()
         let runtime = self.runtime
         try await runtime.eventLoop.submit { runtime.value.shutDown() }.get()
         try await Task.sleep(for: .milliseconds(50))  // let the goodbye frames go out

@@ -4,7 +4,7 @@ import NIOCore
 
 /// One client connection: turns frames into calls on the node runtime and answers into frames.
 /// Answers produced while reading a batch of frames go out in one write, flushed when the batch ends.
-final class ClientConnectionHandler: ChannelInboundHandler {
+final class ClientConnectionHandler: ChannelInboundHandler, ReplySink {
     typealias InboundIn = Frame
     typealias OutboundOut = ByteBuffer
 

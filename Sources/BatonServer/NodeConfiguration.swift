@@ -28,6 +28,10 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var segmentSizeBytes: Int = 64 << 20
     /// Port of the Prometheus endpoint (`GET /metrics` on `host`); 0 picks a free one; nil: none.
     public var metricsPort: Int? = nil
+    /// Port for Baton over HTTP/2 with prior knowledge (h2c) on `host`; 0 picks a free one; nil: none.
+    public var http2Port: Int? = nil
+    /// Most HTTP/2 streams one connection may have open at once.
+    public var http2MaxConcurrentStreams: Int = 256
 
     /// The state machine's limits and defaults, as written in a configuration file.
     public struct Limits: Sendable, Hashable, Codable {
@@ -70,7 +74,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
-        case dataDirectory, sync, snapshotEveryEntries, segmentSizeBytes, metricsPort
+        case dataDirectory, sync, snapshotEveryEntries, segmentSizeBytes, metricsPort, http2Port, http2MaxConcurrentStreams
     }
 
     public init(from decoder: any Decoder) throws {
@@ -91,6 +95,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         snapshotEveryEntries = try value(.snapshotEveryEntries, d.snapshotEveryEntries)
         segmentSizeBytes = try value(.segmentSizeBytes, d.segmentSizeBytes)
         metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort) ?? 9770
+        http2Port = try c.decodeIfPresent(Int.self, forKey: .http2Port)
+        http2MaxConcurrentStreams = try value(.http2MaxConcurrentStreams, d.http2MaxConcurrentStreams)
     }
 
     /// Checks every rule; returns one message per broken rule.
@@ -99,6 +105,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if nodeID.isEmpty { problems.append("nodeID must not be empty") }
         if !(0...65535).contains(port) { problems.append("port \(port) is outside 0...65535") }
         if let m = metricsPort, !(0...65535).contains(m) { problems.append("metricsPort \(m) is outside 0...65535") }
+        if let h = http2Port, !(0...65535).contains(h) { problems.append("http2Port \(h) is outside 0...65535") }
+        if !(1...10_000).contains(http2MaxConcurrentStreams) { problems.append("http2MaxConcurrentStreams must be in 1...10000") }
         if maxFrameSize < 1024 || maxFrameSize > Frame.defaultMaxSize * 16 {
             problems.append("maxFrameSize \(maxFrameSize) is outside 1024...\(Frame.defaultMaxSize * 16)")
         }

@@ -46,7 +46,7 @@ final class NodeRuntime {
     }
 
     struct Route {
-        var connection: ClientConnectionHandler
+        var connection: any ReplySink
         var requestID: RequestID
         var opcode: Opcode
         /// When the request arrived, for the latency metric.
@@ -99,9 +99,19 @@ final class NodeRuntime {
 
     func connectionClosed(_ connection: ClientConnectionHandler, client: ClientID?) {
         connections[ObjectIdentifier(connection)] = nil
-        routes = routes.filter { $0.value.connection !== connection }
-        for i in pending.indices where pending[i].route?.connection === connection { pending[i].route = nil }
-        guard let client, let n = connectionsPerClient[client] else { return }
+        sinkClosed(connection)
+        if let client { clientDisconnected(client) }
+    }
+
+    /// Nobody listens on `sink` any more: answers for it are dropped.
+    func sinkClosed(_ sink: any ReplySink) {
+        routes = routes.filter { $0.value.connection !== sink }
+        for i in pending.indices where pending[i].route?.connection === sink { pending[i].route = nil }
+    }
+
+    /// One connection of `client` closed; when it was the last, the client's waits are withdrawn.
+    func clientDisconnected(_ client: ClientID) {
+        guard let n = connectionsPerClient[client] else { return }
         if n > 1 {
             connectionsPerClient[client] = n - 1
             return
@@ -116,7 +126,7 @@ final class NodeRuntime {
     /// after the log write on a durable one, later still if the command waits.
     func execute(
         _ command: Command, sequence: SequenceNumber, client: ClientID, requestID: RequestID,
-        from connection: ClientConnectionHandler, started: NIODeadline
+        from connection: any ReplySink, started: NIODeadline
     ) {
         let route = Route(connection: connection, requestID: requestID, opcode: command.opcode, started: started)
         if isShuttingDown {
@@ -151,7 +161,7 @@ final class NodeRuntime {
             nodeID: configuration.nodeID, address: address, role: .standalone, term: 1,
             commitIndex: appliedIndex.rawValue, appliedIndex: appliedIndex.rawValue,
             uptimeMilliseconds: UInt64((NIODeadline.now() - started).nanoseconds / 1_000_000),
-            serverTime: clock.now(), connections: UInt32(connections.count), durable: log != nil,
+            serverTime: clock.now(), connections: UInt32(connections.count + http2Connections.count), durable: log != nil,
             summary: machine.summary(at: clock.now()))
     }
 
@@ -295,6 +305,17 @@ final class NodeRuntime {
         idleSweep?.cancel()
         idleSweep = nil
         for connection in connections.values { connection.shutDown() }
+        for connection in http2Connections.values { connection.shutDown() }
+    }
+
+    private var http2Connections: [ObjectIdentifier: HTTP2Connection] = [:]
+
+    func register(_ connection: HTTP2Connection) {
+        http2Connections[ObjectIdentifier(connection)] = connection
+    }
+
+    func unregister(_ connection: HTTP2Connection) {
+        http2Connections[ObjectIdentifier(connection)] = nil
     }
 
     var connectionCount: Int { connections.count }

@@ -52,6 +52,9 @@ extension Baton {
         @Flag(help: "Serve no metrics endpoint.")
         var noMetrics = false
 
+        @Option(help: "Also serve Baton over HTTP/2 (h2c, prior knowledge) on this port.")
+        var http2Port: Int?
+
         @Option(help: "With --data-dir: 'always' syncs every write before answering; 'none' never syncs.")
         var sync: String = "always"
 
@@ -63,6 +66,7 @@ extension Baton {
             configuration.port = port
             configuration.dataDirectory = dataDir
             configuration.metricsPort = noMetrics ? nil : metricsPort
+            configuration.http2Port = http2Port
             guard let mode = WriteAheadLog.SyncMode(rawValue: sync) else {
                 throw ValidationError("--sync must be 'always' or 'none'")
             }

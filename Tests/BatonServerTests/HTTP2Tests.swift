@@ -1,0 +1,202 @@
+import BatonClient
+import BatonProtocol
+import Foundation
+import NIOCore
+import Testing
+
+@testable import BatonServer
+
+/// Runs a command-line HTTP/2 client (curl, nghttp, h2load) and captures its output.
+func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/\(tool)")
+    process.arguments = arguments
+    // One pipe for both streams: reading one while the tool blocks writing the other would hang.
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    try process.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: o, as: UTF8.self), "")
+}
+
+/// POSTs `body` to `/baton/v1/<operation>` with curl over h2c; returns the HTTP status and the reply body.
+func curlPost(port: Int, operation: String, body: [UInt8], headers: [String] = ["content-type: application/x-baton"])
+    throws -> (status: Int, body: [UInt8])
+{
+    let dir = FileManager.default.temporaryDirectory
+    let input = dir.appendingPathComponent("h2-in-\(UUID())")
+    let output = dir.appendingPathComponent("h2-out-\(UUID())")
+    defer {
+        try? FileManager.default.removeItem(at: input)
+        try? FileManager.default.removeItem(at: output)
+    }
+    try Data(body).write(to: input)
+    var args = ["-s", "--http2-prior-knowledge", "-X", "POST", "--data-binary", "@\(input.path)", "-o", output.path, "-w", "%{http_code} %{http_version}"]
+    for h in headers { args += ["-H", h] }
+    args.append("http://127.0.0.1:\(port)/baton/v1/\(operation)")
+    let r = try run("curl", args)
+    let parts = r.out.split(separator: " ")
+    #expect(parts.last == "2", "curl did not speak HTTP/2: \(r.out) \(r.err)")
+    let bytes = (try? Data(contentsOf: output)).map { [UInt8]($0) } ?? []
+    return (Int(parts.first ?? "") ?? 0, bytes)
+}
+
+func bodyOf(_ request: Request) -> [UInt8] {
+    var b = ByteBuffer()
+    request.encodeBody(into: &b)
+    return Array(b.readableBytesView)
+}
+
+@Suite(.timeLimit(.minutes(2))) struct HTTP2Tests {
+    func withH2Node(_ configure: @escaping (inout NodeConfiguration) -> Void = { _ in }, _ body: (TestNode, Int) async throws -> Void) async throws {
+        try await withNode({
+            $0.http2Port = 0
+            configure(&$0)
+        }) { node in
+            try await body(node, try #require(node.server.http2Port))
+        }
+    }
+
+    /// Every golden request body, sent by curl: each answer is a well-formed reply of its request's kind,
+    /// or a well-formed error whose HTTP status matches its code.
+    @Test func goldenRequestsOverCurl() async throws {
+        try await withH2Node { node, port in
+            let frames = try goldenRequestFrames()
+            #expect(frames.count == Opcode.requests.count)
+            for (name, opcode, body) in frames {
+                let r = try curlPost(
+                    port: port, operation: opcode.name.lowercased(), body: body,
+                    headers: ["content-type: application/x-baton", "baton-client-id: 1122334455667788"])
+                if r.status == 200 {
+                    let reply = try Reply.decode(opcode: opcode.reply, body: ByteBuffer(bytes: r.body))
+                    #expect(reply.opcode == opcode.reply, "\(name)")
+                    if opcode == .lockAcquire {
+                        guard case .lockAcquired(.granted) = reply else {
+                            Issue.record("the golden acquire was not granted: \(reply)")
+                            continue
+                        }
+                    }
+                } else {
+                    guard case .error(let e) = try Reply.decode(opcode: .error, body: ByteBuffer(bytes: r.body)) else {
+                        Issue.record("\(name): no error body")
+                        continue
+                    }
+                    #expect(Int(HTTP2Mapping.status(for: e.code).code) == r.status, "\(name): \(e) came with \(r.status)")
+                }
+            }
+            // The golden force release ran after the acquire: the lock is free again for TCP clients.
+            let c = node.client()
+            #expect(try await c.getLock("reports/daily") == nil)
+            await c.shutdown()
+        }
+    }
+
+    @Test func nghttpAndAWaitingAcquireThatKeepsItsStreamOpen() async throws {
+        try await withH2Node { node, port in
+            let c = node.client("holder")
+            guard case .granted(let token, _) = try await c.acquireLock("k", ttl: .seconds(10)) else { return }
+            let acquire = bodyOf(.command(SequenceNumber(1), .acquireLock(key: "k", owner: "h2", ttl: 5000, wait: 10_000)))
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("h2-acq-\(UUID())")
+            try Data(acquire).write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let waiting = Task {
+                try run("nghttp", ["-v", "-H", ":method: POST", "-H", "content-type: application/x-baton",
+                                   "-H", "baton-client-id: 00000000000000aa", "-d", file.path, "http://127.0.0.1:\(port)/baton/v1/lock_acquire"])
+            }
+            while (try await c.getLock("k"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
+            try await c.releaseLock("k", token: token)
+            let r = try await waiting.value
+            #expect(r.status == 0 && r.out.contains(":status: 200"), "\(r.out)")
+            #expect(try await c.getLock("k")?.owner == "h2")
+            await c.shutdown()
+        }
+    }
+
+    @Test func h2loadWithAHundredConcurrentStreamsHasNoFailures() async throws {
+        try await withH2Node { node, port in
+            let c = node.client()
+            guard case .granted(let token, _) = try await c.acquireLock("bench", ttl: .seconds(60)) else { return }
+            let renew = bodyOf(.command(SequenceNumber(0), .renewLock(key: "bench", token: token, ttl: 30_000)))
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("h2-renew-\(UUID())")
+            try Data(renew).write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let r = try run("h2load", ["-n", "2000", "-c", "2", "-m", "100", "-H", "content-type: application/x-baton",
+                                       "-H", "baton-client-id: 2", "-d", file.path, "http://127.0.0.1:\(port)/baton/v1/lock_renew"])
+            #expect(r.out.contains("2000 succeeded, 0 failed, 0 errored"), "\(r.out)")
+            #expect(r.out.contains("2000 2xx"))
+            await c.shutdown()
+        }
+    }
+
+    @Test func badInputGetsTheDocumentedAnswer() async throws {
+        try await withH2Node({ $0.maxFrameSize = 4096 }) { node, port in
+            let ping = bodyOf(.ping)
+            // unknown path
+            #expect(try curlPost(port: port, operation: "frobnicate", body: ping).status == 404)
+            // wrong content type
+            let wrong = try curlPost(port: port, operation: "ping", body: ping, headers: ["content-type: application/json"])
+            #expect(wrong.status == 415)
+            guard case .error(let e) = try Reply.decode(opcode: .error, body: ByteBuffer(bytes: wrong.body)) else { return }
+            #expect(e.code == .invalidArgument)
+            // a body larger than the maximum frame
+            let big = try curlPost(port: port, operation: "job_add", body: [UInt8](repeating: 0, count: 5000))
+            #expect(big.status == 413)
+            // a command without a client id
+            let add = bodyOf(.command(SequenceNumber(1), .addJob(JobSpec(type: "t"))))
+            #expect(try curlPost(port: port, operation: "job_add", body: add).status == 400)
+            // a malformed body
+            #expect(try curlPost(port: port, operation: "lock_get", body: [0, 200, 1]).status == 400)
+            // oversized headers (over the 16 KiB header list and the 16 KiB frame): GOAWAY, the node carries on
+            let huge = String(repeating: "x", count: 20_000)
+            let r = try run("timeout", ["10", "nghttp", "-v", "-H", ":method: POST", "-H", "x-big: \(huge)",
+                                        "-H", "content-type: application/x-baton", "http://127.0.0.1:\(port)/baton/v1/ping"])
+            #expect(r.out.contains("recv GOAWAY") && !r.out.contains(":status: 200"), "\(r.out.suffix(500))")
+            // a bad connection preface: the connection is closed, the node carries on
+            let fd = try rawConnect(port: port)
+            _ = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".withCString { send(fd, $0, strlen($0), 0) }
+            var buf = [UInt8](repeating: 0, count: 4096)
+            var total = 0
+            while true {
+                let n = recv(fd, &buf, buf.count, 0)
+                if n <= 0 { break }
+                total += n
+            }
+            close(fd)
+            #expect(total < 4096)  // at most a GOAWAY, then the close
+            #expect(try curlPost(port: port, operation: "ping", body: ping).status == 200)
+            let c = node.client()
+            _ = try await c.serverTime()
+            await c.shutdown()
+        }
+    }
+}
+
+func rawConnect(port: Int) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let ok = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard ok == 0 else { throw BatonClientError.connectFailed("port \(port)") }
+    return fd
+}
+
+/// The request frames in Protocol/golden: (file name, opcode, body after the 10-byte header).
+func goldenRequestFrames() throws -> [(name: String, opcode: Opcode, body: [UInt8])] {
+    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Protocol/golden")
+    return try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".request.hex") }.sorted()
+        .map { name in
+            let text = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+            let bytes = text.split(separator: "\n").flatMap { line -> [UInt8] in
+                let code = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                return code.split(separator: " ").compactMap { UInt8($0, radix: 16) }
+            }
+            return (name, Opcode(rawValue: bytes[4]), Array(bytes[10...]))
+        }
+}
