@@ -22,6 +22,8 @@ command -v beanstalkd >/dev/null || need+=(beanstalkd)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v python3 >/dev/null || need+=(python3)
+command -v h2load >/dev/null || need+=(nghttp2-client)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]}" >&2
     apt-get update -qq
@@ -76,7 +78,7 @@ bench() {  # bench ROW_LABEL SIDE TARGET PORT WORKLOAD CONNECTIONS PIPELINE
 
 # --- in memory -------------------------------------------------------------------------------------
 echo "in memory" >&2
-start baton "$BIN/baton" dev --port 17700 --no-metrics --log-level error
+start baton "$BIN/baton" dev --port 17700 --http2-port 17710 --no-metrics --log-level error
 wait_port 17700
 start redis redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no
 wait_port 16379
@@ -93,6 +95,39 @@ bench "job, 16 clients, no pipelining (Baton vs beanstalkd in memory)" baton bat
 bench "job, 16 clients, no pipelining (Baton vs beanstalkd in memory)" peer beanstalkd 11400 job 16 1
 bench "job, 16 clients × 8 in flight (Baton vs beanstalkd in memory)" baton baton 17700 job 16 8
 bench "job, 16 clients × 8 in flight (Baton vs beanstalkd in memory)" peer beanstalkd 11400 job 16 8
+
+# HTTP/2: one held lease renewed over and over by h2load (nghttp2's load generator, 4 connections ×
+# 16 streams), against baton-bench renewing held leases over TCP with the same 64 requests in flight.
+H2ROW="renew, 4 connections × 16 in flight (Baton over HTTP/2 with h2load vs Baton over TCP)"
+echo "  $H2ROW" >&2
+python3 - "$WORK" <<'PY'
+import struct, sys
+key = b"h2-bench"
+head = struct.pack(">Q", 0) + struct.pack(">H", len(key)) + key
+open(sys.argv[1] + "/acquire.bin", "wb").write(head + struct.pack(">H", 2) + b"h2" + struct.pack(">II", 3_600_000, 0))
+PY
+curl -s --http2-prior-knowledge -X POST -H "content-type: application/x-baton" -H "baton-client-id: 1" \
+    --data-binary "@$WORK/acquire.bin" -o "$WORK/granted.bin" http://127.0.0.1:17710/baton/v1/lock_acquire
+python3 - "$WORK" <<'PY'
+import struct, sys
+reply = open(sys.argv[1] + "/granted.bin", "rb").read()
+assert reply[0] == 0, "the HTTP/2 benchmark's lock was not granted"
+token = struct.unpack(">Q", reply[1:9])[0]
+key = b"h2-bench"
+open(sys.argv[1] + "/renew.bin", "wb").write(struct.pack(">Q", 0) + struct.pack(">H", len(key)) + key + struct.pack(">QI", token, 3_600_000))
+PY
+h2load -D "$DURATION" --warm-up-time="$WARMUP" -c 4 -m 16 -t 1 -H "content-type: application/x-baton" -H "baton-client-id: 2" \
+    -d "$WORK/renew.bin" http://127.0.0.1:17710/baton/v1/lock_renew >"$WORK/h2load.txt" 2>&1
+python3 - "$H2ROW" "$WORK/h2load.txt" >>"$ROWS" <<'PY'
+import json, re, sys
+text = open(sys.argv[2]).read()
+rate = float(re.search(r"finished in [0-9.]+s, ([0-9.]+) req/s", text).group(1))
+m = re.search(r"requests: (\d+) total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored", text)
+mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", text).group(1)
+print(json.dumps({"row": sys.argv[1], "side": "baton", "target": "baton over HTTP/2 (h2load)", "cyclesPerSecond": rate,
+                  "requestsPerSecond": rate, "errors": int(m.group(2)) + int(m.group(3)), "latencyMean": mean}))
+PY
+bench "$H2ROW" peer baton 17700 renew 4 16
 stop_last; stop_last; stop_last
 
 # --- fsync on every write ------------------------------------------------------------------------
@@ -146,8 +181,10 @@ for line in open(sys.argv[1]):
 def cell(r):
     if r is None:
         return "—", "—"
-    l = r["latencyMicroseconds"]
     err = f", {r['errors']} errors" if r["errors"] else ""
+    if "latencyMicroseconds" not in r:  # h2load reports a mean, not percentiles
+        return f"{r['cyclesPerSecond']:,.0f}{err}", f"mean {r['latencyMean']}"
+    l = r["latencyMicroseconds"]
     return f"{r['cyclesPerSecond']:,.0f}{err}", f"{l['p50']/1000:.2f} / {l['p99']/1000:.2f}"
 print("| workload | Baton cycles/s | Baton p50 / p99 ms | peer | peer cycles/s | peer p50 / p99 ms | Baton / peer |")
 print("|---|---:|---:|---|---:|---:|---:|")

@@ -29,11 +29,22 @@ public final class BatonClient: Sendable {
         /// How long to keep retrying a request that failed in a retriable way.
         public var retryTimeout: Duration = .seconds(10)
         public var logger: Logger = Logger(label: "baton.client")
+        /// How requests travel; with `.http2` the endpoints are the nodes' HTTP/2 ports.
+        public var transport: Transport = .tcp
 
         public init(endpoints: [String] = ["127.0.0.1:7700"], name: String = "baton-client") {
             self.endpoints = endpoints
             self.name = name
         }
+    }
+
+    /// How requests travel to the nodes.
+    public enum Transport: Sendable, Hashable {
+        /// Baton's length-prefixed frames on TCP: the default, and the fastest.
+        case tcp
+        /// HTTP/2 with prior knowledge (h2c), one stream per request, for deployments where only
+        /// HTTP/2 passes (load balancers, service meshes). Same operations, same semantics.
+        case http2
     }
 
     public let configuration: Configuration
@@ -104,7 +115,7 @@ public final class BatonClient: Sendable {
             let index = (start + i) % endpoints.count
             do {
                 let c = try await Connection.open(
-                    to: endpoints[index],
+                    to: endpoints[index], transport: configuration.transport,
                     hello: Hello(clientID: clientID, clientName: configuration.name),
                     group: group, connectTimeout: .init(configuration.connectTimeout),
                     requestTimeout: .init(configuration.requestTimeout), maxFrameSize: Frame.defaultMaxSize)

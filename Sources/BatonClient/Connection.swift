@@ -1,5 +1,7 @@
 import BatonProtocol
 import NIOCore
+import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 
 /// A request on its way out: its frame, and the promise its answer completes.
@@ -78,45 +80,76 @@ final class ClientChannelHandler: ChannelDuplexHandler {
     }
 }
 
-/// One open, greeted connection to a node.
+/// One open, greeted connection to a node, over the TCP protocol or over HTTP/2.
 final class Connection: Sendable {
     let channel: any Channel
     let hello: HelloReply
     let endpoint: Endpoint
+    private let carrier: Carrier
 
-    private init(channel: any Channel, hello: HelloReply, endpoint: Endpoint) {
+    /// How requests travel: as frames on the TCP connection, or one HTTP/2 stream each.
+    enum Carrier: Sendable {
+        case tcp
+        case http2(NIOHTTP2Handler.StreamMultiplexer, clientID: String, authority: String)
+    }
+
+    private init(channel: any Channel, hello: HelloReply, endpoint: Endpoint, carrier: Carrier) {
         self.channel = channel
         self.hello = hello
         self.endpoint = endpoint
+        self.carrier = carrier
     }
 
     /// Connects to `endpoint` and exchanges HELLO.
     static func open(
-        to endpoint: Endpoint, hello: Hello, group: any EventLoopGroup, connectTimeout: TimeAmount,
-        requestTimeout: TimeAmount, maxFrameSize: Int
+        to endpoint: Endpoint, transport: BatonClient.Transport, hello: Hello, group: any EventLoopGroup,
+        connectTimeout: TimeAmount, requestTimeout: TimeAmount, maxFrameSize: Int
     ) async throws -> Connection {
         let channel: any Channel
+        let carrier: Carrier
         do {
-            channel = try await ClientBootstrap(group: group)
+            let bootstrap = ClientBootstrap(group: group)
                 .connectTimeout(connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
+            switch transport {
+            case .tcp:
+                channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers([
                             ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrameSize)),
                             ClientChannelHandler(),
                         ])
+                        return channel
                     }
                 }
-                .connect(host: endpoint.host, port: endpoint.port)
-                .get()
+                carrier = .tcp
+            case .http2:
+                let (c, streams) = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        var settings = NIOHTTP2Handler.ConnectionConfiguration()
+                        settings.initialSettings = [HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20)]
+                        let streams = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                            mode: .client, connectionConfiguration: settings, streamConfiguration: .init()
+                        ) { pushed in pushed.close() }
+                        return (channel, streams)
+                    }
+                }
+                channel = c
+                carrier = .http2(streams, clientID: hexID(hello.clientID), authority: "\(endpoint)")
+            }
         } catch {
             throw BatonClientError.connectFailed("\(endpoint): \(error)")
         }
-        let reply = try await send(.hello(hello), requestID: RequestID(1), timeout: requestTimeout, on: channel)
+        let reply: Reply
+        do {
+            reply = try await send(.hello(hello), requestID: RequestID(1), timeout: requestTimeout, on: channel, carrier)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
         switch reply {
         case .hello(let h):
-            return Connection(channel: channel, hello: h, endpoint: endpoint)
+            return Connection(channel: channel, hello: h, endpoint: endpoint, carrier: carrier)
         case .error(let e):
             try? await channel.close()
             throw BatonClientError.server(e)
@@ -127,17 +160,22 @@ final class Connection: Sendable {
     }
 
     func send(_ request: Request, requestID: RequestID, timeout: TimeAmount) async throws -> Reply {
-        try await Self.send(request, requestID: requestID, timeout: timeout, on: channel)
+        try await Self.send(request, requestID: requestID, timeout: timeout, on: channel, carrier)
     }
 
     private static func send(
-        _ request: Request, requestID: RequestID, timeout: TimeAmount, on channel: any Channel
+        _ request: Request, requestID: RequestID, timeout: TimeAmount, on channel: any Channel, _ carrier: Carrier
     ) async throws -> Reply {
-        var frame = channel.allocator.buffer(capacity: 64)
-        frame.writeRequest(request, requestID: requestID)
         let promise = channel.eventLoop.makePromise(of: Reply.self)
-        channel.writeAndFlush(PendingRequest(requestID: requestID, frame: frame, timeout: timeout, promise: promise))
-            .whenFailure { promise.fail($0) }
+        switch carrier {
+        case .tcp:
+            var frame = channel.allocator.buffer(capacity: 64)
+            frame.writeRequest(request, requestID: requestID)
+            channel.writeAndFlush(PendingRequest(requestID: requestID, frame: frame, timeout: timeout, promise: promise))
+                .whenFailure { promise.fail($0) }
+        case .http2(let streams, let clientID, let authority):
+            sendOnNewStream(request, streams: streams, clientID: clientID, authority: authority, timeout: timeout, promise: promise)
+        }
         // A cancelled caller stops waiting at once; a late answer then completes nothing.
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()
@@ -146,11 +184,57 @@ final class Connection: Sendable {
         }
     }
 
+    /// Opens a stream, sends `request` as `POST /baton/v1/<operation>` and completes `promise`
+    /// with the reply; the stream is reset when the answer does not come within `timeout`.
+    private static func sendOnNewStream(
+        _ request: Request, streams: NIOHTTP2Handler.StreamMultiplexer, clientID: String, authority: String,
+        timeout: TimeAmount, promise: EventLoopPromise<Reply>
+    ) {
+        let replyOpcode = request.opcode.reply
+        streams.createStreamChannel { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandlers([
+                    HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http),
+                    HTTP2ReplyHandler(replyOpcode: replyOpcode, promise: promise),
+                ])
+            }
+        }.whenComplete { result in
+            guard case .success(let stream) = result else {
+                promise.fail(BatonClientError.connectionClosed)
+                return
+            }
+            let timer = stream.eventLoop.scheduleTask(in: timeout) {
+                promise.fail(BatonClientError.timedOut)
+                stream.close(promise: nil)
+            }
+            promise.futureResult.whenComplete { _ in timer.cancel() }
+            var headers = HTTPHeaders()
+            headers.add(name: "host", value: authority)
+            headers.add(name: "content-type", value: HTTP2Route.contentType)
+            headers.add(name: HTTP2Route.clientIDHeader, value: clientID)
+            var body = stream.allocator.buffer(capacity: 64)
+            request.encodeBody(into: &body)
+            headers.add(name: "content-length", value: "\(body.readableBytes)")
+            let head = HTTPRequestHead(version: .http2, method: .POST, uri: HTTP2Route.path(request.opcode), headers: headers)
+            stream.write(HTTPClientRequestPart.head(head), promise: nil)
+            stream.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+            stream.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { _ in
+                promise.fail(BatonClientError.connectionClosed)
+            }
+        }
+    }
+
     var isActive: Bool { channel.isActive }
 
     func close() async {
         try? await channel.close()
     }
+}
+
+/// A client id as the `baton-client-id` header spells it: 16 hex digits.
+private func hexID(_ id: ClientID) -> String {
+    let hex = String(id.rawValue, radix: 16)
+    return String(repeating: "0", count: 16 - hex.count) + hex
 }
 
 /// A node's address: `host:port`.

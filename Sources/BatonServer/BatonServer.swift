@@ -94,33 +94,23 @@ public final class BatonServer: Sendable {
     private func bindHTTP2(port: Int) async throws -> any Channel {
         let runtime = self.runtime
         let configuration = self.configuration
-        var connection = NIOHTTP2Handler.ConnectionConfiguration()
-        connection.initialSettings = [
+        // Each stream carries one body of at most maxFrameSize bytes: with a larger initial window a
+        // stream never needs a WINDOW_UPDATE, and an oversized body is refused before it stalls.
+        let window = min(max(configuration.maxFrameSize + 1, 65_535), Int(Int32.max))
+        let settings: HTTP2Settings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.http2MaxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024),
-            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+            HTTP2Setting(parameter: .initialWindowSize, value: window),
         ]
-        var stream = NIOHTTP2Handler.StreamConfiguration()
-        stream.targetWindowSize = 1 << 20
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let state = HTTP2Connection(runtime: runtime.value, channel: channel)
-                    let bound = NIOLoopBound(state, eventLoop: channel.eventLoop)
-                    channel.closeFuture.whenComplete { _ in bound.value.closed() }
-                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .server, connectionConfiguration: connection, streamConfiguration: stream
-                    ) { streamChannel in
-                        streamChannel.eventLoop.makeCompletedFuture {
-                            try streamChannel.pipeline.syncOperations.addHandlers([
-                                HTTP2FramePayloadToHTTP1ServerCodec(),
-                                HTTP2StreamHandler(runtime: runtime.value, connection: bound.value),
-                            ])
-                        }
-                    }
-                    try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionErrorHandler())
+                    try channel.pipeline.syncOperations.addHandlers([
+                        NIOHTTP2Handler(mode: .server, initialSettings: settings),
+                        HTTP2ConnectionHandler(runtime: runtime.value),
+                    ])
                 }
             }
             .bind(host: configuration.host, port: port)

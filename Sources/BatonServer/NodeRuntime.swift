@@ -308,13 +308,13 @@ final class NodeRuntime {
         for connection in http2Connections.values { connection.shutDown() }
     }
 
-    private var http2Connections: [ObjectIdentifier: HTTP2Connection] = [:]
+    private var http2Connections: [ObjectIdentifier: HTTP2ConnectionHandler] = [:]
 
-    func register(_ connection: HTTP2Connection) {
+    func register(_ connection: HTTP2ConnectionHandler) {
         http2Connections[ObjectIdentifier(connection)] = connection
     }
 
-    func unregister(_ connection: HTTP2Connection) {
+    func unregister(_ connection: HTTP2ConnectionHandler) {
         http2Connections[ObjectIdentifier(connection)] = nil
     }
 
