@@ -143,6 +143,10 @@ let package = Package(
             dependencies: ["BatonStorage", "BatonRaft"]
         ),
         .testTarget(
+            name: "BatonRaftTests",
+            dependencies: ["BatonRaft", "BatonCore", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
             name: "BatonCoreTests",
             dependencies: ["BatonCore", "BatonProtocol"]
         ),

@@ -53,3 +53,20 @@ public struct HardState: Hashable, Sendable {
         self.commit = commit
     }
 }
+
+/// The state machine as it stood after applying the entry at `index`, whose term was `term`.
+public struct Snapshot: Hashable, Sendable {
+    public var index: LogIndex
+    public var term: Term
+    /// The state machine's own encoding of its state (uncompressed).
+    public var data: [UInt8]
+
+    public init(index: LogIndex, term: Term, data: [UInt8]) {
+        self.index = index
+        self.term = term
+        self.data = data
+    }
+
+    /// Before any entry.
+    public static let empty = Snapshot(index: .zero, term: .zero, data: [])
+}

@@ -4,19 +4,6 @@ import BatonRaft
 import Glibc
 #endif
 
-/// A snapshot of the state machine as it stood after applying the entry at `index`.
-public struct Snapshot: Sendable, Equatable {
-    public var index: LogIndex
-    public var term: Term
-    /// The state machine's own encoding of its state (uncompressed).
-    public var data: [UInt8]
-    public init(index: LogIndex, term: Term, data: [UInt8]) {
-        self.index = index
-        self.term = term
-        self.data = data
-    }
-}
-
 /// Snapshot files: `snapshot-<index, 16 hex digits>.snap`, deflate-compressed, checksummed.
 ///
 /// ```

@@ -1,0 +1,566 @@
+/// Static settings of one Raft node.
+public struct RaftConfiguration: Sendable, Hashable {
+    /// The cluster's members, this node included. Static: read from configuration at start.
+    public var members: [NodeIndex]
+    /// A follower campaigns after hearing nothing for a random number of ticks in
+    /// `electionTicks ..< 2 × electionTicks`; a leader steps down after `electionTicks` without a quorum.
+    public var electionTicks: Int = 10
+    /// A leader sends heartbeats every `heartbeatTicks`.
+    public var heartbeatTicks: Int = 1
+    /// Most entries in one append.
+    public var maxEntriesPerAppend: Int = 512
+    /// Most unacknowledged appends to one follower (pipelining).
+    public var maxInflightAppends: Int = 64
+
+    public init(members: [NodeIndex]) {
+        self.members = members
+    }
+
+    public var quorum: Int { members.count / 2 + 1 }
+}
+
+public enum RaftRole: String, Sendable, Hashable {
+    case follower, preCandidate, candidate, leader
+}
+
+/// What the node must do after one or more steps: persist, then send, then apply. In that order:
+/// a message may promise that its sender has persisted what comes before it.
+public struct RaftReady: Sendable {
+    /// The new hard state, when it changed.
+    public var hardState: HardState?
+    /// A snapshot received from the leader: persist it, restore the state machine from it, and drop
+    /// the log it covers. Comes before `entries`.
+    public var snapshot: Snapshot?
+    /// Entries to append; an entry at index i replaces the stored one at i and everything after it.
+    public var entries: [LogEntry] = []
+    /// To send once the above is durable.
+    public var messages: [RaftEnvelope] = []
+    /// Committed entries to apply, in order, once the above is durable.
+    public var committed: [LogEntry] = []
+    /// Read requests whose read index is confirmed: answer each once the applied index reaches it.
+    public var readsReady: [(id: UInt64, index: LogIndex)] = []
+    /// Read requests that cannot be served here (not the leader, or leadership lost).
+    public var readsFailed: [UInt64] = []
+
+    public var isEmpty: Bool {
+        hardState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty
+            && readsReady.isEmpty && readsFailed.isEmpty
+    }
+}
+
+/// The Raft core: leader election with pre-vote and check-quorum, log replication with batching and
+/// pipelining, commitment by majority, snapshots for lagging followers, and read-index reads.
+///
+/// It is a value with no I/O and no clock, shaped like etcd-io/raft: time passes by `tick()`,
+/// messages come in through `step(_:)`, clients' commands through `propose(_:)`, and everything the
+/// node must do comes out of `ready()`. Randomness (election timeouts) comes from a seeded generator,
+/// so a simulation replays exactly.
+public struct Raft: Sendable {
+    public let id: NodeIndex
+    public let configuration: RaftConfiguration
+    public private(set) var term: Term
+    public private(set) var vote: NodeIndex
+    public private(set) var commit: LogIndex
+    public private(set) var role: RaftRole = .follower
+    /// The leader this node follows (itself when leading); `.none` when it knows of none.
+    public private(set) var leader: NodeIndex = .none
+
+    var log: RaftLog
+    /// Committed entries up to here have been handed out to apply.
+    private(set) var applied: LogIndex
+    private var ticks: UInt64 = 0
+    private var electionElapsed = 0
+    private var heartbeatElapsed = 0
+    private var randomizedElectionTimeout = 0
+    private var votes: [NodeIndex: Bool] = [:]
+    private var progress: [NodeIndex: Progress] = [:]
+    private var rng: SplitMix64
+    private var outbox: [RaftEnvelope] = []
+    private var persistedHardState: HardState
+    private var receivedSnapshot: Snapshot?
+    private var appendsPending = false
+    // Read index.
+    private var round: UInt64 = 0
+    private var reads: [(id: UInt64, index: LogIndex, round: UInt64)] = []
+    private var readsWaitingForCommit: [UInt64] = []
+    private var readsReady: [(id: UInt64, index: LogIndex)] = []
+    private var readsFailed: [UInt64] = []
+
+    /// A node starting from what it persisted: its hard state, its latest snapshot and the entries after it.
+    public init(
+        id: NodeIndex, configuration: RaftConfiguration, hardState: HardState = HardState(),
+        snapshot: Snapshot = .empty, entries: [LogEntry] = [], seed: UInt64
+    ) {
+        precondition(configuration.members.contains(id), "node \(id) is not a member")
+        self.id = id
+        self.configuration = configuration
+        self.term = hardState.term
+        self.vote = hardState.vote
+        self.log = RaftLog(snapshot: snapshot, entries: entries)
+        self.commit = max(hardState.commit, snapshot.index)
+        self.applied = snapshot.index
+        self.persistedHardState = hardState
+        self.rng = SplitMix64(seed: seed ^ id.rawValue &* 0x9E37_79B9_7F4A_7C15)
+        resetElectionTimer()
+    }
+
+    public var lastIndex: LogIndex { log.lastIndex }
+    public var snapshotIndex: LogIndex { log.snapshot.index }
+    public var isLeader: Bool { role == .leader }
+
+    /// The term of the entry at `index`, if the log still has it.
+    public func term(at index: LogIndex) -> Term? { log.term(at: index) }
+
+    /// How far each follower's log matches the leader's (leader only; empty otherwise).
+    public var matchIndexes: [NodeIndex: LogIndex] {
+        guard role == .leader else { return [:] }
+        var m = progress.mapValues(\.match)
+        m[id] = log.lastIndex
+        return m
+    }
+
+    // MARK: - Input
+
+    /// One unit of time.
+    public mutating func tick() {
+        ticks += 1
+        if role == .leader {
+            electionElapsed += 1
+            heartbeatElapsed += 1
+            if electionElapsed >= configuration.electionTicks {
+                electionElapsed = 0
+                // Check quorum: a leader that has not heard from a majority in an election timeout
+                // steps down, so a partitioned leader stops accepting writes it cannot commit.
+                let active = progress.values.filter(\.recentActive).count + 1
+                if active < configuration.quorum {
+                    becomeFollower(term: term, leader: .none)
+                    return
+                }
+                for peer in progress.keys { progress[peer]?.recentActive = false }
+            }
+            if heartbeatElapsed >= configuration.heartbeatTicks {
+                heartbeatElapsed = 0
+                broadcastHeartbeat()
+            }
+            resendStalledSnapshots()
+        } else {
+            electionElapsed += 1
+            if electionElapsed >= randomizedElectionTimeout {
+                campaign(preVote: true)
+            }
+        }
+    }
+
+    /// Appends `data` to the log if this node leads; returns its index, or nil (not the leader).
+    public mutating func propose(_ data: [UInt8]) -> LogIndex? {
+        guard role == .leader else { return nil }
+        let index = log.lastIndex.advanced(by: 1)
+        log.append(LogEntry(term: term, index: index, data: data))
+        appendsPending = true
+        maybeCommit()
+        return index
+    }
+
+    /// Asks for a linearizable read: once a quorum confirms this node still leads, `ready()` reports
+    /// `id` with the commit index at the time of asking; answer the read when that is applied.
+    public mutating func readIndex(_ id: UInt64) {
+        guard role == .leader else {
+            readsFailed.append(id)
+            return
+        }
+        // Until an entry of its own term commits, a new leader does not know the true commit index.
+        guard log.term(at: commit) == term else {
+            readsWaitingForCommit.append(id)
+            return
+        }
+        if configuration.members.count == 1 {
+            readsReady.append((id, commit))
+            return
+        }
+        round += 1
+        reads.append((id, commit, round))
+        broadcastHeartbeat()
+    }
+
+    /// A message from another node.
+    public mutating func step(_ m: RaftEnvelope) {
+        guard m.to == id, m.from != id, configuration.members.contains(m.from) else { return }
+        if m.term > term {
+            switch m.message {
+            case .preVote, .vote:
+                // A leader was heard within the election timeout: a campaign now is disruptive (a node
+                // that was cut off), so ignore it rather than let it depose a healthy leader.
+                if leader != .none && electionElapsed < configuration.electionTicks { return }
+            default: break
+            }
+            switch m.message {
+            case .preVote:
+                break  // a pre-vote changes no term
+            case .preVoteReply(granted: true):
+                break  // the term of the campaign we asked about
+            case .append, .heartbeat, .installSnapshot:
+                becomeFollower(term: m.term, leader: m.from)
+            default:
+                becomeFollower(term: m.term, leader: .none)
+            }
+        } else if m.term < term {
+            switch m.message {
+            case .append, .heartbeat, .installSnapshot:
+                // A deposed leader: tell it the term, so it steps down.
+                send(to: m.from, .appendReply(success: false, index: .zero, hint: .zero))
+            case .preVote:
+                send(to: m.from, .preVoteReply(granted: false))
+            default:
+                break
+            }
+            return
+        }
+
+        if role == .leader {
+            switch m.message {
+            case .append, .heartbeat, .installSnapshot: return  // two leaders in one term cannot happen
+            default: break
+            }
+        }
+        switch m.message {
+        case .preVote(let lastIndex, let lastTerm), .vote(let lastIndex, let lastTerm):
+            let isPre = if case .preVote = m.message { true } else { false }
+            let canVote = vote == m.from || (vote == .none && leader == .none) || (isPre && m.term > term)
+            let granted = canVote && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            if isPre {
+                // Granted: answer in the campaign's term; refused: in ours, which may teach it ours.
+                outbox.append(RaftEnvelope(from: id, to: m.from, term: granted ? m.term : term, message: .preVoteReply(granted: granted)))
+            } else {
+                if granted {
+                    vote = m.from
+                    electionElapsed = 0
+                }
+                send(to: m.from, .voteReply(granted: granted))
+            }
+        case .preVoteReply(let granted):
+            guard role == .preCandidate, !granted || m.term == term.next else { return }
+            tally(m.from, granted)
+        case .voteReply(let granted):
+            guard role == .candidate else { return }
+            tally(m.from, granted)
+        case .append(let prevIndex, let prevTerm, let entries, let commit):
+            if role != .follower || leader != m.from { becomeFollower(term: term, leader: m.from) }
+            electionElapsed = 0
+            handleAppend(from: m.from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
+        case .heartbeat(let commit, let round):
+            if role != .follower || leader != m.from { becomeFollower(term: term, leader: m.from) }
+            electionElapsed = 0
+            if commit > self.commit { self.commit = min(commit, log.lastIndex) }
+            send(to: m.from, .heartbeatReply(round: round))
+        case .installSnapshot(let snapshot):
+            if role != .follower || leader != m.from { becomeFollower(term: term, leader: m.from) }
+            electionElapsed = 0
+            handleSnapshot(from: m.from, snapshot)
+        case .appendReply(let success, let index, let hint):
+            guard role == .leader else { return }
+            handleAppendReply(from: m.from, success: success, index: index, hint: hint)
+        case .heartbeatReply(let round):
+            guard role == .leader, var p = progress[m.from] else { return }
+            p.recentActive = true
+            p.acknowledgedRound = max(p.acknowledgedRound, round)
+            if p.match < log.lastIndex, p.match == p.matchAtLastHeartbeat {
+                // No progress for a whole heartbeat interval: appends were lost. Probe again from the match.
+                p.becomeProbe()
+            }
+            p.matchAtLastHeartbeat = p.match
+            progress[m.from] = p
+            releaseConfirmedReads()
+            if p.match < log.lastIndex { sendAppend(to: m.from) }
+        }
+    }
+
+    /// Forgets log entries up to `snapshot.index`, now held in `snapshot` (taken by the state machine
+    /// at an applied index). Followers that need them get the snapshot instead.
+    public mutating func compact(to snapshot: Snapshot) {
+        precondition(snapshot.index <= applied, "a snapshot beyond the applied index")
+        log.compact(to: snapshot)
+    }
+
+    // MARK: - Output
+
+    /// Everything to do since the last call; see `RaftReady` for the order.
+    public mutating func ready() -> RaftReady {
+        if appendsPending {
+            appendsPending = false
+            for peer in peers { sendAppend(to: peer) }
+        }
+        var r = RaftReady()
+        let hardState = HardState(term: term, vote: vote, commit: commit)
+        if hardState != persistedHardState {
+            r.hardState = hardState
+            persistedHardState = hardState
+        }
+        r.snapshot = receivedSnapshot
+        receivedSnapshot = nil
+        r.entries = log.takeUnstable()
+        r.messages = outbox
+        outbox.removeAll(keepingCapacity: true)
+        if commit > applied {
+            r.committed = log.slice(from: applied.advanced(by: 1), through: commit, limit: .max)
+            applied = commit
+        }
+        r.readsReady = readsReady
+        r.readsFailed = readsFailed
+        readsReady.removeAll()
+        readsFailed.removeAll()
+        return r
+    }
+
+    // MARK: - Elections
+
+    private mutating func campaign(preVote: Bool) {
+        electionElapsed = 0
+        resetElectionTimer()
+        votes = [id: true]
+        leader = .none
+        failReads()
+        if preVote {
+            role = .preCandidate
+        } else {
+            role = .candidate
+            term = term.next
+            vote = id
+        }
+        if votes.count >= configuration.quorum {
+            preVote ? campaign(preVote: false) : becomeLeader()
+            return
+        }
+        let campaignTerm = preVote ? term.next : term
+        for peer in configuration.members where peer != id {
+            let message: RaftMessage =
+                preVote
+                ? .preVote(lastIndex: log.lastIndex, lastTerm: log.lastTerm)
+                : .vote(lastIndex: log.lastIndex, lastTerm: log.lastTerm)
+            outbox.append(RaftEnvelope(from: id, to: peer, term: campaignTerm, message: message))
+        }
+    }
+
+    private mutating func tally(_ from: NodeIndex, _ granted: Bool) {
+        votes[from] = votes[from] ?? granted
+        let yes = votes.values.filter { $0 }.count
+        let no = votes.count - yes
+        if yes >= configuration.quorum {
+            role == .preCandidate ? campaign(preVote: false) : becomeLeader()
+        } else if no >= configuration.quorum {
+            becomeFollower(term: term, leader: .none)
+        }
+    }
+
+    private mutating func becomeFollower(term newTerm: Term, leader newLeader: NodeIndex) {
+        if newTerm != term {
+            term = newTerm
+            vote = .none
+        }
+        if role == .leader || newLeader != leader { failReads() }
+        role = .follower
+        leader = newLeader
+        electionElapsed = 0
+        progress.removeAll()
+        resetElectionTimer()
+    }
+
+    private mutating func becomeLeader() {
+        role = .leader
+        leader = id
+        electionElapsed = 0
+        heartbeatElapsed = 0
+        progress.removeAll()
+        for peer in configuration.members where peer != id {
+            var p = Progress(next: log.lastIndex.advanced(by: 1))
+            p.recentActive = true  // a fresh leader gets a full election timeout before check-quorum
+            progress[peer] = p
+        }
+        // An empty entry of its own term: committing it commits everything before it (Raft §5.4.2)
+        // and tells the leader its commit index, which read-index reads need.
+        _ = propose([])
+    }
+
+    private mutating func resetElectionTimer() {
+        let base = configuration.electionTicks
+        randomizedElectionTimeout = base + Int(rng.next() % UInt64(max(base, 1)))
+    }
+
+    // MARK: - Replication
+
+    private mutating func handleAppend(
+        from leader: NodeIndex, prevIndex: LogIndex, prevTerm: Term, entries: [LogEntry], commit leaderCommit: LogIndex
+    ) {
+        if prevIndex < commit {
+            // Everything up to our commit index matches any leader's log already.
+            let skip = entries.filter { $0.index > commit }
+            if skip.count < entries.count {
+                handleAppend(from: leader, prevIndex: commit, prevTerm: log.term(at: commit) ?? .zero, entries: skip, commit: leaderCommit)
+            } else {
+                send(to: leader, .appendReply(success: true, index: commit, hint: log.lastIndex))
+            }
+            return
+        }
+        guard log.matches(prevIndex, prevTerm) else {
+            send(to: leader, .appendReply(success: false, index: prevIndex, hint: log.lastIndex))
+            return
+        }
+        let last = log.merge(after: prevIndex, entries)
+        if leaderCommit > commit { commit = min(leaderCommit, last) }
+        send(to: leader, .appendReply(success: true, index: last, hint: log.lastIndex))
+    }
+
+    private mutating func handleSnapshot(from leader: NodeIndex, _ snapshot: Snapshot) {
+        if snapshot.index <= commit {
+            send(to: leader, .appendReply(success: true, index: commit, hint: log.lastIndex))
+            return
+        }
+        if log.matches(snapshot.index, snapshot.term) {
+            // We hold the entries the snapshot covers: they are committed.
+            commit = snapshot.index
+        } else {
+            log.restore(snapshot)
+            commit = snapshot.index
+            applied = snapshot.index
+            receivedSnapshot = snapshot
+        }
+        send(to: leader, .appendReply(success: true, index: snapshot.index, hint: log.lastIndex))
+    }
+
+    private mutating func handleAppendReply(from peer: NodeIndex, success: Bool, index: LogIndex, hint: LogIndex) {
+        guard var p = progress[peer] else { return }
+        p.recentActive = true
+        if success {
+            p.acknowledge(index)
+            switch p.state {
+            case .probe:
+                p.becomeReplicate()
+            case .snapshot(let snapshotIndex, _) where p.match >= snapshotIndex:
+                p.becomeReplicate()
+            default:
+                break
+            }
+            progress[peer] = p
+            maybeCommit()
+            sendAppend(to: peer)
+            return
+        }
+        if index == .zero && hint == .zero { return }  // only a term notice, handled by the term check
+        switch p.state {
+        case .replicate:
+            if index <= p.match { return }  // stale
+            p.becomeProbe()
+        case .probe:
+            if index != p.next.advanced(by: -1) { return }  // stale
+            p.next = max(p.match.advanced(by: 1), min(index, hint.advanced(by: 1)))
+            p.probeSent = false
+        case .snapshot:
+            return
+        }
+        progress[peer] = p
+        sendAppend(to: peer)
+    }
+
+    /// Sends `peer` the entries it lacks, within its flow-control limits; a snapshot if they are gone.
+    private mutating func sendAppend(to peer: NodeIndex) {
+        guard var p = progress[peer] else { return }
+        switch p.state {
+        case .probe where p.probeSent: return
+        case .replicate where p.inflight.count >= configuration.maxInflightAppends: return
+        case .snapshot: return
+        default: break
+        }
+        let prevIndex = p.next.advanced(by: -1)
+        guard let prevTerm = log.term(at: prevIndex) else {
+            p.state = .snapshot(index: log.snapshot.index, sentAtTick: ticks)
+            progress[peer] = p
+            send(to: peer, .installSnapshot(log.snapshot))
+            return
+        }
+        let entries = log.slice(from: p.next, through: log.lastIndex, limit: configuration.maxEntriesPerAppend)
+        if entries.isEmpty && p.state == .replicate { return }  // nothing new; heartbeats carry the commit
+        send(to: peer, .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit))
+        if p.state == .replicate, let last = entries.last {
+            p.next = last.index.advanced(by: 1)
+            p.inflight.append(last.index)
+        } else if p.state == .probe {
+            p.probeSent = true
+        }
+        progress[peer] = p
+        // Pipelining: keep sending while there is more and room for it.
+        if p.state == .replicate, p.next <= log.lastIndex, p.inflight.count < configuration.maxInflightAppends {
+            sendAppend(to: peer)
+        }
+    }
+
+    private mutating func resendStalledSnapshots() {
+        for peer in peers {
+            guard let p = progress[peer] else { continue }
+            if case .snapshot(_, let sentAt) = p.state, ticks - sentAt >= UInt64(configuration.electionTicks * 2) {
+                progress[peer]?.becomeProbe()
+                sendAppend(to: peer)
+            }
+        }
+    }
+
+    private mutating func broadcastHeartbeat() {
+        for peer in peers {
+            guard let p = progress[peer] else { continue }
+            send(to: peer, .heartbeat(commit: min(commit, p.match), round: round))
+        }
+    }
+
+    /// Commits the highest index a quorum holds, if it is of the current term (Raft §5.4.2).
+    private mutating func maybeCommit() {
+        var matches = progress.values.map(\.match)
+        matches.append(log.lastIndex)
+        matches.sort(by: >)
+        let candidate = matches[configuration.quorum - 1]
+        guard candidate > commit, log.term(at: candidate) == term else { return }
+        commit = candidate
+        if !readsWaitingForCommit.isEmpty {
+            let waiting = readsWaitingForCommit
+            readsWaitingForCommit.removeAll()
+            for id in waiting { readIndex(id) }
+        }
+    }
+
+    private mutating func releaseConfirmedReads() {
+        while let first = reads.first {
+            let confirmed = progress.values.filter { $0.acknowledgedRound >= first.round }.count + 1
+            guard confirmed >= configuration.quorum else { return }
+            readsReady.append((first.id, first.index))
+            reads.removeFirst()
+        }
+    }
+
+    private mutating func failReads() {
+        readsFailed += reads.map(\.id) + readsWaitingForCommit
+        reads.removeAll()
+        readsWaitingForCommit.removeAll()
+    }
+
+    /// The other members, in configuration order: iterating a dictionary instead would make the
+    /// order of messages (and so a simulation) vary from process to process.
+    private var peers: [NodeIndex] { configuration.members.filter { $0 != id } }
+
+    private mutating func send(to peer: NodeIndex, _ message: RaftMessage) {
+        outbox.append(RaftEnvelope(from: id, to: peer, term: term, message: message))
+    }
+}
+
+extension Term {
+    var next: Term { Term(rawValue + 1) }
+}
+
+/// A small, fast, seedable generator (SplitMix64), so a simulation with the same seed replays exactly.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
