@@ -1,0 +1,175 @@
+import Testing
+
+@testable import BatonRaft
+
+/// A small lossless cluster for scenario tests: messages go out in order, except over cut links.
+struct TestCluster {
+    var nodes: [Raft]
+    var cut: Set<[Int]> = []
+    var queue: [RaftEnvelope] = []
+    var committed: [[LogEntry]]
+    var readsReady: [[UInt64]]
+    var readsFailed: [[UInt64]]
+    var snapshotsInstalled: [[Snapshot]]
+
+    init(size: Int, seed: UInt64 = 1) {
+        let members = (1...size).map { NodeIndex(UInt64($0)) }
+        nodes = members.map { Raft(id: $0, configuration: RaftConfiguration(members: members), seed: seed) }
+        committed = Array(repeating: [], count: size)
+        readsReady = Array(repeating: [], count: size)
+        readsFailed = Array(repeating: [], count: size)
+        snapshotsInstalled = Array(repeating: [], count: size)
+    }
+
+    /// Collects every node's ready output and delivers messages until nothing moves.
+    mutating func settle() {
+        for _ in 0..<1000 {
+            for i in nodes.indices {
+                let r = nodes[i].ready()
+                queue += r.messages
+                committed[i] += r.committed
+                readsReady[i] += r.readsReady.map(\.id)
+                readsFailed[i] += r.readsFailed
+                if let s = r.snapshot { snapshotsInstalled[i].append(s) }
+            }
+            guard !queue.isEmpty else { return }
+            let batch = queue
+            queue.removeAll()
+            for m in batch {
+                let from = Int(m.from.rawValue) - 1, to = Int(m.to.rawValue) - 1
+                if !cut.contains([from, to]) { nodes[to].step(m) }
+            }
+        }
+    }
+
+    mutating func tick(_ times: Int = 1, only: Set<Int>? = nil) {
+        for _ in 0..<times {
+            for i in nodes.indices where only?.contains(i) ?? true { nodes[i].tick() }
+            settle()
+        }
+    }
+
+    mutating func isolate(_ i: Int) {
+        for j in nodes.indices where j != i {
+            cut.insert([i, j])
+            cut.insert([j, i])
+        }
+    }
+
+    var leaders: [Int] { nodes.indices.filter { nodes[$0].isLeader } }
+
+    /// Ticks until exactly one node leads; returns it.
+    mutating func electLeader() -> Int? {
+        for _ in 0..<100 {
+            tick()
+            if leaders.count == 1 { return leaders[0] }
+        }
+        return nil
+    }
+}
+
+@Suite struct RaftTests {
+    @Test func threeNodesElectOneLeaderAndCommitOnAll() throws {
+        var cluster = TestCluster(size: 3)
+        let elected = cluster.electLeader()
+        let leader = try #require(elected)
+        let proposed = cluster.nodes[leader].propose([42])
+        let index = try #require(proposed)
+        cluster.settle()
+        cluster.tick()  // the heartbeat carries the new commit index to the followers
+        for i in 0..<3 {
+            #expect(cluster.committed[i].contains { $0.index == index && $0.data == [42] }, "node \(i + 1)")
+        }
+        // A follower refuses to propose.
+        let follower = (leader + 1) % 3
+        #expect(cluster.nodes[follower].propose([1]) == nil)
+        #expect(cluster.nodes[follower].leader == cluster.nodes[leader].id)
+    }
+
+    @Test func preVoteKeepsAnIsolatedNodeFromRaisingItsTerm() throws {
+        var cluster = TestCluster(size: 3)
+        let elected = cluster.electLeader()
+        let leader = try #require(elected)
+        let term = cluster.nodes[leader].term
+        let follower = (leader + 1) % 3
+        cluster.isolate(follower)
+        cluster.tick(100)
+        // It campaigned (pre-vote) many times but never won a pre-vote, so its term stayed.
+        #expect(cluster.nodes[follower].term == term)
+        cluster.cut.removeAll()
+        cluster.tick(5)
+        // Rejoining disturbs nobody: same leader, same term.
+        #expect(cluster.leaders == [leader])
+        #expect(cluster.nodes[leader].term == term)
+        #expect(cluster.nodes[follower].leader == cluster.nodes[leader].id)
+    }
+
+    @Test func checkQuorumDeposesAnIsolatedLeader() throws {
+        var cluster = TestCluster(size: 3)
+        let elected = cluster.electLeader()
+        let old = try #require(elected)
+        let term = cluster.nodes[old].term
+        cluster.isolate(old)
+        cluster.tick(2 * cluster.nodes[old].configuration.electionTicks + 1)
+        // The old leader stepped down on its own: it stops accepting writes it cannot commit.
+        #expect(!cluster.nodes[old].isLeader)
+        #expect(cluster.nodes[old].propose([1]) == nil)
+        let new = try #require(cluster.leaders.first)
+        #expect(new != old)
+        #expect(cluster.nodes[new].term > term)
+        cluster.cut.removeAll()
+        cluster.tick(3)
+        #expect(cluster.nodes[old].leader == cluster.nodes[new].id)
+        #expect(cluster.nodes[old].term == cluster.nodes[new].term)
+    }
+
+    @Test func aLaggingFollowerCatchesUpFromASnapshot() throws {
+        var cluster = TestCluster(size: 3)
+        let elected = cluster.electLeader()
+        let leader = try #require(elected)
+        let lagging = (leader + 1) % 3
+        cluster.isolate(lagging)
+        for i in 0..<20 { _ = cluster.nodes[leader].propose([UInt8(i)]) }
+        cluster.settle()
+        cluster.tick()
+        let applied = cluster.committed[leader].last!.index
+        let snapshot = Snapshot(index: applied, term: cluster.nodes[leader].term(at: applied)!, data: [7, 7, 7])
+        cluster.nodes[leader].compact(to: snapshot)
+        #expect(cluster.nodes[leader].term(at: LogIndex(1)) == nil)  // compacted away
+        cluster.cut.removeAll()
+        cluster.tick(3)
+        #expect(cluster.snapshotsInstalled[lagging] == [snapshot])
+        _ = cluster.nodes[leader].propose([99])
+        cluster.settle()
+        cluster.tick()
+        #expect(cluster.committed[lagging].last?.data == [99])
+        #expect(cluster.nodes[lagging].commit == cluster.nodes[leader].commit)
+    }
+
+    @Test func readIndexNeedsAQuorumAndALeader() throws {
+        var cluster = TestCluster(size: 3)
+        let elected = cluster.electLeader()
+        let leader = try #require(elected)
+        let follower = (leader + 1) % 3
+        cluster.nodes[follower].readIndex(1)
+        cluster.settle()
+        #expect(cluster.readsFailed[follower] == [1])
+        // Cut off from both followers, the leader cannot confirm its leadership: the read waits.
+        cluster.isolate(leader)
+        cluster.nodes[leader].readIndex(2)
+        cluster.settle()
+        #expect(cluster.readsReady[leader].isEmpty)
+        cluster.cut.removeAll()
+        cluster.tick()
+        #expect(cluster.readsReady[leader] == [2])
+    }
+
+    @Test func aSingleNodeLeadsAndCommitsAlone() throws {
+        var cluster = TestCluster(size: 1)
+        let elected = cluster.electLeader()
+        let leader = try #require(elected)
+        _ = cluster.nodes[leader].propose([5])
+        cluster.settle()
+        #expect(cluster.committed[0].map(\.data).contains([5]))
+    }
+}
