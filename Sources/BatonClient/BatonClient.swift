@@ -58,6 +58,8 @@ public final class BatonClient: Sendable {
         var connection: Connection?
         var connecting: Task<Connection, any Error>?
         var nextEndpoint = 0
+        /// Where a NOT_LEADER answer said the leader is: tried before the configured endpoints.
+        var leaderHint: Endpoint?
         var lastSequence: UInt64 = 0
         var lastRequestID: UInt32 = 1
         var isShutDown = false
@@ -111,11 +113,16 @@ public final class BatonClient: Sendable {
     private func connect(startingAt start: Int) async throws -> Connection {
         var lastError: any Error = BatonClientError.connectFailed("no endpoint")
         defer { state.withLockedValue { $0.connecting = nil } }
-        for i in 0..<endpoints.count {
-            let index = (start + i) % endpoints.count
+        let hint = state.withLockedValue { s in
+            defer { s.leaderHint = nil }
+            return s.leaderHint
+        }
+        let candidates = (hint.map { [$0] } ?? []) + (0..<endpoints.count).map { endpoints[(start + $0) % endpoints.count] }
+        for (i, endpoint) in candidates.enumerated() {
+            let index = endpoints.firstIndex(of: endpoint) ?? (start + i) % max(endpoints.count, 1)
             do {
                 let c = try await Connection.open(
-                    to: endpoints[index], transport: configuration.transport,
+                    to: endpoint, transport: configuration.transport,
                     hello: Hello(clientID: clientID, clientName: configuration.name),
                     group: group, connectTimeout: .init(configuration.connectTimeout),
                     requestTimeout: .init(configuration.requestTimeout), maxFrameSize: Frame.defaultMaxSize)
@@ -152,11 +159,32 @@ public final class BatonClient: Sendable {
             } catch let error as BatonClientError where error.isRetriable {
                 if clock.now + delay >= giveUp || Task.isCancelled { throw error }
                 configuration.logger.debug("retrying", metadata: ["error": "\(error)", "request": "\(request.opcode)"])
-                if error == .connectionClosed || error.serverCode == .shuttingDown { dropConnection() }
+                if error.serverCode == .notLeader, case .server(let e) = error {
+                    // Go to the leader the node named, at once; with no leader known yet, wait and try the next node.
+                    let hint = e.message.split(separator: "leader=").last.flatMap { Endpoint(String($0)) }
+                    await redirect(to: hint)
+                    if hint != nil {
+                        try await Task.sleep(for: .milliseconds(2))
+                        continue
+                    }
+                } else if error == .connectionClosed || error.serverCode == .shuttingDown {
+                    dropConnection()
+                }
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(1))
             }
         }
+    }
+
+    /// Leaves a member that does not lead: the next call connects to `leader` (or the next endpoint).
+    private func redirect(to leader: Endpoint?) async {
+        let old = state.withLockedValue { s -> Connection? in
+            s.leaderHint = leader
+            if leader == nil { s.nextEndpoint = (s.nextEndpoint + 1) % max(endpoints.count, 1) }
+            defer { s.connection = nil }
+            return s.connection
+        }
+        await old?.close()
     }
 
     private func dropConnection() {

@@ -66,7 +66,9 @@ final class ClientChannelHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failAll(BatonClientError.unexpectedReply("\(error)"))
+        // A frame that does not decode is the node's fault; anything else (a reset connection, say,
+        // when a node is killed) is a lost connection, which a retry elsewhere may get past.
+        failAll(error is ProtocolError ? BatonClientError.unexpectedReply("\(error)") : BatonClientError.connectionClosed)
         context.close(promise: nil)
     }
 

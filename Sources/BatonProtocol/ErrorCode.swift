@@ -32,16 +32,19 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let shuttingDown = ErrorCode(rawValue: 13)
     /// An admin release named a lock that nobody holds.
     public static let lockNotHeld = ErrorCode(rawValue: 14)
+    /// This cluster member does not lead. The message ends with `leader=<host:port>` when it knows the
+    /// leader (empty when an election is under way). Retry there, with the same sequence number.
+    public static let notLeader = ErrorCode(rawValue: 15)
 
     public static let all: [ErrorCode] = [
         .malformedFrame, .unsupportedVersion, .unknownOpcode, .frameTooLarge, .helloRequired,
         .invalidArgument, .staleToken, .claimLost, .jobNotFound, .invalidState, .sequenceTooOld,
-        .idleTimeout, .shuttingDown, .lockNotHeld,
+        .idleTimeout, .shuttingDown, .lockNotHeld, .notLeader,
     ]
 
     /// Whether the same request may succeed if sent again unchanged (with the same sequence number).
     public var isRetriable: Bool {
-        self == .shuttingDown
+        self == .shuttingDown || self == .notLeader
     }
 
     public var name: String {
@@ -60,6 +63,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         case .idleTimeout: "IDLE_TIMEOUT"
         case .shuttingDown: "SHUTTING_DOWN"
         case .lockNotHeld: "LOCK_NOT_HELD"
+        case .notLeader: "NOT_LEADER"
         default: "ERROR_\(rawValue)"
         }
     }

@@ -111,6 +111,9 @@ public struct Raft: Sendable {
     /// The term of the entry at `index`, if the log still has it.
     public func term(at index: LogIndex) -> Term? { log.term(at: index) }
 
+    /// The entry at `index`, if the log still has it.
+    public func entry(at index: LogIndex) -> LogEntry? { log.slice(from: index, through: index, limit: 1).first }
+
     /// How far each follower's log matches the leader's (leader only; empty otherwise).
     public var matchIndexes: [NodeIndex: LogIndex] {
         guard role == .leader else { return [:] }

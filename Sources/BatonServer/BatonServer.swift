@@ -62,6 +62,12 @@ public final class BatonServer: Sendable {
             runtime.value.address = address
             runtime.value.startIdleSweep()
         }.get()
+        if configuration.cluster != nil {
+            // Peers talk Raft on the member's raftPort; the core starts ticking once it listens.
+            let tick = TimeAmount.milliseconds(Int64(configuration.tickMilliseconds))
+            let peers = try await runtime.eventLoop.flatSubmit { runtime.value.startCluster(tick: tick) }.get()
+            logger.info("raft peers", metadata: ["address": "\(peers.localAddress.map { "\($0)" } ?? "?")"])
+        }
         logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         if let metricsPort = configuration.metricsPort {
             let metrics = try await ServerBootstrap(group: group)

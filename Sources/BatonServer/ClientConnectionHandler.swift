@@ -87,7 +87,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink {
             answer(.pong(serverTime: runtime.clock.now()), to: frame, started: started)
         case .query(let query):
             guard clientID != nil else { return refuseBeforeHello(frame, started: started) }
-            answer(runtime.query(query), to: frame, started: started)
+            if let reply = runtime.read(query, requestID: frame.requestID, from: self, started: started) {
+                answer(reply, to: frame, started: started)
+            } else {
+                waiting += 1  // a cluster read, answered through `deliver`
+            }
         case .command(let sequence, let command):
             guard let clientID else { return refuseBeforeHello(frame, started: started) }
             waiting += 1

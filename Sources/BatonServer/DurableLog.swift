@@ -28,6 +28,8 @@ final class DurableLog: @unchecked Sendable {
 
     private enum Job {
         case write([TimedInput], first: LogIndex, EventLoopPromise<Void>)
+        /// A Raft Ready's durable part: a received snapshot, entries (replacing any at their indexes), hard state.
+        case persist(Snapshot?, [LogEntry], HardState?, EventLoopPromise<Void>)
         case compact(upTo: LogIndex)
         case rotate
     }
@@ -60,6 +62,14 @@ final class DurableLog: @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// Makes a Raft Ready's durable part durable, in submission order with everything else; the
+    /// future succeeds once it is synced (at once for an empty one, but only after what came before).
+    func persist(snapshot: Snapshot?, entries: [LogEntry], hardState: HardState?, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = loop.makePromise(of: Void.self)
+        submit(.persist(snapshot, entries, hardState, promise))
+        return promise.futureResult
+    }
+
     private func writerLoop() {
         while true {
             condition.lock()
@@ -86,6 +96,17 @@ final class DurableLog: @unchecked Sendable {
                             defer { index += 1 }
                             return LogEntry(term: Term(1), index: LogIndex(index), data: input.encode())
                         })
+                    case .persist(let snapshot, let newEntries, let hardState, let promise):
+                        promises.append(promise)
+                        if let snapshot {
+                            _ = try snapshots.save(snapshot)
+                            try wal.commit()
+                            try wal.rotate()
+                            try wal.compact(upTo: snapshot.index)
+                        }
+                        entries += newEntries.count
+                        if !newEntries.isEmpty { wal.append(newEntries) }
+                        if let hardState { wal.append(hardState) }
                     case .compact(let upTo):
                         try wal.compact(upTo: upTo)
                     case .rotate:
@@ -115,13 +136,13 @@ final class DurableLog: @unchecked Sendable {
 
     /// Writes a snapshot of `machine` (which has applied everything up to `index`), then has the
     /// writer delete the log segments it covers. Returns the snapshot file's size.
-    func snapshot(_ machine: StateMachine, at index: LogIndex, on loop: any EventLoop) -> EventLoopFuture<Int> {
+    func snapshot(_ machine: StateMachine, at index: LogIndex, term: Term = Term(1), on loop: any EventLoop) -> EventLoopFuture<Snapshot> {
         submit(.rotate)  // later entries start a new segment, so the older ones can go
         return pool.runIfActive(eventLoop: loop) {
-            let bytes = Array(machine.snapshot().readableBytesView)
-            let size = try self.snapshots.save(Snapshot(index: index, term: Term(1), data: bytes))
+            let snapshot = Snapshot(index: index, term: term, data: Array(machine.snapshot().readableBytesView))
+            _ = try self.snapshots.save(snapshot)
             self.submit(.compact(upTo: index))
-            return size
+            return snapshot
         }
     }
 
@@ -146,6 +167,9 @@ struct RecoveredState: Sendable {
     var log: DurableLog?
     var appliedIndex: LogIndex
     var snapshotIndex: LogIndex
+    /// For a cluster member: what Raft persisted. Entries after the snapshot are not applied here;
+    /// Raft hands the committed ones back to apply.
+    var raft: (hardState: HardState, snapshot: Snapshot, entries: [LogEntry])? = nil
 
     /// Reads the newest good snapshot and replays the log after it. Fails, naming the file, when the
     /// log is corrupt anywhere but in its torn tail.
@@ -158,13 +182,21 @@ struct RecoveredState: Sendable {
         let store = try SnapshotStore(directory: "\(directory)/snapshots")
         var machine = fresh
         var snapshotIndex = LogIndex.zero
+        var newest = Snapshot.empty
         if let snapshot = try store.loadNewest(skipped: { logger.warning("skipping a damaged snapshot", metadata: ["error": "\($0)"]) }) {
             machine = try StateMachine(restoring: ByteBuffer(bytes: snapshot.data), configuration: configuration.stateMachine)
             snapshotIndex = snapshot.index
+            newest = snapshot
         }
         let wal = try WriteAheadLog(
             directory: "\(directory)/wal", segmentSize: configuration.segmentSizeBytes, syncMode: configuration.sync)
         let recovered = try wal.recover(after: snapshotIndex)
+        if configuration.cluster != nil {
+            logger.info("recovered", metadata: ["snapshot.index": "\(snapshotIndex)", "log.entries": "\(recovered.entries.count)"])
+            return RecoveredState(
+                machine: machine, log: DurableLog(wal: wal, snapshots: store, metrics: metrics), appliedIndex: snapshotIndex,
+                snapshotIndex: snapshotIndex, raft: (recovered.hardState, newest, recovered.entries))
+        }
         var expected = snapshotIndex.rawValue + 1
         for entry in recovered.entries {
             guard entry.index.rawValue == expected else {

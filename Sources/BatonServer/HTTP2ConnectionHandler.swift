@@ -190,7 +190,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink {
         case .ping:
             answer(id, .pong(serverTime: runtime.clock.now()))
         case .query(let query):
-            answer(id, runtime.query(query))
+            if let reply = runtime.read(query, requestID: RequestID(UInt32(Int(id))), from: self, started: stream.started) {
+                answer(id, reply)
+            }
         case .command(let sequence, let command):
             guard let client = stream.clientID else {
                 refuse(id, .helloRequired, "commands need the \(HTTP2Route.clientIDHeader) header")

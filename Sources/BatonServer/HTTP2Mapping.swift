@@ -11,6 +11,7 @@ enum HTTP2Mapping {
         case .frameTooLarge: .payloadTooLarge
         case .staleToken, .claimLost, .invalidState, .sequenceTooOld: .conflict
         case .shuttingDown: .serviceUnavailable
+        case .notLeader: .misdirectedRequest
         case .idleTimeout: .requestTimeout
         default: .internalServerError
         }

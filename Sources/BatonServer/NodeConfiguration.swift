@@ -32,6 +32,31 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var http2Port: Int? = nil
     /// Most HTTP/2 streams one connection may have open at once.
     public var http2MaxConcurrentStreams: Int = 256
+    /// The cluster's members, this node (by `nodeID`) among them, the same list on every node.
+    /// Nil: a single node with no replication.
+    public var cluster: [ClusterMember]? = nil
+    /// One Raft tick. Elections start after 15–30 ticks without a leader; leaders send heartbeats every 2.
+    public var tickMilliseconds: Int = 10
+
+    /// A member of a cluster: its name, the address clients use, and the port its peers use.
+    public struct ClusterMember: Sendable, Hashable, Codable {
+        public var nodeID: String
+        public var host: String
+        public var port: Int
+        public var raftPort: Int
+        public init(nodeID: String, host: String, port: Int, raftPort: Int) {
+            self.nodeID = nodeID
+            self.host = host
+            self.port = port
+            self.raftPort = raftPort
+        }
+        public var clientAddress: String { "\(host):\(port)" }
+    }
+
+    /// This node's place in the cluster (1-based), if it is in one.
+    var memberIndex: Int? {
+        cluster?.firstIndex { $0.nodeID == nodeID }.map { $0 + 1 }
+    }
 
     /// The state machine's limits and defaults, as written in a configuration file.
     public struct Limits: Sendable, Hashable, Codable {
@@ -75,6 +100,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
         case dataDirectory, sync, snapshotEveryEntries, segmentSizeBytes, metricsPort, http2Port, http2MaxConcurrentStreams
+        case cluster, tickMilliseconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -97,6 +123,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort) ?? 9770
         http2Port = try c.decodeIfPresent(Int.self, forKey: .http2Port)
         http2MaxConcurrentStreams = try value(.http2MaxConcurrentStreams, d.http2MaxConcurrentStreams)
+        cluster = try c.decodeIfPresent([ClusterMember].self, forKey: .cluster)
+        tickMilliseconds = try value(.tickMilliseconds, d.tickMilliseconds)
     }
 
     /// Checks every rule; returns one message per broken rule.
@@ -121,6 +149,13 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if let dir = dataDirectory, dir.isEmpty { problems.append("dataDirectory must not be empty") }
         if snapshotEveryEntries < 100 { problems.append("snapshotEveryEntries must be at least 100") }
         if segmentSizeBytes < 4096 { problems.append("segmentSizeBytes must be at least 4096") }
+        if let cluster {
+            if memberIndex == nil { problems.append("nodeID \(nodeID) is not in cluster") }
+            if Set(cluster.map(\.nodeID)).count != cluster.count { problems.append("cluster names a nodeID twice") }
+            if ![1, 3, 5, 7].contains(cluster.count) { problems.append("cluster must have 1, 3, 5 or 7 members") }
+            if dataDirectory == nil { problems.append("a cluster member needs a dataDirectory") }
+        }
+        if !(1...1000).contains(tickMilliseconds) { problems.append("tickMilliseconds must be in 1...1000") }
         return problems
     }
 

@@ -29,6 +29,20 @@ final class NodeRuntime {
     private var timer: (deadline: Timestamp, task: Scheduled<Void>)?
     private var idleSweep: RepeatedTask?
     private(set) var isShuttingDown = false
+    /// The Raft driver of a cluster member; nil on a single node.
+    let cluster: ClusterDriver?
+    /// Commands proposed by this leader, by log index, until their entry is applied.
+    private var proposals: [LogIndex: (term: Term, route: Route)] = [:]
+    /// Reads waiting for their read index to be confirmed and applied.
+    private var reads: [UInt64: PendingRead] = [:]
+    private var confirmedReads: [(index: LogIndex, id: UInt64)] = []
+    private var nextReadID: UInt64 = 0
+    private var readIndexRequested = false
+
+    struct PendingRead {
+        var query: Query
+        var route: Route
+    }
 
     // The log pipeline (durable nodes only).
     private var pending: [Proposal] = []
@@ -76,6 +90,35 @@ final class NodeRuntime {
         self.loggedIndex = recovered.appliedIndex
         self.snapshotIndex = recovered.snapshotIndex
         self.clock = NodeClock(resumingFrom: recovered.machine.now)
+        if let raft = recovered.raft, let log = recovered.log {
+            self.cluster = ClusterDriver(configuration: configuration, recovered: raft, log: log, eventLoop: eventLoop, logger: logger)
+        } else {
+            self.cluster = nil
+        }
+    }
+
+    /// Wires the Raft driver to this runtime, listens for peers and starts ticking (on the loop).
+    func startCluster(tick: TimeAmount) -> EventLoopFuture<any Channel> {
+        guard let cluster else { return eventLoop.makeFailedFuture(ConfigurationError(description: "not a cluster member")) }
+        let this = NIOLoopBound(self, eventLoop: eventLoop)
+        cluster.apply = { this.value.applyCommitted($0) }
+        cluster.restore = { this.value.restore($0) }
+        cluster.reads = { this.value.readsSettled(ready: $0, failed: $1) }
+        cluster.roleChanged = { this.value.roleChanged(isLeader: $0) }
+        cluster.failed = { error in
+            this.value.logger.critical("log write failed; the node stops serving", metadata: ["error": "\(error)"])
+            this.value.shutDown()
+        }
+        return cluster.transport.listen(host: configuration.host, port: cluster.me.raftPort).map { channel in
+            cluster.start(tick: tick)
+            return channel
+        }
+    }
+
+    /// The answer for a request that reached a member which does not lead.
+    var notLeader: Reply {
+        let hint = cluster?.leaderAddress.map { "; leader=\($0)" } ?? "; no leader is known yet"
+        return .error(.notLeader, "node \(configuration.nodeID) is not the leader\(hint)")
     }
 
     var helloReply: HelloReply {
@@ -145,7 +188,52 @@ final class NodeRuntime {
     /// Answers from the applied state: everything it shows was on disk before it was applied.
     func query(_ query: Query) -> Reply {
         if case .nodeStatus = query { return .status(status) }
-        return machine.query(query, at: clock.now())
+        return machine.query(query, at: cluster?.now() ?? clock.now())
+    }
+
+    /// Answers a query, now (the returned reply) or later (through `sink`, nil returned). On a cluster
+    /// member it is linearizable: the leader confirms with a quorum that it still leads (read index)
+    /// and answers once it has applied everything committed before the query arrived. Followers
+    /// answer NODE_STATUS themselves and send everything else to the leader.
+    func read(_ query: Query, requestID: RequestID, from sink: any ReplySink, started: NIODeadline) -> Reply? {
+        guard let cluster else { return self.query(query) }
+        if case .nodeStatus = query { return self.query(query) }
+        guard cluster.raft.isLeader else { return notLeader }
+        nextReadID += 1
+        reads[nextReadID] = PendingRead(
+            query: query, route: Route(connection: sink, requestID: requestID, opcode: query.opcode, started: started))
+        if !readIndexRequested {
+            // One read index for every query that arrives in this event-loop turn.
+            readIndexRequested = true
+            eventLoop.execute { [this = NIOLoopBound(self, eventLoop: eventLoop)] in
+                this.value.readIndexRequested = false
+                this.value.cluster?.readIndex(this.value.nextReadID)
+            }
+        }
+        return nil
+    }
+
+    /// Read ids up to each confirmed id may be answered once their index is applied.
+    private func readsSettled(ready: [(id: UInt64, index: LogIndex)], failed: [UInt64]) {
+        for r in ready { confirmedReads.append((r.index, r.id)) }
+        if !failed.isEmpty {
+            let upTo = failed.max()!
+            for (id, read) in reads where id <= upTo {
+                reads[id] = nil
+                reply(notLeader, to: read.route)
+            }
+        }
+        answerReads()
+    }
+
+    private func answerReads() {
+        while let first = confirmedReads.first, first.index <= appliedIndex {
+            confirmedReads.removeFirst()
+            for id in reads.keys.sorted() where id <= first.id {
+                let read = reads.removeValue(forKey: id)!
+                reply(query(read.query), to: read.route)
+            }
+        }
     }
 
     /// The address clients reach this node at (set once the listener is bound).
@@ -158,14 +246,31 @@ final class NodeRuntime {
 
     var status: NodeStatus {
         NodeStatus(
-            nodeID: configuration.nodeID, address: address, role: .standalone, term: 1,
-            commitIndex: appliedIndex.rawValue, appliedIndex: appliedIndex.rawValue,
+            nodeID: configuration.nodeID, address: address, role: role, term: cluster?.raft.term.rawValue ?? 1,
+            commitIndex: cluster?.raft.commit.rawValue ?? appliedIndex.rawValue, appliedIndex: appliedIndex.rawValue,
             uptimeMilliseconds: UInt64((NIODeadline.now() - started).nanoseconds / 1_000_000),
             serverTime: clock.now(), connections: UInt32(connections.count + http2Connections.count), durable: log != nil,
             summary: machine.summary(at: clock.now()))
     }
 
+    private var role: NodeStatus.Role {
+        guard let raft = cluster?.raft else { return .standalone }
+        switch raft.role {
+        case .leader: return .leader
+        case .follower: return .follower
+        case .preCandidate, .candidate: return .candidate
+        }
+    }
+
     private func propose(_ input: StateMachineInput, route: Route?) {
+        if let cluster {
+            guard let (index, term) = cluster.propose(input) else {
+                if let route { reply(notLeader, to: route) }
+                return
+            }
+            if let route { proposals[index] = (term, route) }
+            return
+        }
         let timed = TimedInput(input, at: clock.now())
         guard log != nil else {
             apply(timed, route: route)
@@ -205,6 +310,60 @@ final class NodeRuntime {
         }
     }
 
+    /// A committed entry of the cluster's log, in order.
+    private func applyCommitted(_ entry: LogEntry) {
+        var route: Route?
+        if let proposal = proposals.removeValue(forKey: entry.index) {
+            if proposal.term == entry.term {
+                route = proposal.route
+            } else {
+                reply(notLeader, to: proposal.route)  // another leader's entry took its place: retry
+            }
+        }
+        guard !entry.data.isEmpty, let timed = try? TimedInput.decode(entry.data) else {
+            appliedIndex = entry.index  // a new leader's empty entry
+            answerReads()
+            return
+        }
+        appliedIndex = LogIndex(entry.index.rawValue - 1)
+        cluster?.applied(at: timed.time)
+        apply(timed, route: route)
+        armTimer()
+        answerReads()
+        maybeSnapshot()
+    }
+
+    /// Replaces the state with the leader's snapshot (this member fell too far behind).
+    private func restore(_ snapshot: Snapshot) {
+        do {
+            machine = try StateMachine(restoring: ByteBuffer(bytes: snapshot.data), configuration: configuration.stateMachine)
+            appliedIndex = snapshot.index
+            snapshotIndex = snapshot.index
+            cluster?.applied(at: machine.now)
+            logger.info("installed the leader's snapshot", metadata: ["raft.index": "\(snapshot.index)"])
+        } catch {
+            logger.critical("the leader's snapshot does not decode; the node stops serving", metadata: ["error": "\(error)"])
+            shutDown()
+        }
+    }
+
+    /// Losing leadership: everyone waiting here is told to go to the new leader (their commands may
+    /// still commit; a retry with the same sequence number learns the outcome).
+    private func roleChanged(isLeader: Bool) {
+        guard !isLeader else {
+            armTimer()
+            return
+        }
+        let waiting = Array(proposals.values.map(\.route)) + Array(routes.values)
+        proposals.removeAll()
+        routes.removeAll()
+        for route in waiting { reply(notLeader, to: route) }
+        let pendingReads = reads.values.map(\.route)
+        reads.removeAll()
+        confirmedReads.removeAll()
+        for route in pendingReads { reply(notLeader, to: route) }
+    }
+
     private func apply(_ timed: TimedInput, route: Route?) {
         let applied = machine.apply(timed.input, at: timed.time)
         appliedIndex = LogIndex(appliedIndex.rawValue + 1)
@@ -230,7 +389,7 @@ final class NodeRuntime {
         guard let next = machine.nextDeadline, !isShuttingDown else { return }
         if let timer, timer.deadline <= next { return }
         timer?.task.cancel()
-        let delay = clock.now().distance(to: next)
+        let delay = max(1, (cluster?.now() ?? clock.now()).distance(to: next))
         let this = NIOLoopBound(self, eventLoop: eventLoop)
         let task = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
             this.value.timer = nil
@@ -243,6 +402,15 @@ final class NodeRuntime {
     /// durable node the tick goes through the log, so what it settles (a lock passed to a waiter) is on
     /// disk before anyone hears of it.
     private func deadlineReached() {
+        if let cluster {
+            // Only the leader lets time pass, through the log; followers apply its ticks.
+            if cluster.raft.isLeader, !tickProposed, machine.hasDueWork(at: cluster.now()) {
+                tickProposed = true
+                propose(.tick, route: nil)
+            }
+            armTimer()
+            return
+        }
         let now = clock.now()
         guard machine.hasDueWork(at: now) else {
             armTimer()
@@ -270,13 +438,15 @@ final class NodeRuntime {
         let copy = machine
         let index = appliedIndex
         let this = NIOLoopBound(self, eventLoop: eventLoop)
-        log.snapshot(copy, at: index, on: eventLoop).whenComplete { result in
+        let term = cluster?.raft.term(at: index) ?? Term(1)
+        log.snapshot(copy, at: index, term: term, on: eventLoop).whenComplete { result in
             let runtime = this.value
             runtime.snapshotInProgress = false
             switch result {
-            case .success(let bytes):
+            case .success(let snapshot):
                 runtime.snapshotIndex = index
-                runtime.logger.info("snapshot written", metadata: ["raft.index": "\(index)", "snapshot.bytes": "\(bytes)"])
+                runtime.cluster?.compact(to: snapshot)
+                runtime.logger.info("snapshot written", metadata: ["raft.index": "\(index)", "snapshot.bytes": "\(snapshot.data.count)"])
             case .failure(let error):
                 runtime.logger.error("snapshot failed; the log keeps growing", metadata: ["error": "\(error)"])
             }
@@ -300,6 +470,7 @@ final class NodeRuntime {
     /// Stops the timers and tells every connection the node is going away.
     func shutDown() {
         isShuttingDown = true
+        cluster?.stop()
         timer?.task.cancel()
         timer = nil
         idleSweep?.cancel()

@@ -41,6 +41,8 @@ public final class WriteAheadLog {
     private var buffer: [UInt8] = []
     /// Index of the first entry in `buffer`, which names a segment started for it.
     private var bufferFirstIndex: LogIndex?
+    /// The newest hard state appended or recovered; written at the head of every new segment.
+    private var latestHardState: HardState?
 
     /// What `open` found on disk.
     public struct Recovered: Sendable {
@@ -94,6 +96,7 @@ public final class WriteAheadLog {
                         throw StorageError("\(path): short hard-state record")
                     }
                     hardState = HardState(term: Term(t), vote: NodeIndex(v), commit: LogIndex(c))
+                    latestHardState = hardState
                 default:
                     throw StorageError("\(path): unknown record type \(type)")
                 }
@@ -183,11 +186,16 @@ public final class WriteAheadLog {
     }
 
     public func append(_ hardState: HardState) {
+        latestHardState = hardState
+        addRecord(Self.hardStateRecord(hardState))
+    }
+
+    private static func hardStateRecord(_ hardState: HardState) -> [UInt8] {
         var body: [UInt8] = [2]
         body.appendBE(hardState.term.rawValue)
         body.appendBE(hardState.vote.rawValue)
         body.appendBE(hardState.commit.rawValue)
-        addRecord(body)
+        return body
     }
 
     private func addRecord(_ body: [UInt8]) {
@@ -218,13 +226,24 @@ public final class WriteAheadLog {
         }
         let path = "\(directory)/wal-\(String(first.rawValue, radix: 16).leftPadded(16)).log"
         fd = try FileIO.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND)
-        try Self.segmentMagic.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: path) }
+        // Every segment opens with the newest hard state, so compacting older segments away never
+        // loses a term or a vote.
+        var head = Self.segmentMagic
+        var headSize = head.count
+        if let latestHardState {
+            let body = Self.hardStateRecord(latestHardState)
+            head.appendBE(UInt32(body.count))
+            head.appendBE(Zlib.crc32(body))
+            head.append(contentsOf: body)
+            headSize = head.count
+        }
+        try head.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: path) }
         if syncMode == .always {
             try FileIO.fdatasync(fd, path: path)
             try FileIO.syncDirectory(directory)
         }
         currentPath = path
-        currentSize = Self.segmentMagic.count
+        currentSize = headSize
         segments.append((first, path))
     }
 

@@ -103,6 +103,6 @@ import Testing
         for code in ErrorCode.all {
             #expect(!code.name.hasPrefix("ERROR_"))
         }
-        #expect(ErrorCode.all.filter(\.isRetriable) == [.shuttingDown])
+        #expect(ErrorCode.all.filter(\.isRetriable) == [.shuttingDown, .notLeader])
     }
 }

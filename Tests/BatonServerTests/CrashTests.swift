@@ -10,6 +10,8 @@ struct Acknowledged: Sendable {
     var jobs: [JobID: [UInt8]] = [:]
     var completions: [JobID: [UInt8]] = [:]
     var maxToken = FencingToken(0)
+    /// Why each load worker stopped.
+    var stops: [String] = []
 }
 
 /// A real `baton` process with a data directory, killed with SIGKILL at random moments under load from
@@ -94,9 +96,12 @@ struct Acknowledged: Sendable {
 
 /// One client's load: take a lock (kept, long lease), add a job, claim and complete one; record each
 /// acknowledged result. Stops at the first failure (the node was killed).
-func load(port: Int, round: Int, worker: Int, acked: NIOLockedValueBox<Acknowledged>) async {
-    var config = BatonClient.Configuration(endpoints: ["127.0.0.1:\(port)"], name: "load-\(worker)")
-    config.retryTimeout = .milliseconds(200)
+func load(
+    port: Int, round: Int, worker: Int, acked: NIOLockedValueBox<Acknowledged>, endpoints: [String]? = nil,
+    retryTimeout: Duration = .milliseconds(200)
+) async {
+    var config = BatonClient.Configuration(endpoints: endpoints ?? ["127.0.0.1:\(port)"], name: "load-\(worker)")
+    config.retryTimeout = retryTimeout
     config.requestTimeout = .seconds(2)
     let client = BatonClient(configuration: config)
     var n = 0
@@ -121,6 +126,7 @@ func load(port: Int, round: Int, worker: Int, acked: NIOLockedValueBox<Acknowled
                 acked.withLockedValue { $0.completions[job.id] = result }
             }
         } catch {
+            acked.withLockedValue { $0.stops.append("worker \(worker): \(error)") }
             break
         }
     }

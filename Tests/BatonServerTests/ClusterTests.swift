@@ -1,0 +1,117 @@
+import BatonClient
+import BatonProtocol
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+
+/// Three real `baton serve` processes on loopback, a cluster. The leader is killed with SIGKILL again
+/// and again under load from clients that know all three endpoints; every acknowledged operation
+/// must survive, and the clients must carry on after each failover.
+@Suite(.timeLimit(.minutes(3))) struct ClusterTests {
+    struct Member {
+        var id: String
+        var port: Int
+        var raftPort: Int
+        var directory: String
+        var config: String
+    }
+
+    func writeConfigs() async throws -> [Member] {
+        var members: [Member] = []
+        for i in 1...3 {
+            let dir = temporaryDataDirectory()
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            members.append(Member(id: "n\(i)", port: try await freePort(), raftPort: try await freePort(), directory: dir, config: dir + ".json"))
+        }
+        let cluster = members.map { "{\"nodeID\": \"\($0.id)\", \"host\": \"127.0.0.1\", \"port\": \($0.port), \"raftPort\": \($0.raftPort)}" }
+        for m in members {
+            let json = """
+                {"nodeID": "\(m.id)", "port": \(m.port), "dataDirectory": "\(m.directory)/data", "metricsPort": 0,
+                 "cluster": [\(cluster.joined(separator: ", "))]}
+                """
+            try json.write(toFile: m.config, atomically: true, encoding: .utf8)
+        }
+        return members
+    }
+
+    func launch(_ m: Member) throws -> Process {
+        let process = Process()
+        process.executableURL = try batonExecutable()
+        process.arguments = ["serve", "--config", m.config, "--log-level", "error"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// The member that says it leads, asked directly.
+    func leader(_ members: [Member]) async -> Int? {
+        for (i, m) in members.enumerated() {
+            var c = BatonClient.Configuration(endpoints: ["127.0.0.1:\(m.port)"], name: "probe")
+            c.retryTimeout = .milliseconds(100)
+            c.requestTimeout = .milliseconds(300)
+            let client = BatonClient(configuration: c)
+            let status = try? await client.nodeStatus()
+            await client.shutdown()
+            if status?.role == .leader { return i }
+        }
+        return nil
+    }
+
+    @Test func killingTheLeaderLosesNothingAcknowledged() async throws {
+        let members = try await writeConfigs()
+        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
+        var processes = try members.map(launch)
+        defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let endpoints = members.map { "127.0.0.1:\($0.port)" }
+        let acked = NIOLockedValueBox(Acknowledged())
+        let load = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for worker in 0..<3 {
+                    group.addTask {
+                        await BatonServerTests.load(
+                            port: 0, round: 0, worker: worker, acked: acked, endpoints: endpoints, retryTimeout: .seconds(10))
+                    }
+                }
+            }
+        }
+        var kills = 0
+        for round in 0..<10 {
+            // Let the load run, then kill whoever leads.
+            let before = acked.withLockedValue { $0.jobs.count }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while acked.withLockedValue({ $0.jobs.count }) < before + 20 {
+                guard ContinuousClock.now < deadline else {
+                    Issue.record("round \(round): the clients made no progress (\(before) jobs acknowledged): \(acked.withLockedValue { $0.stops })")
+                    load.cancel()
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            guard let victim = await leader(members) else {
+                Issue.record("round \(round): no member says it leads")
+                continue
+            }
+            kill(processes[victim].processIdentifier, SIGKILL)
+            processes[victim].waitUntilExit()
+            kills += 1
+            try await Task.sleep(for: .milliseconds(300))
+            processes[victim] = try launch(members[victim])
+        }
+        // The clients carried on after the last failover too.
+        let before = acked.withLockedValue { $0.jobs.count }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while acked.withLockedValue({ $0.jobs.count }) < before + 20, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(acked.withLockedValue { $0.jobs.count } >= before + 20, "no progress after the last failover: \(acked.withLockedValue { $0.stops })")
+        load.cancel()
+        await load.value
+        #expect(kills == 10)
+        var c = BatonClient.Configuration(endpoints: endpoints, name: "checker")
+        c.retryTimeout = .seconds(10)
+        let checker = BatonClient(configuration: c)
+        try await CrashTests().verify(acked.withLockedValue { $0 }, with: checker, round: 99)
+        await checker.shutdown()
+    }
+}
