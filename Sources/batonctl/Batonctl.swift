@@ -110,10 +110,16 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Output format: table or json.")
     var output: OutputFormat = .table
 
-    func client() throws -> BatonClient {
+    /// `--endpoints`, else `BATON_ENDPOINTS`, else the local default; each checked.
+    func endpointList() throws -> [String] {
         let text = endpoints ?? ProcessInfo.processInfo.environment["BATON_ENDPOINTS"] ?? "127.0.0.1:7700"
         let list = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         for e in list where Endpoint(e) == nil { throw ValidationError("'\(e)' is not host:port") }
+        return list
+    }
+
+    func client(endpoint: String? = nil) throws -> BatonClient {
+        let list = try endpoint.map { [$0] } ?? endpointList()
         var config = BatonClient.Configuration(endpoints: list, name: "batonctl")
         config.requestTimeout = .seconds(3)
         config.retryTimeout = .seconds(2)
@@ -122,8 +128,8 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Runs `body` with a client, always shutting it down.
-    func withClient<T>(_ body: (BatonClient) async throws -> T) async throws -> T {
-        let c = try client()
+    func withClient<T>(endpoint: String? = nil, _ body: (BatonClient) async throws -> T) async throws -> T {
+        let c = try client(endpoint: endpoint)
         do {
             let result = try await body(c)
             await c.shutdown()

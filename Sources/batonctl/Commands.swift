@@ -10,13 +10,27 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let view = StatusView(try await global.withClient { try await $0.nodeStatus() })
+        // Every endpoint is asked on its own: a cluster's members each report their own role and indexes.
+        var answers: [(endpoint: String, status: NodeStatus?)] = []
+        var lastError: (any Error)?
+        for endpoint in try global.endpointList() {
+            do {
+                answers.append((endpoint, try await global.withClient(endpoint: endpoint) { try await $0.nodeStatus() }))
+            } catch {
+                answers.append((endpoint, nil))
+                lastError = error
+            }
+        }
+        if answers.allSatisfy({ $0.status == nil }), let lastError { throw lastError }
+        let view = StatusView(answers)
         global.emit(view) {
             let nodes = table(
                 ["", "NODE", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "UPTIME", "DURABLE"],
                 view.nodes.map {
-                    [$0.leader ? "*" : "", $0.id, $0.address, $0.role, "\($0.term)", "\($0.commitIndex)", "\($0.appliedIndex)",
-                     "\($0.lag)", "\($0.uptimeSeconds)s", $0.durable ? "yes" : "no (in memory)"]
+                    $0.role == "unreachable"
+                        ? ["", $0.id, $0.address, $0.role, "—", "—", "—", "—", "—", "—"]
+                        : [$0.leader ? "*" : "", $0.id, $0.address, $0.role, "\($0.term)", "\($0.commitIndex)", "\($0.appliedIndex)",
+                           "\($0.lag)", "\($0.uptimeSeconds)s", $0.durable ? "yes" : "no (in memory)"]
                 })
             let t = view.totals
             return nodes + "\n\nlocks held \(t.locksHeld), waiting \(t.lockWaiters) · jobs queued \(t.jobsQueued), running \(t.jobsRunning), completed \(t.jobsCompleted), dead \(t.jobsDead) · claims waiting \(t.claimWaiters) · clients \(t.clients)"
@@ -273,7 +287,7 @@ struct Watch: AsyncParsableCommand {
             n += 1
             let status = try await c.nodeStatus()
             let leases = try await c.listLeases(limit: 20)
-            let view = StatusView(status)
+            let view = StatusView([(status.address, status)])
             let leaseViews = leases.map { LeaseView($0, now: status.serverTime) }
             if global.output == .json {
                 struct Frame: Codable { var status: StatusView; var leases: [LeaseView] }

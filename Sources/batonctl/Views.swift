@@ -116,18 +116,29 @@ struct StatusView: Codable {
     var nodes: [Node]
     var totals: Totals
 
-    init(_ s: NodeStatus) {
-        let leads = s.role == .leader || s.role == .standalone
-        nodes = [
-            Node(
-                id: s.nodeID, address: s.address, role: s.role.description, leader: leads, term: s.term,
-                commitIndex: s.commitIndex, appliedIndex: s.appliedIndex, lag: s.commitIndex - min(s.appliedIndex, s.commitIndex),
+    /// One row per endpoint asked (unreachable ones included); lag is how far each node's applied
+    /// index trails the leader's commit index; totals come from the leader (or the first node that answered).
+    init(_ answers: [(endpoint: String, status: NodeStatus?)]) {
+        let statuses = answers.compactMap(\.status)
+        let leader = statuses.first { $0.role == .leader || $0.role == .standalone } ?? statuses.first
+        let commit = leader?.commitIndex ?? 0
+        nodes = answers.map { endpoint, s in
+            guard let s else {
+                return Node(
+                    id: "?", address: endpoint, role: "unreachable", leader: false, term: 0, commitIndex: 0, appliedIndex: 0,
+                    lag: 0, uptimeSeconds: 0, durable: false, connections: 0)
+            }
+            return Node(
+                id: s.nodeID, address: s.address, role: s.role.description, leader: s.role == .leader || s.role == .standalone,
+                term: s.term, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
+                lag: max(commit, s.commitIndex) - min(s.appliedIndex, max(commit, s.commitIndex)),
                 uptimeSeconds: s.uptimeMilliseconds / 1000, durable: s.durable, connections: s.connections)
-        ]
-        let m = s.summary
+        }
+        let m = leader?.summary
         totals = Totals(
-            locksHeld: m.locksHeld, lockWaiters: m.lockWaiters, claimWaiters: m.claimWaiters, jobsQueued: m.jobsQueued,
-            jobsRunning: m.jobsRunning, jobsCompleted: m.jobsCompleted, jobsDead: m.jobsDead, clients: m.sessions)
+            locksHeld: m?.locksHeld ?? 0, lockWaiters: m?.lockWaiters ?? 0, claimWaiters: m?.claimWaiters ?? 0,
+            jobsQueued: m?.jobsQueued ?? 0, jobsRunning: m?.jobsRunning ?? 0, jobsCompleted: m?.jobsCompleted ?? 0,
+            jobsDead: m?.jobsDead ?? 0, clients: m?.sessions ?? 0)
     }
 }
 

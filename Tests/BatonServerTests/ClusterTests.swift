@@ -113,5 +113,14 @@ import Testing
         let checker = BatonClient(configuration: c)
         try await CrashTests().verify(acked.withLockedValue { $0 }, with: checker, round: 99)
         await checker.shutdown()
+
+        // batonctl status asks every member: three rows, one leader, everyone in the same term.
+        let r = try batonctl(["status", "--output", "json", "--endpoints", endpoints.joined(separator: ",")], port: 0)
+        #expect(r.status == 0, "\(r.err)")
+        let nodes = try #require((try json(r.out) as? [String: Any])?["nodes"] as? [[String: Any]])
+        #expect(nodes.count == 3)
+        #expect(nodes.filter { $0["leader"] as? Bool == true }.count == 1, "\(r.out)")
+        #expect(Set(nodes.compactMap { $0["role"] as? String }).isSubset(of: ["leader", "follower"]), "\(r.out)")
+        #expect(Set(nodes.compactMap { $0["term"] as? Int }).count == 1, "\(r.out)")
     }
 }
