@@ -53,12 +53,13 @@ extension ImageWorker {
         @Option(help: "How replicas coordinate: \(Pattern.allCases.map(\.rawValue).joined(separator: ", ")).")
         var pattern: Pattern = .jobs
         @Option(help: "This replica's name.") var replica = "replica-\(ProcessInfo.processInfo.processIdentifier)"
-        @Option(help: "Baton node, host:port.") var endpoint = "127.0.0.1:7700"
+        @Option(help: "Baton nodes, host:port, comma-separated (default: $BATON_ENDPOINTS or 127.0.0.1:7700).")
+        var endpoints = ProcessInfo.processInfo.environment["BATON_ENDPOINTS"] ?? "127.0.0.1:7700"
         @Option(help: "Seconds between scans.") var interval = 2
         @Option(help: "Stop after this many seconds (0: run until interrupted).") var seconds = 0
 
         func run() async throws {
-            let baton = BatonClient(configuration: .init(endpoints: [endpoint], name: replica))
+            let baton = BatonClient(configuration: .init(endpoints: endpoints.split(separator: ",").map(String.init), name: replica))
             let uploads = Uploads(directory: directory, replica: replica)
             let work = Task { try await serve(baton: baton, uploads: uploads) }
             if seconds > 0 {
@@ -118,10 +119,11 @@ extension ImageWorker {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show the locks and image jobs on the node.")
 
-        @Option(help: "Baton node, host:port.") var endpoint = "127.0.0.1:7700"
+        @Option(help: "Baton nodes, host:port, comma-separated (default: $BATON_ENDPOINTS or 127.0.0.1:7700).")
+        var endpoints = ProcessInfo.processInfo.environment["BATON_ENDPOINTS"] ?? "127.0.0.1:7700"
 
         func run() async throws {
-            let baton = BatonClient(configuration: .init(endpoints: [endpoint], name: "image-worker-status"))
+            let baton = BatonClient(configuration: .init(endpoints: endpoints.split(separator: ",").map(String.init), name: "image-worker-status"))
             do {
                 try await show(baton)
             } catch {

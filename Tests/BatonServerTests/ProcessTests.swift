@@ -160,6 +160,30 @@ func freePort() async throws -> Int {
 }
 
 @Suite struct ConfigurationTests {
+    /// The example configurations in deploy/ are valid, and name each host as a member of one cluster.
+    @Test func deployExamplesAreValid() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var clusters: [[NodeConfiguration.ClusterMember]] = []
+        for i in 1...3 {
+            let data = try Data(contentsOf: root.appendingPathComponent("deploy/three-hosts/baton-\(i).json"))
+            let configuration = try NodeConfiguration.decode(json: data)
+            #expect(configuration.validate().isEmpty, "baton-\(i).json: \(configuration.validate())")
+            #expect(configuration.memberIndex == i)
+            clusters.append(configuration.cluster ?? [])
+        }
+        #expect(Set(clusters).count == 1)
+    }
+
+    @Test func clusterRulesAreChecked() throws {
+        var c = NodeConfiguration()
+        c.dataDirectory = "d"
+        c.cluster = [.init(nodeID: "a", host: "h", port: 1, raftPort: 2), .init(nodeID: "b", host: "h", port: 3, raftPort: 4)]
+        #expect(c.validate().contains { $0.contains("1, 3, 5 or 7") })
+        #expect(c.validate().contains { $0.contains("not in cluster") })
+        c.dataDirectory = nil
+        #expect(c.validate().contains { $0.contains("dataDirectory") })
+    }
+
     @Test func emptyFileMeansDefaults() throws {
         var expected = NodeConfiguration()
         expected.dataDirectory = "baton-data"  // a configured node is durable by default
