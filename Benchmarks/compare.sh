@@ -33,6 +33,7 @@ fi
 echo "building baton and baton-bench (release)" >&2
 swift build -c release --product baton >/dev/null
 swift build -c release --product baton-bench >/dev/null
+swift build -c release --product batonctl >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 
 WORK=$(mktemp -d /tmp/baton-compare.XXXXXX)
@@ -149,6 +150,32 @@ bench "lock, 64 clients, Baton with fsync (see the disk line below)" baton baton
 bench "lock, 256 clients, Baton with fsync (see the disk line below)" baton baton 17701 lock 256 1
 stop_last; stop_last; stop_last
 
+# --- Baton, three nodes with fsync on every node ------------------------------------------------
+echo "Baton 3-node cluster, fsync always on every node" >&2
+members='[{"nodeID": "n1", "host": "127.0.0.1", "port": 17721, "raftPort": 17731},
+          {"nodeID": "n2", "host": "127.0.0.1", "port": 17722, "raftPort": 17732},
+          {"nodeID": "n3", "host": "127.0.0.1", "port": 17723, "raftPort": 17733}]'
+for i in 1 2 3; do
+    echo "{\"nodeID\": \"n$i\", \"port\": 1772$i, \"metricsPort\": 0, \"dataDirectory\": \"$WORK/cluster-n$i\", \"cluster\": $members}" >"$WORK/cluster-n$i.json"
+    start "cluster-n$i" "$BIN/baton" serve --config "$WORK/cluster-n$i.json" --log-level error
+done
+wait_port 17721; wait_port 17722; wait_port 17723
+LEADER=""
+for _ in $(seq 1 50); do
+    for p in 17721 17722 17723; do
+        role=$("$BIN/batonctl" --endpoints "127.0.0.1:$p" --output json status 2>/dev/null \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["role"])' 2>/dev/null || true)
+        [ "$role" = leader ] && LEADER=$p
+    done
+    [ -n "$LEADER" ] && break
+    sleep 0.2
+done
+bench "lock, 64 clients, 3 nodes with fsync (see the etcd line below)" baton baton "$LEADER" lock 64 1
+bench "lock, 1000 clients, 3 nodes with fsync (see the etcd line below)" baton baton "$LEADER" lock 1000 1
+stop_last; stop_last; stop_last
+echo "failover: $BIN/baton-bench failover --kills 20" >&2
+FAILOVER=$("$BIN/baton-bench" failover --kills 20 --json)
+
 # --- etcd: its own Go client, etcdctl check perf, against a 3-node cluster --------------------------
 ETCD_LINE="not run"
 if [ "$ETCD_PERF" != none ]; then
@@ -168,7 +195,7 @@ if [ "$ETCD_PERF" != none ]; then
     stop_last; stop_last; stop_last
 fi
 
-python3 - "$ROWS" "$ETCD_LINE" "$FSYNC_RATE" >"$OUT" <<'PY'
+python3 - "$ROWS" "$ETCD_LINE" "$FSYNC_RATE" "$FAILOVER" >"$OUT" <<'PY'
 import json, sys
 rows = {}
 order = []
@@ -203,5 +230,16 @@ for name in order:
         print(f"- {name.split(',')[1].strip()}: {r['requestsPerSecond']:,.0f} lock requests/s with fsync = {r['requestsPerSecond']/fsync:.1f}× the disk's fsyncs/s (p99 {r['latencyMicroseconds']['p99']/1000:.2f} ms)")
 print()
 print(f"etcd 3-node, `etcdctl check perf`: {sys.argv[2]}")
+import re
+m = re.search(r"Throughput too low: (\d+) writes/s|Throughput is (\d+) writes/s", sys.argv[2])
+etcd = float(next(g for g in m.groups() if g)) if m else None
+for name in order:
+    if "3 nodes" in name and "baton" in rows[name]:
+        r = rows[name]["baton"]
+        ratio = f" = {r['requestsPerSecond']/etcd:.1f}× etcd's writes/s" if etcd else ""
+        print(f"- {name.split(',')[1].strip()}, 3 nodes: {r['requestsPerSecond']:,.0f} lock writes/s{ratio} (p99 {r['latencyMicroseconds']['p99']/1000:.2f} ms)")
+f = json.loads(sys.argv[4])
+print()
+print(f"Failover (`baton-bench failover --kills {f['kills']}`): median {f['medianMilliseconds']} ms, max {f['maxMilliseconds']} ms; each: {f['failoverMilliseconds']}")
 PY
 cat "$OUT"

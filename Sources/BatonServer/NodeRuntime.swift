@@ -387,6 +387,7 @@ final class NodeRuntime {
     /// Keeps one timer set for the state machine's next deadline.
     private func armTimer() {
         guard let next = machine.nextDeadline, !isShuttingDown else { return }
+        if let cluster, !cluster.raft.isLeader { return }  // followers apply the leader's ticks
         if let timer, timer.deadline <= next { return }
         timer?.task.cancel()
         let delay = max(1, (cluster?.now() ?? clock.now()).distance(to: next))
