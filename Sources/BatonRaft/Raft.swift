@@ -35,6 +35,10 @@ public struct RaftReady: Sendable {
     public var entries: [LogEntry] = []
     /// To send once the above is durable.
     public var messages: [RaftEnvelope] = []
+    /// A leader's appends and heartbeats: these may go out before the above is durable, as long as the
+    /// node's current term and vote are (Raft thesis §10.2.1): the leader counts its own copy towards
+    /// a commit only once `persisted(through:)` reports it, so the followers sync while it syncs.
+    public var messagesBeforeSync: [RaftEnvelope] = []
     /// Committed entries to apply, in order, once the above is durable.
     public var committed: [LogEntry] = []
     /// Read requests whose read index is confirmed: answer each once the applied index reaches it.
@@ -43,7 +47,8 @@ public struct RaftReady: Sendable {
     public var readsFailed: [UInt64] = []
 
     public var isEmpty: Bool {
-        hardState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty
+        hardState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty && messagesBeforeSync.isEmpty
+            && committed.isEmpty
             && readsReady.isEmpty && readsFailed.isEmpty
     }
 }
@@ -76,6 +81,9 @@ public struct Raft: Sendable {
     private var progress: [NodeIndex: Progress] = [:]
     private var rng: SplitMix64
     private var outbox: [RaftEnvelope] = []
+    private var earlyOutbox: [RaftEnvelope] = []
+    /// The local log is durable up to here (reported by the runtime after each sync).
+    private var stableIndex: LogIndex
     private var persistedHardState: HardState
     private var receivedSnapshot: Snapshot?
     private var appendsPending = false
@@ -100,6 +108,7 @@ public struct Raft: Sendable {
         self.commit = max(hardState.commit, snapshot.index)
         self.applied = snapshot.index
         self.persistedHardState = hardState
+        self.stableIndex = snapshot.index.advanced(by: Int64(entries.count))
         self.rng = SplitMix64(seed: seed ^ id.rawValue &* 0x9E37_79B9_7F4A_7C15)
         resetElectionTimer()
     }
@@ -277,6 +286,13 @@ public struct Raft: Sendable {
         }
     }
 
+    /// The runtime synced every entry up to `index` (the last entry of a Ready it persisted).
+    public mutating func persisted(through index: LogIndex, term entryTerm: Term) {
+        guard index > stableIndex, log.term(at: index) == entryTerm else { return }
+        stableIndex = index
+        if role == .leader { maybeCommit() }
+    }
+
     /// Forgets log entries up to `snapshot.index`, now held in `snapshot` (taken by the state machine
     /// at an applied index). Followers that need them get the snapshot instead.
     public mutating func compact(to snapshot: Snapshot) {
@@ -303,6 +319,8 @@ public struct Raft: Sendable {
         r.entries = log.takeUnstable()
         r.messages = outbox
         outbox.removeAll(keepingCapacity: true)
+        r.messagesBeforeSync = earlyOutbox
+        earlyOutbox.removeAll(keepingCapacity: true)
         if commit > applied {
             r.committed = log.slice(from: applied.advanced(by: 1), through: commit, limit: .max)
             applied = commit
@@ -407,7 +425,11 @@ public struct Raft: Sendable {
             send(to: leader, .appendReply(success: false, index: prevIndex, hint: log.lastIndex))
             return
         }
-        let last = log.merge(after: prevIndex, entries)
+        let (last, conflict) = log.merge(after: prevIndex, entries)
+        if let conflict {
+            // A conflicting suffix was replaced: what was synced past the conflict is not this log any more.
+            stableIndex = min(stableIndex, conflict.advanced(by: -1))
+        }
         if leaderCommit > commit { commit = min(leaderCommit, last) }
         send(to: leader, .appendReply(success: true, index: last, hint: log.lastIndex))
     }
@@ -422,6 +444,7 @@ public struct Raft: Sendable {
             commit = snapshot.index
         } else {
             log.restore(snapshot)
+            stableIndex = snapshot.index
             commit = snapshot.index
             applied = snapshot.index
             receivedSnapshot = snapshot
@@ -515,7 +538,7 @@ public struct Raft: Sendable {
     /// Commits the highest index a quorum holds, if it is of the current term (Raft §5.4.2).
     private mutating func maybeCommit() {
         var matches = progress.values.map(\.match)
-        matches.append(log.lastIndex)
+        matches.append(min(log.lastIndex, stableIndex))
         matches.sort(by: >)
         let candidate = matches[configuration.quorum - 1]
         guard candidate > commit, log.term(at: candidate) == term else { return }
@@ -547,7 +570,13 @@ public struct Raft: Sendable {
     private var peers: [NodeIndex] { configuration.members.filter { $0 != id } }
 
     private mutating func send(to peer: NodeIndex, _ message: RaftMessage) {
-        outbox.append(RaftEnvelope(from: id, to: peer, term: term, message: message))
+        let envelope = RaftEnvelope(from: id, to: peer, term: term, message: message)
+        switch message {
+        case .append, .heartbeat, .installSnapshot:
+            earlyOutbox.append(envelope)  // only a leader sends these
+        default:
+            outbox.append(envelope)
+        }
     }
 }
 

@@ -45,18 +45,21 @@ struct RaftLog: Sendable {
     }
 
     /// Appends a leader's entries after a matching (prev) point, dropping any conflicting suffix.
-    /// Returns the index of the last entry now known to match the leader's log.
-    mutating func merge(after prev: LogIndex, _ incoming: [LogEntry]) -> LogIndex {
+    /// Returns the index of the last entry now known to match the leader's log, and where a
+    /// conflicting suffix was cut off, if one was.
+    mutating func merge(after prev: LogIndex, _ incoming: [LogEntry]) -> (last: LogIndex, conflict: LogIndex?) {
+        var conflict: LogIndex?
         for entry in incoming {
             if entry.index <= snapshot.index { continue }  // already part of the snapshot
             if let t = term(at: entry.index) {
                 if t == entry.term { continue }
                 entries.removeSubrange(offset(entry.index)...)  // a conflict: the rest is the leader's
                 unstableFrom = min(unstableFrom, entry.index)
+                conflict = conflict ?? entry.index
             }
             entries.append(entry)
         }
-        return incoming.last?.index ?? prev
+        return (incoming.last?.index ?? prev, conflict)
     }
 
     /// The entries to persist, and marks them stable.

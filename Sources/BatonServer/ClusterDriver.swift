@@ -30,6 +30,9 @@ final class ClusterDriver {
     /// The newest time stamped or applied: stamps never go backwards.
     private(set) var lastStamp = Timestamp.zero
     private var stopped = false
+    /// The newest term known to be on disk: a leader's appends may go out before its own sync only
+    /// when its term (and so its vote for itself) is durable.
+    private var durableTerm: Term
 
     /// Applies one committed entry (in log order).
     var apply: (LogEntry) -> Void = { _ in }
@@ -54,6 +57,7 @@ final class ClusterDriver {
         self.raft = Raft(
             id: me, configuration: raftConfiguration, hardState: recovered.hardState, snapshot: recovered.snapshot,
             entries: recovered.entries, seed: UInt64.random(in: 0...UInt64.max))
+        self.durableTerm = recovered.hardState.term
         self.members = members
         self.eventLoop = eventLoop
         self.log = log
@@ -139,9 +143,17 @@ final class ClusterDriver {
         readyScheduled = false
         guard !stopped else { return }
         if raft.isLeader != wasLeader { leadershipChanged() }
-        let ready = raft.ready()
-        guard !ready.isEmpty else { return }
+        var next = raft.ready()
+        guard !next.isEmpty else { return }
+        if durableTerm == raft.term && !next.messagesBeforeSync.isEmpty {
+            // The followers sync while the leader syncs (thesis §10.2.1).
+            for message in next.messagesBeforeSync { transport.send(message) }
+            transport.flush()
+        } else {
+            next.messages = next.messagesBeforeSync + next.messages
+        }
         let this = NIOLoopBound(self, eventLoop: eventLoop)
+        let ready = next
         log.persist(snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState, on: eventLoop)
             .whenComplete { result in
                 let driver = this.value
@@ -149,6 +161,11 @@ final class ClusterDriver {
                 if case .failure(let error) = result {
                     driver.failed(error)
                     return
+                }
+                if let hardState = ready.hardState { driver.durableTerm = hardState.term }
+                if let last = ready.entries.last {
+                    driver.raft.persisted(through: last.index, term: last.term)
+                    driver.scheduleReady()  // the leader may now count its own copy towards a commit
                 }
                 for message in ready.messages { driver.transport.send(message) }
                 driver.transport.flush()

@@ -24,15 +24,18 @@ struct TestCluster {
     /// Collects every node's ready output and delivers messages until nothing moves.
     mutating func settle() {
         for _ in 0..<1000 {
+            var progressed = false
             for i in nodes.indices {
                 let r = nodes[i].ready()
-                queue += r.messages
+                progressed = progressed || !r.isEmpty
+                if let last = r.entries.last { nodes[i].persisted(through: last.index, term: last.term) }
+                queue += r.messagesBeforeSync + r.messages
                 committed[i] += r.committed
                 readsReady[i] += r.readsReady.map(\.id)
                 readsFailed[i] += r.readsFailed
                 if let s = r.snapshot { snapshotsInstalled[i].append(s) }
             }
-            guard !queue.isEmpty else { return }
+            guard !queue.isEmpty || progressed else { return }
             let batch = queue
             queue.removeAll()
             for m in batch {

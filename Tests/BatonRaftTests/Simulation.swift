@@ -160,8 +160,15 @@ struct Simulation {
         }
         driveClients()
         for i in nodes.indices where nodes[i].up {
-            let ready = nodes[i].raft.ready()
+            var ready = nodes[i].raft.ready()
             if !ready.isEmpty {
+                // A leader's appends go out before its own sync once its term is durable (thesis §10.2.1).
+                if nodes[i].disk.hardState.term == nodes[i].raft.term {
+                    for message in ready.messagesBeforeSync { send(message) }
+                } else {
+                    ready.messages = ready.messagesBeforeSync + ready.messages
+                }
+                ready.messagesBeforeSync = []
                 nodes[i].unsynced.append((now + Int(rng.next() % 3), ready))
             }
             sync(i)
@@ -273,6 +280,7 @@ struct Simulation {
                 }
                 nodes[i].disk.entries.append(entry)
             }
+            if let last = ready.entries.last { nodes[i].raft.persisted(through: last.index, term: last.term) }
             for message in ready.messages { send(message) }
             for entry in ready.committed { apply(entry, on: i) }
         }
