@@ -80,6 +80,9 @@ public struct Raft: Sendable {
     private var votes: [NodeIndex: Bool] = [:]
     private var progress: [NodeIndex: Progress] = [:]
     private var rng: SplitMix64
+    /// The other members, in configuration order: iterating a dictionary instead would make the
+    /// order of messages (and so a simulation) vary from process to process.
+    private let peers: [NodeIndex]
     private var outbox: [RaftEnvelope] = []
     private var earlyOutbox: [RaftEnvelope] = []
     /// The local log is durable up to here (reported by the runtime after each sync).
@@ -102,6 +105,7 @@ public struct Raft: Sendable {
         precondition(configuration.members.contains(id), "node \(id) is not a member")
         self.id = id
         self.configuration = configuration
+        self.peers = configuration.members.filter { $0 != id }
         self.term = hardState.term
         self.vote = hardState.vote
         self.log = RaftLog(snapshot: snapshot, entries: entries)
@@ -168,8 +172,7 @@ public struct Raft: Sendable {
         guard role == .leader else { return nil }
         let index = log.lastIndex.advanced(by: 1)
         log.append(LogEntry(term: term, index: index, data: data))
-        appendsPending = true
-        maybeCommit()
+        appendsPending = true  // it commits once synced here (`persisted`) and on enough followers
         return index
     }
 
@@ -352,7 +355,7 @@ public struct Raft: Sendable {
             return
         }
         let campaignTerm = preVote ? term.next : term
-        for peer in configuration.members where peer != id {
+        for peer in peers {
             let message: RaftMessage =
                 preVote
                 ? .preVote(lastIndex: log.lastIndex, lastTerm: log.lastTerm)
@@ -391,7 +394,7 @@ public struct Raft: Sendable {
         electionElapsed = 0
         heartbeatElapsed = 0
         progress.removeAll()
-        for peer in configuration.members where peer != id {
+        for peer in peers {
             var p = Progress(next: log.lastIndex.advanced(by: 1))
             p.recentActive = true  // a fresh leader gets a full election timeout before check-quorum
             progress[peer] = p
@@ -565,9 +568,6 @@ public struct Raft: Sendable {
         readsWaitingForCommit.removeAll()
     }
 
-    /// The other members, in configuration order: iterating a dictionary instead would make the
-    /// order of messages (and so a simulation) vary from process to process.
-    private var peers: [NodeIndex] { configuration.members.filter { $0 != id } }
 
     private mutating func send(to peer: NodeIndex, _ message: RaftMessage) {
         let envelope = RaftEnvelope(from: id, to: peer, term: term, message: message)

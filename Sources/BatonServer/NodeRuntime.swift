@@ -33,8 +33,8 @@ final class NodeRuntime {
     let cluster: ClusterDriver?
     /// Commands proposed by this leader, by log index, until their entry is applied.
     private var proposals: [LogIndex: (term: Term, route: Route)] = [:]
-    /// Reads waiting for their read index to be confirmed and applied.
-    private var reads: [UInt64: PendingRead] = [:]
+    /// Reads waiting for their read index to be confirmed and applied, oldest (lowest id) first.
+    private var reads: [(id: UInt64, read: PendingRead)] = []
     private var confirmedReads: [(index: LogIndex, id: UInt64)] = []
     private var nextReadID: UInt64 = 0
     private var readIndexRequested = false
@@ -200,8 +200,8 @@ final class NodeRuntime {
         if case .nodeStatus = query { return self.query(query) }
         guard cluster.raft.isLeader else { return notLeader }
         nextReadID += 1
-        reads[nextReadID] = PendingRead(
-            query: query, route: Route(connection: sink, requestID: requestID, opcode: query.opcode, started: started))
+        reads.append((nextReadID, PendingRead(
+            query: query, route: Route(connection: sink, requestID: requestID, opcode: query.opcode, started: started))))
         if !readIndexRequested {
             // One read index for every query that arrives in this event-loop turn.
             readIndexRequested = true
@@ -216,12 +216,8 @@ final class NodeRuntime {
     /// Read ids up to each confirmed id may be answered once their index is applied.
     private func readsSettled(ready: [(id: UInt64, index: LogIndex)], failed: [UInt64]) {
         for r in ready { confirmedReads.append((r.index, r.id)) }
-        if !failed.isEmpty {
-            let upTo = failed.max()!
-            for (id, read) in reads where id <= upTo {
-                reads[id] = nil
-                reply(notLeader, to: read.route)
-            }
+        if let upTo = failed.max() {
+            for read in takeReads(upTo: upTo) { reply(notLeader, to: read.route) }
         }
         answerReads()
     }
@@ -229,11 +225,15 @@ final class NodeRuntime {
     private func answerReads() {
         while let first = confirmedReads.first, first.index <= appliedIndex {
             confirmedReads.removeFirst()
-            for id in reads.keys.sorted() where id <= first.id {
-                let read = reads.removeValue(forKey: id)!
-                reply(query(read.query), to: read.route)
-            }
+            for read in takeReads(upTo: first.id) { reply(query(read.query), to: read.route) }
         }
+    }
+
+    /// Removes and returns the pending reads with ids up to `id`.
+    private func takeReads(upTo id: UInt64) -> [PendingRead] {
+        let n = reads.firstIndex { $0.id > id } ?? reads.count
+        defer { reads.removeFirst(n) }
+        return reads[..<n].map(\.read)
     }
 
     /// The address clients reach this node at (set once the listener is bound).
@@ -358,7 +358,7 @@ final class NodeRuntime {
         proposals.removeAll()
         routes.removeAll()
         for route in waiting { reply(notLeader, to: route) }
-        let pendingReads = reads.values.map(\.route)
+        let pendingReads = reads.map(\.read.route)
         reads.removeAll()
         confirmedReads.removeAll()
         for route in pendingReads { reply(notLeader, to: route) }

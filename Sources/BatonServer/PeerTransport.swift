@@ -37,14 +37,7 @@ final class PeerTransport {
         return ServerBootstrap(group: eventLoop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: maxFrameSize)),
-                        PeerInboundHandler { this.value.receive($0) },
-                    ])
-                }
-            }
+            .childChannelInitializer { Self.addPeerHandlers(to: $0, maxFrameSize: maxFrameSize, this) }
             .bind(host: host, port: port)
             .map { channel in
                 this.value.listener = channel
@@ -79,15 +72,8 @@ final class PeerTransport {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(500))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // Peers answer over their own connections; anything arriving here is read the same way.
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: maxFrameSize)),
-                        PeerInboundHandler { this.value.receive($0) },
-                    ])
-                }
-            }
+            // Peers answer over their own connections; anything arriving here is read the same way.
+            .channelInitializer { Self.addPeerHandlers(to: $0, maxFrameSize: maxFrameSize, this) }
             .connect(host: address.host, port: address.port)
             .whenComplete { result in
                 let transport = this.value
@@ -100,6 +86,18 @@ final class PeerTransport {
                     transport.logger.debug("peer unreachable", metadata: ["peer": "\(peer)", "error": "\(error)"])
                 }
             }
+    }
+
+    /// Frames in, messages handed to `receive`: the same on accepted and on opened connections.
+    private static func addPeerHandlers(
+        to channel: any Channel, maxFrameSize: Int, _ transport: NIOLoopBound<PeerTransport>
+    ) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandlers([
+                ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: maxFrameSize)),
+                PeerInboundHandler { transport.value.receive($0) },
+            ])
+        }
     }
 
     func close() {

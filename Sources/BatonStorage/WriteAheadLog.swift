@@ -199,9 +199,14 @@ public final class WriteAheadLog {
     }
 
     private func addRecord(_ body: [UInt8]) {
-        buffer.appendBE(UInt32(body.count))
-        buffer.appendBE(Zlib.crc32(body))
-        buffer.append(contentsOf: body)
+        Self.appendRecord(body, to: &buffer)
+    }
+
+    /// A record as it lies on disk: length, CRC32 of the body, body.
+    private static func appendRecord(_ body: [UInt8], to bytes: inout [UInt8]) {
+        bytes.appendBE(UInt32(body.count))
+        bytes.appendBE(Zlib.crc32(body))
+        bytes.append(contentsOf: body)
     }
 
     /// Writes what was appended and, in `.always` mode, syncs it: one `write` and one `fdatasync` for
@@ -229,21 +234,14 @@ public final class WriteAheadLog {
         // Every segment opens with the newest hard state, so compacting older segments away never
         // loses a term or a vote.
         var head = Self.segmentMagic
-        var headSize = head.count
-        if let latestHardState {
-            let body = Self.hardStateRecord(latestHardState)
-            head.appendBE(UInt32(body.count))
-            head.appendBE(Zlib.crc32(body))
-            head.append(contentsOf: body)
-            headSize = head.count
-        }
+        if let latestHardState { Self.appendRecord(Self.hardStateRecord(latestHardState), to: &head) }
         try head.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: path) }
         if syncMode == .always {
             try FileIO.fdatasync(fd, path: path)
             try FileIO.syncDirectory(directory)
         }
         currentPath = path
-        currentSize = headSize
+        currentSize = head.count
         segments.append((first, path))
     }
 

@@ -6,8 +6,9 @@ import Testing
 
 @testable import BatonServer
 
-/// Runs a command-line HTTP/2 client (curl, nghttp, h2load) and captures its output.
-func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+/// Runs a command-line HTTP/2 client (curl, nghttp, h2load); returns its status and its output
+/// (standard output and standard error together).
+func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, out: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/\(tool)")
     process.arguments = arguments
@@ -18,7 +19,7 @@ func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, out: S
     try process.run()
     let o = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: o, as: UTF8.self), "")
+    return (process.terminationStatus, String(decoding: o, as: UTF8.self))
 }
 
 /// POSTs `body` to `/baton/v1/<operation>` with curl over h2c; returns the HTTP status and the reply body.
@@ -38,7 +39,7 @@ func curlPost(port: Int, operation: String, body: [UInt8], headers: [String] = [
     args.append("http://127.0.0.1:\(port)/baton/v1/\(operation)")
     let r = try run("curl", args)
     let parts = r.out.split(separator: " ")
-    #expect(parts.last == "2", "curl did not speak HTTP/2: \(r.out) \(r.err)")
+    #expect(parts.last == "2", "curl did not speak HTTP/2: \(r.out)")
     let bytes = (try? Data(contentsOf: output)).map { [UInt8]($0) } ?? []
     return (Int(parts.first ?? "") ?? 0, bytes)
 }
@@ -213,19 +214,6 @@ func bodyOf(_ request: Request) -> [UInt8] {
             await c.shutdown()
         }
     }
-}
-
-func rawConnect(port: Int) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let ok = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard ok == 0 else { throw BatonClientError.connectFailed("port \(port)") }
-    return fd
 }
 
 /// The request frames in Protocol/golden: (file name, opcode, body after the 10-byte header).

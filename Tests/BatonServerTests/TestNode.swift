@@ -121,3 +121,17 @@ func errorCode(_ reply: Reply) -> ErrorCode? {
     if case .error(let e) = reply { return e.code }
     return nil
 }
+
+/// A plain TCP socket connected to 127.0.0.1:`port`, for speaking raw bytes to a listener.
+func rawConnect(port: Int) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let ok = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard ok == 0 else { throw BatonClientError.connectFailed("port \(port)") }
+    return fd
+}
