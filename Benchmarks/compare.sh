@@ -133,8 +133,8 @@ stop_last; stop_last; stop_last
 
 # --- fsync on every write ------------------------------------------------------------------------
 echo "durable: Baton with its write-ahead log (sync always) against the peers' fsync-always modes" >&2
-FSYNC_RATE=$("$BIN/baton-bench" fsync --dir "$WORK" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fsyncsPerSecond"])')
-echo "  this disk: $FSYNC_RATE write+fdatasync per second from one writer" >&2
+FSYNC_JSON=$("$BIN/baton-bench" fsync --dir "$WORK" --json)
+echo "  this disk: $FSYNC_JSON" >&2
 start baton-durable "$BIN/baton" dev --port 17701 --no-metrics --data-dir "$WORK/baton-data" --sync always --log-level error
 wait_port 17701
 start redis-aof redis-server --port 16380 --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always --dir "$WORK"
@@ -195,7 +195,7 @@ if [ "$ETCD_PERF" != none ]; then
     stop_last; stop_last; stop_last
 fi
 
-python3 - "$ROWS" "$ETCD_LINE" "$FSYNC_RATE" "$FAILOVER" >"$OUT" <<'PY'
+python3 - "$ROWS" "$ETCD_LINE" "$FSYNC_JSON" "$FAILOVER" >"$OUT" <<'PY'
 import json, sys
 rows = {}
 order = []
@@ -222,8 +222,10 @@ for name in order:
     ratio = f"{b['cyclesPerSecond']/p['cyclesPerSecond']:.2f}×" if b and p and p["cyclesPerSecond"] else "—"
     print(f"| {name} | {bc} | {bl} | {p['target'] if p else '—'} | {pc} | {pl} | {ratio} |")
 print()
-fsync = float(sys.argv[3])
-print(f"Disk: {fsync:,.0f} write+fdatasync per second from one writer (baton-bench fsync).")
+disk = json.loads(sys.argv[3])
+fsync = float(disk["fsyncsPerSecond"])
+print(f"Disk: {fsync:,.0f} write+fdatasync per second from one writer (`baton-bench fsync`: the faster of "
+      f"{disk['appendFsyncsPerSecond']:,} appending and {disk['preallocatedFsyncsPerSecond']:,} overwriting preallocated zeros).")
 for name in order:
     if "see the disk line" in name and "baton" in rows[name]:
         r = rows[name]["baton"]

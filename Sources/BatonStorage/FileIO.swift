@@ -28,6 +28,19 @@ enum FileIO {
         }
     }
 
+    /// Writes all of `bytes` at `offset` (the file position is not used).
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw errno("cannot write", path)
+            }
+            done += n
+        }
+    }
+
     static func readAll(_ path: String) throws -> [UInt8] {
         let fd = try open(path, O_RDONLY)
         defer { close(fd) }

@@ -63,45 +63,108 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         #expect(r.entries == entries(41...60))
     }
 
-    /// Cuts the file at every byte offset inside the last record: every complete record survives.
-    /// A log of entries 1…5 in one segment; returns its path, where entry 5's record starts, and its bytes.
-    func fiveEntryLog(in dir: String) throws -> (path: String, lastRecord: Int, bytes: [UInt8]) {
+    /// A log of entries 1…5 in one segment; returns its path, where entry 5's record starts, its
+    /// records' bytes and the segment's preallocated length.
+    func fiveEntryLog(in dir: String) throws -> (path: String, lastRecord: Int, bytes: [UInt8], fileSize: Int) {
         let wal = try WriteAheadLog(directory: dir)
         _ = try wal.recover()
         wal.append(entries(1...4))
         try wal.commit()
         let path = wal.segmentPaths[0]
-        let lastRecord = FileIO.size(path)
+        let lastRecord = wal.currentSize
         wal.append(entries(5...5))
         try wal.commit()
-        return (path, lastRecord, try FileIO.readAll(path))
+        return (path, lastRecord, Array(try FileIO.readAll(path)[0..<wal.currentSize]), FileIO.size(path))
     }
 
+    /// After recovery the log takes new writes where its good records end.
+    func expectAppendAfterRecovery(in dir: String, _ comment: Comment) throws {
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(5...6))
+        try wal.commit()
+        #expect(try WriteAheadLog(directory: dir).recover().entries == entries(1...6), comment)
+    }
+
+    /// Cuts the file at every byte offset inside the last record (the file's length reached the disk
+    /// but the tail did not): every complete record survives.
     @Test func tornTailAtEveryByteOffsetKeepsEveryCompleteRecord() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (path, goodSize, full) = try fiveEntryLog(in: dir)
+        let (path, goodSize, full, _) = try fiveEntryLog(in: dir)
         for cut in goodSize..<full.count {
             try Data(full[0..<cut]).write(to: URL(fileURLWithPath: path))
             let r = try WriteAheadLog(directory: dir).recover()
             #expect(r.entries == entries(1...4), "cut at \(cut)")
-            #expect(r.truncatedBytes == cut - goodSize)
-            #expect(FileIO.size(path) == goodSize)
+            // A cut inside a length field can leave only zeros: that is unwritten space, not a tear.
+            let onlyZeros = full[goodSize..<cut].allSatisfy { $0 == 0 }
+            #expect(r.truncatedBytes == (onlyZeros ? 0 : cut - goodSize))
+            #expect(FileIO.size(path) == (onlyZeros ? cut : goodSize))
+            try expectAppendAfterRecovery(in: dir, "cut at \(cut)")
         }
+    }
+
+    /// The same tear inside a preallocated segment: part of the last record, then zeros.
+    @Test func tornTailInPreallocatedSpaceKeepsEveryCompleteRecord() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (path, goodSize, full, fileSize) = try fiveEntryLog(in: dir)
+        #expect(fileSize > full.count)  // the segment is preallocated
+        for cut in goodSize..<full.count {
+            let torn = Array(full[0..<cut]) + [UInt8](repeating: 0, count: fileSize - cut)
+            try Data(torn).write(to: URL(fileURLWithPath: path))
+            let r = try WriteAheadLog(directory: dir).recover()
+            #expect(r.entries == entries(1...4), "cut at \(cut)")
+            try expectAppendAfterRecovery(in: dir, "cut at \(cut)")
+        }
+    }
+
+    /// Preallocated zeros after the last record are not a tear: nothing is cut, writes go on after it.
+    @Test func zerosAfterTheLastRecordAreFreeSpace() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (path, _, _, fileSize) = try fiveEntryLog(in: dir)
+        let r = try WriteAheadLog(directory: dir).recover()
+        #expect(r.entries == entries(1...5))
+        #expect(r.truncatedBytes == 0)
+        #expect(FileIO.size(path) == fileSize)
     }
 
     /// Flips each byte of the last record in turn: the record is dropped, the ones before it kept.
     @Test func corruptLastRecordAtEveryByteIsCutOff() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (path, goodSize, full) = try fiveEntryLog(in: dir)
+        let (path, goodSize, full, fileSize) = try fiveEntryLog(in: dir)
         for offset in goodSize..<full.count {
-            var damaged = full
+            var damaged = full + [UInt8](repeating: 0, count: fileSize - full.count)
             damaged[offset] ^= 0x5A
             try Data(damaged).write(to: URL(fileURLWithPath: path))
             let r = try WriteAheadLog(directory: dir).recover()
             #expect(r.entries == entries(1...4), "corrupt byte \(offset)")
         }
+    }
+
+    /// A log with small segments, written one entry per commit.
+    func oneEntryPerCommit(_ indexes: ClosedRange<UInt64>, in dir: String, segmentSize: Int) throws -> WriteAheadLog {
+        let wal = try WriteAheadLog(directory: dir, segmentSize: segmentSize)
+        _ = try wal.recover()
+        for i in indexes {
+            wal.append(entries(i...i))
+            try wal.commit()
+        }
+        return wal
+    }
+
+    /// A full segment is cut back to its records when the next one starts.
+    @Test func aFullSegmentKeepsNoPreallocatedTail() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try oneEntryPerCommit(1...20, in: dir, segmentSize: 200)
+        for path in wal.segmentPaths.dropLast() {
+            let bytes = try FileIO.readAll(path)
+            #expect(bytes.last != 0, "\(path) ends in zeros")
+        }
+        #expect(FileIO.size(wal.segmentPaths.last!) == wal.preallocationBytes)
     }
 
     @Test func corruptionInTheMiddleStopsStartUp() throws {
@@ -126,12 +189,7 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
     @Test func corruptionInAnOlderSegmentStopsStartUp() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let wal = try WriteAheadLog(directory: dir, segmentSize: 100)
-        _ = try wal.recover()
-        for i in UInt64(1)...6 {
-            wal.append(entries(i...i))
-            try wal.commit()
-        }
+        let wal = try oneEntryPerCommit(1...6, in: dir, segmentSize: 100)
         let first = wal.segmentPaths[0]
         var bytes = try FileIO.readAll(first)
         bytes[bytes.count - 1] ^= 0xFF
@@ -139,17 +197,24 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir, segmentSize: 100).recover() }
     }
 
-    @Test func aSegmentTornInsideItsHeaderIsRemoved() throws {
+    /// A crash while the next segment starts: its header is cut short (two bytes), or it was
+    /// preallocated but its header never reached the disk (all zeros). It is removed; writes go on.
+    @Test(arguments: [[UInt8]([0x42, 0x54]), [UInt8](repeating: 0, count: 4096)])
+    func aSegmentTornInsideItsHeaderIsRemoved(torn: [UInt8]) throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let wal = try WriteAheadLog(directory: dir)
         _ = try wal.recover()
         wal.append(entries(1...2))
         try wal.commit()
-        try Data([0x42, 0x54]).write(to: URL(fileURLWithPath: "\(dir)/wal-00000000000000ff.log"))
-        let r = try WriteAheadLog(directory: dir).recover()
-        #expect(r.entries == entries(1...2))
+        try wal.rotate()  // the segment before is always closed before the next one starts
+        try Data(torn).write(to: URL(fileURLWithPath: "\(dir)/wal-00000000000000ff.log"))
+        let again = try WriteAheadLog(directory: dir)
+        #expect(try again.recover().entries == entries(1...2))
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/wal-00000000000000ff.log"))
+        again.append(entries(3...3))
+        try again.commit()
+        #expect(try WriteAheadLog(directory: dir).recover().entries == entries(1...3))
     }
 }
 
