@@ -23,8 +23,9 @@ public enum RaftRole: String, Sendable, Hashable {
     case follower, preCandidate, candidate, leader
 }
 
-/// What the node must do after one or more steps: persist, then send, then apply. In that order:
-/// a message may promise that its sender has persisted what comes before it.
+/// What the node must do after one or more steps: persist, then send. A message may promise that its
+/// sender has persisted what comes before it. `committed` entries are on this node's disk already
+/// (like etcd-io/raft's CommittedEntries), so they may be applied at once, while this Ready persists.
 public struct RaftReady: Sendable {
     /// The new hard state, when it changed.
     public var hardState: HardState?
@@ -39,7 +40,8 @@ public struct RaftReady: Sendable {
     /// node's current term and vote are (Raft thesis §10.2.1): the leader counts its own copy towards
     /// a commit only once `persisted(through:)` reports it, so the followers sync while it syncs.
     public var messagesBeforeSync: [RaftEnvelope] = []
-    /// Committed entries to apply, in order, once the above is durable.
+    /// Committed entries to apply, in order. Every one was persisted here by an earlier Ready (the
+    /// runtime reported it through `persisted(through:)`), so they need not wait for this one's sync.
     public var committed: [LogEntry] = []
     /// Read requests whose read index is confirmed: answer each once the applied index reaches it.
     public var readsReady: [(id: UInt64, index: LogIndex)] = []
@@ -324,9 +326,11 @@ public struct Raft: Sendable {
         outbox.removeAll(keepingCapacity: true)
         r.messagesBeforeSync = earlyOutbox
         earlyOutbox.removeAll(keepingCapacity: true)
-        if commit > applied {
-            r.committed = log.slice(from: applied.advanced(by: 1), through: commit, limit: .max)
-            applied = commit
+        // Only what is durable here: a follower may learn of a commit before its own copy is synced.
+        let applicable = min(commit, stableIndex)
+        if applicable > applied {
+            r.committed = log.slice(from: applied.advanced(by: 1), through: applicable, limit: .max)
+            applied = applicable
         }
         r.readsReady = readsReady
         r.readsFailed = readsFailed

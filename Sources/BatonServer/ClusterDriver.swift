@@ -6,8 +6,9 @@ import Logging
 import NIOCore
 
 /// Drives the Raft core of a cluster member: ticks it, feeds it peers' messages and the runtime's
-/// proposals, and carries out its `RaftReady` in order: persist (snapshot, entries, hard state,
-/// synced by the log writer), then send, then apply. Lives on the node's event loop.
+/// proposals, and carries out its `RaftReady`: applies its committed entries at once (they are on
+/// this disk already), then persists (snapshot, entries, hard state, synced by the log writer), then
+/// sends. Lives on the node's event loop.
 ///
 /// **Time.** The leader stamps every entry with the cluster's time, so every member applies a
 /// lease's expiry at the same log position. A new leader continues from the newest stamp in its log
@@ -107,13 +108,15 @@ final class ClusterDriver {
     }
 
     /// Stamps `input` with the cluster's time and appends it; nil when this member does not lead.
-    func propose(_ input: StateMachineInput) -> (index: LogIndex, term: Term)? {
+    /// Returns the stamped input too, so the leader need not decode its own entry when it applies it.
+    func propose(_ input: StateMachineInput) -> (index: LogIndex, term: Term, timed: TimedInput)? {
         guard raft.isLeader else { return nil }
         let time = now()
         lastStamp = time
-        guard let index = raft.propose(TimedInput(input, at: time).encode()) else { return nil }
+        let timed = TimedInput(input, at: time)
+        guard let index = raft.propose(timed.encode()) else { return nil }
         scheduleReady()
-        return (index, raft.term)
+        return (index, raft.term, timed)
     }
 
     func readIndex(_ id: UInt64) {
@@ -152,6 +155,12 @@ final class ClusterDriver {
         } else {
             next.messages = next.messagesBeforeSync + next.messages
         }
+        // Durable here already (see `RaftReady.committed`): a leader answers its clients without
+        // waiting for the sync of the entries proposed since.
+        for entry in next.committed { apply(entry) }
+        if !next.readsReady.isEmpty || !next.readsFailed.isEmpty { reads(next.readsReady, next.readsFailed) }
+        // Messages wait for the persists before them, even with nothing of their own to persist.
+        guard next.hardState != nil || next.snapshot != nil || !next.entries.isEmpty || !next.messages.isEmpty else { return }
         let this = NIOLoopBound(self, eventLoop: eventLoop)
         let ready = next
         log.persist(snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState, on: eventLoop)
@@ -170,8 +179,6 @@ final class ClusterDriver {
                 for message in ready.messages { driver.transport.send(message) }
                 driver.transport.flush()
                 if let snapshot = ready.snapshot { driver.restore(snapshot) }
-                for entry in ready.committed { driver.apply(entry) }
-                if !ready.readsReady.isEmpty || !ready.readsFailed.isEmpty { driver.reads(ready.readsReady, ready.readsFailed) }
             }
     }
 

@@ -32,7 +32,7 @@ final class NodeRuntime {
     /// The Raft driver of a cluster member; nil on a single node.
     let cluster: ClusterDriver?
     /// Commands proposed by this leader, by log index, until their entry is applied.
-    private var proposals: [LogIndex: (term: Term, route: Route)] = [:]
+    private var proposals: [LogIndex: (term: Term, route: Route, input: TimedInput)] = [:]
     /// Reads waiting for their read index to be confirmed and applied, oldest (lowest id) first.
     private var reads: [(id: UInt64, read: PendingRead)] = []
     private var confirmedReads: [(index: LogIndex, id: UInt64)] = []
@@ -264,11 +264,11 @@ final class NodeRuntime {
 
     private func propose(_ input: StateMachineInput, route: Route?) {
         if let cluster {
-            guard let (index, term) = cluster.propose(input) else {
+            guard let (index, term, timed) = cluster.propose(input) else {
                 if let route { reply(notLeader, to: route) }
                 return
             }
-            if let route { proposals[index] = (term, route) }
+            if let route { proposals[index] = (term, route, timed) }
             return
         }
         let timed = TimedInput(input, at: clock.now())
@@ -313,14 +313,15 @@ final class NodeRuntime {
     /// A committed entry of the cluster's log, in order.
     private func applyCommitted(_ entry: LogEntry) {
         var route: Route?
+        var proposed: TimedInput?
         if let proposal = proposals.removeValue(forKey: entry.index) {
             if proposal.term == entry.term {
-                route = proposal.route
+                (route, proposed) = (proposal.route, proposal.input)  // this entry: no need to decode it
             } else {
                 reply(notLeader, to: proposal.route)  // another leader's entry took its place: retry
             }
         }
-        guard !entry.data.isEmpty, let timed = try? TimedInput.decode(entry.data) else {
+        guard !entry.data.isEmpty, let timed = proposed ?? (try? TimedInput.decode(entry.data)) else {
             appliedIndex = entry.index  // a new leader's empty entry
             answerReads()
             return

@@ -175,4 +175,22 @@ struct TestCluster {
         cluster.settle()
         #expect(cluster.committed[0].map(\.data).contains([5]))
     }
+
+    /// A follower may learn that an entry is committed in the same message that brings it. The entry
+    /// is handed out for applying only after the follower reports it synced: a Ready's committed
+    /// entries are always on the local disk, so the runtime may apply them while the Ready persists.
+    @Test func committedEntriesAreHandedOutOnlyOnceSyncedHere() throws {
+        let members = [NodeIndex(1), NodeIndex(2), NodeIndex(3)]
+        var follower = Raft(id: NodeIndex(2), configuration: RaftConfiguration(members: members), seed: 1)
+        let entry = LogEntry(term: Term(1), index: LogIndex(1), data: [7])
+        follower.step(RaftEnvelope(
+            from: NodeIndex(1), to: NodeIndex(2), term: Term(1),
+            message: .append(prevIndex: .zero, prevTerm: Term(0), entries: [entry], commit: LogIndex(1))))
+        let first = follower.ready()
+        #expect(first.entries == [entry])
+        #expect(first.committed.isEmpty)
+        #expect(follower.commit == LogIndex(1))
+        follower.persisted(through: LogIndex(1), term: Term(1))
+        #expect(follower.ready().committed == [entry])
+    }
 }

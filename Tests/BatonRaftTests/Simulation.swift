@@ -23,6 +23,14 @@ struct Simulation {
         var hardState = HardState()
         var snapshot = Snapshot.empty
         var entries: [LogEntry] = []
+
+        /// Whether `entry` is on this disk (the entries are contiguous).
+        func holds(_ entry: LogEntry) -> Bool {
+            if entry.index <= snapshot.index { return true }
+            guard let first = entries.first?.index, entry.index >= first else { return false }
+            let offset = Int(entry.index.rawValue - first.rawValue)
+            return offset < entries.count && entries[offset].term == entry.term
+        }
     }
 
     struct Node {
@@ -161,6 +169,12 @@ struct Simulation {
         driveClients()
         for i in nodes.indices where nodes[i].up {
             var ready = nodes[i].raft.ready()
+            // Committed entries are durable here already: applied now, while this Ready syncs.
+            for entry in ready.committed {
+                if !nodes[i].disk.holds(entry) { fail("node \(i + 1) was handed entry \(entry.index) to apply before it was on its disk") }
+                apply(entry, on: i)
+            }
+            ready.committed = []
             if !ready.isEmpty {
                 // A leader's appends go out before its own sync once its term is durable (thesis §10.2.1).
                 if nodes[i].disk.hardState.term == nodes[i].raft.term {
@@ -282,7 +296,6 @@ struct Simulation {
             }
             if let last = ready.entries.last { nodes[i].raft.persisted(through: last.index, term: last.term) }
             for message in ready.messages { send(message) }
-            for entry in ready.committed { apply(entry, on: i) }
         }
         maybeSnapshot(i)
     }

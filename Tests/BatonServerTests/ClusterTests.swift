@@ -114,10 +114,19 @@ import Testing
         try await CrashTests().verify(acked.withLockedValue { $0 }, with: checker, round: 99)
         await checker.shutdown()
 
-        // batonctl status asks every member: three rows, one leader, everyone in the same term.
-        let r = try batonctl(["status", "--output", "json", "--endpoints", endpoints.joined(separator: ",")], port: 0)
+        // batonctl status asks every member: three rows, one leader, everyone in the same term. A
+        // member restarted a moment ago may not have heard from the leader yet: give it 5 s.
+        let status = ["status", "--output", "json", "--endpoints", endpoints.joined(separator: ",")]
+        var r = try batonctl(status, port: 0)
+        var nodes: [[String: Any]] = []
+        for attempt in 1...50 {
+            nodes = (try? json(r.out) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
+            let settled = Set(nodes.compactMap { $0["term"] as? Int }).count == 1 && nodes.allSatisfy { $0["lag"] as? Int == 0 }
+            if (r.status == 0 && settled) || attempt == 50 { break }
+            try await Task.sleep(for: .milliseconds(100))
+            r = try batonctl(status, port: 0)
+        }
         #expect(r.status == 0, "\(r.err)")
-        let nodes = try #require((try json(r.out) as? [String: Any])?["nodes"] as? [[String: Any]])
         #expect(nodes.count == 3)
         #expect(nodes.filter { $0["leader"] as? Bool == true }.count == 1, "\(r.out)")
         #expect(Set(nodes.compactMap { $0["role"] as? String }).isSubset(of: ["leader", "follower"]), "\(r.out)")
