@@ -193,4 +193,32 @@ struct TestCluster {
         follower.persisted(through: LogIndex(1), term: Term(1))
         #expect(follower.ready().committed == [entry])
     }
+
+    /// Raft's Figure 8: a leader must not commit an entry of an earlier term by counting the nodes
+    /// that hold it (another leader could still overwrite it); only an entry of its own term on a
+    /// majority commits, and everything before it with it.
+    @Test func anEntryOfAnEarlierTermIsNotCommittedByCountingReplicas() throws {
+        let members = (1...5).map { NodeIndex(UInt64($0)) }
+        func from(_ peer: UInt64, _ message: RaftMessage) -> RaftEnvelope {
+            RaftEnvelope(from: NodeIndex(peer), to: NodeIndex(1), term: Term(4), message: message)
+        }
+        let log = [LogEntry(term: Term(1), index: LogIndex(1), data: [1]), LogEntry(term: Term(2), index: LogIndex(2), data: [2])]
+        var node = Raft(
+            id: NodeIndex(1), configuration: RaftConfiguration(members: members),
+            hardState: HardState(term: Term(3), vote: .none, commit: LogIndex(1)), snapshot: .empty, entries: log, seed: 1)
+        for _ in 0..<1000 where node.role == .follower { node.tick() }
+        for peer: UInt64 in [2, 3] { node.step(from(peer, .preVoteReply(granted: true))) }
+        for peer: UInt64 in [2, 3] { node.step(from(peer, .voteReply(granted: true))) }
+        #expect(node.isLeader && node.term == Term(4))
+        let ready = node.ready()  // its empty entry of term 4, at index 3
+        #expect(ready.entries.map(\.term) == [Term(4)])
+        node.persisted(through: LogIndex(3), term: Term(4))
+
+        // Nodes 2 and 3 hold index 2 (term 2): with the leader, a majority. It stays uncommitted.
+        for peer: UInt64 in [2, 3] { node.step(from(peer, .appendReply(success: true, index: LogIndex(2), hint: LogIndex(2)))) }
+        #expect(node.commit == LogIndex(1))
+        // The leader's own entry reaches them: index 3 commits, and index 2 with it.
+        for peer: UInt64 in [2, 3] { node.step(from(peer, .appendReply(success: true, index: LogIndex(3), hint: LogIndex(3)))) }
+        #expect(node.commit == LogIndex(3))
+    }
 }
