@@ -6,6 +6,7 @@ import Metrics
 import NIOCore
 import NIOPosix
 import Foundation
+import Synchronization
 
 /// The disk side of a durable node: the write-ahead log, written by a thread of its own, and
 /// snapshots, written by a thread pool, so the event loop never waits for a disk.
@@ -23,6 +24,8 @@ final class DurableLog: @unchecked Sendable {
     private let snapshots: SnapshotStore
     private let pool: NIOThreadPool
     private var thread: Thread?
+    /// Bytes the writer has written to the log so far; read on the event loop to decide on a snapshot.
+    private let written = Atomic<Int>(0)
     private let fsyncTimer: Metrics.Timer?
     private let batchSize: Recorder?
 
@@ -69,6 +72,9 @@ final class DurableLog: @unchecked Sendable {
         submit(.persist(snapshot, entries, hardState, promise))
         return promise.futureResult
     }
+
+    /// Bytes written to the log since this node started: everything the futures completed so far covers.
+    var bytesWritten: Int { written.load(ordering: .acquiring) }
 
     private func writerLoop() {
         while true {
@@ -123,6 +129,7 @@ final class DurableLog: @unchecked Sendable {
             } catch {
                 failure = error
             }
+            written.store(wal.bytesWritten, ordering: .releasing)
             if entries > 0 {
                 let (s, atto) = (ContinuousClock.now - started).components
                 fsyncTimer?.recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)

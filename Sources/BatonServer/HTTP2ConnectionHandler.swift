@@ -35,6 +35,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink {
     private let runtime: NodeRuntime
     private var context: ChannelHandlerContext?
     private var streams: [HTTP2StreamID: Stream] = [:]
+    /// The newest stream a request came in on: GOAWAY names it, so the peer knows that every later
+    /// stream was never seen and is safe to send again.
+    private var lastStreamID = HTTP2StreamID(0)
     /// Client ids that spoke on this connection; each is detached when the connection closes, as on TCP.
     private var clients: Set<ClientID> = []
     private var reading = false
@@ -71,6 +74,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink {
         switch frame.payload {
         case .headers(let headers):
             if streams[frame.streamID] == nil {
+                lastStreamID = max(lastStreamID, frame.streamID)
                 admit(frame.streamID, headers.headers)
             }
             if headers.endStream { finish(frame.streamID) }
@@ -269,10 +273,15 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink {
         context.flush()
     }
 
-    /// GOAWAY (no error), then close once it is written.
+    /// Answers every open request with SHUTTING_DOWN (retriable, as on TCP), sends GOAWAY naming the
+    /// last stream taken, then closes once that is written.
     func shutDown() {
         guard let context, !closed else { return }
-        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+        let message = "node \(runtime.configuration.nodeID) is shutting down"
+        for (id, stream) in streams.sorted(by: { $0.key < $1.key }) where !stream.answered {
+            refuse(id, .shuttingDown, message)
+        }
+        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
         context.writeAndFlush(wrapOutboundOut(goAway)).whenComplete { [channel = context.channel] _ in
             channel.close(promise: nil)
         }

@@ -22,8 +22,10 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     /// `always`: every acknowledged command is on disk (fdatasync per group commit). `none`: never
     /// sync (for tests and throw-away nodes; a machine crash loses recent commands).
     public var sync: WriteAheadLog.SyncMode = .always
-    /// A snapshot is taken (in the background) after this many log entries.
+    /// A snapshot is taken (in the background) after this many log entries…
     public var snapshotEveryEntries: Int = 100_000
+    /// …or once this many bytes were written to the log since the last one, whichever comes first.
+    public var snapshotEveryBytes: Int = 64 << 20
     /// A log segment is closed and a new one started past this size.
     public var segmentSizeBytes: Int = 64 << 20
     /// Port of the Prometheus endpoint (`GET /metrics` on `host`); 0 picks a free one; nil: none.
@@ -99,7 +101,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
-        case dataDirectory, sync, snapshotEveryEntries, segmentSizeBytes, metricsPort, http2Port, http2MaxConcurrentStreams
+        case dataDirectory, sync, snapshotEveryEntries, snapshotEveryBytes, segmentSizeBytes, metricsPort, http2Port, http2MaxConcurrentStreams
         case cluster, tickMilliseconds
     }
 
@@ -119,6 +121,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? "baton-data"
         sync = try value(.sync, d.sync)
         snapshotEveryEntries = try value(.snapshotEveryEntries, d.snapshotEveryEntries)
+        snapshotEveryBytes = try value(.snapshotEveryBytes, d.snapshotEveryBytes)
         segmentSizeBytes = try value(.segmentSizeBytes, d.segmentSizeBytes)
         metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort) ?? 9770
         http2Port = try c.decodeIfPresent(Int.self, forKey: .http2Port)
@@ -148,6 +151,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if limits.maxCompletedJobs < 0 { problems.append("limits.maxCompletedJobs must not be negative") }
         if let dir = dataDirectory, dir.isEmpty { problems.append("dataDirectory must not be empty") }
         if snapshotEveryEntries < 100 { problems.append("snapshotEveryEntries must be at least 100") }
+        if snapshotEveryBytes < 65536 { problems.append("snapshotEveryBytes must be at least 65536") }
         if segmentSizeBytes < 4096 { problems.append("segmentSizeBytes must be at least 4096") }
         if let cluster {
             if memberIndex == nil { problems.append("nodeID \(nodeID) is not in cluster") }

@@ -53,6 +53,8 @@ final class NodeRuntime {
     private(set) var appliedIndex: LogIndex
     private var snapshotIndex: LogIndex
     private var snapshotInProgress = false
+    /// The log writer's byte count when the last snapshot started.
+    private var bytesWrittenAtSnapshot = 0
 
     struct WaitKey: Hashable {
         var clientID: ClientID
@@ -110,7 +112,7 @@ final class NodeRuntime {
             this.value.shutDown()
         }
         return cluster.transport.listen(host: configuration.host, port: cluster.me.raftPort).map { channel in
-            cluster.start(tick: tick)
+            this.value.cluster?.start(tick: tick)  // on the loop: the listener is bound on it
             return channel
         }
     }
@@ -429,14 +431,17 @@ final class NodeRuntime {
 
     // MARK: Snapshots
 
-    /// Takes a snapshot in the background once enough entries have been applied since the last one.
-    /// The state machine is a value: the copy taken here is encoded and written on another thread
-    /// while this loop keeps applying.
+    /// Takes a snapshot in the background once enough entries have been applied, or enough bytes
+    /// logged, since the last one. The state machine is a value: the copy taken here is encoded and
+    /// written on another thread while this loop keeps applying.
     private func maybeSnapshot() {
-        guard let log, !snapshotInProgress,
-            appliedIndex.rawValue - snapshotIndex.rawValue >= UInt64(configuration.snapshotEveryEntries)
+        guard let log, !snapshotInProgress else { return }
+        let entries = appliedIndex.rawValue - snapshotIndex.rawValue
+        let bytes = log.bytesWritten - bytesWrittenAtSnapshot
+        guard entries >= UInt64(configuration.snapshotEveryEntries) || (entries > 0 && bytes >= configuration.snapshotEveryBytes)
         else { return }
         snapshotInProgress = true
+        bytesWrittenAtSnapshot = log.bytesWritten
         let copy = machine
         let index = appliedIndex
         let this = NIOLoopBound(self, eventLoop: eventLoop)

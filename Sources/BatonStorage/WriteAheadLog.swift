@@ -49,6 +49,8 @@ public final class WriteAheadLog {
     /// First index of each segment, oldest first (the last is the one being written).
     private(set) var segments: [(first: LogIndex, path: String)] = []
     public private(set) var lastIndex = LogIndex.zero
+    /// Bytes of records written since this log was opened (a measure of growth, for snapshots).
+    public private(set) var bytesWritten = 0
     private var buffer: [UInt8] = []
     /// Index of the first entry in `buffer`, which names a segment started for it.
     private var bufferFirstIndex: LogIndex?
@@ -244,6 +246,7 @@ public final class WriteAheadLog {
         if currentSize + buffer.count > filledSize { try preallocate(through: currentSize + buffer.count) }
         try buffer.withUnsafeBytes { try FileIO.writeAll(fd, $0, at: currentSize, path: currentPath) }
         currentSize += buffer.count
+        bytesWritten += buffer.count
         buffer.removeAll(keepingCapacity: true)
         bufferFirstIndex = nil
         if syncMode == .always { try FileIO.fdatasync(fd, path: currentPath) }

@@ -96,6 +96,24 @@ func temporaryDataDirectory() -> String {
         try await second.stop()
     }
 
+    /// Large payloads reach the size trigger long before the entry count: the log is still bounded.
+    @Test func aSnapshotIsTakenAfterEnoughBytesOfLog() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try await TestNode.start {
+            $0.dataDirectory = dir
+            $0.snapshotEveryEntries = 1_000_000
+            $0.snapshotEveryBytes = 65536
+        }
+        let c = node.client()
+        for i in 0..<40 { _ = try await c.addJob(JobSpec(type: "t", payload: [UInt8](repeating: UInt8(i), count: 4096))) }
+        try await Task.sleep(for: .milliseconds(300))  // let the snapshot finish
+        await c.shutdown()
+        try await node.stop()
+        let snapshots = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/snapshots").filter { $0.hasSuffix(".snap") }
+        #expect(!snapshots.isEmpty, "40 entries of 4 KiB: at least one snapshot after 64 KiB of log")
+    }
+
     @Test func corruptionInTheMiddleOfTheLogStopsStartUpWithAClearMessage() async throws {
         let dir = temporaryDataDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -94,25 +94,56 @@ func bodyOf(_ request: Request) -> [UInt8] {
         }
     }
 
+    /// Starts nghttp (verbose) with an acquire of "k" that waits up to 10 s behind `holder`; returns
+    /// once the node has it in line.
+    func nghttpWaitingAcquire(port: Int, behind holder: BatonClient) async throws -> Task<(status: Int32, out: String), any Error> {
+        let acquire = bodyOf(.command(SequenceNumber(1), .acquireLock(key: "k", owner: "h2", ttl: 5000, wait: 10_000)))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("h2-acq-\(UUID())")
+        try Data(acquire).write(to: file)
+        let waiting = Task {
+            defer { try? FileManager.default.removeItem(at: file) }
+            return try run("nghttp", ["-v", "-H", ":method: POST", "-H", "content-type: application/x-baton",
+                                      "-H", "baton-client-id: 00000000000000aa", "-d", file.path, "http://127.0.0.1:\(port)/baton/v1/lock_acquire"])
+        }
+        while (try await holder.getLock("k"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
+        return waiting
+    }
+
     @Test func nghttpAndAWaitingAcquireThatKeepsItsStreamOpen() async throws {
         try await withH2Node { node, port in
             let c = node.client("holder")
             guard case .granted(let token, _) = try await c.acquireLock("k", ttl: .seconds(10)) else { return }
-            let acquire = bodyOf(.command(SequenceNumber(1), .acquireLock(key: "k", owner: "h2", ttl: 5000, wait: 10_000)))
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("h2-acq-\(UUID())")
-            try Data(acquire).write(to: file)
-            defer { try? FileManager.default.removeItem(at: file) }
-            let waiting = Task {
-                try run("nghttp", ["-v", "-H", ":method: POST", "-H", "content-type: application/x-baton",
-                                   "-H", "baton-client-id: 00000000000000aa", "-d", file.path, "http://127.0.0.1:\(port)/baton/v1/lock_acquire"])
-            }
-            while (try await c.getLock("k"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
+            let waiting = try await nghttpWaitingAcquire(port: port, behind: c)
             try await c.releaseLock("k", token: token)
             let r = try await waiting.value
             #expect(r.status == 0 && r.out.contains(":status: 200"), "\(r.out)")
             #expect(try await c.getLock("k")?.owner == "h2")
             await c.shutdown()
         }
+    }
+
+    /// A node that stops answers a waiting request with SHUTTING_DOWN (503, retriable) and sends
+    /// GOAWAY naming that request's stream as the last one taken, not "every stream".
+    @Test func shutdownAnswersOpenStreamsAndNamesTheLastInGoAway() async throws {
+        let node = try await TestNode.start { $0.http2Port = 0 }
+        let port = try #require(node.server.http2Port)
+        let c = node.client("holder")
+        guard case .granted = try await c.acquireLock("k", ttl: .seconds(10)) else { return }
+        let waiting = try await nghttpWaitingAcquire(port: port, behind: c)
+        try await node.stop()
+        await c.shutdown()
+        let out = try await waiting.value.out
+        #expect(out.contains(":status: 503") && out.contains("baton-error: SHUTTING_DOWN"), "\(out)")
+        // nghttp -v: "send HEADERS frame <length=…, flags=…, stream_id=13>" … "recv GOAWAY frame <…>",
+        // then "(last_stream_id=13, error_code=NO_ERROR(0x00), …)"
+        func number(after marker: String, in text: some StringProtocol) -> Int? {
+            text.components(separatedBy: marker).dropFirst().first.flatMap { Int($0.prefix(while: \.isNumber)) }
+        }
+        let lines = out.split(separator: "\n")
+        let request = lines.filter { $0.contains("send HEADERS frame") }.compactMap { number(after: "stream_id=", in: $0) }
+        // The GOAWAY received (nghttp may send one of its own as it exits), its details on the next line.
+        let last = zip(lines, lines.dropFirst()).filter { $0.0.contains("recv GOAWAY") }.compactMap { number(after: "last_stream_id=", in: $0.1) }
+        #expect(request.count == 1 && last == request, "request streams \(request), GOAWAY last \(last)\n\(out)")
     }
 
     @Test func h2loadWithAHundredConcurrentStreamsHasNoFailures() async throws {
