@@ -65,6 +65,18 @@ wait_port() {
     return 1
 }
 
+# A server left over from an earlier run would answer on these ports and be measured instead of the
+# one started here: refuse to start unless every port is free.
+busy=()
+for port in 11400 11401 12379 12380 16379 16380 17700 17701 17710 17721 17722 17723 17731 17732 17733 \
+    17830 17831 17832 17833 17834 17835 22379 22380 32379 32380; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && busy+=("$port")
+done
+if [ ${#busy[@]} -gt 0 ]; then
+    echo "ports already in use: ${busy[*]}; stop what listens there (an earlier run?) and try again" >&2
+    exit 1
+fi
+
 ROWS="$WORK/rows.jsonl"
 : >"$ROWS"
 bench() {  # bench ROW_LABEL SIDE TARGET PORT WORKLOAD CONNECTIONS PIPELINE
