@@ -572,7 +572,6 @@ public struct Raft: Sendable {
         readsWaitingForCommit.removeAll()
     }
 
-
     private mutating func send(to peer: NodeIndex, _ message: RaftMessage) {
         let envelope = RaftEnvelope(from: id, to: peer, term: term, message: message)
         switch message {

@@ -16,18 +16,6 @@ enum FileIO {
         return fd
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw errno("cannot write", path)
-            }
-            done += n
-        }
-    }
-
     /// Writes all of `bytes` at `offset` (the file position is not used).
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws {
         var done = 0

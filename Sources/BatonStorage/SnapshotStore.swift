@@ -41,7 +41,7 @@ public struct SnapshotStore: Sendable {
         let temporary = "\(directory)/snapshot.tmp"
         let fd = try FileIO.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
         do {
-            try file.withUnsafeBytes { try FileIO.writeAll(fd, $0, path: temporary) }
+            try file.withUnsafeBytes { try FileIO.writeAll(fd, $0, at: 0, path: temporary) }
             try FileIO.fsync(fd, path: temporary)
             close(fd)
         } catch {

@@ -116,8 +116,7 @@ public final class WriteAheadLog {
                     throw StorageError("\(path): unknown record type \(type)")
                 }
             }
-            let written = (bytes.lastIndex { $0 != 0 } ?? -1) + 1
-            if isLast && end >= Self.segmentMagic.count && written <= end {
+            if isLast && end >= Self.segmentMagic.count && bytes[end...].allSatisfy({ $0 == 0 }) {
                 // Only zeros after the records: preallocated space, not yet written.
             } else if end < bytes.count {
                 truncated = bytes.count - end
