@@ -49,10 +49,8 @@ public final class BatonServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(FrameDecoder(maxFrameSize: configuration.maxFrameSize)),
-                        ClientConnectionHandler(runtime: runtime.value, allocator: channel.allocator),
-                    ])
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClientConnectionHandler(runtime: runtime.value, allocator: channel.allocator))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)

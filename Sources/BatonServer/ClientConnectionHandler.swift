@@ -2,10 +2,15 @@ import BatonProtocol
 import Logging
 import NIOCore
 
-/// One client connection: turns frames into calls on the node runtime and answers into frames.
-/// Answers produced while reading a batch of frames go out in one write, flushed when the batch ends.
-final class ClientConnectionHandler: ChannelInboundHandler, ReplySink {
-    typealias InboundIn = Frame
+/// One client connection: cuts the byte stream into frames, turns them into calls on the node
+/// runtime, and answers into frames. Answers produced while reading a batch of frames go out in one
+/// write, flushed when the batch ends.
+///
+/// Frames are cut here rather than by a `ByteToMessageHandler` in front: a frame then reaches its
+/// request decoder without being wrapped for the pipeline, and a read that holds whole frames (the
+/// usual case) is decoded straight out of NIO's receive buffer.
+final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlushing {
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let runtime: NodeRuntime
@@ -22,11 +27,17 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink {
     private var flushQueued = false
     /// When the connection last sent something.
     private var lastActivity = NIODeadline.now()
+    private var decoder: FrameDecoder
+    /// The start of a frame whose rest has not arrived yet.
+    private var partial: ByteBuffer?
+    /// The stream broke the framing rules: nothing more is read from it.
+    private var framingFailed = false
 
     init(runtime: NodeRuntime, allocator: ByteBufferAllocator) {
         self.runtime = runtime
         self.logger = runtime.logger
         self.outgoing = allocator.buffer(capacity: 4096)
+        self.decoder = FrameDecoder(maxFrameSize: runtime.configuration.maxFrameSize)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -45,9 +56,32 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !framingFailed else { return }
         reading = true
-        let frame = unwrapInboundIn(data)
-        handle(frame)
+        var input = unwrapInboundIn(data)
+        let ownsInput = partial != nil
+        if var head = partial {
+            partial = nil
+            head.writeBuffer(&input)
+            input = head
+        }
+        do {
+            while let frame = try decoder.decode(buffer: &input) { handle(frame) }
+        } catch {
+            framingError(error as? ProtocolError ?? ProtocolError(.malformedFrame, "\(error)"), context: context)
+            return
+        }
+        guard input.readableBytes > 0 else { return }
+        if ownsInput {
+            // Already our own buffer: keep growing it (a large frame arrives over many reads).
+            input.discardReadBytes()
+            partial = input
+        } else {
+            // Copied out of NIO's receive buffer, so NIO can reuse it.
+            var head = context.channel.allocator.buffer(capacity: input.readableBytes)
+            head.writeBuffer(&input)
+            partial = head
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -122,12 +156,14 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink {
     func deliver(_ reply: Reply, requestID: RequestID) {
         waiting -= 1
         send(reply, requestID: requestID)
-        guard !reading, !flushQueued, let context else { return }
+        guard !reading, !flushQueued else { return }
         flushQueued = true
-        context.eventLoop.execute { [this = NIOLoopBound(self, eventLoop: context.eventLoop)] in
-            this.value.flushQueued = false
-            this.value.flush()
-        }
+        runtime.flushQueue.enqueue(self)
+    }
+
+    func flushAnswers() {
+        flushQueued = false
+        flush()
     }
 
     private func flush() {
@@ -150,20 +186,23 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink {
         closeAfterFlush()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? ProtocolError {
-            // A framing error: the stream cannot be trusted past this point.
-            logger.info("closing connection after a framing error", metadata: ["error": "\(error)"])
-            send(.error(error.code, error.message), requestID: RequestID(0))
-            flush()
-            // Closing with unread bytes in the socket would reset the connection and could destroy the
-            // error frame in flight. Finish writing, keep reading (the decoder drops it), close soon after.
-            context.close(mode: .output, promise: nil)
-            context.eventLoop.scheduleTask(in: .seconds(2)) { [channel = context.channel] in
-                channel.close(promise: nil)
-            }
-            return
+    /// The stream cannot be trusted past a framing error: answer it, stop reading frames, close.
+    private func framingError(_ error: ProtocolError, context: ChannelHandlerContext) {
+        framingFailed = true
+        partial = nil
+        reading = false
+        logger.info("closing connection after a framing error", metadata: ["error": "\(error)"])
+        send(.error(error.code, error.message), requestID: RequestID(0))
+        flush()
+        // Closing with unread bytes in the socket would reset the connection and could destroy the
+        // error frame in flight. Finish writing, keep reading (and dropping) what comes, close soon after.
+        context.close(mode: .output, promise: nil)
+        context.eventLoop.scheduleTask(in: .seconds(2)) { [channel = context.channel] in
+            channel.close(promise: nil)
         }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error", metadata: ["error": "\(error)"])
         closeAfterFlush()
     }

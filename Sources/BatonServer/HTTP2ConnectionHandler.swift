@@ -16,7 +16,7 @@ import NIOHTTP2
 ///
 /// Answers produced while reading a batch of frames are flushed together when the batch ends, as
 /// on TCP. A waiting acquire or claim keeps its stream open until it is answered.
-final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink {
+final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlushing {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -233,12 +233,14 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink {
     /// The runtime's answer to a command (counted by the runtime).
     func deliver(_ reply: Reply, requestID: RequestID) {
         write(reply, on: HTTP2StreamID(Int(requestID.rawValue)))
-        guard !reading, !flushQueued, let context else { return }
+        guard !reading, !flushQueued else { return }
         flushQueued = true
-        context.eventLoop.execute { [this = NIOLoopBound(self, eventLoop: context.eventLoop)] in
-            this.value.flushQueued = false
-            this.value.flush()
-        }
+        runtime.flushQueue.enqueue(self)
+    }
+
+    func flushAnswers() {
+        flushQueued = false
+        flush()
     }
 
     /// Writes HEADERS and DATA (end of stream) for `reply`; flushed at the end of the read batch.

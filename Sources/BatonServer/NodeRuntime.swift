@@ -70,6 +70,8 @@ final class NodeRuntime {
     }
 
     let metrics: NodeMetrics
+    /// Connections to flush once the answers of the current event-loop task are all queued.
+    let flushQueue: FlushQueue
 
     /// An input on its way through the log, and who waits for its answer.
     struct Proposal {
@@ -85,6 +87,7 @@ final class NodeRuntime {
         self.metrics = metrics
         self.configuration = configuration
         self.eventLoop = eventLoop
+        self.flushQueue = FlushQueue(eventLoop: eventLoop)
         self.logger = logger
         self.machine = recovered.machine
         self.log = recovered.log

@@ -88,6 +88,55 @@ import Testing
         }
     }
 
+    /// The node cuts frames out of the byte stream itself: a frame split over many reads, several
+    /// frames in one read, and a large frame arriving in pieces all decode as sent.
+    @Test func framesSplitAndJoinedAnyhow() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello()
+            var three = ByteBuffer()
+            three.writeRequest(.ping, requestID: RequestID(10))
+            three.writeRequest(
+                .command(SequenceNumber(1), .acquireLock(key: "split", owner: "o", ttl: 5000, wait: 0)), requestID: RequestID(11))
+            three.writeRequest(.ping, requestID: RequestID(12))
+            // One byte per write: every frame boundary and every header byte falls between reads.
+            while let byte = three.readSlice(length: 1) {
+                try await raw.send(byte)
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            #expect(try await raw.nextReply().id == 10)
+            let acquired = try await raw.nextReply()
+            guard acquired.id == 11, case .lockAcquired(.granted) = acquired.reply else {
+                Issue.record("split acquire answered with \(acquired)")
+                return
+            }
+            #expect(try await raw.nextReply().id == 12)
+
+            // A 300 KB job in 1,000-byte pieces, the last piece carrying the start of a ping.
+            let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            var big = ByteBuffer()
+            big.writeRequest(.command(SequenceNumber(2), .addJob(JobSpec(type: "big", payload: payload))), requestID: RequestID(20))
+            big.writeRequest(.ping, requestID: RequestID(21))
+            while big.readableBytes > 0 {
+                try await raw.send(big.readSlice(length: min(1000, big.readableBytes))!)
+            }
+            let added = try await raw.nextReply()
+            guard added.id == 20, case .jobAdded(let id, created: true) = added.reply else {
+                Issue.record("big add answered with \(added)")
+                return
+            }
+            #expect(try await raw.nextReply().id == 21)
+            try await raw.send(.command(SequenceNumber(3), .claimJobByID(id, worker: "w")), id: 22)
+            guard case .jobClaimedByID(let claimed) = try await raw.nextReply().reply else {
+                Issue.record("claim of the big job failed")
+                return
+            }
+            #expect(claimed.payload == payload)
+            await raw.close()
+            try await assertHealthy(node)
+        }
+    }
+
     @Test func truncatedFrameThenDisconnect() async throws {
         try await withNode { node in
             let raw = try await RawConnection(port: node.port)
