@@ -156,6 +156,9 @@ let package = Package(
                 "BatonServer",
                 "BatonClient",
                 "BatonProtocol",
+                "BatonCore",
+                "BatonStorage",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -16,7 +16,8 @@ import Synchronization
 /// straight back for what gathered meanwhile.
 final class DurableLog: @unchecked Sendable {
     // Sendable by construction: `queue` and `closed` are only touched with `condition` locked; `wal`
-    // only by the writer thread (compaction is queued to it like a write), and `snapshots` is Sendable.
+    // only by the writer thread (compaction is queued to it like a write); `snapshots`, `logger` and
+    // the metrics are Sendable, and the other stored properties are constants.
     private let condition = NSCondition()
     private var queue: [Job] = []
     private var closed = false
@@ -28,6 +29,9 @@ final class DurableLog: @unchecked Sendable {
     private let written = Atomic<Int>(0)
     private let fsyncTimer: Metrics.Timer?
     private let batchSize: Recorder?
+    private let logger: Logger
+    /// A group commit slower than this is logged as a warning: every answer in it waited that long.
+    private let slowSync: Duration
 
     private enum Job {
         case write([TimedInput], first: LogIndex, EventLoopPromise<Void>)
@@ -37,9 +41,11 @@ final class DurableLog: @unchecked Sendable {
         case rotate
     }
 
-    init(wal: WriteAheadLog, snapshots: SnapshotStore, metrics: NodeMetrics?) {
+    init(wal: WriteAheadLog, snapshots: SnapshotStore, metrics: NodeMetrics?, logger: Logger, slowSync: Duration = .seconds(1)) {
         self.wal = wal
         self.snapshots = snapshots
+        self.logger = logger
+        self.slowSync = slowSync
         self.fsyncTimer = metrics?.fsyncTimer
         self.batchSize = metrics?.batchSize
         self.pool = NIOThreadPool(numberOfThreads: 1)
@@ -131,9 +137,15 @@ final class DurableLog: @unchecked Sendable {
             }
             written.store(wal.bytesWritten, ordering: .releasing)
             if entries > 0 {
-                let (s, atto) = (ContinuousClock.now - started).components
+                let took = ContinuousClock.now - started
+                let (s, atto) = took.components
                 fsyncTimer?.recordNanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
                 batchSize?.record(entries)
+                if took >= slowSync {
+                    logger.warning(
+                        "slow log write: the disk took longer than \(slowSync) to write and sync a batch",
+                        metadata: ["duration": "\(took)", "entries": "\(entries)"])
+                }
             }
             for promise in promises {
                 if let failure { promise.fail(failure) } else { promise.succeed() }
@@ -201,7 +213,7 @@ struct RecoveredState: Sendable {
         if configuration.cluster != nil {
             logger.info("recovered", metadata: ["snapshot.index": "\(snapshotIndex)", "log.entries": "\(recovered.entries.count)"])
             return RecoveredState(
-                machine: machine, log: DurableLog(wal: wal, snapshots: store, metrics: metrics), appliedIndex: snapshotIndex,
+                machine: machine, log: DurableLog(wal: wal, snapshots: store, metrics: metrics, logger: logger), appliedIndex: snapshotIndex,
                 snapshotIndex: snapshotIndex, raft: (recovered.hardState, newest, recovered.entries))
         }
         var expected = snapshotIndex.rawValue + 1
@@ -223,7 +235,7 @@ struct RecoveredState: Sendable {
                 "duration": "\(ContinuousClock.now - started)",
             ])
         return RecoveredState(
-            machine: machine, log: DurableLog(wal: wal, snapshots: store, metrics: metrics), appliedIndex: LogIndex(expected - 1),
+            machine: machine, log: DurableLog(wal: wal, snapshots: store, metrics: metrics, logger: logger), appliedIndex: LogIndex(expected - 1),
             snapshotIndex: snapshotIndex)
     }
 }
