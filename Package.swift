@@ -128,7 +128,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonBenchKitTests",
-            dependencies: ["BatonBenchKit", "BatonServer", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "BatonBenchKit", "BatonServer", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
         .testTarget(
             name: "BatonProtocolTests",

@@ -1,3 +1,5 @@
+import Histogram
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,9 +16,17 @@ public enum FsyncProbe {
         case preallocated
     }
 
+    /// What one pattern measured.
+    public struct Result: Sendable {
+        public var syncsPerSecond: Double
+        /// Each `write` + `fdatasync` pair, in microseconds: a disk's stalls show in its tail, and a
+        /// group commit waits for every one of them.
+        public var latency: Histogram<UInt64>
+    }
+
     public static func run(
         directory: String, seconds: Double = 3, recordSize: Int = 128, pattern: Pattern = .preallocated
-    ) throws -> Double {
+    ) throws -> Result {
         let path = "\(directory)/baton-fsync-probe.\(getpid())"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw DialectError("cannot create \(path)") }
@@ -40,16 +50,21 @@ public enum FsyncProbe {
             clock_gettime(CLOCK_MONOTONIC, &ts)
             return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
         }
+        var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         let start = now()
         var count = 0
         var offset = 0
-        while now() - start < seconds {
+        var last = start
+        while last - start < seconds {
             if pattern == .preallocated && offset + recordSize > fileSize { offset = 0 }
             let written = record.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
             guard written == recordSize, fdatasync(fd) == 0 else { throw DialectError("write or fdatasync failed on \(path)") }
+            let done = now()
+            _ = latency.record(min(max(UInt64((done - last) * 1e6), 1), latency.highestTrackableValue))
+            last = done
             offset += recordSize
             count += 1
         }
-        return Double(count) / (now() - start)
+        return Result(syncsPerSecond: Double(count) / (last - start), latency: latency)
     }
 }
