@@ -20,7 +20,8 @@ struct Progress: Sendable {
     var inflight: [LogIndex] = []
     /// Heard from since the last check-quorum round.
     var recentActive = false
-    /// `match` when the previous heartbeat reply came: no change since means appends were lost.
+    /// `match` when the previous heartbeat reply came: no change since, from a follower with nothing
+    /// left to sync, means appends or their replies were lost.
     var matchAtLastHeartbeat: LogIndex = .zero
     /// The newest heartbeat round it answered (read index).
     var acknowledgedRound: UInt64 = 0

@@ -36,9 +36,11 @@ public struct RaftReady: Sendable {
     public var entries: [LogEntry] = []
     /// To send once the above is durable.
     public var messages: [RaftEnvelope] = []
-    /// A leader's appends and heartbeats: these may go out before the above is durable, as long as the
-    /// node's current term and vote are (Raft thesis §10.2.1): the leader counts its own copy towards
-    /// a commit only once `persisted(through:)` reports it, so the followers sync while it syncs.
+    /// A leader's appends and heartbeats, and a follower's heartbeat replies: these may go out before
+    /// the above is durable, as long as the node's current term and vote are. A leader's own copy
+    /// counts towards a commit only once `persisted(through:)` reports it, so the followers sync while
+    /// it syncs (Raft thesis §10.2.1); a heartbeat reply claims nothing about the follower's log but
+    /// what it received, so a follower's slow disk does not look like a lost follower.
     public var messagesBeforeSync: [RaftEnvelope] = []
     /// Committed entries to apply, in order. Every one was persisted here by an earlier Ready (the
     /// runtime reported it through `persisted(through:)`), so they need not wait for this one's sync.
@@ -268,7 +270,7 @@ public struct Raft: Sendable {
             if role != .follower || leader != m.from { becomeFollower(term: term, leader: m.from) }
             electionElapsed = 0
             if commit > self.commit { self.commit = min(commit, log.lastIndex) }
-            send(to: m.from, .heartbeatReply(round: round))
+            send(to: m.from, .heartbeatReply(round: round, syncing: stableIndex < log.lastIndex))
         case .installSnapshot(let snapshot):
             if role != .follower || leader != m.from { becomeFollower(term: term, leader: m.from) }
             electionElapsed = 0
@@ -276,12 +278,14 @@ public struct Raft: Sendable {
         case .appendReply(let success, let index, let hint):
             guard role == .leader else { return }
             handleAppendReply(from: m.from, success: success, index: index, hint: hint)
-        case .heartbeatReply(let round):
+        case .heartbeatReply(let round, let syncing):
             guard role == .leader, var p = progress[m.from] else { return }
             p.recentActive = true
             p.acknowledgedRound = max(p.acknowledgedRound, round)
-            if p.match < log.lastIndex, p.match == p.matchAtLastHeartbeat {
-                // No progress for a whole heartbeat interval: appends were lost. Probe again from the match.
+            if p.match < log.lastIndex, p.match == p.matchAtLastHeartbeat, !syncing {
+                // No progress for a whole heartbeat interval from a follower with nothing left to sync:
+                // appends or their replies were lost. Probe again from the match. (One that is still
+                // syncing is left alone: its replies come once its disk catches up.)
                 p.becomeProbe()
             }
             p.matchAtLastHeartbeat = p.match
@@ -577,6 +581,10 @@ public struct Raft: Sendable {
         switch message {
         case .append, .heartbeat, .installSnapshot:
             earlyOutbox.append(envelope)  // only a leader sends these
+        case .heartbeatReply:
+            // Depends on no entry being durable, only on the term: a follower whose disk stalls still
+            // answers its leader, so check-quorum does not depose a leader for a slow follower disk.
+            earlyOutbox.append(envelope)
         default:
             outbox.append(envelope)
         }

@@ -14,7 +14,9 @@ public enum RaftMessage: Hashable, Sendable {
     /// "I am still the leader": `commit` is at most what the receiver is known to hold. `round`
     /// numbers the heartbeats that confirm leadership for read-index reads (0: none asked).
     case heartbeat(commit: LogIndex, round: UInt64)
-    case heartbeatReply(round: UInt64)
+    /// Sent without waiting for the follower's disk. `syncing`: it holds entries not yet synced, so
+    /// their append replies are still to come (a slow disk, not lost messages).
+    case heartbeatReply(round: UInt64, syncing: Bool)
     /// The leader's snapshot, for a follower that needs entries the leader has compacted away.
     case installSnapshot(Snapshot)
 }

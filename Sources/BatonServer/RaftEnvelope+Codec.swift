@@ -61,8 +61,9 @@ extension RaftEnvelope {
         case .heartbeat(let commit, let round):
             b.writeInteger(commit.rawValue)
             b.writeInteger(round)
-        case .heartbeatReply(let round):
+        case .heartbeatReply(let round, let syncing):
             b.writeInteger(round)
+            b.writeInteger(UInt8(syncing ? 1 : 0))
         case .installSnapshot(let snapshot):
             b.writeInteger(snapshot.index.rawValue)
             b.writeInteger(snapshot.term.rawValue)
@@ -112,7 +113,7 @@ extension RaftEnvelope {
             message = .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
         case 6: message = .appendReply(success: try flag(), index: LogIndex(try u64()), hint: LogIndex(try u64()))
         case 7: message = .heartbeat(commit: LogIndex(try u64()), round: try u64())
-        case 8: message = .heartbeatReply(round: try u64())
+        case 8: message = .heartbeatReply(round: try u64(), syncing: try flag())
         case 9:
             let index = LogIndex(try u64()), term = Term(try u64())
             message = .installSnapshot(Snapshot(index: index, term: term, data: try bytes()))

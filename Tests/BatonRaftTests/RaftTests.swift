@@ -11,6 +11,10 @@ struct TestCluster {
     var readsReady: [[UInt64]]
     var readsFailed: [[UInt64]]
     var snapshotsInstalled: [[Snapshot]]
+    /// Nodes whose disk stalls: their readies wait in `held`, unsynced, and only what may go out
+    /// before a sync (with the term already durable) is sent.
+    var stalled: Set<Int> = []
+    var held: [Int: [RaftReady]] = [:]
 
     init(size: Int, seed: UInt64 = 1) {
         let members = (1...size).map { NodeIndex(UInt64($0)) }
@@ -26,10 +30,18 @@ struct TestCluster {
         for _ in 0..<1000 {
             var progressed = false
             for i in nodes.indices {
-                let r = nodes[i].ready()
+                var r = nodes[i].ready()
                 progressed = progressed || !r.isEmpty
-                if let last = r.entries.last { nodes[i].persisted(through: last.index, term: last.term) }
-                queue += r.messagesBeforeSync + r.messages
+                if stalled.contains(i) {
+                    if r.hardState == nil {
+                        queue += r.messagesBeforeSync
+                        r.messagesBeforeSync = []
+                    }
+                    held[i, default: []].append(r)
+                } else {
+                    if let last = r.entries.last { nodes[i].persisted(through: last.index, term: last.term) }
+                    queue += r.messagesBeforeSync + r.messages
+                }
                 committed[i] += r.committed
                 readsReady[i] += r.readsReady.map(\.id)
                 readsFailed[i] += r.readsFailed
@@ -43,6 +55,17 @@ struct TestCluster {
                 if !cut.contains([from, to]) { nodes[to].step(m) }
             }
         }
+    }
+
+    /// The stalled disk of node `i` catches up: its held readies are synced, in order, and their
+    /// messages go out.
+    mutating func unstall(_ i: Int) {
+        stalled.remove(i)
+        for r in held.removeValue(forKey: i) ?? [] {
+            if let last = r.entries.last { nodes[i].persisted(through: last.index, term: last.term) }
+            queue += r.messagesBeforeSync + r.messages
+        }
+        settle()
     }
 
     mutating func tick(_ times: Int = 1, only: Set<Int>? = nil) {
@@ -72,6 +95,34 @@ struct TestCluster {
 }
 
 @Suite struct RaftTests {
+    /// Both followers' disks stall for three election timeouts while the leader keeps proposing: their
+    /// heartbeat replies do not wait for the disk, so check-quorum keeps the leader, nobody campaigns,
+    /// and once the disks catch up everything proposed meanwhile commits.
+    @Test func followersWithStalledDisksKeepTheirLeader() throws {
+        var cluster = TestCluster(size: 3)
+        let elected = cluster.electLeader()
+        let leader = try #require(elected)
+        let term = cluster.nodes[leader].term
+        let followers = cluster.nodes.indices.filter { $0 != leader }
+        cluster.stalled = Set(followers)
+        var last = LogIndex.zero
+        for _ in 0..<(3 * cluster.nodes[leader].configuration.electionTicks) {
+            guard let index = cluster.nodes[leader].propose([7]) else {
+                Issue.record("the leader stopped taking proposals")
+                return
+            }
+            last = index
+            cluster.tick()
+        }
+        #expect(cluster.leaders == [leader])
+        #expect(cluster.nodes.allSatisfy { $0.term == term })
+        #expect(cluster.nodes[leader].commit < last)  // nothing commits while no follower syncs
+        for f in followers { cluster.unstall(f) }
+        cluster.tick(2)
+        #expect(cluster.nodes[leader].commit >= last)
+        #expect(cluster.leaders == [leader] && cluster.nodes.allSatisfy { $0.term == term })
+    }
+
     @Test func threeNodesElectOneLeaderAndCommitOnAll() throws {
         var cluster = TestCluster(size: 3)
         let elected = cluster.electLeader()

@@ -18,7 +18,8 @@ import Testing
             commit: LogIndex(11)),
         .appendReply(success: false, index: LogIndex(10), hint: LogIndex(4)),
         .heartbeat(commit: LogIndex(5), round: 99),
-        .heartbeatReply(round: 99),
+        .heartbeatReply(round: 99, syncing: true),
+        .heartbeatReply(round: 100, syncing: false),
         .installSnapshot(Snapshot(index: LogIndex(100), term: Term(4), data: Array(repeating: 0xAB, count: 1000))),
     ]
 
