@@ -240,7 +240,7 @@ print(f"Disk: {fsync:,.0f} write+fdatasync per second from one writer (`baton-be
       f"{disk['appendFsyncsPerSecond']:,} appending and {disk['preallocatedFsyncsPerSecond']:,} overwriting preallocated zeros).")
 lat = disk.get("preallocatedLatencyMicroseconds")
 if lat:
-    print(f"One overwriting write+fdatasync took p50 {lat['p50']} µs, p99 {lat['p99']} µs, p99.9 {lat['p99.9']} µs, "
+    print(f"One overwriting write+fdatasync took p50 {lat['p50']} µs, p99 {lat['p99']} µs, p99.9 {lat['p999']} µs, "
           f"max {lat['max'] / 1000:.1f} ms: a group commit waits for the disk's slow syncs too.")
 for name in order:
     if "see the disk line" in name and "baton" in rows[name]:

@@ -60,6 +60,19 @@ public struct Report: Codable, Sendable, Equatable {
         public var p99: UInt64
         public var p999: UInt64
         public var max: UInt64
+
+        /// The percentiles of `histogram`, all zero when it is empty.
+        public init(_ histogram: Histogram<UInt64>) {
+            guard histogram.totalCount > 0 else {
+                (p50, p90, p99, p999, max) = (0, 0, 0, 0, 0)
+                return
+            }
+            p50 = histogram.valueAtPercentile(50)
+            p90 = histogram.valueAtPercentile(90)
+            p99 = histogram.valueAtPercentile(99)
+            p999 = histogram.valueAtPercentile(99.9)
+            max = histogram.max
+        }
     }
 
     public init(target: String, workload: String, connections: Int, pipeline: Int, seconds: Double, measurement m: Measurement) {
@@ -74,12 +87,7 @@ public struct Report: Codable, Sendable, Equatable {
         misses = m.misses
         errors = m.errors
         errorSamples = m.errorSamples
-        let h = m.latency
-        latencyMicroseconds = m.cycles == 0
-            ? Percentiles(p50: 0, p90: 0, p99: 0, p999: 0, max: 0)
-            : Percentiles(
-                p50: h.valueAtPercentile(50), p90: h.valueAtPercentile(90), p99: h.valueAtPercentile(99),
-                p999: h.valueAtPercentile(99.9), max: h.max)
+        latencyMicroseconds = Percentiles(m.latency)
     }
 
     /// A few lines for a person.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatonBenchKit
+import Foundation
 
 struct Fsync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,27 +22,31 @@ struct Fsync: AsyncParsableCommand {
         let preallocated = try FsyncProbe.run(directory: dir, seconds: duration, pattern: .preallocated)
         let best = max(append.syncsPerSecond, preallocated.syncsPerSecond)
         if json {
-            print(
-                "{\"fsyncsPerSecond\":\(Int(best)),\"appendFsyncsPerSecond\":\(Int(append.syncsPerSecond)),"
-                    + "\"preallocatedFsyncsPerSecond\":\(Int(preallocated.syncsPerSecond)),"
-                    + "\"appendLatencyMicroseconds\":\(Self.percentilesJSON(append)),"
-                    + "\"preallocatedLatencyMicroseconds\":\(Self.percentilesJSON(preallocated))}")
+            let report = JSONReport(
+                fsyncsPerSecond: Int(best), appendFsyncsPerSecond: Int(append.syncsPerSecond),
+                preallocatedFsyncsPerSecond: Int(preallocated.syncsPerSecond),
+                appendLatencyMicroseconds: Report.Percentiles(append.latency),
+                preallocatedLatencyMicroseconds: Report.Percentiles(preallocated.latency))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print("fsync: \(Int(best)) write+fdatasync per second (one writer, 128-byte records, \(dir))")
-            print("  appending to the file:          \(Int(append.syncsPerSecond))  (\(Self.percentilesText(append)))")
-            print("  overwriting preallocated zeros: \(Int(preallocated.syncsPerSecond))  (\(Self.percentilesText(preallocated)))")
+            print("  appending to the file:          \(Int(append.syncsPerSecond))  (\(Self.text(append)))")
+            print("  overwriting preallocated zeros: \(Int(preallocated.syncsPerSecond))  (\(Self.text(preallocated)))")
         }
     }
 
-    static let percentiles: [(name: String, quantile: Double)] = [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)]
-
-    static func percentilesText(_ result: FsyncProbe.Result) -> String {
-        let parts = percentiles.map { "\($0.name) \(result.latency.valueAtPercentile($0.quantile * 100)) us" }
-        return (parts + ["max \(result.latency.max) us"]).joined(separator: ", ")
+    struct JSONReport: Encodable {
+        var fsyncsPerSecond: Int
+        var appendFsyncsPerSecond: Int
+        var preallocatedFsyncsPerSecond: Int
+        var appendLatencyMicroseconds: Report.Percentiles
+        var preallocatedLatencyMicroseconds: Report.Percentiles
     }
 
-    static func percentilesJSON(_ result: FsyncProbe.Result) -> String {
-        let parts = percentiles.map { "\"\($0.name)\":\(result.latency.valueAtPercentile($0.quantile * 100))" }
-        return "{" + (parts + ["\"max\":\(result.latency.max)"]).joined(separator: ",") + "}"
+    static func text(_ result: FsyncProbe.Result) -> String {
+        let l = Report.Percentiles(result.latency)
+        return "p50 \(l.p50) us, p99 \(l.p99) us, p99.9 \(l.p999) us, max \(l.max) us"
     }
 }
