@@ -29,6 +29,11 @@ public enum RaftRole: String, Sendable, Hashable {
 public struct RaftReady: Sendable {
     /// The new hard state, when it changed.
     public var hardState: HardState?
+    /// Whether this Ready must be synced before its `messages` go out: it holds entries, a snapshot,
+    /// or a new term or vote. A hard state whose commit index alone moved may be written unsynced: a
+    /// node that restarts with an older commit index learns the newer one from the leader again
+    /// (etcd-io/raft's MustSync).
+    public var mustSync = false
     /// A snapshot received from the leader: persist it, restore the state machine from it, and drop
     /// the log it covers. Comes before `entries`.
     public var snapshot: Snapshot?
@@ -321,11 +326,13 @@ public struct Raft: Sendable {
         let hardState = HardState(term: term, vote: vote, commit: commit)
         if hardState != persistedHardState {
             r.hardState = hardState
+            r.mustSync = hardState.term != persistedHardState.term || hardState.vote != persistedHardState.vote
             persistedHardState = hardState
         }
         r.snapshot = receivedSnapshot
         receivedSnapshot = nil
         r.entries = log.takeUnstable()
+        if r.snapshot != nil || !r.entries.isEmpty { r.mustSync = true }
         r.messages = outbox
         outbox.removeAll(keepingCapacity: true)
         r.messagesBeforeSync = earlyOutbox

@@ -163,7 +163,8 @@ final class ClusterDriver {
         guard next.hardState != nil || next.snapshot != nil || !next.entries.isEmpty || !next.messages.isEmpty else { return }
         let this = NIOLoopBound(self, eventLoop: eventLoop)
         let ready = next
-        log.persist(snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState, on: eventLoop)
+        log.persist(
+            snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState, sync: ready.mustSync, on: eventLoop)
             .whenComplete { result in
                 let driver = this.value
                 guard !driver.stopped else { return }

@@ -36,7 +36,7 @@ final class DurableLog: @unchecked Sendable {
     private enum Job {
         case write([TimedInput], first: LogIndex, EventLoopPromise<Void>)
         /// A Raft Ready's durable part: a received snapshot, entries (replacing any at their indexes), hard state.
-        case persist(Snapshot?, [LogEntry], HardState?, EventLoopPromise<Void>)
+        case persist(Snapshot?, [LogEntry], HardState?, sync: Bool, EventLoopPromise<Void>)
         case compact(upTo: LogIndex)
         case rotate
     }
@@ -73,9 +73,13 @@ final class DurableLog: @unchecked Sendable {
 
     /// Makes a Raft Ready's durable part durable, in submission order with everything else; the
     /// future succeeds once it is synced (at once for an empty one, but only after what came before).
-    func persist(snapshot: Snapshot?, entries: [LogEntry], hardState: HardState?, on loop: any EventLoop) -> EventLoopFuture<Void> {
+    /// Without `sync` (a Ready whose commit index alone moved) it is only written, and synced with
+    /// whatever comes next; its future still waits for everything before it to be synced.
+    func persist(
+        snapshot: Snapshot?, entries: [LogEntry], hardState: HardState?, sync: Bool = true, on loop: any EventLoop
+    ) -> EventLoopFuture<Void> {
         let promise = loop.makePromise(of: Void.self)
-        submit(.persist(snapshot, entries, hardState, promise))
+        submit(.persist(snapshot, entries, hardState, sync: sync, promise))
         return promise.futureResult
     }
 
@@ -97,19 +101,22 @@ final class DurableLog: @unchecked Sendable {
             var promises: [EventLoopPromise<Void>] = []
             var failure: (any Error)?
             var entries = 0
+            var sync = false
             for job in jobs {
                 do {
                     switch job {
                     case .write(let inputs, let first, let promise):
                         promises.append(promise)
+                        sync = true
                         entries += inputs.count
                         var index = first.rawValue
                         wal.append(inputs.map { input in
                             defer { index += 1 }
                             return LogEntry(term: Term(1), index: LogIndex(index), data: input.encode())
                         })
-                    case .persist(let snapshot, let newEntries, let hardState, let promise):
+                    case .persist(let snapshot, let newEntries, let hardState, let mustSync, let promise):
                         promises.append(promise)
+                        if mustSync { sync = true }
                         if let snapshot {
                             _ = try snapshots.save(snapshot)
                             try wal.commit()
@@ -131,7 +138,7 @@ final class DurableLog: @unchecked Sendable {
             }
             let started = ContinuousClock.now
             do {
-                try wal.commit()
+                try wal.commit(sync: sync)
             } catch {
                 failure = error
             }

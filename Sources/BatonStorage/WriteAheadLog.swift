@@ -52,6 +52,10 @@ public final class WriteAheadLog {
     /// Bytes of records written since this log was opened (a measure of growth, for snapshots).
     public private(set) var bytesWritten = 0
     private var buffer: [UInt8] = []
+    /// Group commits synced so far (`.always` mode).
+    public private(set) var syncs = 0
+    /// Records written to the current segment by `commit(sync: false)` and not yet synced.
+    private var writtenUnsynced = false
     /// Index of the first entry in `buffer`, which names a segment started for it.
     private var bufferFirstIndex: LogIndex?
     /// The newest hard state appended or recovered; written at the head of every new segment.
@@ -236,19 +240,26 @@ public final class WriteAheadLog {
 
     /// Writes what was appended and, in `.always` mode, syncs it: one `write` and one `fdatasync` for
     /// everything appended since the last call (group commit). Starts a new segment when the current
-    /// one is full.
-    public func commit() throws {
-        guard !buffer.isEmpty else { return }
-        if fd < 0 || currentSize >= segmentSize {
-            try startSegment(first: bufferFirstIndex ?? LogIndex(lastIndex.rawValue + 1))
+    /// one is full. With `sync` false it only writes: the records become durable with the next sync.
+    public func commit(sync: Bool = true) throws {
+        if !buffer.isEmpty {
+            if fd < 0 || currentSize >= segmentSize {
+                try startSegment(first: bufferFirstIndex ?? LogIndex(lastIndex.rawValue + 1))
+            }
+            if currentSize + buffer.count > filledSize { try preallocate(through: currentSize + buffer.count) }
+            try buffer.withUnsafeBytes { try FileIO.writeAll(fd, $0, at: currentSize, path: currentPath) }
+            currentSize += buffer.count
+            bytesWritten += buffer.count
+            buffer.removeAll(keepingCapacity: true)
+            bufferFirstIndex = nil
+            writtenUnsynced = true
         }
-        if currentSize + buffer.count > filledSize { try preallocate(through: currentSize + buffer.count) }
-        try buffer.withUnsafeBytes { try FileIO.writeAll(fd, $0, at: currentSize, path: currentPath) }
-        currentSize += buffer.count
-        bytesWritten += buffer.count
-        buffer.removeAll(keepingCapacity: true)
-        bufferFirstIndex = nil
-        if syncMode == .always { try FileIO.fdatasync(fd, path: currentPath) }
+        guard sync && writtenUnsynced else { return }
+        if syncMode == .always {
+            try FileIO.fdatasync(fd, path: currentPath)
+            syncs += 1
+        }
+        writtenUnsynced = false
     }
 
     /// Extends the current segment with written zeros to at least `end`, a preallocation step at a time.
@@ -270,6 +281,7 @@ public final class WriteAheadLog {
             filledSize = currentSize
         }
         if syncMode == .always { try FileIO.fdatasync(fd, path: currentPath) }
+        writtenUnsynced = false
         close(fd)
         fd = -1
     }

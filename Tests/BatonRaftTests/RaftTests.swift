@@ -245,6 +245,36 @@ struct TestCluster {
         #expect(follower.ready().committed == [entry])
     }
 
+    /// A Ready needs a sync for entries and for a new term or vote, not for a commit index that
+    /// alone moved: that one is written and synced with whatever comes next (etcd-io/raft's MustSync).
+    @Test func aMovedCommitIndexAloneNeedsNoSync() throws {
+        let members = [NodeIndex(1), NodeIndex(2), NodeIndex(3)]
+        var follower = Raft(id: NodeIndex(2), configuration: RaftConfiguration(members: members), seed: 1)
+        let entry = LogEntry(term: Term(1), index: LogIndex(1), data: [7])
+        follower.step(RaftEnvelope(
+            from: NodeIndex(1), to: NodeIndex(2), term: Term(1),
+            message: .append(prevIndex: .zero, prevTerm: Term(0), entries: [entry], commit: .zero)))
+        let first = follower.ready()
+        #expect(first.hardState?.term == Term(1))
+        #expect(first.mustSync)
+        follower.persisted(through: LogIndex(1), term: Term(1))
+
+        follower.step(RaftEnvelope(
+            from: NodeIndex(1), to: NodeIndex(2), term: Term(1), message: .heartbeat(commit: LogIndex(1), round: 1)))
+        let second = follower.ready()
+        #expect(second.hardState == HardState(term: Term(1), vote: .none, commit: LogIndex(1)))
+        #expect(second.entries.isEmpty)
+        #expect(!second.mustSync)
+        #expect(second.committed == [entry])
+
+        var voter = Raft(id: NodeIndex(3), configuration: RaftConfiguration(members: members), seed: 1)
+        voter.step(RaftEnvelope(from: NodeIndex(1), to: NodeIndex(3), term: Term(1), message: .vote(lastIndex: .zero, lastTerm: .zero)))
+        let vote = voter.ready()
+        #expect(vote.hardState?.vote == NodeIndex(1))
+        #expect(vote.entries.isEmpty)
+        #expect(vote.mustSync)
+    }
+
     /// Raft's Figure 8: a leader must not commit an entry of an earlier term by counting the nodes
     /// that hold it (another leader could still overwrite it); only an entry of its own term on a
     /// majority commits, and everything before it with it.

@@ -21,6 +21,8 @@ struct Simulation {
     /// What a node holds on its disk: only this survives a crash.
     struct Disk {
         var hardState = HardState()
+        /// A hard state written without a sync (its commit index alone moved): a crash may lose it.
+        var written: HardState?
         var snapshot = Snapshot.empty
         var entries: [LogEntry] = []
 
@@ -183,7 +185,8 @@ struct Simulation {
                     ready.messages = ready.messagesBeforeSync + ready.messages
                 }
                 ready.messagesBeforeSync = []
-                nodes[i].unsynced.append((now + Int(rng.next() % 3), ready))
+                // A Ready that needs no sync is only written: done once the ones before it are.
+                nodes[i].unsynced.append((ready.mustSync ? now + Int(rng.next() % 3) : now, ready))
             }
             sync(i)
         }
@@ -229,6 +232,8 @@ struct Simulation {
     mutating func crash(_ i: Int, downFor: Int) {
         nodes[i].up = false
         nodes[i].unsynced.removeAll()  // not yet synced: gone
+        if let written = nodes[i].disk.written, rng.next() % 2 == 0 { nodes[i].disk.hardState = written }  // or it reached the disk anyway
+        nodes[i].disk.written = nil
         nodes[i].restartAt = now + downFor
         trace(4, UInt64(i))
     }
@@ -281,7 +286,13 @@ struct Simulation {
         while let first = nodes[i].unsynced.first, first.due <= now {
             nodes[i].unsynced.removeFirst()
             let ready = first.ready
-            if let hs = ready.hardState { nodes[i].disk.hardState = hs }
+            if ready.mustSync {
+                if let written = nodes[i].disk.written { nodes[i].disk.hardState = written }  // synced along
+                nodes[i].disk.written = nil
+                if let hs = ready.hardState { nodes[i].disk.hardState = hs }
+            } else if let hs = ready.hardState {
+                nodes[i].disk.written = hs
+            }
             if let snapshot = ready.snapshot {
                 nodes[i].disk.snapshot = snapshot
                 nodes[i].disk.entries.removeAll()

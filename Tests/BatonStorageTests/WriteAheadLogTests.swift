@@ -34,6 +34,29 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         #expect(again.lastIndex == LogIndex(5))
     }
 
+    /// A write without a sync is on the file (it comes back after a reopen) and is synced by the
+    /// next commit that asks for one, even when that commit has nothing of its own to write.
+    @Test func aWriteWithoutSyncIsSyncedByTheNextCommit() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...2))
+        try wal.commit()
+        let synced = wal.syncs
+        wal.append(HardState(term: Term(1), vote: NodeIndex(1), commit: LogIndex(2)))
+        try wal.commit(sync: false)
+        #expect(wal.syncs == synced)
+        try wal.commit()
+        #expect(wal.syncs == synced + 1)
+        try wal.commit()
+        #expect(wal.syncs == synced + 1)
+
+        let r = try WriteAheadLog(directory: dir).recover()
+        #expect(r.entries == entries(1...2))
+        #expect(r.hardState == HardState(term: Term(1), vote: NodeIndex(1), commit: LogIndex(2)))
+    }
+
     @Test func laterEntriesReplaceAConflictingSuffix() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
