@@ -10,6 +10,10 @@ public enum StateMachineInput: Hashable, Sendable {
     case tick
     /// The client is gone (its last connection closed): drop its waiting acquires and claims.
     case detach(ClientID)
+    /// The client gave up on one waiting acquire or claim (over HTTP/2: it reset the request's
+    /// stream): that command stops waiting and is never answered. Nothing else changes; a command that
+    /// no longer waits (granted, timed out) is not touched.
+    case withdraw(ClientID, SequenceNumber)
 }
 
 /// An answer to a command that waited: an acquire granted or timed out, a claim that found a job or did not.
@@ -83,6 +87,10 @@ public struct StateMachine: Sendable {
             reply = nil
         case .detach(let client):
             detach(client)
+            reply = nil
+        case .withdraw(let client, let sequence):
+            let key = WaitKey(clientID: client, sequence: sequence)
+            if let place = waits[key] { stopWaiting(key, at: place) }
             reply = nil
         case .command(let client, let sequence, let command):
             reply = applyCommand(client: client, sequence: sequence, command)
@@ -316,16 +324,18 @@ public struct StateMachine: Sendable {
     }
 
     mutating func detach(_ client: ClientID) {
-        let mine = waits.filter { $0.key.clientID == client }
-        for (key, place) in mine {
-            waits[key] = nil
-            switch place {
-            case .lock(let lockKey):
-                locks[lockKey]?.waiters.removeAll { $0.clientID == client && $0.sequence == key.sequence }
-                if let record = locks[lockKey], record.holder == nil, record.waiters.isEmpty { locks[lockKey] = nil }
-            case .claim:
-                claimWaiters.removeAll { $0.clientID == client && $0.sequence == key.sequence }
-            }
+        for (key, place) in waits where key.clientID == client { stopWaiting(key, at: place) }
+    }
+
+    /// Takes one waiting command out of its line, unanswered.
+    mutating func stopWaiting(_ key: WaitKey, at place: WaitPlace) {
+        waits[key] = nil
+        switch place {
+        case .lock(let lockKey):
+            locks[lockKey]?.waiters.removeAll { $0.clientID == key.clientID && $0.sequence == key.sequence }
+            if let record = locks[lockKey], record.holder == nil, record.waiters.isEmpty { locks[lockKey] = nil }
+        case .claim:
+            claimWaiters.removeAll { $0.clientID == key.clientID && $0.sequence == key.sequence }
         }
     }
 }

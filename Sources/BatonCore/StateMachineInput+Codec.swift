@@ -8,6 +8,7 @@ import NIOCore
 /// kind 1, command: client_id:u64  sequence:u64  opcode:u8  body (as in the wire protocol)
 /// kind 2, tick:    (nothing)
 /// kind 3, detach:  client_id:u64
+/// kind 4, withdraw: client_id:u64  sequence:u64
 /// ```
 public struct TimedInput: Hashable, Sendable {
     public var input: StateMachineInput
@@ -34,6 +35,11 @@ public struct TimedInput: Hashable, Sendable {
             b.writeU8(3)
             b.writeU64(time.milliseconds)
             b.writeU64(client.rawValue)
+        case .withdraw(let client, let seq):
+            b.writeU8(4)
+            b.writeU64(time.milliseconds)
+            b.writeU64(client.rawValue)
+            b.writeU64(seq.rawValue)
         }
         return Array(b.readableBytesView)
     }
@@ -54,6 +60,8 @@ public struct TimedInput: Hashable, Sendable {
                 input = .tick
             case 3:
                 input = .detach(ClientID(try b.readU64("client_id")))
+            case 4:
+                input = .withdraw(ClientID(try b.readU64("client_id")), SequenceNumber(try b.readU64("sequence")))
             default:
                 throw SnapshotError(message: "log entry of unknown kind \(kind)")
             }

@@ -71,6 +71,16 @@ public enum Command: Hashable, Sendable {
     case purgeJobs(state: JobState, olderThan: Milliseconds)
 }
 
+extension Command {
+    /// An acquire or a claim with a non-zero wait: the answer may come long after the request.
+    public var mayWait: Bool {
+        switch self {
+        case .acquireLock(_, _, _, let wait), .claimJob(_, _, let wait): wait != .zero
+        default: false
+        }
+    }
+}
+
 /// What a job is to be: everything `addJob` carries.
 public struct JobSpec: Hashable, Sendable {
     public var type: String

@@ -30,6 +30,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         /// The peer ended its side of the stream.
         var ended = false
         var started: NIODeadline
+        /// A command that may wait (an acquire or a claim with a wait), handed to the runtime and
+        /// not yet answered: withdrawn if the peer resets the stream.
+        var mayWait: (client: ClientID, sequence: SequenceNumber)?
     }
 
     private let runtime: NodeRuntime
@@ -85,7 +88,10 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
             }
             if data.endStream { finish(frame.streamID) }
         case .rstStream:
-            streams[frame.streamID] = nil  // an answer that comes later is dropped
+            // An answer that comes later is dropped; a command still waiting leaves its line.
+            if let stream = streams.removeValue(forKey: frame.streamID), !stream.answered, let waiting = stream.mayWait {
+                runtime.withdraw(waiting.client, sequence: waiting.sequence)
+            }
         default:
             break  // SETTINGS, PING, WINDOW_UPDATE, GOAWAY: NIOHTTP2Handler has dealt with them
         }
@@ -203,6 +209,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
                 return
             }
             noteClient(client)
+            if command.mayWait { streams[id]?.mayWait = (client, sequence) }
             runtime.execute(
                 command, sequence: sequence, client: client, requestID: RequestID(UInt32(Int(id))), from: self,
                 started: stream.started)

@@ -168,6 +168,12 @@ final class NodeRuntime {
         if !isShuttingDown { propose(.detach(client), route: nil) }
     }
 
+    /// The requester of (client, sequence) gave up on it (an HTTP/2 stream reset): if the command
+    /// waits, it leaves the line, so a lock is never granted to a request nobody listens for.
+    func withdraw(_ client: ClientID, sequence: SequenceNumber) {
+        if !isShuttingDown { propose(.withdraw(client, sequence), route: nil) }
+    }
+
     // MARK: Requests
 
     /// Runs a command. Its answer goes to `connection` when it is ready: at once on an in-memory node,
@@ -374,6 +380,9 @@ final class NodeRuntime {
         let applied = machine.apply(timed.input, at: timed.time)
         appliedIndex = LogIndex(appliedIndex.rawValue + 1)
         if case .tick = timed.input { tickProposed = false }
+        if case .withdraw(let client, let sequence) = timed.input {
+            routes[WaitKey(clientID: client, sequence: sequence)] = nil
+        }
         if let route {
             if let answer = applied.reply {
                 reply(answer, to: route)

@@ -140,6 +140,28 @@ import Testing
         #expect(h.completions.map(\.clientID) == [ClientID(3)])
     }
 
+    /// A withdrawn acquire (its HTTP/2 stream was reset) leaves the line and is never answered; the
+    /// lock goes to the next in line. A withdraw of a command that no longer waits changes nothing.
+    @Test func withdrawTakesOneWaiterOutOfLine() {
+        var h = Harness()
+        let token = h.grantedToken("a")
+        #expect(h.acquire("a", client: ClientID(2), wait: 5000) == nil)  // sequence 1 of client 2
+        #expect(h.acquire("a", client: ClientID(3), wait: 5000) == nil)
+        _ = h.machine.apply(.withdraw(ClientID(2), SequenceNumber(1)), at: h.time)
+        #expect(h.machine.waits.count == 1)
+        _ = h.machine.apply(.withdraw(ClientID(1), SequenceNumber(1)), at: h.time)  // the holder's acquire: granted long ago
+        #expect(h.run(.releaseLock(key: "a", token: token)) == .lockReleased)
+        #expect(h.completions.map(\.clientID) == [ClientID(3)])
+        #expect(h.machine.locks["a"]?.holder?.clientID == ClientID(3))
+
+        // The same claim withdrawn: an added job stays queued for the next claim.
+        #expect(h.claim(["t"], client: ClientID(4), wait: 5000) == nil)
+        _ = h.machine.apply(.withdraw(ClientID(4), SequenceNumber(1)), at: h.time)
+        let id = h.add(JobSpec(type: "t"))
+        #expect(h.completions.count == 1)
+        #expect(h.job(id)?.state == .queued)
+    }
+
     @Test(arguments: [
         Command.acquireLock(key: "", owner: "o", ttl: 1000, wait: 0),
         Command.acquireLock(key: String(repeating: "k", count: 257), owner: "o", ttl: 1000, wait: 0),

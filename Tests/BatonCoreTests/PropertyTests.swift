@@ -185,6 +185,7 @@ struct Simulation {
             case 0, 1: send(.deleteJob(someJob), client: client)
             case 2: send(.forceReleaseLock(key: key), client: client)
             case 3: send(.purgeJobs(state: Bool.random(using: &rng) ? .dead : .completed, olderThan: 500), client: client)
+            case 4: apply(.withdraw(ClientID(UInt64(client)), SequenceNumber(UInt64.random(in: 1...max(1, sequences[client]), using: &rng))))
             default: apply(.detach(ClientID(UInt64(client))))
             }
         default:

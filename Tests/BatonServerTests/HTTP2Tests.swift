@@ -2,6 +2,9 @@ import BatonClient
 import BatonProtocol
 import Foundation
 import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
 import Testing
 
 @testable import BatonServer
@@ -160,6 +163,49 @@ func bodyOf(_ request: Request) -> [UInt8] {
             #expect(r.out.contains("10000 succeeded, 0 failed, 0 errored"), "\(r.out)")
             #expect(r.out.contains("10000 2xx"))
             await c.shutdown()
+        }
+    }
+
+    /// A waiting acquire whose stream the client resets (RST_STREAM, the connection kept open) leaves
+    /// the line: when the holder lets go, the lock is free, not granted to a request nobody reads.
+    @Test func aResetStreamWithdrawsItsWaitingAcquire() async throws {
+        try await withH2Node { node, port in
+            let tcp = node.client("tcp-holder")
+            guard case .granted(let token, _) = try await tcp.acquireLock("w", ttl: .seconds(30)) else {
+                Issue.record("not granted")
+                return
+            }
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client))
+                    }
+                }
+                .connect(host: "127.0.0.1", port: port).get()
+            defer { channel.close(promise: nil) }
+            let stream = HTTP2StreamID(1)
+            let headers: HPACKHeaders = [
+                ":method": "POST", ":scheme": "http", ":authority": "127.0.0.1:\(port)",
+                ":path": HTTP2Route.path(.lockAcquire), "content-type": HTTP2Route.contentType,
+                HTTP2Route.clientIDHeader: "7e57",
+            ]
+            let body = bodyOf(.command(SequenceNumber(1), .acquireLock(key: "w", owner: "h2", ttl: 30_000, wait: 30_000)))
+            channel.write(HTTP2Frame(streamID: stream, payload: .headers(.init(headers: headers))), promise: nil)
+            try await channel.writeAndFlush(
+                HTTP2Frame(streamID: stream, payload: .data(.init(data: .byteBuffer(ByteBuffer(bytes: body)), endStream: true)))
+            ).get()
+            while (try await tcp.getLock("w"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
+
+            try await channel.writeAndFlush(HTTP2Frame(streamID: stream, payload: .rstStream(.cancel))).get()
+            let deadline = ContinuousClock.now + .seconds(5)
+            while (try await tcp.getLock("w"))?.waiters.count != 0 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(try await tcp.getLock("w")?.waiters.count == 0, "the reset acquire still waits")
+            try await tcp.releaseLock("w", token: token)
+            #expect(try await tcp.getLock("w") == nil)  // free: nobody was granted it
+            #expect(channel.isActive)  // only the stream was reset
+            await tcp.shutdown()
         }
     }
 
