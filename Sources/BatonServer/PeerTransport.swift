@@ -4,7 +4,8 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// Raft messages between cluster members over TCP, framed as in `RaftEnvelope+Codec.swift`.
+/// Raft messages between cluster members over TCP, framed as in `RaftEnvelope+Codec.swift`, after
+/// a `PeerPreamble` from the member that opened the connection.
 ///
 /// One outgoing connection per peer, opened on demand and reopened (at most every 100 ms) after it
 /// drops; messages for a peer that is not connected are dropped, which Raft tolerates (it resends).
@@ -37,7 +38,7 @@ final class PeerTransport {
         return ServerBootstrap(group: eventLoop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { Self.addPeerHandlers(to: $0, maxFrameSize: maxFrameSize, this) }
+            .childChannelInitializer { Self.addPeerHandlers(to: $0, expectingPreamble: true, maxFrameSize: maxFrameSize, this) }
             .bind(host: host, port: port)
             .map { channel in
                 this.value.listener = channel
@@ -73,13 +74,16 @@ final class PeerTransport {
             .connectTimeout(.milliseconds(500))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             // Peers answer over their own connections; anything arriving here is read the same way.
-            .channelInitializer { Self.addPeerHandlers(to: $0, maxFrameSize: maxFrameSize, this) }
+            .channelInitializer { Self.addPeerHandlers(to: $0, expectingPreamble: false, maxFrameSize: maxFrameSize, this) }
             .connect(host: address.host, port: address.port)
             .whenComplete { result in
                 let transport = this.value
                 transport.connecting.remove(peer)
                 switch result {
                 case .success(let channel):
+                    var preamble = channel.allocator.buffer(capacity: PeerPreamble.size)
+                    PeerPreamble.write(into: &preamble)
+                    channel.writeAndFlush(preamble, promise: nil)  // before any message: sends start after this
                     transport.channels[peer] = channel
                     transport.logger.info("connected to peer", metadata: ["peer": "\(peer)"])
                 case .failure(let error):
@@ -88,14 +92,15 @@ final class PeerTransport {
             }
     }
 
-    /// Frames in, messages handed to `receive`: the same on accepted and on opened connections.
+    /// Frames in, messages handed to `receive`: the same on accepted and on opened connections, but
+    /// only an accepted one starts with the opener's preamble.
     private static func addPeerHandlers(
-        to channel: any Channel, maxFrameSize: Int, _ transport: NIOLoopBound<PeerTransport>
+        to channel: any Channel, expectingPreamble: Bool, maxFrameSize: Int, _ transport: NIOLoopBound<PeerTransport>
     ) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandlers([
-                ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: maxFrameSize)),
-                PeerInboundHandler { transport.value.receive($0) },
+                ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: maxFrameSize, expectingPreamble: expectingPreamble)),
+                PeerInboundHandler(logger: transport.value.logger) { transport.value.receive($0) },
             ])
         }
     }
@@ -107,12 +112,19 @@ final class PeerTransport {
     }
 }
 
-/// Splits the byte stream into peer frames: a `u32` length, then that many bytes.
+/// Checks the preamble (on an accepted connection), then splits the byte stream into peer frames:
+/// a `u32` length, then that many bytes.
 struct PeerFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
     let maxFrameSize: Int
+    var expectingPreamble: Bool
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if expectingPreamble {
+            guard buffer.readableBytes >= PeerPreamble.size else { return .needMoreData }
+            try PeerPreamble.check(&buffer)
+            expectingPreamble = false
+        }
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
         guard Int(length) <= maxFrameSize else {
             throw ProtocolError(.frameTooLarge, "peer frame of \(length) bytes exceeds \(maxFrameSize)")
@@ -124,12 +136,15 @@ struct PeerFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Decodes each frame and hands the message on; a bad frame closes the connection (the peer reconnects).
+/// Decodes each frame and hands the message on; a bad preamble or frame is logged and closes the
+/// connection (the peer reconnects).
 final class PeerInboundHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
+    private let logger: Logger
     private let deliver: (RaftEnvelope) -> Void
 
-    init(_ deliver: @escaping (RaftEnvelope) -> Void) {
+    init(logger: Logger, _ deliver: @escaping (RaftEnvelope) -> Void) {
+        self.logger = logger
         self.deliver = deliver
     }
 
@@ -138,11 +153,19 @@ final class PeerInboundHandler: ChannelInboundHandler {
         do {
             deliver(try RaftEnvelope.decode(&body))
         } catch {
-            context.close(promise: nil)
+            refuse(context: context, error)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        refuse(context: context, error)
+    }
+
+    private func refuse(context: ChannelHandlerContext, _ error: any Error) {
+        if let error = error as? ProtocolError {
+            logger.warning(
+                "closed a peer connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error.message)"])
+        }
         context.close(promise: nil)
     }
 }

@@ -2,7 +2,7 @@ import BatonProtocol
 import BatonRaft
 import NIOCore
 
-/// Raft messages between nodes, framed like the client protocol: a `u32` length counting the bytes
+/// Raft messages between nodes (peer protocol version 1, see `PeerPreamble`), framed like the client protocol: a `u32` length counting the bytes
 /// after it, then `type: u8`, `from: u64`, `to: u64`, `term: u64` and the message's fields, all
 /// big-endian. Entries are `term: u64, index: u64, length: u32, bytes`; a snapshot is
 /// `index: u64, term: u64, length: u32, bytes`.
@@ -16,7 +16,7 @@ import NIOCore
 /// | 5 | APPEND | prev_index u64, prev_term u64, commit u64, count u32, entries |
 /// | 6 | APPEND_REPLY | success u8, index u64, hint u64 |
 /// | 7 | HEARTBEAT | commit u64, round u64 |
-/// | 8 | HEARTBEAT_REPLY | round u64 |
+/// | 8 | HEARTBEAT_REPLY | round u64, syncing u8 (entries received, not yet synced) |
 /// | 9 | INSTALL_SNAPSHOT | snapshot |
 extension RaftEnvelope {
     /// Appends this message as one length-prefixed frame.

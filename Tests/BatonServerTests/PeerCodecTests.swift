@@ -1,6 +1,8 @@
 import BatonProtocol
 import BatonRaft
+import Logging
 import NIOCore
+import NIOPosix
 import Testing
 
 @testable import BatonServer
@@ -59,5 +61,67 @@ import Testing
         // An append claiming four billion entries in a few bytes is refused before allocating for them.
         var lying = ByteBuffer(bytes: [5] + Array(repeating: 0, count: 48) + [0xFF, 0xFF, 0xFF, 0xFF])
         #expect(throws: ProtocolError.self) { try RaftEnvelope.decode(&lying) }
+    }
+
+    /// The preamble: the right one passes; another program's bytes, or another peer protocol version,
+    /// are refused with an error that says which.
+    @Test func preambleIsChecked() throws {
+        var good = ByteBuffer()
+        PeerPreamble.write(into: &good)
+        #expect(good.readableBytes == PeerPreamble.size)
+        try PeerPreamble.check(&good)
+        #expect(good.readableBytes == 0)
+
+        var other = ByteBuffer(bytes: Array("GET /".utf8) + [0])
+        #expect(throws: ProtocolError.self) { try PeerPreamble.check(&other) }
+        var newer = ByteBuffer(bytes: PeerPreamble.magic)
+        newer.writeInteger(PeerPreamble.version + 1)
+        do {
+            try PeerPreamble.check(&newer)
+            Issue.record("a newer version passed")
+        } catch let error as ProtocolError {
+            #expect(error.code == .unsupportedVersion)
+            #expect(error.message.contains("version \(PeerPreamble.version + 1)") && error.message.contains("speaks \(PeerPreamble.version)"))
+        }
+    }
+
+    /// Over loopback: a connection that opens with the preamble has its messages delivered; one that
+    /// starts with a frame (a member built before peer protocol versions) is closed by the listener.
+    @Test func listenerDeliversOnlyAfterAPreamble() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let received = loop.makePromise(of: RaftEnvelope.self)
+        let transport = try await loop.submit {
+            PeerTransport(eventLoop: loop, peers: [:], maxFrameSize: 1 << 20, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        }.get()
+        try await loop.submit { transport.receive = { received.succeed($0) } }.get()
+        let listener = try await loop.flatSubmit { transport.listen(host: "127.0.0.1", port: 0) }.get()
+        let port = try #require(listener.localAddress?.port)
+        let envelope = RaftEnvelope(from: NodeIndex(2), to: NodeIndex(1), term: Term(3), message: .heartbeat(commit: LogIndex(4), round: 5))
+
+        func connect() async throws -> any Channel {
+            try await ClientBootstrap(group: loop).connect(host: "127.0.0.1", port: port).get()
+        }
+        let old = try await connect()
+        var frame = ByteBuffer()
+        envelope.encode(into: &frame)
+        try await old.writeAndFlush(frame).get()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await old.closeFuture.get() }  // closed by the listener
+            group.addTask {
+                try await Task.sleep(for: .seconds(5))
+                throw ProtocolError(.malformedFrame, "a connection without a preamble stayed open")
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+
+        let current = try await connect()
+        var bytes = ByteBuffer()
+        PeerPreamble.write(into: &bytes)
+        envelope.encode(into: &bytes)
+        try await current.writeAndFlush(bytes).get()
+        #expect(try await received.futureResult.get() == envelope)
+        try await current.close()
+        try await loop.submit { transport.close() }.get()
     }
 }
