@@ -217,10 +217,15 @@ struct RecoveredState: Sendable {
         let wal = try WriteAheadLog(
             directory: "\(directory)/wal", segmentSize: configuration.segmentSizeBytes, syncMode: configuration.sync)
         let recovered = try wal.recover(after: snapshotIndex)
+        func makeLog() -> DurableLog {
+            DurableLog(
+                wal: wal, snapshots: store, metrics: metrics, logger: logger,
+                slowSync: .milliseconds(configuration.slowLogWriteMilliseconds))
+        }
         if configuration.cluster != nil {
             logger.info("recovered", metadata: ["snapshot.index": "\(snapshotIndex)", "log.entries": "\(recovered.entries.count)"])
             return RecoveredState(
-                machine: machine, log: DurableLog(wal: wal, snapshots: store, metrics: metrics, logger: logger), appliedIndex: snapshotIndex,
+                machine: machine, log: makeLog(), appliedIndex: snapshotIndex,
                 snapshotIndex: snapshotIndex, raft: (recovered.hardState, newest, recovered.entries))
         }
         var expected = snapshotIndex.rawValue + 1
@@ -242,7 +247,7 @@ struct RecoveredState: Sendable {
                 "duration": "\(ContinuousClock.now - started)",
             ])
         return RecoveredState(
-            machine: machine, log: DurableLog(wal: wal, snapshots: store, metrics: metrics, logger: logger), appliedIndex: LogIndex(expected - 1),
+            machine: machine, log: makeLog(), appliedIndex: LogIndex(expected - 1),
             snapshotIndex: snapshotIndex)
     }
 }

@@ -28,6 +28,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var snapshotEveryBytes: Int = 64 << 20
     /// A log segment is closed and a new one started past this size.
     public var segmentSizeBytes: Int = 64 << 20
+    /// A group commit (write and sync) that takes this long or longer is logged as a warning.
+    public var slowLogWriteMilliseconds: Int = 1000
     /// Port of the Prometheus endpoint (`GET /metrics` on `host`); 0 picks a free one; nil: none.
     public var metricsPort: Int? = nil
     /// Port for Baton over HTTP/2 with prior knowledge (h2c) on `host`; 0 picks a free one; nil: none.
@@ -101,7 +103,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
-        case dataDirectory, sync, snapshotEveryEntries, snapshotEveryBytes, segmentSizeBytes, metricsPort, http2Port, http2MaxConcurrentStreams
+        case dataDirectory, sync, snapshotEveryEntries, snapshotEveryBytes, segmentSizeBytes, slowLogWriteMilliseconds
+        case metricsPort, http2Port, http2MaxConcurrentStreams
         case cluster, tickMilliseconds
     }
 
@@ -123,6 +126,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         snapshotEveryEntries = try value(.snapshotEveryEntries, d.snapshotEveryEntries)
         snapshotEveryBytes = try value(.snapshotEveryBytes, d.snapshotEveryBytes)
         segmentSizeBytes = try value(.segmentSizeBytes, d.segmentSizeBytes)
+        slowLogWriteMilliseconds = try value(.slowLogWriteMilliseconds, d.slowLogWriteMilliseconds)
         metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort) ?? 9770
         http2Port = try c.decodeIfPresent(Int.self, forKey: .http2Port)
         http2MaxConcurrentStreams = try value(.http2MaxConcurrentStreams, d.http2MaxConcurrentStreams)
@@ -153,6 +157,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if snapshotEveryEntries < 100 { problems.append("snapshotEveryEntries must be at least 100") }
         if snapshotEveryBytes < 65536 { problems.append("snapshotEveryBytes must be at least 65536") }
         if segmentSizeBytes < 4096 { problems.append("segmentSizeBytes must be at least 4096") }
+        if slowLogWriteMilliseconds < 1 { problems.append("slowLogWriteMilliseconds must be at least 1") }
         if let cluster {
             if memberIndex == nil { problems.append("nodeID \(nodeID) is not in cluster") }
             if Set(cluster.map(\.nodeID)).count != cluster.count { problems.append("cluster names a nodeID twice") }

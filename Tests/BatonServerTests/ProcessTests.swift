@@ -196,6 +196,12 @@ func freePort() async throws -> Int {
         #expect(c.limits.minTTLMilliseconds == 500 && c.limits.maxTTLMilliseconds == 86_400_000)
     }
 
+    @Test func slowLogWriteThresholdIsConfigurable() throws {
+        #expect(try NodeConfiguration.decode(json: Data(#"{"slowLogWriteMilliseconds": 250}"#.utf8)).slowLogWriteMilliseconds == 250)
+        let zero = try NodeConfiguration.decode(json: Data(#"{"slowLogWriteMilliseconds": 0}"#.utf8))
+        #expect(zero.validate().contains { $0.contains("slowLogWriteMilliseconds") })
+    }
+
     @Test(arguments: [
         (#"{"prot": 1}"#, "unknown key: prot"),
         (#"{"limits": {"minTTL": 1}}"#, "unknown key: limits.minTTL"),
