@@ -34,6 +34,9 @@ public final class WriteAheadLog {
 
     static let segmentMagic: [UInt8] = [0x42, 0x54, 0x4E, 0x57, 0, 1, 0, 0]  // "BTNW", version 1
     static let recordHeader = 9
+    /// The unit in which a write that was not synced may reach the disk, or not, after a power loss
+    /// (the page cache's page; segments start page-aligned).
+    static let tornPageSize = 4096
 
     public let directory: String
     public let segmentSize: Int
@@ -171,6 +174,12 @@ public final class WriteAheadLog {
                     guard isLast else {
                         throw StorageError("\(path): corrupt record at byte \(offset) of a segment that is not the last; refusing to start")
                     }
+                    // A page of the last, unsynced write that never reached the disk reads as it was
+                    // before: the records already synced, then preallocated zeros to the end of the
+                    // page. What follows it was not synced either (a sync covers every earlier page),
+                    // so it is a torn tail too. Anything else before valid records is corruption.
+                    let pageEnd = min(raw.count, (offset / tornPageSize + 1) * tornPageSize)
+                    if raw[offset..<pageEnd].allSatisfy({ $0 == 0 }) { return offset }
                     var probe = offset + 1
                     while probe + recordHeader <= raw.count {
                         if parseRecord(raw, at: probe) != nil {

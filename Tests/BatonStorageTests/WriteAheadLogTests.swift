@@ -190,6 +190,49 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         #expect(FileIO.size(wal.segmentPaths.last!) == wal.preallocationBytes)
     }
 
+    /// A power loss during a multi-page write: a later page reached the disk, an earlier one did not
+    /// (it still holds the synced records, then preallocated zeros). Nothing after the lost page was
+    /// synced, so it is cut off like any torn tail, and start-up goes on.
+    @Test func aLostPageOfTheLastWriteIsATornTail() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...10))
+        try wal.commit()  // synced
+        let path = wal.segmentPaths[0]
+        let synced = try FileIO.readAll(path).lastIndex { $0 != 0 }! + 1
+        wal.append(entries(11...400))  // one write of several pages
+        try wal.commit()
+        var bytes = try FileIO.readAll(path)
+        let pageEnd = (synced / WriteAheadLog.tornPageSize + 1) * WriteAheadLog.tornPageSize
+        #expect(bytes[pageEnd..<(pageEnd + 4096)].contains { $0 != 0 })  // later pages hold records
+        for i in synced..<pageEnd { bytes[i] = 0 }  // the first page of the second write was lost
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        let r = try WriteAheadLog(directory: dir).recover()
+        #expect(r.entries == entries(1...10))
+        #expect(r.truncatedBytes > 0)
+        try expectAppendAfterRecovery(in: dir, "after a lost page")
+    }
+
+    /// Garbage that is not a lost page (not zeros to the end of its page) before valid records is
+    /// corruption, even in the last segment.
+    @Test func garbageBeforeValidRecordsInTheLastSegmentStopsStartUp() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...400))
+        try wal.commit()
+        let path = wal.segmentPaths[0]
+        var bytes = try FileIO.readAll(path)
+        for i in 5000..<(2 * WriteAheadLog.tornPageSize) { bytes[i] = 0 }  // zeros, but one byte of its page is not
+        bytes[2 * WriteAheadLog.tornPageSize - 1] = 0x5A
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir).recover() }
+    }
+
     @Test func corruptionInTheMiddleStopsStartUp() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
