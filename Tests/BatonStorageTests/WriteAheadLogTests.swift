@@ -216,34 +216,34 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         try expectAppendAfterRecovery(in: dir, "after a lost page")
     }
 
+    /// Writes `range` in one commit to a fresh log in `dir`, then damages its segment on disk.
+    func damagedLog(_ range: ClosedRange<UInt64>, in dir: String, _ damage: (inout [UInt8]) -> Void) throws {
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(range))
+        try wal.commit()
+        let path = wal.segmentPaths[0]
+        var bytes = try FileIO.readAll(path)
+        damage(&bytes)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
     /// Garbage that is not a lost page (not zeros to the end of its page) before valid records is
     /// corruption, even in the last segment.
     @Test func garbageBeforeValidRecordsInTheLastSegmentStopsStartUp() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let wal = try WriteAheadLog(directory: dir)
-        _ = try wal.recover()
-        wal.append(entries(1...400))
-        try wal.commit()
-        let path = wal.segmentPaths[0]
-        var bytes = try FileIO.readAll(path)
-        for i in 5000..<(2 * WriteAheadLog.tornPageSize) { bytes[i] = 0 }  // zeros, but one byte of its page is not
-        bytes[2 * WriteAheadLog.tornPageSize - 1] = 0x5A
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try damagedLog(1...400, in: dir) { bytes in
+            for i in 5000..<(2 * WriteAheadLog.tornPageSize) { bytes[i] = 0 }  // zeros, but one byte of its page is not
+            bytes[2 * WriteAheadLog.tornPageSize - 1] = 0x5A
+        }
         #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir).recover() }
     }
 
     @Test func corruptionInTheMiddleStopsStartUp() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let wal = try WriteAheadLog(directory: dir)
-        _ = try wal.recover()
-        wal.append(entries(1...10))
-        try wal.commit()
-        let path = wal.segmentPaths[0]
-        var bytes = try FileIO.readAll(path)
-        bytes[20] ^= 0xFF  // inside the first record
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try damagedLog(1...10, in: dir) { $0[20] ^= 0xFF }  // inside the first record
         #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir).recover() }
         do {
             _ = try WriteAheadLog(directory: dir).recover()
