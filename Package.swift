@@ -130,7 +130,7 @@ let package = Package(
             name: "BatonBenchKitTests",
             dependencies: [
                 "BatonBenchKit", "BatonServer", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(

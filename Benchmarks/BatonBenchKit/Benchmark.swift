@@ -63,43 +63,87 @@ public func runBenchmark(_ config: BenchmarkConfiguration) async throws -> Repor
 private func run(_ config: BenchmarkConfiguration, on group: MultiThreadedEventLoopGroup) async throws -> Report {
     let measureFrom = NIODeadline.now() + .init(config.warmup)
     let stopAt = measureFrom + .init(config.duration)
-    var results: [EventLoopFuture<Measurement>] = []
+    let endpoint = (host: config.host, port: config.port ?? config.target.defaultPort)
+    // All connections open before any is measured; one redirected by a cluster member that does
+    // not lead (NOT_LEADER) is reopened at the leader it names, until the run ends.
+    var firsts: [EventLoopFuture<Measurement>] = []
     for index in 0..<config.connections {
-        let loop = group.next()
-        let promise = loop.makePromise(of: Measurement.self)
-        results.append(promise.futureResult)
-        let workload = config.workload
-        let target = config.target
-        let keys = config.keys
-        let pipeline = config.pipeline
-        _ = try await ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handler: any ChannelHandler
-                    switch target {
-                    case .baton:
-                        handler = LoadConnection(dialect: BatonDialect(), workload: workload, keys: keys, pipeline: pipeline,
-                                                 connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
-                    case .redis:
-                        handler = LoadConnection(dialect: RedisDialect(), workload: workload, keys: keys, pipeline: pipeline,
-                                                 connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
-                    case .beanstalkd:
-                        handler = LoadConnection(dialect: BeanstalkdDialect(), workload: workload, keys: keys, pipeline: pipeline,
-                                                 connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
-                    }
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                }
-            }
-            .connect(host: config.host, port: config.port ?? config.target.defaultPort)
-            .get()
+        firsts.append(try await open(config, index: index, at: endpoint, on: group.next(), measureFrom: measureFrom, stopAt: stopAt))
     }
-    var total = Measurement()
-    for r in results { total.merge(try await r.get()) }
+    let total = try await withThrowingTaskGroup(of: Measurement.self) { tasks in
+        for (index, first) in firsts.enumerated() {
+            tasks.addTask {
+                var measurement = try await first.get()
+                var at = endpoint
+                while let target = measurement.redirectedTo, NIODeadline.now() < stopAt {
+                    if let leader = parseEndpoint(target) {
+                        at = leader
+                    } else {
+                        try await Task.sleep(for: .milliseconds(50))  // no leader known yet: ask again
+                    }
+                    measurement.redirectedTo = nil
+                    guard let next = try? await open(config, index: index, at: at, on: group.next(), measureFrom: measureFrom, stopAt: stopAt)
+                    else {
+                        measurement.recordError("cannot reach \(at.host):\(at.port) after a redirect")
+                        break
+                    }
+                    let after = try await next.get()
+                    measurement.merge(after)
+                    measurement.redirectedTo = after.redirectedTo
+                }
+                return measurement
+            }
+        }
+        var total = Measurement()
+        for try await m in tasks { total.merge(m) }
+        return total
+    }
     let seconds = Double(config.duration.components.seconds) + Double(config.duration.components.attoseconds) / 1e18
     return Report(
         target: config.target.rawValue, workload: config.workload.rawValue, connections: config.connections,
         pipeline: config.pipeline, seconds: seconds, measurement: total)
+}
+
+/// `host:port`, as a NOT_LEADER message names the leader; nil for anything else.
+func parseEndpoint(_ text: String) -> (host: String, port: Int)? {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+        (1...65535).contains(port), colon > text.startIndex
+    else { return nil }
+    return (String(text[..<colon]), port)
+}
+
+/// Opens connection `index`; its measurement arrives when it closes.
+private func open(
+    _ config: BenchmarkConfiguration, index: Int, at endpoint: (host: String, port: Int), on loop: any EventLoop,
+    measureFrom: NIODeadline, stopAt: NIODeadline
+) async throws -> EventLoopFuture<Measurement> {
+    let promise = loop.makePromise(of: Measurement.self)
+    let workload = config.workload
+    let target = config.target
+    let keys = config.keys
+    let pipeline = config.pipeline
+    _ = try await ClientBootstrap(group: loop)
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let handler: any ChannelHandler
+                switch target {
+                case .baton:
+                    handler = LoadConnection(dialect: BatonDialect(), workload: workload, keys: keys, pipeline: pipeline,
+                                             connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
+                case .redis:
+                    handler = LoadConnection(dialect: RedisDialect(), workload: workload, keys: keys, pipeline: pipeline,
+                                             connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
+                case .beanstalkd:
+                    handler = LoadConnection(dialect: BeanstalkdDialect(), workload: workload, keys: keys, pipeline: pipeline,
+                                             connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
+                }
+                try channel.pipeline.syncOperations.addHandler(handler)
+            }
+        }
+        .connect(host: endpoint.host, port: endpoint.port)
+        .get()
+    return promise.futureResult
 }
 
 extension TimeAmount {

@@ -67,6 +67,14 @@ final class LoadConnection<D: Dialect>: ChannelInboundHandler {
                 startAll(context: context)
             }
             while let (slot, outcome) = try dialect.read(&inbound, pending: &pending) {
+                if case .redirect(let leader) = outcome {
+                    // Not the leader: this connection ends here; the run reopens it where it points.
+                    measurement.redirects += 1
+                    measurement.redirectedTo = leader ?? ""
+                    stopping = true
+                    context.close(promise: nil)
+                    return
+                }
                 handle(outcome, slot: slot)
             }
             inbound.discardReadBytes()

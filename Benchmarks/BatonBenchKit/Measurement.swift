@@ -15,6 +15,11 @@ public struct Measurement: Sendable {
     public var errors: UInt64 = 0
     /// The first few error texts, for the report.
     public var errorSamples: [String] = []
+    /// Connections sent elsewhere by a cluster member that does not lead (NOT_LEADER), and reopened
+    /// at the leader it named.
+    public var redirects: UInt64 = 0
+    /// Where this connection was told to go when it closed (`""`: no leader known yet); not merged.
+    public var redirectedTo: String?
 
     public init() {}
 
@@ -35,6 +40,7 @@ public struct Measurement: Sendable {
         requests += other.requests
         misses += other.misses
         errors += other.errors
+        redirects += other.redirects
         errorSamples += other.errorSamples.prefix(max(0, 5 - errorSamples.count))
     }
 }
@@ -51,6 +57,7 @@ public struct Report: Codable, Sendable, Equatable {
     public var requestsPerSecond: Double
     public var misses: UInt64
     public var errors: UInt64
+    public var redirects: UInt64
     public var latencyMicroseconds: Percentiles
     public var errorSamples: [String]
 
@@ -86,6 +93,7 @@ public struct Report: Codable, Sendable, Equatable {
         requestsPerSecond = seconds > 0 ? Double(m.requests) / seconds : 0
         misses = m.misses
         errors = m.errors
+        redirects = m.redirects
         errorSamples = m.errorSamples
         latencyMicroseconds = Percentiles(m.latency)
     }
@@ -100,6 +108,7 @@ public struct Report: Codable, Sendable, Equatable {
               latency ms  p50 \(ms(l.p50))  p90 \(ms(l.p90))  p99 \(ms(l.p99))  p99.9 \(ms(l.p999))  max \(ms(l.max))
               misses \(misses)  errors \(errors)
             """
+        if redirects > 0 { s += "  redirects \(redirects) (reconnected to the leader)" }
         for e in errorSamples { s += "\n  error: \(e)" }
         return s
     }

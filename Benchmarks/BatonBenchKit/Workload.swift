@@ -28,6 +28,8 @@ public enum Outcome: Sendable, Equatable {
     case job(id: UInt64, token: UInt64)
     case empty
     case failed(String)
+    /// A cluster member that does not lead (Baton's NOT_LEADER), naming the leader when it knows it.
+    case redirect(leader: String?)
 }
 
 /// The progress of one in-flight cycle: the step sent last, and what it needs next.

@@ -22,11 +22,14 @@ struct Load: AsyncParsableCommand {
               renew           each slot holds its own lock and renews it
             Targets: baton (all workloads), redis (lock, lock-contended, renew), beanstalkd (job).
             Latency is per cycle, recorded in an HdrHistogram after --warmup.
+            A Baton cluster member that does not lead answers NOT_LEADER: the connection is reopened at
+            the leader it names (counted as redirects), so any member will do as --endpoint; cycles cut
+            short by a leader change are not counted.
             """)
 
     @Option(help: "Target system: baton, redis, beanstalkd.") var target: String = "baton"
     @Option(help: "Workload: lock, lock-contended, job, renew.") var workload: String = "lock"
-    @Option(help: "Address of the target, host:port (default port by target).") var endpoint: String?
+    @Option(help: "Address of the target, host:port (default port by target); for a Baton cluster, any member.") var endpoint: String?
     @Option(help: "Connections (clients).") var connections = 16
     @Option(help: "Cycles in flight per connection.") var pipeline = 1
     @Option(help: "Keys for the lock workload.") var keys = 10_000

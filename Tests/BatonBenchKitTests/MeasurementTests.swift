@@ -73,32 +73,39 @@ import Testing
     }
 }
 
+/// Runs `body` with the port of a fresh in-memory node, and stops the node afterwards.
+func withNode<T>(_ body: (Int) async throws -> T) async throws -> T {
+    var configuration = NodeConfiguration()
+    configuration.port = 0
+    var logger = Logger(label: "bench.test")
+    logger.logLevel = .critical
+    let server = try BatonServer(configuration: configuration, logger: logger)
+    let channel = try await server.start()
+    do {
+        let result = try await body(channel.localAddress!.port!)
+        try await server.shutdown(serverChannel: channel)
+        return result
+    } catch {
+        try await server.shutdown(serverChannel: channel)
+        throw error
+    }
+}
+
 /// Each workload for a second against a real node: it runs, completes cycles, and sees no errors.
 @Suite(.timeLimit(.minutes(1))) struct BenchSmokeTests {
     @Test(arguments: Workload.allCases)
     func workloadRunsAgainstARealNode(_ workload: Workload) async throws {
-        var configuration = NodeConfiguration()
-        configuration.port = 0
-        var logger = Logger(label: "bench.test")
-        logger.logLevel = .critical
-        let server = try BatonServer(configuration: configuration, logger: logger)
-        let channel = try await server.start()
-        var config = BenchmarkConfiguration()
-        config.port = channel.localAddress!.port!
-        config.workload = workload
-        config.connections = 4
-        config.pipeline = 2
-        config.keys = 100
-        config.warmup = .milliseconds(100)
-        config.duration = .seconds(1)
-        let report: Report
-        do {
-            report = try await runBenchmark(config)
-        } catch {
-            try await server.shutdown(serverChannel: channel)
-            throw error
+        let report = try await withNode { port in
+            var config = BenchmarkConfiguration()
+            config.port = port
+            config.workload = workload
+            config.connections = 4
+            config.pipeline = 2
+            config.keys = 100
+            config.warmup = .milliseconds(100)
+            config.duration = .seconds(1)
+            return try await runBenchmark(config)
         }
-        try await server.shutdown(serverChannel: channel)
         #expect(report.cycles > 0)
         #expect(report.errors == 0, "\(report.errorSamples)")
         #expect(report.latencyMicroseconds.p50 > 0 && report.latencyMicroseconds.p50 <= report.latencyMicroseconds.max)
