@@ -57,9 +57,7 @@ public struct BatonDialect: Dialect {
         case .lockReleased, .lockRenewed, .jobAdded, .jobCompleted: outcome = .done
         case .jobClaimed(let job?): outcome = .job(id: job.id.rawValue, token: job.token.rawValue)
         case .jobClaimed(nil): outcome = .empty
-        case .error(let e) where e.code == .notLeader:
-            let leader = e.message.components(separatedBy: "leader=").dropFirst().last
-            outcome = .redirect(leader: leader)
+        case .error(let e) where e.code == .notLeader: outcome = .redirect(leader: e.leaderHint)
         case .error(let e): outcome = .failed("\(e)")
         case let other: outcome = .failed("unexpected \(other.opcode)")
         }

@@ -118,25 +118,20 @@ private func open(
     measureFrom: NIODeadline, stopAt: NIODeadline
 ) async throws -> EventLoopFuture<Measurement> {
     let promise = loop.makePromise(of: Measurement.self)
-    let workload = config.workload
-    let target = config.target
-    let keys = config.keys
-    let pipeline = config.pipeline
+    let (workload, target, keys, pipeline) = (config.workload, config.target, config.keys, config.pipeline)
+    @Sendable func connection<D: Dialect>(_ dialect: D) -> LoadConnection<D> {
+        LoadConnection(dialect: dialect, workload: workload, keys: keys, pipeline: pipeline,
+                       connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
+    }
     _ = try await ClientBootstrap(group: loop)
         .channelOption(.socketOption(.tcp_nodelay), value: 1)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 let handler: any ChannelHandler
                 switch target {
-                case .baton:
-                    handler = LoadConnection(dialect: BatonDialect(), workload: workload, keys: keys, pipeline: pipeline,
-                                             connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
-                case .redis:
-                    handler = LoadConnection(dialect: RedisDialect(), workload: workload, keys: keys, pipeline: pipeline,
-                                             connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
-                case .beanstalkd:
-                    handler = LoadConnection(dialect: BeanstalkdDialect(), workload: workload, keys: keys, pipeline: pipeline,
-                                             connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
+                case .baton: handler = connection(BatonDialect())
+                case .redis: handler = connection(RedisDialect())
+                case .beanstalkd: handler = connection(BeanstalkdDialect())
                 }
                 try channel.pipeline.syncOperations.addHandler(handler)
             }

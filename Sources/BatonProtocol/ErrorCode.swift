@@ -80,4 +80,11 @@ public struct ErrorReply: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
     public var description: String { "\(code.name): \(message)" }
+
+    /// For NOT_LEADER: the leader's `host:port`, which the message ends with (`leader=<host:port>`)
+    /// when the member knows it; nil otherwise.
+    public var leaderHint: String? {
+        guard code == .notLeader, let marker = message.ranges(of: "leader=").last else { return nil }
+        return String(message[marker.upperBound...])
+    }
 }

@@ -56,7 +56,7 @@ public final class WriteAheadLog {
     public private(set) var bytesWritten = 0
     private var buffer: [UInt8] = []
     /// Group commits synced so far (`.always` mode).
-    public private(set) var syncs = 0
+    private(set) var syncs = 0
     /// Records written to the current segment by `commit(sync: false)` and not yet synced.
     private var writtenUnsynced = false
     /// Index of the first entry in `buffer`, which names a segment started for it.
