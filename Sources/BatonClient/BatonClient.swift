@@ -161,7 +161,7 @@ public final class BatonClient: Sendable {
                 configuration.logger.debug("retrying", metadata: ["error": "\(error)", "request": "\(request.opcode)"])
                 if error.serverCode == .notLeader, case .server(let e) = error {
                     // Go to the leader the node named, at once; with no leader known yet, wait and try the next node.
-                    let hint = e.message.split(separator: "leader=").last.flatMap { Endpoint(String($0)) }
+                    let hint = e.leaderHint.flatMap { Endpoint($0) }
                     await redirect(to: hint)
                     if hint != nil {
                         try await Task.sleep(for: .milliseconds(2))

@@ -4,6 +4,8 @@ import Foundation
 import NIOConcurrencyHelpers
 import Testing
 
+@testable import BatonServer
+
 /// Three real `baton serve` processes on loopback, a cluster. The leader is killed with SIGKILL again
 /// and again under load from clients that know all three endpoints; every acknowledged operation
 /// must survive, and the clients must carry on after each failover.
@@ -131,5 +133,36 @@ import Testing
         #expect(nodes.filter { $0["leader"] as? Bool == true }.count == 1, "\(r.out)")
         #expect(Set(nodes.compactMap { $0["role"] as? String }).isSubset(of: ["leader", "follower"]), "\(r.out)")
         #expect(Set(nodes.compactMap { $0["term"] as? Int }).count == 1, "\(r.out)")
+    }
+
+    /// A member that knows no leader names none in its NOT_LEADER; the client then tries its next
+    /// endpoint instead of taking the message for an address. The member here is alone in a cluster
+    /// of three, so it can never elect a leader.
+    @Test func aClientPassesOverAMemberThatKnowsNoLeader() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (port, raftPort) = (try await freePort(), try await freePort())
+        let lonely = try await TestNode.start { c in
+            c.nodeID = "n1"
+            c.port = port
+            c.dataDirectory = dir
+            c.cluster = [
+                .init(nodeID: "n1", host: "127.0.0.1", port: port, raftPort: raftPort),
+                .init(nodeID: "n2", host: "127.0.0.1", port: 1, raftPort: 1),
+                .init(nodeID: "n3", host: "127.0.0.1", port: 1, raftPort: 1),
+            ]
+        }
+        try await withNode { single in
+            var c = BatonClient.Configuration(endpoints: ["127.0.0.1:\(port)", "127.0.0.1:\(single.port)"], name: "passer")
+            c.retryTimeout = .seconds(3)
+            let client = BatonClient(configuration: c)
+            let result = await Task { try await client.acquireLock("k", ttl: .seconds(10)) }.result
+            await client.shutdown()
+            guard case .success(.granted) = result else {
+                Issue.record("the lock was not granted: \(result)")
+                return
+            }
+        }
+        try await lonely.stop()
     }
 }
