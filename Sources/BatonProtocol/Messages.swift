@@ -364,24 +364,28 @@ public struct NodeStatus: Hashable, Sendable {
 // MARK: - Replies
 
 /// Every answer a node gives. Each success case answers exactly one request opcode; `.error` answers any.
+///
+/// The cases with large payloads are `indirect`, so a `Reply` fits in 32 bytes: every node keeps the
+/// last answers of each client (section 5 of PROTOCOL.md), and the lock and renew answers that fill
+/// that window most need no box.
 public enum Reply: Hashable, Sendable {
-    case hello(HelloReply)
+    indirect case hello(HelloReply)
     case pong(serverTime: Timestamp)
     case lockAcquired(LockAcquisition)
     case lockRenewed(expiresAt: Timestamp)
     case lockReleased
-    case lock(LockInfo?)
+    indirect case lock(LockInfo?)
     case locks([LockInfo])
     case jobAdded(JobID, created: Bool)
     /// Nil: no job became ready before the wait ran out.
-    case jobClaimed(ClaimedJob?)
-    case jobClaimedByID(ClaimedJob)
+    indirect case jobClaimed(ClaimedJob?)
+    indirect case jobClaimedByID(ClaimedJob)
     case jobExtended(leaseExpiresAt: Timestamp)
     case jobCompleted
     /// The job's state after the failure (`queued` for a retry at `retryAt`, or `dead`).
     case jobFailed(state: JobState, retryAt: Timestamp)
     case jobAborted
-    case job(JobInfo)
+    indirect case job(JobInfo)
     /// `next` is the cursor for the following page, or zero when there is none.
     case jobs([JobInfo], next: JobID)
     case jobDeleted
@@ -391,7 +395,7 @@ public enum Reply: Hashable, Sendable {
     case lockForceReleased(token: FencingToken)
     case jobsPurged(count: UInt32)
     case leases([LeaseInfo])
-    case status(NodeStatus)
+    indirect case status(NodeStatus)
     case error(ErrorReply)
 
     public static func error(_ code: ErrorCode, _ message: String) -> Reply { .error(ErrorReply(code, message)) }

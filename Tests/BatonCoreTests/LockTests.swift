@@ -130,6 +130,13 @@ import Testing
         #expect(errorCode(h.send(.releaseLock(key: "k9", token: FencingToken(1)), client: ClientID(1), sequence: SequenceNumber(9))) == .staleToken)
     }
 
+    /// Each client's window keeps up to 256 answers on every node, so an answer's size is memory
+    /// per client: the large answers are boxed (`indirect`) and a remembered answer stays small.
+    @Test func aRememberedAnswerIsSmall() {
+        #expect(MemoryLayout<Reply>.stride <= 32)
+        #expect(MemoryLayout<(sequence: SequenceNumber, reply: Reply)>.stride <= 40)
+    }
+
     @Test func detachDropsWaiters() {
         var h = Harness()
         let token = h.grantedToken("a")
