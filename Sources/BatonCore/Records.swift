@@ -139,6 +139,16 @@ struct Session: Sendable {
     func reply(to sequence: SequenceNumber) -> Reply? {
         replies.last { $0.sequence == sequence }?.reply
     }
+
+    /// Keeps `reply` as the answer to `sequence`, forgetting the oldest answers beyond `window`.
+    /// One mutation of the session, so the caller's dictionary is looked up once.
+    mutating func remember(_ reply: Reply, sequence: SequenceNumber, window: Int) {
+        replies.append((sequence, reply))
+        while replies.count > window {
+            let old = replies.removeFirst().sequence
+            if old > forgottenUpTo { forgottenUpTo = old }
+        }
+    }
 }
 
 /// Where a pending (waiting) command waits.

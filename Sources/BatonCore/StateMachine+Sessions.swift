@@ -33,11 +33,7 @@ extension StateMachine {
     /// Keeps `reply` as the answer to (client, sequence), forgetting the oldest answer beyond the window.
     mutating func remember(_ reply: Reply, client: ClientID, sequence: SequenceNumber) {
         guard sequence.rawValue != 0, let index = sessions.index(forKey: client) else { return }
-        sessions.values[index].replies.append((sequence, reply))
-        while sessions.values[index].replies.count > configuration.sessionWindow {
-            let old = sessions.values[index].replies.removeFirst().sequence
-            if old > sessions.values[index].forgottenUpTo { sessions.values[index].forgottenUpTo = old }
-        }
+        sessions.values[index].remember(reply, sequence: sequence, window: configuration.sessionWindow)
     }
 
     mutating func expireSession(_ client: ClientID) {
