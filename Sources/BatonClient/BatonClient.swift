@@ -26,7 +26,8 @@ public final class BatonClient: Sendable {
         /// How long to wait for an answer (a waiting acquire or claim adds its wait).
         public var requestTimeout: Duration = .seconds(5)
         public var connectTimeout: Duration = .seconds(2)
-        /// How long to keep retrying a request that failed in a retriable way.
+        /// How long to keep retrying a request that failed in a retriable way (a waiting acquire or
+        /// claim adds its wait).
         public var retryTimeout: Duration = .seconds(10)
         public var logger: Logger = Logger(label: "baton.client")
         /// How requests travel; with `.http2` the endpoints are the nodes' HTTP/2 ports.
@@ -140,10 +141,13 @@ public final class BatonClient: Sendable {
     }
 
     /// Sends `request` and returns the node's answer; error answers are thrown as `.server`.
-    /// Retriable failures are retried (same request, same sequence number) until `retryTimeout`.
+    /// Retriable failures are retried (same request, same sequence number) until `retryTimeout`
+    /// after the request may have stopped waiting (`extraTimeout`, an acquire's or claim's wait):
+    /// a wait that loses its connection late in the wait (its node died) is still sent again, so
+    /// the new leader answers the wait already in its log instead of keeping it for nobody.
     func call(_ request: Request, extraTimeout: Duration = .zero) async throws -> Reply {
         let clock = ContinuousClock()
-        let giveUp = clock.now + configuration.retryTimeout
+        let giveUp = clock.now + extraTimeout + configuration.retryTimeout
         var delay = Duration.milliseconds(20)
         while true {
             do {

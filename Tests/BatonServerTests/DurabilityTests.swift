@@ -10,6 +10,35 @@ func temporaryDataDirectory() -> String {
 }
 
 @Suite(.timeLimit(.minutes(1))) struct DurabilityTests {
+    /// A claim that has waited longer than the client's retry timeout when its node goes away is
+    /// still sent again: the retry window counts the wait. (Before, it failed at once, and on a
+    /// cluster its wait stayed in the new leader's log and took the next job for nobody.)
+    @Test func aLongWaitIsRetriedWhenItsNodeGoesAway() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try await TestNode.start { $0.dataDirectory = dir }
+        let port = first.port
+        let worker = first.client("worker", retryTimeout: .milliseconds(500))
+        let claim = Task { try await worker.claimJob(types: ["t"], wait: .seconds(20)) }
+        try await Task.sleep(for: .seconds(1))  // past the retry timeout, still waiting
+        try await first.stop()
+        let second = try await TestNode.start {
+            $0.dataDirectory = dir
+            $0.port = port
+        }
+        let adder = second.client("adder")
+        _ = try await adder.addJob(JobSpec(type: "t", payload: [7]))
+        let result = await claim.result
+        await worker.shutdown()
+        await adder.shutdown()
+        try await second.stop()
+        guard case .success(let job?) = result else {
+            Issue.record("the claim did not get the job: \(result)")
+            return
+        }
+        #expect(job.payload == [7])
+    }
+
     @Test func stateSurvivesARestart() async throws {
         let dir = temporaryDataDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
