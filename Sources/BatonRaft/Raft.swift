@@ -78,6 +78,11 @@ public struct Raft: Sendable {
     public private(set) var role: RaftRole = .follower
     /// The leader this node follows (itself when leading); `.none` when it knows of none.
     public private(set) var leader: NodeIndex = .none
+    /// An opaque value the application puts in this node's heartbeats while it leads (Baton: the
+    /// cluster's time). Raft only carries it.
+    public var heartbeatContext: UInt64 = 0
+    /// The `heartbeatContext` of the newest heartbeat this node accepted from a leader (0: none yet).
+    public private(set) var leaderContext: UInt64 = 0
 
     var log: RaftLog
     /// Committed entries up to here have been handed out to apply.
@@ -271,9 +276,10 @@ public struct Raft: Sendable {
             if role != .follower || leader != m.from { becomeFollower(term: term, leader: m.from) }
             electionElapsed = 0
             handleAppend(from: m.from, prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
-        case .heartbeat(let commit, let round):
+        case .heartbeat(let commit, let round, let context):
             if role != .follower || leader != m.from { becomeFollower(term: term, leader: m.from) }
             electionElapsed = 0
+            leaderContext = context
             if commit > self.commit { self.commit = min(commit, log.lastIndex) }
             send(to: m.from, .heartbeatReply(round: round, syncing: stableIndex < log.lastIndex))
         case .installSnapshot(let snapshot):
@@ -549,7 +555,7 @@ public struct Raft: Sendable {
     private mutating func broadcastHeartbeat() {
         for peer in peers {
             guard let p = progress[peer] else { continue }
-            send(to: peer, .heartbeat(commit: min(commit, p.match), round: round))
+            send(to: peer, .heartbeat(commit: min(commit, p.match), round: round, context: heartbeatContext))
         }
     }
 

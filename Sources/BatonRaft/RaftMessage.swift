@@ -13,7 +13,8 @@ public enum RaftMessage: Hashable, Sendable {
     case appendReply(success: Bool, index: LogIndex, hint: LogIndex)
     /// "I am still the leader": `commit` is at most what the receiver is known to hold. `round`
     /// numbers the heartbeats that confirm leadership for read-index reads (0: none asked).
-    case heartbeat(commit: LogIndex, round: UInt64)
+    /// `context` is the leader's `Raft.heartbeatContext`, opaque to Raft.
+    case heartbeat(commit: LogIndex, round: UInt64, context: UInt64)
     /// Sent without waiting for the follower's disk. `syncing`: it holds entries not yet synced, so
     /// their append replies are still to come (a slow disk, not lost messages).
     case heartbeatReply(round: UInt64, syncing: Bool)

@@ -118,7 +118,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
             }
             answer(.hello(runtime.helloReply), to: frame, started: started)
         case .ping:
-            answer(.pong(serverTime: runtime.clock.now()), to: frame, started: started)
+            answer(.pong(serverTime: runtime.now), to: frame, started: started)
         case .query(let query):
             guard clientID != nil else { return refuseBeforeHello(frame, started: started) }
             if let reply = runtime.read(query, requestID: frame.requestID, from: self, started: started) {

@@ -10,12 +10,9 @@ import NIOCore
 /// this disk already), then persists (snapshot, entries, hard state, synced by the log writer), then
 /// sends. Lives on the node's event loop.
 ///
-/// **Time.** The leader stamps every entry with the cluster's time, so every member applies a
-/// lease's expiry at the same log position. A new leader continues from the newest stamp in its log
-/// and adds only the time it has been leader: the time without a leader is not counted. A lease
-/// therefore never ends earlier than its holder was promised (the cluster's clock only runs slower
-/// than real time, never faster), and a failover adds at most the leaderless gap to a lease (an
-/// election timeout or so), never a fresh full TTL.
+/// **Time.** The leader stamps every entry with the cluster's time (`ClusterClock`, which holds the
+/// rules), and puts it in its heartbeats, so a new leader continues from the newest stamp in its log
+/// or the newest time its old leader's heartbeats told, whichever is later.
 final class ClusterDriver {
     private(set) var raft: Raft
     let members: [NodeConfiguration.ClusterMember]
@@ -26,10 +23,9 @@ final class ClusterDriver {
     private var readyScheduled = false
     private var ticker: RepeatedTask?
     private var wasLeader = false
-    private var leaderSince = NIODeadline.now()
-    private var leaderBase = Timestamp.zero
-    /// The newest time stamped or applied: stamps never go backwards.
-    private(set) var lastStamp = Timestamp.zero
+    private var clock: ClusterClock
+    /// This node's own clock: the first leader of a new cluster starts the cluster's time from it.
+    private let nodeClock: NodeClock
     private var stopped = false
     /// The newest term known to be on disk: a leader's appends may go out before its own sync only
     /// when its term (and so its vote for itself) is durable.
@@ -46,9 +42,11 @@ final class ClusterDriver {
     /// The log writer failed: nothing more can be made durable.
     var failed: (any Error) -> Void = { _ in }
 
+    /// `stateTime` is the recovered state machine's time (its snapshot's): the cluster's time
+    /// resumes from it, or from a later stamp in the log.
     init(
         configuration: NodeConfiguration, recovered: (hardState: HardState, snapshot: Snapshot, entries: [LogEntry]),
-        log: DurableLog, eventLoop: any EventLoop, logger: Logger
+        stateTime: Timestamp, nodeClock: NodeClock, log: DurableLog, eventLoop: any EventLoop, logger: Logger
     ) {
         let members = configuration.cluster ?? []
         let me = NodeIndex(UInt64(configuration.memberIndex ?? 1))
@@ -68,10 +66,16 @@ final class ClusterDriver {
             peers[NodeIndex(UInt64(i + 1))] = (m.host, m.raftPort)
         }
         self.transport = PeerTransport(eventLoop: eventLoop, peers: peers, maxFrameSize: 1 << 28, logger: logger)
+        var floor = stateTime
         if let last = recovered.entries.last(where: { !$0.data.isEmpty }), let timed = try? TimedInput.decode(last.data) {
-            lastStamp = timed.time
+            floor = max(floor, timed.time)
         }
+        self.clock = ClusterClock(floor: floor, at: Self.monotonic())
+        self.nodeClock = nodeClock
     }
+
+    /// The monotonic clock, in milliseconds.
+    private static func monotonic() -> UInt64 { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
 
     var me: NodeConfiguration.ClusterMember { members[Int(raft.id.rawValue) - 1] }
 
@@ -88,8 +92,10 @@ final class ClusterDriver {
         }
         let this = NIOLoopBound(self, eventLoop: eventLoop)
         ticker = eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
-            this.value.raft.tick()
-            this.value.processReady()
+            let driver = this.value
+            driver.stampHeartbeats()
+            driver.raft.tick()
+            driver.processReady()
         }
     }
 
@@ -101,32 +107,35 @@ final class ClusterDriver {
 
     // MARK: Proposals and reads
 
-    /// The cluster's time, on the leader.
+    /// The cluster's time: on the leader, what it stamps next; on a follower, an estimate.
     func now() -> Timestamp {
-        let elapsed = UInt64(max(0, (NIODeadline.now() - leaderSince).nanoseconds / 1_000_000))
-        return max(lastStamp, leaderBase.adding(Milliseconds(UInt32(clamping: elapsed))))
+        clock.now(at: Self.monotonic())
+    }
+
+    /// A leader's heartbeats carry its time (a reading a moment old: never ahead of its clock).
+    private func stampHeartbeats() {
+        if raft.isLeader { raft.heartbeatContext = now().milliseconds }
     }
 
     /// Stamps `input` with the cluster's time and appends it; nil when this member does not lead.
     /// Returns the stamped input too, so the leader need not decode its own entry when it applies it.
     func propose(_ input: StateMachineInput) -> (index: LogIndex, term: Term, timed: TimedInput)? {
         guard raft.isLeader else { return nil }
-        let time = now()
-        lastStamp = time
-        let timed = TimedInput(input, at: time)
+        let timed = TimedInput(input, at: clock.stamp(at: Self.monotonic()))
         guard let index = raft.propose(timed.encode()) else { return nil }
         scheduleReady()
         return (index, raft.term, timed)
     }
 
     func readIndex(_ id: UInt64) {
+        stampHeartbeats()
         raft.readIndex(id)
         scheduleReady()
     }
 
     /// Notes the time of an applied entry, so a later leader never stamps earlier.
     func applied(at time: Timestamp) {
-        if time > lastStamp { lastStamp = time }
+        clock.applied(time, at: Self.monotonic())
     }
 
     /// Hands a snapshot of the applied state to Raft, which then forgets the entries it covers.
@@ -186,20 +195,20 @@ final class ClusterDriver {
     private func leadershipChanged() {
         wasLeader = raft.isLeader
         if wasLeader {
-            // Continue the cluster's clock from the newest stamp in the log; the leaderless gap is not counted.
-            leaderSince = .now()
-            var base = lastStamp
+            // Continue the cluster's clock from the newest time known here; the leaderless gap is not counted.
             var index = raft.lastIndex
             while index > raft.snapshotIndex, let entry = raft.entry(at: index) {
                 if !entry.data.isEmpty, let timed = try? TimedInput.decode(entry.data) {
-                    base = max(base, timed.time)
+                    applied(at: timed.time)
                     break
                 }
                 index = index.advanced(by: -1)
             }
-            leaderBase = base
-            logger.info("leading", metadata: ["raft.term": "\(raft.term)", "raft.index": "\(raft.lastIndex)"])
+            clock.lead(heard: Timestamp(milliseconds: raft.leaderContext), origin: nodeClock.now(), at: Self.monotonic())
+            stampHeartbeats()
+            logger.info("leading", metadata: ["raft.term": "\(raft.term)", "raft.index": "\(raft.lastIndex)", "time": "\(now())"])
         } else {
+            clock.follow()
             logger.info("following", metadata: ["raft.term": "\(raft.term)", "leader": "\(leaderAddress ?? "unknown")"])
         }
         roleChanged(wasLeader)

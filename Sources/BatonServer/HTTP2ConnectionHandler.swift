@@ -198,7 +198,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
             noteClient(hello.clientID)
             answer(id, .hello(runtime.helloReply))
         case .ping:
-            answer(id, .pong(serverTime: runtime.clock.now()))
+            answer(id, .pong(serverTime: runtime.now))
         case .query(let query):
             if let reply = runtime.read(query, requestID: RequestID(UInt32(Int(id))), from: self, started: stream.started) {
                 answer(id, reply)

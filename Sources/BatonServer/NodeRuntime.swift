@@ -96,7 +96,9 @@ final class NodeRuntime {
         self.snapshotIndex = recovered.snapshotIndex
         self.clock = NodeClock(resumingFrom: recovered.machine.now)
         if let raft = recovered.raft, let log = recovered.log {
-            self.cluster = ClusterDriver(configuration: configuration, recovered: raft, log: log, eventLoop: eventLoop, logger: logger)
+            self.cluster = ClusterDriver(
+                configuration: configuration, recovered: raft, stateTime: recovered.machine.now, nodeClock: clock, log: log,
+                eventLoop: eventLoop, logger: logger)
         } else {
             self.cluster = nil
         }
@@ -126,9 +128,13 @@ final class NodeRuntime {
         return .error(.notLeader, "node \(configuration.nodeID) is not the leader\(hint)")
     }
 
+    /// The time the node's answers are in: the cluster's time on a cluster member (leases expire by
+    /// it), the node's own clock on a single node.
+    var now: Timestamp { cluster?.now() ?? clock.now() }
+
     var helloReply: HelloReply {
         HelloReply(
-            version: batonProtocolVersion, nodeID: configuration.nodeID, serverTime: clock.now(),
+            version: batonProtocolVersion, nodeID: configuration.nodeID, serverTime: now,
             maxFrameSize: UInt32(configuration.maxFrameSize), maxKeyLength: UInt16(configuration.limits.maxKeyLength),
             minTTL: Milliseconds(configuration.limits.minTTLMilliseconds),
             maxTTL: Milliseconds(configuration.limits.maxTTLMilliseconds),
@@ -199,7 +205,7 @@ final class NodeRuntime {
     /// Answers from the applied state: everything it shows was on disk before it was applied.
     func query(_ query: Query) -> Reply {
         if case .nodeStatus = query { return .status(status) }
-        return machine.query(query, at: cluster?.now() ?? clock.now())
+        return machine.query(query, at: now)
     }
 
     /// Answers a query, now (the returned reply) or later (through `sink`, nil returned). On a cluster
@@ -260,8 +266,8 @@ final class NodeRuntime {
             nodeID: configuration.nodeID, address: address, role: role, term: cluster?.raft.term.rawValue ?? 1,
             commitIndex: cluster?.raft.commit.rawValue ?? appliedIndex.rawValue, appliedIndex: appliedIndex.rawValue,
             uptimeMilliseconds: UInt64((NIODeadline.now() - started).nanoseconds / 1_000_000),
-            serverTime: clock.now(), connections: UInt32(connections.count + http2Connections.count), durable: log != nil,
-            summary: machine.summary(at: clock.now()))
+            serverTime: now, connections: UInt32(connections.count + http2Connections.count), durable: log != nil,
+            summary: machine.summary(at: now))
     }
 
     private var role: NodeStatus.Role {
@@ -405,7 +411,7 @@ final class NodeRuntime {
         if let cluster, !cluster.raft.isLeader { return }  // followers apply the leader's ticks
         if let timer, timer.deadline <= next { return }
         timer?.task.cancel()
-        let delay = max(1, (cluster?.now() ?? clock.now()).distance(to: next))
+        let delay = max(1, now.distance(to: next))
         let this = NIOLoopBound(self, eventLoop: eventLoop)
         let task = eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) {
             this.value.timer = nil

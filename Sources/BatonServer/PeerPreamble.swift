@@ -9,9 +9,10 @@ import NIOCore
 /// | version | change |
 /// |---|---|
 /// | 1 | first versioned peer protocol (HEARTBEAT_REPLY carries the `syncing` flag) |
+/// | 2 | HEARTBEAT carries the leader's cluster time |
 enum PeerPreamble {
     static let magic: [UInt8] = Array("BTNR".utf8)
-    static let version: UInt16 = 1
+    static let version: UInt16 = 2
     static let size = magic.count + 2
 
     static func write(into buffer: inout ByteBuffer) {

@@ -2,7 +2,7 @@ import BatonProtocol
 import BatonRaft
 import NIOCore
 
-/// Raft messages between nodes (peer protocol version 1, see `PeerPreamble`), framed like the client protocol: a `u32` length counting the bytes
+/// Raft messages between nodes (peer protocol version 2, see `PeerPreamble`), framed like the client protocol: a `u32` length counting the bytes
 /// after it, then `type: u8`, `from: u64`, `to: u64`, `term: u64` and the message's fields, all
 /// big-endian. Entries are `term: u64, index: u64, length: u32, bytes`; a snapshot is
 /// `index: u64, term: u64, length: u32, bytes`.
@@ -15,7 +15,7 @@ import NIOCore
 /// | 4 | VOTE_REPLY | granted u8 |
 /// | 5 | APPEND | prev_index u64, prev_term u64, commit u64, count u32, entries |
 /// | 6 | APPEND_REPLY | success u8, index u64, hint u64 |
-/// | 7 | HEARTBEAT | commit u64, round u64 |
+/// | 7 | HEARTBEAT | commit u64, round u64, time u64 (the leader's cluster time, ms) |
 /// | 8 | HEARTBEAT_REPLY | round u64, syncing u8 (entries received, not yet synced) |
 /// | 9 | INSTALL_SNAPSHOT | snapshot |
 extension RaftEnvelope {
@@ -58,9 +58,10 @@ extension RaftEnvelope {
             b.writeInteger(UInt8(success ? 1 : 0))
             b.writeInteger(index.rawValue)
             b.writeInteger(hint.rawValue)
-        case .heartbeat(let commit, let round):
+        case .heartbeat(let commit, let round, let context):
             b.writeInteger(commit.rawValue)
             b.writeInteger(round)
+            b.writeInteger(context)
         case .heartbeatReply(let round, let syncing):
             b.writeInteger(round)
             b.writeInteger(UInt8(syncing ? 1 : 0))
@@ -112,7 +113,7 @@ extension RaftEnvelope {
             }
             message = .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
         case 6: message = .appendReply(success: try flag(), index: LogIndex(try u64()), hint: LogIndex(try u64()))
-        case 7: message = .heartbeat(commit: LogIndex(try u64()), round: try u64())
+        case 7: message = .heartbeat(commit: LogIndex(try u64()), round: try u64(), context: try u64())
         case 8: message = .heartbeatReply(round: try u64(), syncing: try flag())
         case 9:
             let index = LogIndex(try u64()), term = Term(try u64())

@@ -260,7 +260,7 @@ struct TestCluster {
         follower.persisted(through: LogIndex(1), term: Term(1))
 
         follower.step(RaftEnvelope(
-            from: NodeIndex(1), to: NodeIndex(2), term: Term(1), message: .heartbeat(commit: LogIndex(1), round: 1)))
+            from: NodeIndex(1), to: NodeIndex(2), term: Term(1), message: .heartbeat(commit: LogIndex(1), round: 1, context: 0)))
         let second = follower.ready()
         #expect(second.hardState == HardState(term: Term(1), vote: .none, commit: LogIndex(1)))
         #expect(second.entries.isEmpty)

@@ -135,6 +135,59 @@ import Testing
         #expect(Set(nodes.compactMap { $0["term"] as? Int }).count == 1, "\(r.out)")
     }
 
+    /// A lease nobody renews ends about its TTL after its grant even when the leader dies near its
+    /// end: the new leader continues the cluster's time from its old leader's last heartbeat. (From
+    /// the grant's stamp alone, the newest in an idle log, a failover 3 s into a 4 s lease gave it
+    /// 3 s more.) And `batonctl leases` counts the remaining time in the cluster's time.
+    @Test func aFailoverNearALeasesEndDoesNotRenewIt() async throws {
+        let members = try await writeConfigs()
+        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
+        let processes = try members.map(launch)
+        defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let endpoints = members.map { "127.0.0.1:\($0.port)" }
+        var leading: Int?
+        for _ in 0..<100 where leading == nil {
+            leading = await leader(members)
+            if leading == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        guard let victim = leading else {
+            Issue.record("no member says it leads")
+            return
+        }
+        var c = BatonClient.Configuration(endpoints: endpoints, name: "holder")
+        c.retryTimeout = .seconds(10)
+        let holder = BatonClient(configuration: c)
+        let sent = ContinuousClock.now
+        guard case .granted = try await holder.acquireLock("idle", ttl: .seconds(4)) else {
+            Issue.record("the lock was not granted")
+            return
+        }
+        await holder.shutdown()  // and never renews
+
+        let leases = try batonctl(["leases", "list", "--output", "json", "--endpoints", endpoints.joined(separator: ",")], port: 0)
+        let remaining = ((try? json(leases.out)) as? [[String: Any]])?.first?["expiresInMs"] as? Int
+        #expect(remaining.map { (2_000...4_000).contains($0) } == true, "\(leases.out) \(leases.err)")
+
+        try await Task.sleep(until: sent + .seconds(3))
+        kill(processes[victim].processIdentifier, SIGKILL)
+        processes[victim].waitUntilExit()
+
+        var t = BatonClient.Configuration(endpoints: endpoints, name: "taker")
+        t.retryTimeout = .seconds(10)
+        let taker = BatonClient(configuration: t)
+        var freeAfter: Duration?
+        while freeAfter == nil, ContinuousClock.now < sent + .seconds(15) {
+            if case .granted = try await taker.acquireLock("idle", ttl: .seconds(4)) {
+                freeAfter = ContinuousClock.now - sent
+            } else {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        await taker.shutdown()
+        // Its TTL, plus at most an election and the heartbeat interval; never 3 s more.
+        #expect(freeAfter.map { $0 >= .seconds(4) && $0 < .milliseconds(5_800) } == true, "free after \(String(describing: freeAfter))")
+    }
+
     /// A member that knows no leader names none in its NOT_LEADER; the client then tries its next
     /// endpoint instead of taking the message for an address. The member here is alone in a cluster
     /// of three, so it can never elect a leader.

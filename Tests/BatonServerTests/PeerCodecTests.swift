@@ -19,7 +19,7 @@ import Testing
             entries: [LogEntry(term: Term(2), index: LogIndex(11), data: [1, 2, 3]), LogEntry(term: Term(3), index: LogIndex(12), data: [])],
             commit: LogIndex(11)),
         .appendReply(success: false, index: LogIndex(10), hint: LogIndex(4)),
-        .heartbeat(commit: LogIndex(5), round: 99),
+        .heartbeat(commit: LogIndex(5), round: 99, context: 1_764_633_600_000),
         .heartbeatReply(round: 99, syncing: true),
         .heartbeatReply(round: 100, syncing: false),
         .installSnapshot(Snapshot(index: LogIndex(100), term: Term(4), data: Array(repeating: 0xAB, count: 1000))),
@@ -96,7 +96,7 @@ import Testing
         try await loop.submit { transport.receive = { received.succeed($0) } }.get()
         let listener = try await loop.flatSubmit { transport.listen(host: "127.0.0.1", port: 0) }.get()
         let port = try #require(listener.localAddress?.port)
-        let envelope = RaftEnvelope(from: NodeIndex(2), to: NodeIndex(1), term: Term(3), message: .heartbeat(commit: LogIndex(4), round: 5))
+        let envelope = RaftEnvelope(from: NodeIndex(2), to: NodeIndex(1), term: Term(3), message: .heartbeat(commit: LogIndex(4), round: 5, context: 6))
 
         func connect() async throws -> any Channel {
             try await ClientBootstrap(group: loop).connect(host: "127.0.0.1", port: port).get()
