@@ -36,6 +36,9 @@ extension StateMachine {
         sessions.values[index].remember(reply, sequence: sequence, window: configuration.sessionWindow)
     }
 
+    /// The clients with a command waiting (an acquire in line, a claim with a wait).
+    public var waitingClients: Set<ClientID> { Set(waits.keys.lazy.map(\.clientID)) }
+
     mutating func expireSession(_ client: ClientID) {
         guard let session = sessions[client] else { return }
         let end = session.lastSeen.adding(configuration.sessionTimeout)

@@ -41,6 +41,9 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var cluster: [ClusterMember]? = nil
     /// One Raft tick. Elections start after 15–30 ticks without a leader; leaders send heartbeats every 2.
     public var tickMilliseconds: Int = 10
+    /// A new leader withdraws, this long after taking office, the waiting acquires and claims of
+    /// clients that have not connected to it (they waited on a member that died, and went too).
+    public var absentClientGraceMilliseconds: Int = 10_000
 
     /// A member of a cluster: its name, the address clients use, and the port its peers use.
     public struct ClusterMember: Sendable, Hashable, Codable {
@@ -105,7 +108,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
         case dataDirectory, sync, snapshotEveryEntries, snapshotEveryBytes, segmentSizeBytes, slowLogWriteMilliseconds
         case metricsPort, http2Port, http2MaxConcurrentStreams
-        case cluster, tickMilliseconds
+        case cluster, tickMilliseconds, absentClientGraceMilliseconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -132,6 +135,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         http2MaxConcurrentStreams = try value(.http2MaxConcurrentStreams, d.http2MaxConcurrentStreams)
         cluster = try c.decodeIfPresent([ClusterMember].self, forKey: .cluster)
         tickMilliseconds = try value(.tickMilliseconds, d.tickMilliseconds)
+        absentClientGraceMilliseconds = try value(.absentClientGraceMilliseconds, d.absentClientGraceMilliseconds)
     }
 
     /// Checks every rule; returns one message per broken rule.
@@ -165,6 +169,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
             if dataDirectory == nil { problems.append("a cluster member needs a dataDirectory") }
         }
         if !(1...1000).contains(tickMilliseconds) { problems.append("tickMilliseconds must be in 1...1000") }
+        if absentClientGraceMilliseconds < 1 { problems.append("absentClientGraceMilliseconds must be at least 1") }
         return problems
     }
 

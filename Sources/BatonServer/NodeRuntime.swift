@@ -370,6 +370,7 @@ final class NodeRuntime {
     private func roleChanged(isLeader: Bool) {
         guard !isLeader else {
             armTimer()
+            scheduleAbsentClientCheck()
             return
         }
         let waiting = Array(proposals.values.map(\.route)) + Array(routes.values)
@@ -380,6 +381,25 @@ final class NodeRuntime {
         reads.removeAll()
         confirmedReads.removeAll()
         for route in pendingReads { reply(notLeader, to: route) }
+    }
+
+    /// A new leader's log holds the waits of clients connected to the old leader. The client
+    /// library sends a wait again when its connection breaks, so its clients connect here within
+    /// seconds; the waits of clients that do not (they died too) are withdrawn after the grace, as
+    /// if their last connection had closed here, so no lock or job is granted to nobody.
+    private func scheduleAbsentClientCheck() {
+        guard let term = cluster?.raft.term else { return }
+        let grace = TimeAmount.milliseconds(Int64(configuration.absentClientGraceMilliseconds))
+        let this = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.scheduleTask(in: grace) {
+            let runtime = this.value
+            guard let raft = runtime.cluster?.raft, raft.isLeader, raft.term == term, !runtime.isShuttingDown else { return }
+            let absent = runtime.machine.waitingClients.filter { runtime.connectionsPerClient[$0] == nil }
+            for client in absent.sorted(by: { $0.rawValue < $1.rawValue }) { runtime.propose(.detach(client), route: nil) }
+            if !absent.isEmpty {
+                runtime.logger.info("withdrew the waits of clients that did not reconnect", metadata: ["clients": "\(absent.count)"])
+            }
+        }
     }
 
     private func apply(_ timed: TimedInput, route: Route?) {

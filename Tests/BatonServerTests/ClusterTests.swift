@@ -188,6 +188,70 @@ import Testing
         #expect(freeAfter.map { $0 >= .seconds(4) && $0 < .milliseconds(5_800) } == true, "free after \(String(describing: freeAfter))")
     }
 
+    /// A wait whose client went away with its leader is withdrawn by the new leader once the client
+    /// has not connected for `absentClientGraceMilliseconds`; the lock then goes to a live client
+    /// instead of being granted to nobody and held for a TTL. In-process members; the leader stops
+    /// (a graceful stop leaves the wait in the log too, as a kill does).
+    @Test func aNewLeaderWithdrawsTheWaitsOfClientsThatDoNotReconnect() async throws {
+        var ports: [(client: Int, raft: Int)] = []
+        for _ in 0..<3 { ports.append((try await freePort(), try await freePort())) }
+        let cluster = ports.enumerated().map { i, p in
+            NodeConfiguration.ClusterMember(nodeID: "n\(i + 1)", host: "127.0.0.1", port: p.client, raftPort: p.raft)
+        }
+        let dirs = (0..<3).map { _ in temporaryDataDirectory() }
+        defer { for d in dirs { try? FileManager.default.removeItem(atPath: d) } }
+        var nodes: [TestNode?] = []
+        for i in 0..<3 {
+            nodes.append(try await TestNode.start { c in
+                c.nodeID = "n\(i + 1)"
+                c.port = ports[i].client
+                c.dataDirectory = dirs[i]
+                c.cluster = cluster
+                c.absentClientGraceMilliseconds = 300
+            })
+        }
+        func stopAll() async { for n in nodes { try? await n?.stop() } }
+        let endpoints = ports.map { "127.0.0.1:\($0.client)" }
+        func client(_ name: String) -> BatonClient {
+            var c = BatonClient.Configuration(endpoints: endpoints, name: name)
+            c.retryTimeout = .seconds(10)
+            return BatonClient(configuration: c)
+        }
+        let holder = client("holder")
+        guard case .granted(let token, _) = try await holder.acquireLock("k", ttl: .seconds(60)) else {
+            Issue.record("the holder got no lock")
+            return await stopAll()
+        }
+        // A raw client waits in line at the leader, then vanishes with it.
+        let leader = try await holder.nodeStatus()
+        guard leader.role == .leader, let index = cluster.firstIndex(where: { $0.nodeID == leader.nodeID }) else {
+            Issue.record("the holder's member \(leader.nodeID) does not lead")
+            return await stopAll()
+        }
+        let raw = try await RawConnection(port: ports[index].client)
+        try await raw.hello(client: 4242)
+        try await raw.send(.command(SequenceNumber(1), .acquireLock(key: "k", owner: "gone", ttl: Milliseconds(60_000), wait: Milliseconds(600_000))), id: 2)
+        var waiters = 0
+        for _ in 0..<100 where waiters == 0 {
+            waiters = try await holder.getLock("k")?.waiters.count ?? 0
+            if waiters == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(waiters == 1)
+        try await nodes[index]?.stop()
+        nodes[index] = nil
+        await raw.close()
+
+        // The new leader keeps the wait for the grace, then withdraws it.
+        try await Task.sleep(for: .milliseconds(1_500))
+        try await holder.releaseLock("k", token: token)
+        let taker = client("taker")
+        let result = try await taker.acquireLock("k", ttl: .seconds(5))
+        #expect({ if case .granted = result { true } else { false } }(), "\(result)")
+        await holder.shutdown()
+        await taker.shutdown()
+        await stopAll()
+    }
+
     /// A member that knows no leader names none in its NOT_LEADER; the client then tries its next
     /// endpoint instead of taking the message for an address. The member here is alone in a cluster
     /// of three, so it can never elect a leader.

@@ -202,6 +202,13 @@ func freePort() async throws -> Int {
         #expect(zero.validate().contains { $0.contains("slowLogWriteMilliseconds") })
     }
 
+    @Test func absentClientGraceIsConfigurable() throws {
+        #expect(try NodeConfiguration.decode(json: Data(#"{"absentClientGraceMilliseconds": 2500}"#.utf8)).absentClientGraceMilliseconds == 2500)
+        #expect(NodeConfiguration().absentClientGraceMilliseconds == 10_000)
+        let zero = try NodeConfiguration.decode(json: Data(#"{"absentClientGraceMilliseconds": 0}"#.utf8))
+        #expect(zero.validate().contains { $0.contains("absentClientGraceMilliseconds") })
+    }
+
     @Test(arguments: [
         (#"{"prot": 1}"#, "unknown key: prot"),
         (#"{"limits": {"minTTL": 1}}"#, "unknown key: limits.minTTL"),
