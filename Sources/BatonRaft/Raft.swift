@@ -9,6 +9,10 @@ public struct RaftConfiguration: Sendable, Hashable {
     public var heartbeatTicks: Int = 1
     /// Most entries in one append.
     public var maxEntriesPerAppend: Int = 512
+    /// Most bytes of entry data in one append (etcd-io/raft's MaxSizePerMsg); the first entry goes
+    /// whatever its size. Keeps an append of large entries (a backlog of big job payloads for a
+    /// follower catching up) far below the peer transport's frame limit.
+    public var maxBytesPerAppend: Int = 1 << 20
     /// Most unacknowledged appends to one follower (pipelining).
     public var maxInflightAppends: Int = 64
 
@@ -526,7 +530,8 @@ public struct Raft: Sendable {
             send(to: peer, .installSnapshot(log.snapshot))
             return
         }
-        let entries = log.slice(from: p.next, through: log.lastIndex, limit: configuration.maxEntriesPerAppend)
+        let entries = log.slice(
+            from: p.next, through: log.lastIndex, limit: configuration.maxEntriesPerAppend, maxBytes: configuration.maxBytesPerAppend)
         if entries.isEmpty && p.state == .replicate { return }  // nothing new; heartbeats carry the commit
         send(to: peer, .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit))
         if p.state == .replicate, let last = entries.last {

@@ -33,10 +33,21 @@ struct RaftLog: Sendable {
     }
 
     /// Entries in `from ... through`, at most `limit`; empty if `from` is compacted.
-    func slice(from: LogIndex, through: LogIndex, limit: Int) -> [LogEntry] {
+    /// Entries `from` through `through`, at most `limit` of them, and no more than `maxBytes` of entry
+    /// data, except that the first entry is always included.
+    func slice(from: LogIndex, through: LogIndex, limit: Int, maxBytes: Int = .max) -> [LogEntry] {
         guard from >= firstIndex, from <= through, through <= lastIndex else { return [] }
         let start = offset(from)
-        let end = start + min(offset(through) + 1 - start, limit)
+        var end = start + min(offset(through) + 1 - start, limit)
+        if maxBytes != .max {
+            var bytes = entries[start].data.count
+            var cut = start + 1
+            while cut < end, bytes + entries[cut].data.count <= maxBytes {
+                bytes += entries[cut].data.count
+                cut += 1
+            }
+            end = cut
+        }
         return Array(entries[start..<end])
     }
 

@@ -15,6 +15,8 @@ struct TestCluster {
     /// before a sync (with the term already durable) is sent.
     var stalled: Set<Int> = []
     var held: [Int: [RaftReady]] = [:]
+    /// Sees every message delivered.
+    var observe: (RaftEnvelope) -> Void = { _ in }
 
     init(size: Int, seed: UInt64 = 1) {
         let members = (1...size).map { NodeIndex(UInt64($0)) }
@@ -52,7 +54,10 @@ struct TestCluster {
             queue.removeAll()
             for m in batch {
                 let from = Int(m.from.rawValue) - 1, to = Int(m.to.rawValue) - 1
-                if !cut.contains([from, to]) { nodes[to].step(m) }
+                if !cut.contains([from, to]) {
+                    observe(m)
+                    nodes[to].step(m)
+                }
             }
         }
     }
@@ -198,6 +203,35 @@ struct TestCluster {
         cluster.tick()
         #expect(cluster.committed[lagging].last?.data == [99])
         #expect(cluster.nodes[lagging].commit == cluster.nodes[leader].commit)
+    }
+
+    /// A follower catching up on large entries gets them in appends of at most `maxBytesPerAppend`
+    /// (one entry larger than that still goes, alone), not in one append of the whole backlog,
+    /// which could outgrow the peer transport's frame limit and never arrive.
+    @Test func appendsToALaggingFollowerStayWithinTheirByteLimit() throws {
+        var cluster = TestCluster(size: 3)
+        let elected = cluster.electLeader()
+        let leader = try #require(elected)
+        let lagging = (leader + 1) % 3
+        cluster.isolate(lagging)
+        let big = [UInt8](repeating: 1, count: 400 << 10)
+        for _ in 0..<10 { _ = cluster.nodes[leader].propose(big) }
+        _ = cluster.nodes[leader].propose([UInt8](repeating: 2, count: 3 << 20))  // alone over the limit
+        cluster.settle()
+        var appends: [[Int]] = []
+        cluster.observe = { m in
+            if m.to.rawValue == UInt64(lagging + 1), case .append(_, _, let entries, _) = m.message, !entries.isEmpty {
+                appends.append(entries.map(\.data.count))
+            }
+        }
+        cluster.cut.removeAll()
+        cluster.tick(5)
+        #expect(cluster.committed[lagging].filter { $0.data == big }.count == 10)
+        #expect(cluster.committed[lagging].last?.data.count == 3 << 20)
+        #expect(appends.count >= 6, "\(appends)")
+        for sizes in appends {
+            #expect(sizes.count == 1 || sizes.reduce(0, +) <= RaftConfiguration(members: []).maxBytesPerAppend, "\(sizes)")
+        }
     }
 
     @Test func readIndexNeedsAQuorumAndALeader() throws {
