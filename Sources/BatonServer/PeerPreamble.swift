@@ -9,7 +9,7 @@ import NIOCore
 /// | version | change |
 /// |---|---|
 /// | 1 | first versioned peer protocol (HEARTBEAT_REPLY carries the `syncing` flag) |
-/// | 2 | HEARTBEAT carries the leader's cluster time |
+/// | 2 | HEARTBEAT carries the leader's cluster time; INSTALL_SNAPSHOT travels in chunks |
 enum PeerPreamble {
     static let magic: [UInt8] = Array("BTNR".utf8)
     static let version: UInt16 = 2

@@ -142,6 +142,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     private let logger: Logger
     private let deliver: (RaftEnvelope) -> Void
+    private var snapshot = SnapshotAssembler()
 
     init(logger: Logger, _ deliver: @escaping (RaftEnvelope) -> Void) {
         self.logger = logger
@@ -151,7 +152,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var body = unwrapInboundIn(data)
         do {
-            deliver(try RaftEnvelope.decode(&body))
+            if let envelope = try snapshot.add(try PeerFrame.decode(&body)) { deliver(envelope) }
         } catch {
             refuse(context: context, error)
         }

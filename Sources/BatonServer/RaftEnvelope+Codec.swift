@@ -17,10 +17,36 @@ import NIOCore
 /// | 6 | APPEND_REPLY | success u8, index u64, hint u64 |
 /// | 7 | HEARTBEAT | commit u64, round u64, time u64 (the leader's cluster time, ms) |
 /// | 8 | HEARTBEAT_REPLY | round u64, syncing u8 (entries received, not yet synced) |
-/// | 9 | INSTALL_SNAPSHOT | snapshot |
+/// | 9 | INSTALL_SNAPSHOT | index u64, term u64, total u64, offset u64, length u32, bytes: one chunk |
+///
+/// A snapshot travels in chunks of at most `snapshotChunkSize` bytes, in order, each its own frame
+/// (`SnapshotAssembler` puts them together): however large the state, no frame nears the limit.
 extension RaftEnvelope {
-    /// Appends this message as one length-prefixed frame.
-    func encode(into b: inout ByteBuffer) {
+    static let snapshotChunkSize = 4 << 20
+
+    /// Appends this message as one length-prefixed frame (a large snapshot: one per chunk).
+    func encode(into b: inout ByteBuffer, snapshotChunkSize: Int = Self.snapshotChunkSize) {
+        if case .installSnapshot(let snapshot) = message {
+            var offset = 0
+            repeat {
+                let end = min(snapshot.data.count, offset + snapshotChunkSize)
+                let start = b.writerIndex
+                b.writeInteger(UInt32(0))
+                b.writeInteger(UInt8(9))
+                b.writeInteger(from.rawValue)
+                b.writeInteger(to.rawValue)
+                b.writeInteger(term.rawValue)
+                b.writeInteger(snapshot.index.rawValue)
+                b.writeInteger(snapshot.term.rawValue)
+                b.writeInteger(UInt64(snapshot.data.count))
+                b.writeInteger(UInt64(offset))
+                b.writeInteger(UInt32(end - offset))
+                b.writeBytes(snapshot.data[offset..<end])
+                b.setInteger(UInt32(b.writerIndex - start - 4), at: start)
+                offset = end
+            } while offset < snapshot.data.count
+            return
+        }
         let start = b.writerIndex
         b.writeInteger(UInt32(0))
         switch message {
@@ -65,17 +91,29 @@ extension RaftEnvelope {
         case .heartbeatReply(let round, let syncing):
             b.writeInteger(round)
             b.writeInteger(UInt8(syncing ? 1 : 0))
-        case .installSnapshot(let snapshot):
-            b.writeInteger(snapshot.index.rawValue)
-            b.writeInteger(snapshot.term.rawValue)
-            b.writeInteger(UInt32(snapshot.data.count))
-            b.writeBytes(snapshot.data)
+        case .installSnapshot:
+            preconditionFailure("encoded in chunks above")
         }
         b.setInteger(UInt32(b.writerIndex - start - 4), at: start)
     }
 
-    /// Decodes one frame's body (the bytes after the length); the body must be consumed exactly.
+    /// Decodes a frame that holds a whole message (a snapshot in one chunk included).
     static func decode(_ body: inout ByteBuffer) throws -> RaftEnvelope {
+        var assembler = SnapshotAssembler()
+        guard let envelope = try assembler.add(try PeerFrame.decode(&body)) else {
+            throw ProtocolError(.malformedFrame, "a snapshot chunk where a whole message was expected")
+        }
+        return envelope
+    }
+}
+
+/// One peer frame: a whole message, or one chunk of a snapshot.
+enum PeerFrame: Hashable {
+    case message(RaftEnvelope)
+    case snapshotChunk(SnapshotChunk)
+
+    /// Decodes one frame's body (the bytes after the length); the body must be consumed exactly.
+    static func decode(_ body: inout ByteBuffer) throws -> PeerFrame {
         func u64() throws -> UInt64 {
             guard let v = body.readInteger(as: UInt64.self) else { throw ProtocolError(.malformedFrame, "peer message ends early") }
             return v
@@ -116,12 +154,71 @@ extension RaftEnvelope {
         case 7: message = .heartbeat(commit: LogIndex(try u64()), round: try u64(), context: try u64())
         case 8: message = .heartbeatReply(round: try u64(), syncing: try flag())
         case 9:
-            let index = LogIndex(try u64()), term = Term(try u64())
-            message = .installSnapshot(Snapshot(index: index, term: term, data: try bytes()))
+            let index = LogIndex(try u64()), snapshotTerm = Term(try u64()), total = try u64(), offset = try u64()
+            let data = try bytes()
+            guard offset <= total, UInt64(data.count) <= total - offset, data.count > 0 || total == 0 else {
+                throw ProtocolError(.malformedFrame, "snapshot chunk at \(offset) of \(data.count) bytes does not fit its total of \(total)")
+            }
+            guard body.readableBytes == 0 else { throw ProtocolError(.malformedFrame, "\(body.readableBytes) bytes after a peer message") }
+            return .snapshotChunk(
+                SnapshotChunk(
+                    from: from, to: to, term: term, index: index, snapshotTerm: snapshotTerm, total: total, offset: offset, bytes: data))
         default:
             throw ProtocolError(.unknownOpcode, "unknown peer message type \(type)")
         }
         guard body.readableBytes == 0 else { throw ProtocolError(.malformedFrame, "\(body.readableBytes) bytes after a peer message") }
-        return RaftEnvelope(from: from, to: to, term: term, message: message)
+        return .message(RaftEnvelope(from: from, to: to, term: term, message: message))
+    }
+}
+
+/// A piece of a snapshot on the wire: `bytes` are the snapshot's bytes from `offset` on, of `total`.
+struct SnapshotChunk: Hashable {
+    var from: NodeIndex
+    var to: NodeIndex
+    var term: Term
+    var index: LogIndex
+    var snapshotTerm: Term
+    var total: UInt64
+    var offset: UInt64
+    var bytes: [UInt8]
+}
+
+/// Puts a connection's snapshot chunks back together. Chunks come in order on one connection; one
+/// that does not continue the snapshot being assembled (another snapshot, a gap) is refused, and a
+/// chunk at offset 0 starts over (the sender began again after a reconnect).
+struct SnapshotAssembler {
+    private var partial: SnapshotChunk?
+
+    /// The message `frame` completes, if any.
+    mutating func add(_ frame: PeerFrame) throws -> RaftEnvelope? {
+        guard case .snapshotChunk(let chunk) = frame else {
+            if case .message(let envelope) = frame { return envelope }
+            return nil
+        }
+        var whole: SnapshotChunk
+        if chunk.offset == 0 {
+            whole = chunk
+            whole.bytes.reserveCapacity(Int(clamping: min(chunk.total, 64 << 20)))  // grows past that as chunks come
+        } else {
+            let continues = partial.map { p in
+                p.from == chunk.from && p.term == chunk.term && p.index == chunk.index && p.snapshotTerm == chunk.snapshotTerm
+                    && p.total == chunk.total && UInt64(p.bytes.count) == chunk.offset
+            }
+            guard continues == true else {
+                partial = nil
+                throw ProtocolError(.malformedFrame, "snapshot chunk at \(chunk.offset) does not continue the snapshot being received")
+            }
+            whole = partial!
+            partial = nil  // `whole` is then the bytes' only owner: appended in place, not copied
+            whole.bytes += chunk.bytes
+        }
+        guard UInt64(whole.bytes.count) == whole.total else {
+            partial = whole
+            return nil
+        }
+        partial = nil
+        return RaftEnvelope(
+            from: whole.from, to: whole.to, term: whole.term,
+            message: .installSnapshot(Snapshot(index: whole.index, term: whole.snapshotTerm, data: whole.bytes)))
     }
 }

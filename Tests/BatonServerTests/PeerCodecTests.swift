@@ -121,7 +121,74 @@ import Testing
         envelope.encode(into: &bytes)
         try await current.writeAndFlush(bytes).get()
         #expect(try await received.futureResult.get() == envelope)
+
+        // A snapshot five times the transport's 1 MiB frame limit arrives whole, in chunks.
+        let big = RaftEnvelope(
+            from: NodeIndex(2), to: NodeIndex(1), term: Term(3),
+            message: .installSnapshot(Snapshot(index: LogIndex(9), term: Term(3), data: (0..<(5 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })))
+        let snapshotReceived = loop.makePromise(of: RaftEnvelope.self)
+        try await loop.submit { transport.receive = { snapshotReceived.succeed($0) } }.get()
+        var chunks = ByteBuffer()
+        big.encode(into: &chunks, snapshotChunkSize: 512 << 10)
+        try await current.writeAndFlush(chunks).get()
+        #expect(try await snapshotReceived.futureResult.get() == big)
         try await current.close()
         try await loop.submit { transport.close() }.get()
+    }
+
+    /// A snapshot larger than a chunk goes as several frames, none larger than a chunk and its
+    /// header, and only the last completes it.
+    @Test func aLargeSnapshotTravelsInChunks() throws {
+        let snapshot = Snapshot(index: LogIndex(50), term: Term(2), data: (0..<10_000).map { UInt8(truncatingIfNeeded: $0) })
+        let envelope = RaftEnvelope(from: NodeIndex(1), to: NodeIndex(3), term: Term(4), message: .installSnapshot(snapshot))
+        var buffer = ByteBuffer()
+        envelope.encode(into: &buffer, snapshotChunkSize: 4096)
+        var assembler = SnapshotAssembler()
+        var frames = 0
+        var completed: [RaftEnvelope] = []
+        while let length = buffer.readInteger(as: UInt32.self), var body = buffer.readSlice(length: Int(length)) {
+            frames += 1
+            #expect(Int(length) <= 4096 + 64)
+            if let e = try assembler.add(try PeerFrame.decode(&body)) { completed.append(e) }
+        }
+        #expect(frames == 3)
+        #expect(completed == [envelope])
+    }
+
+    /// A chunk that does not continue the snapshot being assembled (a gap, another snapshot, one
+    /// arriving first) is refused; a chunk at offset 0 starts over.
+    @Test func aChunkThatDoesNotContinueIsRefused() throws {
+        func chunks(index: UInt64) throws -> [PeerFrame] {
+            let envelope = RaftEnvelope(
+                from: NodeIndex(1), to: NodeIndex(2), term: Term(1),
+                message: .installSnapshot(Snapshot(index: LogIndex(index), term: Term(1), data: Array(repeating: 7, count: 300))))
+            var buffer = ByteBuffer()
+            envelope.encode(into: &buffer, snapshotChunkSize: 100)
+            var frames: [PeerFrame] = []
+            while let length = buffer.readInteger(as: UInt32.self), var body = buffer.readSlice(length: Int(length)) {
+                frames.append(try PeerFrame.decode(&body))
+            }
+            return frames
+        }
+        let a = try chunks(index: 5), b = try chunks(index: 6)
+        #expect(a.count == 3)
+        var first = SnapshotAssembler()
+        #expect(throws: ProtocolError.self) { try first.add(a[1]) }  // no start
+        var gap = SnapshotAssembler()
+        #expect(try gap.add(a[0]) == nil)
+        #expect(throws: ProtocolError.self) { try gap.add(a[2]) }
+        var mixed = SnapshotAssembler()
+        #expect(try mixed.add(a[0]) == nil)
+        #expect(throws: ProtocolError.self) { try mixed.add(b[1]) }
+        var restart = SnapshotAssembler()
+        #expect(try restart.add(a[0]) == nil)
+        #expect(try restart.add(a[1]) == nil)
+        #expect(try restart.add(b[0]) == nil)  // the sender began another snapshot
+        #expect(try restart.add(b[1]) == nil)
+        guard case .installSnapshot(let s)? = try restart.add(b[2])?.message else {
+            Issue.record("the restarted snapshot did not complete")
+            return
+        }
+        #expect(s.index == LogIndex(6) && s.data.count == 300)
     }
 }
