@@ -11,8 +11,8 @@ import BatonProtocol
 ///   promised. A failover adds to a lease only the time from the old leader's last heartbeat to the
 ///   new leader's first reading (an election timeout or so), never a fresh TTL.
 /// - Stamps never go backwards (`lastStamp`).
-/// - A follower reads on from the newest stamp it applied; that reading is for display (PING,
-///   NODE_STATUS) and never stamps anything.
+/// - A follower reads on from the newest stamp it applied, or its leader's newest heartbeat if that
+///   is later; that reading is for display (PING, NODE_STATUS) and never stamps anything.
 struct ClusterClock: Sendable, Equatable {
     /// The newest time stamped or applied.
     private(set) var lastStamp: Timestamp
@@ -42,10 +42,11 @@ struct ClusterClock: Sendable, Equatable {
         leading = false
     }
 
-    /// The cluster's time now: on the leader, what it stamps next; on a follower, an estimate.
-    func now(at mono: UInt64) -> Timestamp {
+    /// The cluster's time now: on the leader, what it stamps next; on a follower, an estimate
+    /// (`heard`: the newest time in its leader's heartbeats).
+    func now(at mono: UInt64, heard: Timestamp = .zero) -> Timestamp {
         if leading { return max(lastStamp, Timestamp(milliseconds: leaderBase.milliseconds &+ (mono &- leaderSince))) }
-        return Timestamp(milliseconds: lastStamp.milliseconds &+ (mono &- lastStampAt))
+        return max(heard, Timestamp(milliseconds: lastStamp.milliseconds &+ (mono &- lastStampAt)))
     }
 
     /// The leader's stamp for an entry it proposes now.

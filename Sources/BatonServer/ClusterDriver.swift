@@ -109,7 +109,7 @@ final class ClusterDriver {
 
     /// The cluster's time: on the leader, what it stamps next; on a follower, an estimate.
     func now() -> Timestamp {
-        clock.now(at: Self.monotonic())
+        clock.now(at: Self.monotonic(), heard: Timestamp(milliseconds: raft.leaderContext))
     }
 
     /// A leader's heartbeats carry its time (a reading a moment old: never ahead of its clock).

@@ -66,5 +66,7 @@ import Testing
         clock.follow()
         clock.applied(wallClock.adding(Milliseconds(1_000)), at: 2_100)
         #expect(clock.now(at: 2_600) == wallClock.adding(Milliseconds(1_500)))
+        // An idle log: the leader's heartbeats say more than the stamps.
+        #expect(clock.now(at: 2_600, heard: wallClock.adding(Milliseconds(9_000))) == wallClock.adding(Milliseconds(9_000)))
     }
 }
