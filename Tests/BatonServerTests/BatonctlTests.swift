@@ -3,8 +3,20 @@ import BatonProtocol
 import Foundation
 import Testing
 
+/// Runs `body` on a thread of its own, off Swift's cooperative pool (as many threads as cores, two
+/// here): a test blocked there on a child process could starve the tests running beside it.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
 /// Runs the `batonctl` executable (built next to the tests) and captures what it prints.
-func batonctl(_ arguments: [String], port: Int) throws -> (status: Int32, out: String, err: String) {
+func batonctl(_ arguments: [String], port: Int) async throws -> (status: Int32, out: String, err: String) {
+    try await offPool { try batonctlNow(arguments, port: port) }
+}
+
+private func batonctlNow(_ arguments: [String], port: Int) throws -> (status: Int32, out: String, err: String) {
     let dir = try batonExecutable().deletingLastPathComponent()
     let process = Process()
     process.executableURL = dir.appendingPathComponent("batonctl")
@@ -43,74 +55,74 @@ func json(_ text: String) throws -> Any {
             try await c.failJob(deadID, token: d.token, error: "decoder crashed")
 
             // status
-            var r = try batonctl(["status"], port: port)
+            var r = try await batonctl(["status"], port: port)
             #expect(r.status == 0 && r.out.contains("standalone") && r.out.contains("locks held 1"), "\(r)")
-            r = try batonctl(["status", "--output", "json"], port: port)
+            r = try await batonctl(["status", "--output", "json"], port: port)
             let status = try #require(try json(r.out) as? [String: Any])
             let nodes = try #require(status["nodes"] as? [[String: Any]])
             #expect(nodes.first?["leader"] as? Bool == true && nodes.first?["address"] as? String == "127.0.0.1:\(port)")
             #expect((status["totals"] as? [String: Any])?["jobsDead"] as? Int == 1)
 
             // locks list / get
-            r = try batonctl(["locks", "list", "--prefix", "reports/"], port: port)
+            r = try await batonctl(["locks", "list", "--prefix", "reports/"], port: port)
             #expect(r.status == 0 && r.out.contains("reports/daily") && r.out.contains("image-worker"))
-            r = try batonctl(["--output", "json", "locks", "list"], port: port)
+            r = try await batonctl(["--output", "json", "locks", "list"], port: port)
             let locks = try #require(try json(r.out) as? [[String: Any]])
             #expect(locks.count == 1 && locks[0]["token"] as? UInt64 == token.rawValue)
-            r = try batonctl(["locks", "get", "reports/daily"], port: port)
+            r = try await batonctl(["locks", "get", "reports/daily"], port: port)
             #expect(r.status == 0 && r.out.contains("holder      image-worker") && r.out.contains("1. waiter-1"), "\(r.out)")
-            r = try batonctl(["locks", "get", "reports/daily", "--output", "json"], port: port)
+            r = try await batonctl(["locks", "get", "reports/daily", "--output", "json"], port: port)
             let lock = try #require(try json(r.out) as? [String: Any])
             #expect((lock["waiters"] as? [[String: Any]])?.first?["owner"] as? String == "waiter-1")
             #expect((lock["expiresInMs"] as? Int).map { $0 > 0 && $0 <= 30_000 } == true)
 
             // leases list
-            r = try batonctl(["leases", "list"], port: port)
+            r = try await batonctl(["leases", "list"], port: port)
             #expect(r.status == 0 && r.out.contains("lock") && r.out.contains("job \(running.id.rawValue) (thumb)"), "\(r.out)")
-            r = try batonctl(["leases", "list", "--output", "json"], port: port)
+            r = try await batonctl(["leases", "list", "--output", "json"], port: port)
             let leases = try #require(try json(r.out) as? [[String: Any]])
             #expect(leases.count == 2)
             let remaining = leases.compactMap { $0["expiresInMs"] as? Int }
             #expect(remaining == remaining.sorted())
 
             // jobs list / get
-            r = try batonctl(["jobs", "list", "--state", "dead"], port: port)
+            r = try await batonctl(["jobs", "list", "--state", "dead"], port: port)
             #expect(r.status == 0 && r.out.contains("scan") && r.out.contains("decoder crashed") && !r.out.contains("thumb"))
-            r = try batonctl(["jobs", "list", "--type", "thumb", "--output", "json"], port: port)
+            r = try await batonctl(["jobs", "list", "--type", "thumb", "--output", "json"], port: port)
             let jobs = try #require(try json(r.out) as? [[String: Any]])
             #expect(jobs.count == 1 && jobs[0]["state"] as? String == "running" && jobs[0]["payload"] as? String == "cat.png")
-            r = try batonctl(["jobs", "get", "\(deadID.rawValue)"], port: port)
+            r = try await batonctl(["jobs", "get", "\(deadID.rawValue)"], port: port)
             #expect(r.status == 0 && r.out.contains("state        dead"))
-            r = try batonctl(["jobs", "get", "\(deadID.rawValue)", "--output", "json"], port: port)
+            r = try await batonctl(["jobs", "get", "\(deadID.rawValue)", "--output", "json"], port: port)
             #expect((try json(r.out) as? [String: Any])?["lastError"] as? String == "decoder crashed")
 
             // jobs add / retry / delete / purge
-            r = try batonctl(["jobs", "add", "--type", "thumb", "--payload", "dog.png", "--unique-key", "dog", "--output", "json"], port: port)
+            r = try await batonctl(["jobs", "add", "--type", "thumb", "--payload", "dog.png", "--unique-key", "dog", "--output", "json"], port: port)
             let added = try #require(try json(r.out) as? [String: Any])
             #expect(added["created"] as? Bool == true)
             let addedID = try #require(added["id"] as? UInt64)
-            r = try batonctl(["jobs", "add", "--type", "thumb", "--unique-key", "dog"], port: port)
+            r = try await batonctl(["jobs", "add", "--type", "thumb", "--unique-key", "dog"], port: port)
             #expect(r.status == 0 && r.out.contains("already unfinished"))
-            r = try batonctl(["jobs", "retry", "\(deadID.rawValue)"], port: port)
+            r = try await batonctl(["jobs", "retry", "\(deadID.rawValue)"], port: port)
             #expect(r.status == 0 && r.out.contains("queued again"))
             #expect(try await c.getJob(deadID).state == .queued)
-            r = try batonctl(["jobs", "delete", "\(addedID)", "--output", "json"], port: port)
+            r = try await batonctl(["jobs", "delete", "\(addedID)", "--output", "json"], port: port)
             #expect((try json(r.out) as? [String: Any])?["id"] as? UInt64 == addedID)
             try await c.completeJob(running.id, token: running.token)
-            r = try batonctl(["jobs", "purge", "--state", "completed", "--older-than", "0s", "--output", "json"], port: port)
+            r = try await batonctl(["jobs", "purge", "--state", "completed", "--older-than", "0s", "--output", "json"], port: port)
             #expect((try json(r.out) as? [String: Any])?["purged"] as? Int == 1)
-            r = try batonctl(["jobs", "purge", "--state", "dead", "--older-than", "24h"], port: port)
+            r = try await batonctl(["jobs", "purge", "--state", "dead", "--older-than", "24h"], port: port)
             #expect(r.status == 0 && r.out.contains("purged 0 dead jobs"))
 
             // locks release --force: the waiter gets the lock
-            r = try batonctl(["locks", "release", "reports/daily", "--force"], port: port)
+            r = try await batonctl(["locks", "release", "reports/daily", "--force"], port: port)
             #expect(r.status == 0 && r.out.contains("token \(token)"))
             guard case .granted = try await waiting.value else { Issue.record("waiter not granted after a forced release"); return }
 
             // watch, once
-            r = try batonctl(["watch", "--count", "1"], port: port)
+            r = try await batonctl(["watch", "--count", "1"], port: port)
             #expect(r.status == 0 && r.out.contains("locks 1 held") && r.out.contains("waiter-1"))
-            r = try batonctl(["watch", "--count", "1", "--output", "json"], port: port)
+            r = try await batonctl(["watch", "--count", "1", "--output", "json"], port: port)
             #expect((try json(r.out) as? [String: Any])?["leases"] != nil)
 
             await c.shutdown()
@@ -122,32 +134,32 @@ func json(_ text: String) throws -> Any {
         try await withNode { node in
             let port = node.port
             // 1: refused
-            var r = try batonctl(["locks", "get", "nobody"], port: port)
+            var r = try await batonctl(["locks", "get", "nobody"], port: port)
             #expect(r.status == 1 && r.err == "batonctl: lock 'nobody' is not held\n")
-            r = try batonctl(["locks", "release", "nobody", "--force"], port: port)
+            r = try await batonctl(["locks", "release", "nobody", "--force"], port: port)
             #expect(r.status == 1 && r.err.contains("LOCK_NOT_HELD"))
-            r = try batonctl(["jobs", "get", "999"], port: port)
+            r = try await batonctl(["jobs", "get", "999"], port: port)
             #expect(r.status == 1 && r.err.contains("JOB_NOT_FOUND"))
-            r = try batonctl(["jobs", "retry", "999"], port: port)
+            r = try await batonctl(["jobs", "retry", "999"], port: port)
             #expect(r.status == 1)
             // 2: usage
-            r = try batonctl(["locks", "release", "k"], port: port)
+            r = try await batonctl(["locks", "release", "k"], port: port)
             #expect(r.status == 2 && r.err.contains("--force"))
-            r = try batonctl(["jobs", "purge", "--state", "queued", "--older-than", "1h"], port: port)
+            r = try await batonctl(["jobs", "purge", "--state", "queued", "--older-than", "1h"], port: port)
             #expect(r.status == 2)
-            r = try batonctl(["jobs", "purge", "--state", "dead", "--older-than", "soon"], port: port)
+            r = try await batonctl(["jobs", "purge", "--state", "dead", "--older-than", "soon"], port: port)
             #expect(r.status == 2)
-            r = try batonctl(["frobnicate"], port: port)
+            r = try await batonctl(["frobnicate"], port: port)
             #expect(r.status == 2 && r.err.split(separator: "\n").count == 1)
-            r = try batonctl(["status", "--endpoints", "no-port:"], port: port)
+            r = try await batonctl(["status", "--endpoints", "no-port:"], port: port)
             #expect(r.status == 2)
             // 0: help
-            r = try batonctl(["--help"], port: port)
+            r = try await batonctl(["--help"], port: port)
             #expect(r.status == 0 && r.out.contains("Exit codes"))
         }
         // 3: unreachable
         let port = try await freePort()
-        let r = try batonctl(["status"], port: port)
+        let r = try await batonctl(["status"], port: port)
         #expect(r.status == 3 && r.err.hasPrefix("batonctl: cannot reach the cluster"))
     }
 }

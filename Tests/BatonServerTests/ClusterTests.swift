@@ -119,14 +119,14 @@ import Testing
         // batonctl status asks every member: three rows, one leader, everyone in the same term. A
         // member restarted a moment ago may not have heard from the leader yet: give it 5 s.
         let status = ["status", "--output", "json", "--endpoints", endpoints.joined(separator: ",")]
-        var r = try batonctl(status, port: 0)
+        var r = try await batonctl(status, port: 0)
         var nodes: [[String: Any]] = []
         for attempt in 1...50 {
             nodes = (try? json(r.out) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
             let settled = Set(nodes.compactMap { $0["term"] as? Int }).count == 1 && nodes.allSatisfy { $0["lag"] as? Int == 0 }
             if (r.status == 0 && settled) || attempt == 50 { break }
             try await Task.sleep(for: .milliseconds(100))
-            r = try batonctl(status, port: 0)
+            r = try await batonctl(status, port: 0)
         }
         #expect(r.status == 0, "\(r.err)")
         #expect(nodes.count == 3)
@@ -164,7 +164,7 @@ import Testing
         }
         await holder.shutdown()  // and never renews
 
-        let leases = try batonctl(["leases", "list", "--output", "json", "--endpoints", endpoints.joined(separator: ",")], port: 0)
+        let leases = try await batonctl(["leases", "list", "--output", "json", "--endpoints", endpoints.joined(separator: ",")], port: 0)
         let remaining = ((try? json(leases.out)) as? [[String: Any]])?.first?["expiresInMs"] as? Int
         #expect(remaining.map { (2_000...4_000).contains($0) } == true, "\(leases.out) \(leases.err)")
 

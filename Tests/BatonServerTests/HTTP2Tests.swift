@@ -11,7 +11,11 @@ import Testing
 
 /// Runs a command-line HTTP/2 client (curl, nghttp, h2load); returns its status and its output
 /// (standard output and standard error together).
-func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, out: String) {
+func run(_ tool: String, _ arguments: [String]) async throws -> (status: Int32, out: String) {
+    try await offPool { try runNow(tool, arguments) }
+}
+
+private func runNow(_ tool: String, _ arguments: [String]) throws -> (status: Int32, out: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/\(tool)")
     process.arguments = arguments
@@ -27,7 +31,7 @@ func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, out: S
 
 /// POSTs `body` to `/baton/v1/<operation>` with curl over h2c; returns the HTTP status and the reply body.
 func curlPost(port: Int, operation: String, body: [UInt8], headers: [String] = ["content-type: application/x-baton"])
-    throws -> (status: Int, body: [UInt8])
+    async throws -> (status: Int, body: [UInt8])
 {
     let dir = FileManager.default.temporaryDirectory
     let input = dir.appendingPathComponent("h2-in-\(UUID())")
@@ -40,7 +44,7 @@ func curlPost(port: Int, operation: String, body: [UInt8], headers: [String] = [
     var args = ["-s", "--http2-prior-knowledge", "-X", "POST", "--data-binary", "@\(input.path)", "-o", output.path, "-w", "%{http_code} %{http_version}"]
     for h in headers { args += ["-H", h] }
     args.append("http://127.0.0.1:\(port)/baton/v1/\(operation)")
-    let r = try run("curl", args)
+    let r = try await run("curl", args)
     let parts = r.out.split(separator: " ")
     #expect(parts.last == "2", "curl did not speak HTTP/2: \(r.out)")
     let bytes = (try? Data(contentsOf: output)).map { [UInt8]($0) } ?? []
@@ -70,7 +74,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
             let frames = try goldenRequestFrames()
             #expect(frames.count == Opcode.requests.count)
             for (name, opcode, body) in frames {
-                let r = try curlPost(
+                let r = try await curlPost(
                     port: port, operation: opcode.name.lowercased(), body: body,
                     headers: ["content-type: application/x-baton", "baton-client-id: 1122334455667788"])
                 if r.status == 200 {
@@ -105,7 +109,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
         try Data(acquire).write(to: file)
         let waiting = Task {
             defer { try? FileManager.default.removeItem(at: file) }
-            return try run("nghttp", ["-v", "-H", ":method: POST", "-H", "content-type: application/x-baton",
+            return try await run("nghttp", ["-v", "-H", ":method: POST", "-H", "content-type: application/x-baton",
                                       "-H", "baton-client-id: 00000000000000aa", "-d", file.path, "http://127.0.0.1:\(port)/baton/v1/lock_acquire"])
         }
         while (try await holder.getLock("k"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
@@ -158,7 +162,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
             try Data(renew).write(to: file)
             defer { try? FileManager.default.removeItem(at: file) }
             // 10,000 requests on one connection: 230 KB of bodies, far past the 64 KiB connection window.
-            let r = try run("h2load", ["-n", "10000", "-c", "1", "-m", "100", "-H", "content-type: application/x-baton",
+            let r = try await run("h2load", ["-n", "10000", "-c", "1", "-m", "100", "-H", "content-type: application/x-baton",
                                        "-H", "baton-client-id: 2", "-d", file.path, "http://127.0.0.1:\(port)/baton/v1/lock_renew"])
             #expect(r.out.contains("10000 succeeded, 0 failed, 0 errored"), "\(r.out)")
             #expect(r.out.contains("10000 2xx"))
@@ -254,23 +258,23 @@ func bodyOf(_ request: Request) -> [UInt8] {
         try await withH2Node({ $0.maxFrameSize = 4096 }) { node, port in
             let ping = bodyOf(.ping)
             // unknown path
-            #expect(try curlPost(port: port, operation: "frobnicate", body: ping).status == 404)
+            #expect(try await curlPost(port: port, operation: "frobnicate", body: ping).status == 404)
             // wrong content type
-            let wrong = try curlPost(port: port, operation: "ping", body: ping, headers: ["content-type: application/json"])
+            let wrong = try await curlPost(port: port, operation: "ping", body: ping, headers: ["content-type: application/json"])
             #expect(wrong.status == 415)
             guard case .error(let e) = try Reply.decode(opcode: .error, body: ByteBuffer(bytes: wrong.body)) else { return }
             #expect(e.code == .invalidArgument)
             // a body larger than the maximum frame
-            let big = try curlPost(port: port, operation: "job_add", body: [UInt8](repeating: 0, count: 5000))
+            let big = try await curlPost(port: port, operation: "job_add", body: [UInt8](repeating: 0, count: 5000))
             #expect(big.status == 413)
             // a command without a client id
             let add = bodyOf(.command(SequenceNumber(1), .addJob(JobSpec(type: "t"))))
-            #expect(try curlPost(port: port, operation: "job_add", body: add).status == 400)
+            #expect(try await curlPost(port: port, operation: "job_add", body: add).status == 400)
             // a malformed body
-            #expect(try curlPost(port: port, operation: "lock_get", body: [0, 200, 1]).status == 400)
+            #expect(try await curlPost(port: port, operation: "lock_get", body: [0, 200, 1]).status == 400)
             // oversized headers (over the 16 KiB header list and the 16 KiB frame): GOAWAY, the node carries on
             let huge = String(repeating: "x", count: 20_000)
-            let r = try run("timeout", ["10", "nghttp", "-v", "-H", ":method: POST", "-H", "x-big: \(huge)",
+            let r = try await run("timeout", ["10", "nghttp", "-v", "-H", ":method: POST", "-H", "x-big: \(huge)",
                                         "-H", "content-type: application/x-baton", "http://127.0.0.1:\(port)/baton/v1/ping"])
             #expect(r.out.contains("recv GOAWAY") && !r.out.contains(":status: 200"), "\(r.out.suffix(500))")
             // a bad connection preface: the connection is closed, the node carries on
@@ -285,7 +289,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
             }
             close(fd)
             #expect(total < 4096)  // at most a GOAWAY, then the close
-            #expect(try curlPost(port: port, operation: "ping", body: ping).status == 200)
+            #expect(try await curlPost(port: port, operation: "ping", body: ping).status == 200)
             let c = node.client()
             _ = try await c.serverTime()
             await c.shutdown()
