@@ -21,26 +21,25 @@ struct SnapshotAssembler {
 
     /// The message `frame` completes, if any.
     mutating func add(_ frame: PeerFrame) throws -> RaftEnvelope? {
-        guard case .snapshotChunk(let chunk) = frame else {
-            if case .message(let envelope) = frame { return envelope }
-            return nil
+        let chunk: SnapshotChunk
+        switch frame {
+        case .message(let envelope): return envelope
+        case .snapshotChunk(let c): chunk = c
         }
         var whole: SnapshotChunk
         if chunk.offset == 0 {
             whole = chunk
             whole.bytes.reserveCapacity(Int(clamping: min(chunk.total, 64 << 20)))  // grows past that as chunks come
         } else {
-            let continues = partial.map { p in
+            // Taken out, so `whole` is the bytes' only owner: appended in place, not copied.
+            guard var p = partial.take(),
                 p.from == chunk.from && p.term == chunk.term && p.index == chunk.index && p.snapshotTerm == chunk.snapshotTerm
                     && p.total == chunk.total && UInt64(p.bytes.count) == chunk.offset
-            }
-            guard continues == true else {
-                partial = nil
+            else {
                 throw ProtocolError(.malformedFrame, "snapshot chunk at \(chunk.offset) does not continue the snapshot being received")
             }
-            whole = partial!
-            partial = nil  // `whole` is then the bytes' only owner: appended in place, not copied
-            whole.bytes += chunk.bytes
+            p.bytes += chunk.bytes
+            whole = p
         }
         guard UInt64(whole.bytes.count) == whole.total else {
             partial = whole
