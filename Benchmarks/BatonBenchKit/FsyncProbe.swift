@@ -19,6 +19,8 @@ public enum FsyncProbe {
     /// What one pattern measured.
     public struct Result: Sendable {
         public var syncsPerSecond: Double
+        /// How long the probe ran, in seconds: at least the time asked for, longer by the last pair.
+        public var elapsed: Double
         /// Each `write` + `fdatasync` pair, in microseconds: a disk's stalls show in its tail, and a
         /// group commit waits for every one of them.
         public var latency: Histogram<UInt64>
@@ -65,6 +67,6 @@ public enum FsyncProbe {
             offset += recordSize
             count += 1
         }
-        return Result(syncsPerSecond: Double(count) / (last - start), latency: latency)
+        return Result(syncsPerSecond: Double(count) / (last - start), elapsed: last - start, latency: latency)
     }
 }
