@@ -16,15 +16,17 @@ struct Load: AsyncParsableCommand {
         abstract: "Load generator for Baton and its peers: throughput and latency percentiles.",
         discussion: """
             Each connection keeps --pipeline cycles in flight; each cycle is a closed loop of requests:
-              lock            acquire a random key of --keys, release it (a busy key counts as a miss)
-              lock-contended  every client on one key; Baton waits in its FIFO queue, Redis retries
-              job             add a job, claim one, complete it (beanstalkd: put, reserve, delete)
+              lock            acquire a random key of --keys, release it (busy: a miss)
+              lock-contended  every client on one key; Baton queues, Redis retries
+              job             add, claim, complete (beanstalkd: put, reserve, delete)
               renew           each slot holds its own lock and renews it
-            Targets: baton (all workloads), redis (lock, lock-contended, renew), beanstalkd (job).
+
+            Targets: baton (all workloads), redis (lock, lock-contended, renew), beanstalkd (job). \
             Latency is per cycle, recorded in an HdrHistogram after --warmup.
-            A Baton cluster member that does not lead answers NOT_LEADER: the connection is reopened at
-            the leader it names (counted as redirects), so any member will do as --endpoint; cycles cut
-            short by a leader change are not counted.
+
+            A Baton cluster member that does not lead answers NOT_LEADER: the connection is reopened \
+            at the leader it names (counted as redirects), so any member will do as --endpoint; \
+            cycles cut short by a leader change are not counted.
             """)
 
     @Option(help: "Target system: baton, redis, beanstalkd.") var target: String = "baton"

@@ -7,11 +7,11 @@ struct Failover: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start a three-node cluster, kill -9 its leader again and again, and time each failover.",
         discussion: """
-            Starts three `baton serve` processes on loopback (fsync on), keeps one client writing (a job add
-            every millisecond or so, each waited for), and --kills times: finds the leader, kills it with
-            SIGKILL, and measures the time from the kill until a write is acknowledged again. The killed node
-            is restarted and allowed to catch up before the next round. Prints every failover, then the
-            median and the maximum.
+            Starts three `baton serve` processes on loopback (fsync on), keeps one client writing (a \
+            job add every millisecond or so, each waited for), and --kills times: finds the leader, \
+            kills it with SIGKILL, and measures the time from the kill until a write is acknowledged \
+            again. The killed node is restarted and allowed to catch up before the next round. Prints \
+            every failover, then the median and the maximum.
             """)
 
     @Option(help: "Path of the baton executable (default: next to this one).") var baton: String?

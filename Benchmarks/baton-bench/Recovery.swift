@@ -7,10 +7,10 @@ struct Recovery: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fill a durable node with jobs and held locks, kill -9 it, and time its restart.",
         discussion: """
-            Starts `baton dev --data-dir` in a temporary directory, adds --jobs jobs and takes --locks locks
-            (held, one-hour leases), kills the node with SIGKILL, starts it again and measures the time from
-            launch until it answers, then checks that every lock and job is back. Prints the restart time
-            and the size of the data directory.
+            Starts `baton dev --data-dir` in a temporary directory, adds --jobs jobs and takes --locks \
+            locks (held, one-hour leases), kills the node with SIGKILL, starts it again and measures \
+            the time from launch until it answers, then checks that every lock and job is back. Prints \
+            the restart time and the size of the data directory.
             """)
 
     @Option(help: "Path of the baton executable (default: next to this one).") var baton: String?

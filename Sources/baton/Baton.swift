@@ -32,9 +32,9 @@ extension Baton {
         static let configuration = CommandConfiguration(
             abstract: "Run one node with defaults for trying Baton out (127.0.0.1:7700, in memory).",
             discussion: """
-                Without --data-dir, state lives in memory only: it is gone when the node stops.
-                With --data-dir, the node keeps a write-ahead log and snapshots there and survives restarts.
-                Stop with Ctrl-C.
+                Without --data-dir, state lives in memory only: it is gone when the node stops. \
+                With --data-dir, the node keeps a write-ahead log and snapshots there and survives \
+                restarts. Stop with Ctrl-C.
                 """)
 
         @Option(help: "Address to listen on.")
@@ -79,11 +79,13 @@ extension Baton {
         static let configuration = CommandConfiguration(
             abstract: "Run a node from a configuration file.",
             discussion: """
-                The file is JSON; every key is optional. The node is durable: it keeps its log and
+                The file is JSON; every key is optional. The node is durable: it keeps its log and \
                 snapshots in dataDirectory (default ./baton-data) and syncs before it answers. Example:
+
                   {"nodeID": "baton-1", "host": "0.0.0.0", "port": 7700,
                    "dataDirectory": "/var/lib/baton", "sync": "always",
                    "limits": {"minTTLMilliseconds": 100, "maxTTLMilliseconds": 86400000}}
+
                 See README.md, "Running a node", for every key.
                 """)
 

@@ -9,10 +9,12 @@ struct Batonctl: AsyncParsableCommand {
         commandName: "batonctl",
         abstract: "Inspect and administer a Baton cluster: who holds what, which jobs are stuck, which node leads.",
         discussion: """
-            Exit codes: 0 ok; 1 the operation was refused (for example, the lock is not held); 2 usage;
-            3 the cluster cannot be reached. Errors go to standard error, one line each.
+            Exit codes: 0 ok; 1 the operation was refused (for example, the lock is not held); \
+            2 usage; 3 the cluster cannot be reached. Errors go to standard error, one line each.
+
             Endpoints come from --endpoints, else BATON_ENDPOINTS, else 127.0.0.1:7700.
-            Answers come from the node asked, from the state it has applied: every command it has
+
+            Answers come from the node asked, from the state it has applied: every command it has \
             acknowledged is in them.
             """,
         subcommands: [Status.self, Locks.self, Leases.self, Jobs.self, Watch.self])

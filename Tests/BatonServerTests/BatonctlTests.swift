@@ -13,17 +13,24 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
 
 /// Runs the `batonctl` executable (built next to the tests) and captures what it prints.
 func batonctl(_ arguments: [String], port: Int) async throws -> (status: Int32, out: String, err: String) {
-    try await offPool { try batonctlNow(arguments, port: port) }
+    try await built("batonctl", arguments, environment: ["BATON_ENDPOINTS": "127.0.0.1:\(port)"])
 }
 
-private func batonctlNow(_ arguments: [String], port: Int) throws -> (status: Int32, out: String, err: String) {
+/// Runs one of this package's executables (`baton`, `batonctl`, `baton-bench`) and captures what it prints.
+func built(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:]
+) async throws -> (status: Int32, out: String, err: String) {
+    try await offPool { try builtNow(executable, arguments, environment: environment) }
+}
+
+private func builtNow(
+    _ executable: String, _ arguments: [String], environment: [String: String]
+) throws -> (status: Int32, out: String, err: String) {
     let dir = try batonExecutable().deletingLastPathComponent()
     let process = Process()
-    process.executableURL = dir.appendingPathComponent("batonctl")
+    process.executableURL = dir.appendingPathComponent(executable)
     process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    env["BATON_ENDPOINTS"] = "127.0.0.1:\(port)"
-    process.environment = env
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
