@@ -51,6 +51,9 @@ struct JobRecord: Hashable, Sendable {
     /// Bumped every time the job is queued; an entry in a ready queue or timer with an older value is stale.
     var generation: UInt32 = 0
 
+    /// What the job counts towards `maxJobBytes`: its payload, and its result once it has one.
+    var bytes: Int { spec.payload.count + result.count }
+
     var info: JobInfo {
         JobInfo(
             id: id, type: spec.type, state: state, priority: spec.priority, attempts: attempts,

@@ -11,12 +11,37 @@ extension StateMachine {
         if !spec.uniqueKey.isEmpty, let existing = uniqueJobs[unique] {
             return .jobAdded(existing, created: false)
         }
+        if let refusal = makeRoom(forJobOf: spec.payload.count) { return refusal }
+        unfinishedJobBytes += spec.payload.count
         lastJobID += 1
         let id = JobID(lastJobID)
         jobs[id] = JobRecord(id: id, spec: spec, state: .queued, attempts: 0, createdAt: now, runAt: now.adding(spec.delay))
         if !spec.uniqueKey.isEmpty { uniqueJobs[unique] = id }
         enqueue(id)
         return .jobAdded(id, created: true)
+    }
+
+    /// Checks the job quotas for an add of `bytes` of payload, removing completed jobs (oldest first)
+    /// when that makes room; the refusal when nothing does.
+    mutating func makeRoom(forJobOf bytes: Int) -> Reply? {
+        let unfinished = jobs.count - completedCount
+        if unfinished >= configuration.maxJobs {
+            return .error(.quotaExceeded, "\(unfinished) unfinished jobs are held, the most allowed (limits.maxJobs)")
+        }
+        if unfinishedJobBytes + bytes > configuration.maxJobBytes {
+            return .error(
+                .quotaExceeded,
+                "unfinished jobs hold \(unfinishedJobBytes) bytes; \(bytes) more would pass limits.maxJobBytes (\(configuration.maxJobBytes))")
+        }
+        dropCompleted(toFit: bytes)
+        return nil
+    }
+
+    /// Removes completed jobs, oldest first, until `bytes` more fit under `maxJobBytes`.
+    mutating func dropCompleted(toFit bytes: Int) {
+        while unfinishedJobBytes + completedJobBytes + bytes > configuration.maxJobBytes && completedCount > 0 {
+            dropOldestCompleted()
+        }
     }
 
     /// Puts a queued job in its type's ready queue (or sets a timer for its run-after time) and hands
@@ -149,9 +174,12 @@ extension StateMachine {
             job.result = result
             jobs[id] = job
             releaseUniqueKey(job)
+            unfinishedJobBytes -= job.spec.payload.count
             completed.insert(CompletedEntry(completedAt: now, id: id))
             completedCount += 1
+            completedJobBytes += job.bytes
             while completedCount > configuration.maxCompletedJobs { dropOldestCompleted() }
+            dropCompleted(toFit: 0)
             return .jobCompleted
         }
     }
@@ -233,7 +261,12 @@ extension StateMachine {
     mutating func deleteJob(_ id: JobID) -> Reply {
         guard var job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
         if job.state == .running { stopRunning(&job) }
-        if job.state == .completed { completedCount -= 1 }
+        if job.state == .completed {
+            completedCount -= 1
+            completedJobBytes -= job.bytes
+        } else {
+            unfinishedJobBytes -= job.bytes
+        }
         releaseUniqueKey(job)
         jobs[id] = nil
         return .jobDeleted
@@ -262,9 +295,9 @@ extension StateMachine {
     /// Removes the completed job that finished first.
     mutating func dropOldestCompleted() {
         pruneCompleted()
-        guard let entry = completed.popMin() else { return }
-        jobs[entry.id] = nil
+        guard let entry = completed.popMin(), let job = jobs.removeValue(forKey: entry.id) else { return }
         completedCount -= 1
+        completedJobBytes -= job.bytes
     }
 
     /// Pops entries of jobs deleted since they completed, so the oldest entry is a completed job.

@@ -4,7 +4,11 @@ extension StateMachine {
     mutating func acquireLock(
         key: String, owner: String, ttl: Milliseconds, wait: Milliseconds, client: ClientID, sequence: SequenceNumber
     ) -> Reply? {
-        var record = locks[key] ?? LockRecord()
+        let existing = locks[key]
+        if existing == nil && locks.count >= configuration.maxLocks {
+            return .error(.quotaExceeded, "\(locks.count) locks are held or waited for, the most allowed (limits.maxLocks)")
+        }
+        var record = existing ?? LockRecord()
         guard let holder = record.holder else {
             let grant = grantLock(&record, key: key, owner: owner, client: client, ttl: ttl)
             locks[key] = record

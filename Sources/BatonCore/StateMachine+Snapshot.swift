@@ -220,6 +220,7 @@ extension StateMachine {
             case .dead:
                 break
             }
+            if job.state == .completed { completedJobBytes += job.bytes } else { unfinishedJobBytes += job.bytes }
         }
         for w in claimWaiters {
             waits[WaitKey(clientID: w.clientID, sequence: w.sequence)] = .claim

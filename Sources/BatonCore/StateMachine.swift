@@ -55,6 +55,10 @@ public struct StateMachine: Sendable {
     /// Completed jobs, oldest first; they are removed after the retention time or beyond the cap.
     var completed: Heap<CompletedEntry> = []
     var completedCount = 0
+    /// Payload bytes of the jobs not completed, and payload and result bytes of the completed ones
+    /// (the `maxJobBytes` quota).
+    var unfinishedJobBytes = 0
+    var completedJobBytes = 0
     /// Answers to waiting commands settled during the current input.
     var pendingCompletions: [Completion] = []
 
@@ -161,6 +165,15 @@ public struct StateMachine: Sendable {
         }
         s.sessions = UInt32(sessions.count)
         return s
+    }
+
+    /// Each quota's name (its configuration key), what is in use and the limit, for metrics.
+    public var quotas: [(name: String, used: Int, limit: Int)] {
+        [
+            ("maxJobs", jobs.count - completedCount, configuration.maxJobs),
+            ("maxJobBytes", unfinishedJobBytes + completedJobBytes, configuration.maxJobBytes),
+            ("maxLocks", locks.count, configuration.maxLocks),
+        ]
     }
 
     /// Jobs per (type, state), for metrics.

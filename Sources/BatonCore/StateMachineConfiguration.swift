@@ -29,6 +29,16 @@ extension StateMachine {
         public var completedRetention: Milliseconds = 600_000
         /// Most completed jobs kept; beyond it the oldest are removed early.
         public var maxCompletedJobs: Int = 100_000
+        /// Most jobs held that are not completed (queued, delayed, running or dead); an add beyond it
+        /// is refused with QUOTA_EXCEEDED. Completed jobs do not count: they make room (`maxJobBytes`).
+        public var maxJobs: Int = 1_000_000
+        /// Most payload and result bytes of all jobs held (1 GiB). An add that would pass it first
+        /// removes completed jobs, oldest first; if the unfinished jobs alone leave no room, it is
+        /// refused with QUOTA_EXCEEDED. A completion is never refused: it removes completed jobs instead.
+        public var maxJobBytes: Int = 1 << 30
+        /// Most lock keys held or waited for at once; an acquire of another key is refused with
+        /// QUOTA_EXCEEDED.
+        public var maxLocks: Int = 1_000_000
         /// Longest text a failure may record; longer texts are cut.
         public var maxErrorLength: Int = 4096
         /// Answers remembered per client for retries.

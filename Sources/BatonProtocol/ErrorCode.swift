@@ -35,11 +35,15 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// This cluster member does not lead. The message ends with `leader=<host:port>` when it knows the
     /// leader (empty when an election is under way). Retry there, with the same sequence number.
     public static let notLeader = ErrorCode(rawValue: 15)
+    /// Adding the job or taking the lock would pass one of the cluster's quotas (`maxJobs`,
+    /// `maxJobBytes`, `maxLocks`): the message names it. Not retried by itself; it succeeds once
+    /// jobs are completed, deleted or purged, or locks released.
+    public static let quotaExceeded = ErrorCode(rawValue: 16)
 
     public static let all: [ErrorCode] = [
         .malformedFrame, .unsupportedVersion, .unknownOpcode, .frameTooLarge, .helloRequired,
         .invalidArgument, .staleToken, .claimLost, .jobNotFound, .invalidState, .sequenceTooOld,
-        .idleTimeout, .shuttingDown, .lockNotHeld, .notLeader,
+        .idleTimeout, .shuttingDown, .lockNotHeld, .notLeader, .quotaExceeded,
     ]
 
     /// Whether the same request may succeed if sent again unchanged (with the same sequence number).
@@ -64,6 +68,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         case .shuttingDown: "SHUTTING_DOWN"
         case .lockNotHeld: "LOCK_NOT_HELD"
         case .notLeader: "NOT_LEADER"
+        case .quotaExceeded: "QUOTA_EXCEEDED"
         default: "ERROR_\(rawValue)"
         }
     }

@@ -13,6 +13,7 @@ enum HTTP2Mapping {
         case .shuttingDown: .serviceUnavailable
         case .notLeader: .misdirectedRequest
         case .idleTimeout: .requestTimeout
+        case .quotaExceeded: .insufficientStorage
         default: .internalServerError
         }
     }

@@ -76,12 +76,15 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         public var defaultBackoffMilliseconds: UInt32 = 1_000
         public var completedRetentionMilliseconds: UInt32 = 600_000
         public var maxCompletedJobs: Int = 100_000
+        public var maxJobs: Int = 1_000_000
+        public var maxJobBytes: Int = 1 << 30
+        public var maxLocks: Int = 1_000_000
         public init() {}
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case maxKeyLength, minTTLMilliseconds, maxTTLMilliseconds, maxWaitMilliseconds
             case defaultJobTimeoutMilliseconds, defaultMaxAttempts, defaultBackoffMilliseconds
-            case completedRetentionMilliseconds, maxCompletedJobs
+            case completedRetentionMilliseconds, maxCompletedJobs, maxJobs, maxJobBytes, maxLocks
         }
 
         public init(from decoder: any Decoder) throws {
@@ -99,6 +102,9 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
             defaultBackoffMilliseconds = try value(.defaultBackoffMilliseconds, d.defaultBackoffMilliseconds)
             completedRetentionMilliseconds = try value(.completedRetentionMilliseconds, d.completedRetentionMilliseconds)
             maxCompletedJobs = try value(.maxCompletedJobs, d.maxCompletedJobs)
+            maxJobs = try value(.maxJobs, d.maxJobs)
+            maxJobBytes = try value(.maxJobBytes, d.maxJobBytes)
+            maxLocks = try value(.maxLocks, d.maxLocks)
         }
     }
 
@@ -157,6 +163,9 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if !(1...4096).contains(limits.maxKeyLength) { problems.append("limits.maxKeyLength must be in 1...4096") }
         if limits.defaultMaxAttempts == 0 { problems.append("limits.defaultMaxAttempts must be above zero") }
         if limits.maxCompletedJobs < 0 { problems.append("limits.maxCompletedJobs must not be negative") }
+        if limits.maxJobs < 1 { problems.append("limits.maxJobs must be at least 1") }
+        if limits.maxJobBytes < maxFrameSize { problems.append("limits.maxJobBytes must be at least maxFrameSize (\(maxFrameSize))") }
+        if limits.maxLocks < 1 { problems.append("limits.maxLocks must be at least 1") }
         if let dir = dataDirectory, dir.isEmpty { problems.append("dataDirectory must not be empty") }
         if snapshotEveryEntries < 100 { problems.append("snapshotEveryEntries must be at least 100") }
         if snapshotEveryBytes < 65536 { problems.append("snapshotEveryBytes must be at least 65536") }
@@ -184,6 +193,9 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         c.defaultBackoff = Milliseconds(limits.defaultBackoffMilliseconds)
         c.completedRetention = Milliseconds(limits.completedRetentionMilliseconds)
         c.maxCompletedJobs = limits.maxCompletedJobs
+        c.maxJobs = limits.maxJobs
+        c.maxJobBytes = limits.maxJobBytes
+        c.maxLocks = limits.maxLocks
         return c
     }
 }

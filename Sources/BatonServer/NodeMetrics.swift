@@ -16,6 +16,7 @@ final class NodeMetrics {
     let batchSize: Recorder
     private let gauges: [String: Metrics.Gauge]
     private var jobGauges: [String: Metrics.Gauge] = [:]
+    private var quotaGauges: [String: (used: Metrics.Gauge, limit: Metrics.Gauge)] = [:]
 
     init() {
         registry = PrometheusCollectorRegistry()
@@ -93,6 +94,14 @@ final class NodeMetrics {
                 jobGauges[key] = gauge
                 gauge.record(states[state] ?? 0)
             }
+        }
+        for quota in machine.quotas {
+            let gauges = quotaGauges[quota.name] ?? (
+                Metrics.Gauge(label: "baton_quota_used", dimensions: [("quota", quota.name)], factory: factory),
+                Metrics.Gauge(label: "baton_quota_limit", dimensions: [("quota", quota.name)], factory: factory))
+            quotaGauges[quota.name] = gauges
+            gauges.used.record(quota.used)
+            gauges.limit.record(quota.limit)
         }
     }
 }

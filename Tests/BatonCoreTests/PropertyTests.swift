@@ -22,7 +22,9 @@ struct SeededRandom: RandomNumberGenerator {
 /// - at most one holder per lock: a grant comes only after the previous grant was released or expired;
 /// - fencing tokens (lock grants and job claims) strictly increase;
 /// - no job is completed twice;
-/// - a machine restored from a snapshot answers every later input exactly like the original.
+/// - a machine restored from a snapshot answers every later input exactly like the original;
+/// - the quotas' running counts match a recount, stay within their limits, and an add or acquire is
+///   refused for a quota only when it is full (the limits here are small, so they are hit often).
 /// At the end, every added job is completed, dead or deleted once workers drain the queue.
 struct Simulation {
     var rng: SeededRandom
@@ -43,6 +45,8 @@ struct Simulation {
     var completed: Set<JobID> = []
     var deleted: Set<JobID> = []
     var failures: [String] = []
+    /// QUOTA_EXCEEDED answers seen: adds, acquires.
+    var refusals = (adds: 0, acquires: 0)
 
     init(seed: UInt64) {
         rng = SeededRandom(seed: seed)
@@ -50,6 +54,9 @@ struct Simulation {
         config.sessionWindow = 8
         config.maxCompletedJobs = 4
         config.completedRetention = 3000
+        config.maxJobs = 8
+        config.maxJobBytes = 12
+        config.maxLocks = 2
         machines = [StateMachine(configuration: config)]
     }
 
@@ -65,9 +72,43 @@ struct Simulation {
         var results = machines.indices.map { machines[$0].apply(input, at: time) }
         let first = results.removeFirst()
         for other in results { check(other == first, "a restored machine answered \(input) differently") }
+        for machine in machines { checkQuotas(machine) }
         if let reply = first.reply { observeOwn(&self, reply) }
         for c in first.completions { observe(c.reply, client: c.clientID, sequence: c.sequence, command: nil) }
         return first.reply
+    }
+
+    /// What each quota counts, counted from scratch.
+    static func recount(_ machine: StateMachine) -> [Int] {
+        [
+            machine.jobs.values.filter { $0.state != .completed }.count,
+            machine.jobs.values.reduce(0) { $0 + $1.spec.payload.count + $1.result.count },
+            machine.locks.count,
+        ]
+    }
+
+    mutating func checkQuotas(_ machine: StateMachine) {
+        let quotas = machine.quotas
+        check(quotas.map(\.used) == Self.recount(machine), "quota counts \(quotas.map(\.used)), recounted \(Self.recount(machine))")
+        for q in quotas { check(q.used <= q.limit, "\(q.name) at \(q.used) of \(q.limit)") }
+    }
+
+    /// A QUOTA_EXCEEDED answer is right only when the quota it names has no room (a refusal changes nothing).
+    mutating func checkRefusal(_ command: Command?) {
+        let m = machines[0]
+        let used = Self.recount(m)
+        switch command {
+        case .addJob(let spec)?:
+            let unfinishedBytes = m.jobs.values.filter { $0.state != .completed }.reduce(0) { $0 + $1.spec.payload.count }
+            check(used[0] >= m.configuration.maxJobs || unfinishedBytes + spec.payload.count > m.configuration.maxJobBytes,
+                  "add refused with room: \(used)")
+            refusals.adds += 1
+        case .acquireLock(let key, _, _, _)?:
+            check(m.locks[key] == nil && used[2] >= m.configuration.maxLocks, "acquire of \(key) refused with room: \(used)")
+            refusals.acquires += 1
+        default:
+            check(false, "QUOTA_EXCEEDED for \(String(describing: command))")
+        }
     }
 
     mutating func send(_ command: Command, client: Int) {
@@ -133,6 +174,8 @@ struct Simulation {
                 check(holders[key]?.token == token, "force release ended token \(token), not the holder's")
                 holders[key]?.released = true
             }
+        case .error(let e) where e.code == .quotaExceeded:
+            checkRefusal(command)
         case .jobsPurged:
             // Purged jobs were completed or dead; whatever of the added ones is gone counts as deleted.
             for id in added where machines[0].jobs[id] == nil { deleted.insert(id) }
@@ -165,14 +208,14 @@ struct Simulation {
             send(.releaseLock(key: key, token: token), client: client)
         case 6, 7:
             let unique = Bool.random(using: &rng) ? "" : "u\(Int.random(in: 0..<3, using: &rng))"
-            send(.addJob(JobSpec(type: types.randomElement(using: &rng)!, payload: [UInt8(client)], priority: Int32.random(in: 0...2, using: &rng),
+            send(.addJob(JobSpec(type: types.randomElement(using: &rng)!, payload: Array(repeating: UInt8(client), count: Int.random(in: 0...3, using: &rng)), priority: Int32.random(in: 0...2, using: &rng),
                                  delay: Bool.random(using: &rng) ? .zero : 300, maxAttempts: UInt16.random(in: 1...3, using: &rng),
                                  timeout: Milliseconds(UInt32.random(in: 100...1000, using: &rng)), backoff: 100, uniqueKey: unique)), client: client)
         case 8, 9:
             let wait: Milliseconds = Bool.random(using: &rng) ? .zero : Milliseconds(UInt32.random(in: 100...1000, using: &rng))
             send(.claimJob(types: Bool.random(using: &rng) ? types : [types.randomElement(using: &rng)!], worker: "w\(client)", wait: wait), client: client)
         case 10:
-            send(.completeJob(someJob, token: randomToken(forJob: someJob), result: [1]), client: client)
+            send(.completeJob(someJob, token: randomToken(forJob: someJob), result: Array(repeating: 1, count: Int.random(in: 0...4, using: &rng))), client: client)
         case 11:
             send(.failJob(someJob, token: randomToken(forJob: someJob), error: "e"), client: client)
         case 12:
@@ -229,8 +272,20 @@ struct Simulation {
         var sim = Simulation(seed: seed)
         for _ in 0..<250 { sim.step() }
         sim.drain()
-        #expect(sim.failures.isEmpty, "seed \(seed): \(sim.failures.prefix(5))")
+        #expect(sim.failures.count == 0, "seed \(seed): \(sim.failures.prefix(5))")
         #expect(!sim.added.isEmpty)
+    }
+
+    /// The simulation's small quotas are really hit, for jobs and for locks.
+    @Test func quotasAreHit() {
+        var adds = 0, acquires = 0
+        for seed in 1...20 as ClosedRange<UInt64> {
+            var sim = Simulation(seed: seed)
+            for _ in 0..<250 { sim.step() }
+            adds += sim.refusals.adds
+            acquires += sim.refusals.acquires
+        }
+        #expect(adds > 0 && acquires > 0, "\(adds) adds and \(acquires) acquires refused")
     }
 
     @Test func sameSeedSameState() {

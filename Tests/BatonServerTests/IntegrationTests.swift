@@ -103,6 +103,21 @@ import Testing
         }
     }
 
+    /// A full queue refuses adds with QUOTA_EXCEEDED, which the client does not retry; the connection
+    /// carries on, and completing a job makes room.
+    @Test func aFullQueueRefusesAddsUntilAJobIsDone() async throws {
+        try await withNode({ $0.limits.maxJobs = 2 }) { node in
+            let c = node.client()
+            _ = try await c.addJob(JobSpec(type: "mail"))
+            _ = try await c.addJob(JobSpec(type: "mail"))
+            await expectServerError(.quotaExceeded) { _ = try await c.addJob(JobSpec(type: "mail")) }
+            let job = try #require(try await c.claimJob(types: ["mail"]))
+            try await c.completeJob(job.id, token: job.token)
+            #expect(try await c.addJob(JobSpec(type: "mail")).created)
+            await c.shutdown()
+        }
+    }
+
     @Test func workerThatStopsRenewingLosesItsJob() async throws {
         try await withNode { node in
             let stalled = node.client("stalled")

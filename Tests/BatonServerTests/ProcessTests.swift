@@ -202,6 +202,42 @@ func freePort() async throws -> Int {
         #expect(zero.validate().contains { $0.contains("slowLogWriteMilliseconds") })
     }
 
+    /// The README's example file, under "Running a node", is valid and names every key but
+    /// `cluster` (which has an example of its own), so the documentation keeps up with the code.
+    @Test func theREADMEExampleNamesEveryKey() throws {
+        let readme = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md"),
+            encoding: .utf8)
+        let section = try #require(readme.components(separatedBy: "## Running a node").dropFirst().first)
+        let example = try #require(section.components(separatedBy: "```json\n").dropFirst().first?.components(separatedBy: "```").first)
+        let configuration = try NodeConfiguration.decode(json: Data(example.utf8))
+        #expect(configuration.validate().isEmpty)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(example.utf8)) as? [String: Any])
+        let limits = try #require(object["limits"] as? [String: Any])
+        #expect(Set(object.keys).union(["cluster"]) == Set(NodeConfiguration.CodingKeys.allCases.map(\.stringValue)))
+        #expect(Set(limits.keys) == Set(NodeConfiguration.Limits.CodingKeys.allCases.map(\.stringValue)))
+        // The example shows the defaults, but for the ones a real deployment changes.
+        var defaults = NodeConfiguration()
+        defaults.host = configuration.host
+        defaults.dataDirectory = configuration.dataDirectory
+        defaults.metricsPort = configuration.metricsPort
+        defaults.http2Port = configuration.http2Port
+        #expect(configuration == defaults)
+    }
+
+    @Test func quotasAreConfigurable() throws {
+        let c = try NodeConfiguration.decode(json: Data(#"{"limits": {"maxJobs": 10, "maxJobBytes": 2000000, "maxLocks": 5}}"#.utf8))
+        #expect(c.validate().isEmpty)
+        #expect(c.stateMachine.maxJobs == 10 && c.stateMachine.maxJobBytes == 2_000_000 && c.stateMachine.maxLocks == 5)
+        let defaults = NodeConfiguration().stateMachine
+        #expect(defaults.maxJobs == 1_000_000 && defaults.maxJobBytes == 1 << 30 && defaults.maxLocks == 1_000_000)
+        let bad = try NodeConfiguration.decode(json: Data(#"{"limits": {"maxJobs": 0, "maxJobBytes": 1000, "maxLocks": 0}}"#.utf8))
+        let problems = bad.validate()
+        for key in ["limits.maxJobs", "limits.maxJobBytes must be at least maxFrameSize", "limits.maxLocks"] {
+            #expect(problems.contains { $0.contains(key) }, "\(problems)")
+        }
+    }
+
     @Test func absentClientGraceIsConfigurable() throws {
         #expect(try NodeConfiguration.decode(json: Data(#"{"absentClientGraceMilliseconds": 2500}"#.utf8)).absentClientGraceMilliseconds == 2500)
         #expect(NodeConfiguration().absentClientGraceMilliseconds == 10_000)
