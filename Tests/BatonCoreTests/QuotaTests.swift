@@ -22,14 +22,14 @@ import Testing
         let refused = h.run(.addJob(JobSpec(type: "t")))
         #expect(errorCode(refused) == .quotaExceeded)
         if case .error(let e) = refused { #expect(e.message.contains("limits.maxJobs")) }
-        // A unique key already held is answered with its job, quota or not.
-        #expect(errorCode(h.run(.addJob(JobSpec(type: "u", uniqueKey: "k")))) == .quotaExceeded)
+        #expect(errorCode(h.run(.addJob(JobSpec(type: "u", uniqueKey: "k")))) == .quotaExceeded)  // a new unique key too
 
         let maybeClaimed = h.claim(["t"])
         let claimed = try #require(maybeClaimed)
         #expect(claimed.id == first)
         #expect(h.run(.completeJob(first, token: claimed.token, result: [])) == .jobCompleted)
         let third = h.add(JobSpec(type: "t", uniqueKey: "k"))  // the completed job left room
+        // Full again, but an add of a unique key already held is answered with its job.
         #expect(h.run(.addJob(JobSpec(type: "t", uniqueKey: "k"))) == .jobAdded(third, created: false))
         #expect(errorCode(h.run(.addJob(JobSpec(type: "t")))) == .quotaExceeded)
         #expect(h.run(.deleteJob(third)) == .jobDeleted)
