@@ -184,8 +184,9 @@ import Testing
             }
         }
         await taker.shutdown()
-        // Its TTL, plus at most an election and the heartbeat interval; never 3 s more.
-        #expect(freeAfter.map { $0 >= .seconds(4) && $0 < .milliseconds(5_800) } == true, "free after \(String(describing: freeAfter))")
+        // Its TTL plus the leaderless gap (an election: 0.2-0.5 s here, under 2.5 s on a loaded CI
+        // machine); a new leader that granted a fresh TTL would free it 3 s + 4 s after it was sent, or later.
+        #expect(freeAfter.map { $0 >= .seconds(4) && $0 < .milliseconds(6_500) } == true, "free after \(String(describing: freeAfter))")
     }
 
     /// A wait whose client went away with its leader is withdrawn by the new leader once the client
