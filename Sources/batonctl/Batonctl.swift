@@ -14,8 +14,9 @@ struct Batonctl: AsyncParsableCommand {
 
             Endpoints come from --endpoints, else BATON_ENDPOINTS, else 127.0.0.1:7700.
 
-            Answers come from the node asked, from the state it has applied: every command it has \
-            acknowledged is in them.
+            Answers come from the state the node has applied: every command it has acknowledged \
+            is in them. In a cluster, status asks every endpoint about itself; every other command \
+            goes to the leader, wherever it is among the endpoints.
             """,
         subcommands: [Status.self, Locks.self, Leases.self, Jobs.self, Watch.self])
 
