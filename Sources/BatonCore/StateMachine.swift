@@ -173,6 +173,7 @@ public struct StateMachine: Sendable {
             ("maxJobs", jobs.count - completedCount, configuration.maxJobs),
             ("maxJobBytes", unfinishedJobBytes + completedJobBytes, configuration.maxJobBytes),
             ("maxLocks", locks.count, configuration.maxLocks),
+            ("maxClients", sessions.count, configuration.maxClients),
         ]
     }
 
@@ -191,6 +192,11 @@ public struct StateMachine: Sendable {
 
     mutating func applyCommand(client: ClientID, sequence: SequenceNumber, _ command: Command) -> Reply? {
         if sequence.rawValue != 0 {
+            if sessions.count >= configuration.maxClients && sessions[client] == nil {
+                return .error(
+                    .quotaExceeded,
+                    "\(sessions.count) clients have sessions, the most allowed (limits.maxClients); a session ends \(configuration.sessionTimeout) after its client's last command")
+            }
             switch recall(client: client, sequence: sequence) {
             case .answered(let reply): return reply
             case .waiting: return nil

@@ -39,6 +39,11 @@ extension StateMachine {
         /// Most lock keys held or waited for at once; an acquire of another key is refused with
         /// QUOTA_EXCEEDED.
         public var maxLocks: Int = 1_000_000
+        /// Most clients with a session at once (each remembers up to `sessionWindow` answers until
+        /// `sessionTimeout` after its last command). A command from a client without one, beyond it,
+        /// is refused with QUOTA_EXCEEDED: a session is never dropped early, or a retry could be
+        /// applied twice.
+        public var maxClients: Int = 100_000
         /// Longest text a failure may record; longer texts are cut.
         public var maxErrorLength: Int = 4096
         /// Answers remembered per client for retries.

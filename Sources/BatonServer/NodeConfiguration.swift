@@ -79,12 +79,13 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         public var maxJobs: Int = 1_000_000
         public var maxJobBytes: Int = 1 << 30
         public var maxLocks: Int = 1_000_000
+        public var maxClients: Int = 100_000
         public init() {}
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case maxKeyLength, minTTLMilliseconds, maxTTLMilliseconds, maxWaitMilliseconds
             case defaultJobTimeoutMilliseconds, defaultMaxAttempts, defaultBackoffMilliseconds
-            case completedRetentionMilliseconds, maxCompletedJobs, maxJobs, maxJobBytes, maxLocks
+            case completedRetentionMilliseconds, maxCompletedJobs, maxJobs, maxJobBytes, maxLocks, maxClients
         }
 
         public init(from decoder: any Decoder) throws {
@@ -105,6 +106,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
             maxJobs = try value(.maxJobs, d.maxJobs)
             maxJobBytes = try value(.maxJobBytes, d.maxJobBytes)
             maxLocks = try value(.maxLocks, d.maxLocks)
+            maxClients = try value(.maxClients, d.maxClients)
         }
     }
 
@@ -166,6 +168,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if limits.maxJobs < 1 { problems.append("limits.maxJobs must be at least 1") }
         if limits.maxJobBytes < maxFrameSize { problems.append("limits.maxJobBytes must be at least maxFrameSize (\(maxFrameSize))") }
         if limits.maxLocks < 1 { problems.append("limits.maxLocks must be at least 1") }
+        if limits.maxClients < 1 { problems.append("limits.maxClients must be at least 1") }
         if let dir = dataDirectory, dir.isEmpty { problems.append("dataDirectory must not be empty") }
         if snapshotEveryEntries < 100 { problems.append("snapshotEveryEntries must be at least 100") }
         if snapshotEveryBytes < 65536 { problems.append("snapshotEveryBytes must be at least 65536") }
@@ -196,6 +199,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         c.maxJobs = limits.maxJobs
         c.maxJobBytes = limits.maxJobBytes
         c.maxLocks = limits.maxLocks
+        c.maxClients = limits.maxClients
         return c
     }
 }

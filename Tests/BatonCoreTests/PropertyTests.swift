@@ -23,8 +23,8 @@ struct SeededRandom: RandomNumberGenerator {
 /// - fencing tokens (lock grants and job claims) strictly increase;
 /// - no job is completed twice;
 /// - a machine restored from a snapshot answers every later input exactly like the original;
-/// - the quotas' running counts match a recount, stay within their limits, and an add or acquire is
-///   refused for a quota only when it is full (the limits here are small, so they are hit often).
+/// - the quotas' running counts match a recount, stay within their limits, and a command is refused
+///   for a quota only when it is full (on even seeds the limits are small, so they are hit often).
 /// At the end, every added job is completed, dead or deleted once workers drain the queue.
 struct Simulation {
     var rng: SeededRandom
@@ -46,7 +46,7 @@ struct Simulation {
     var deleted: Set<JobID> = []
     var failures: [String] = []
     /// QUOTA_EXCEEDED answers seen: adds, acquires.
-    var refusals = (adds: 0, acquires: 0)
+    var refusals = (adds: 0, acquires: 0, clients: 0)
 
     init(seed: UInt64) {
         rng = SeededRandom(seed: seed)
@@ -54,9 +54,12 @@ struct Simulation {
         config.sessionWindow = 8
         config.maxCompletedJobs = 4
         config.completedRetention = 3000
-        config.maxJobs = 8
-        config.maxJobBytes = 12
-        config.maxLocks = 2
+        if seed % 2 == 0 {
+            config.maxJobs = 8
+            config.maxJobBytes = 12
+            config.maxLocks = 2
+            config.maxClients = 3  // of four: the last to come waits for a session to end
+        }
         machines = [StateMachine(configuration: config)]
     }
 
@@ -84,6 +87,7 @@ struct Simulation {
             machine.jobs.values.filter { $0.state != .completed }.count,
             machine.jobs.values.reduce(0) { $0 + $1.spec.payload.count + $1.result.count },
             machine.locks.count,
+            machine.sessions.count,
         ]
     }
 
@@ -94,9 +98,14 @@ struct Simulation {
     }
 
     /// A QUOTA_EXCEEDED answer is right only when the quota it names has no room (a refusal changes nothing).
-    mutating func checkRefusal(_ command: Command?) {
+    mutating func checkRefusal(_ command: Command?, client: ClientID) {
         let m = machines[0]
         let used = Self.recount(m)
+        if m.sessions[client] == nil {
+            check(used[3] >= m.configuration.maxClients, "client \(client) refused a session with room: \(used)")
+            refusals.clients += 1
+            return
+        }
         switch command {
         case .addJob(let spec)?:
             let unfinishedBytes = m.jobs.values.filter { $0.state != .completed }.reduce(0) { $0 + $1.spec.payload.count }
@@ -175,7 +184,7 @@ struct Simulation {
                 holders[key]?.released = true
             }
         case .error(let e) where e.code == .quotaExceeded:
-            checkRefusal(command)
+            checkRefusal(command, client: client)
         case .jobsPurged:
             // Purged jobs were completed or dead; whatever of the added ones is gone counts as deleted.
             for id in added where machines[0].jobs[id] == nil { deleted.insert(id) }
@@ -278,14 +287,15 @@ struct Simulation {
 
     /// The simulation's small quotas are really hit, for jobs and for locks.
     @Test func quotasAreHit() {
-        var adds = 0, acquires = 0
-        for seed in 1...20 as ClosedRange<UInt64> {
+        var adds = 0, acquires = 0, clients = 0
+        for seed in stride(from: 2, through: 40, by: 2) as StrideThrough<UInt64> {
             var sim = Simulation(seed: seed)
             for _ in 0..<250 { sim.step() }
             adds += sim.refusals.adds
             acquires += sim.refusals.acquires
+            clients += sim.refusals.clients
         }
-        #expect(adds > 0 && acquires > 0, "\(adds) adds and \(acquires) acquires refused")
+        #expect(adds > 0 && acquires > 0 && clients > 0, "\(adds) adds, \(acquires) acquires and \(clients) new clients refused")
     }
 
     @Test func sameSeedSameState() {

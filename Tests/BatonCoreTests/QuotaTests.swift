@@ -6,8 +6,11 @@ import Testing
 /// The quotas that keep one runaway producer from filling every member's memory at once (all three
 /// apply the same log, so they would run out together).
 @Suite struct QuotaTests {
-    static func harness(maxJobs: Int = 1_000_000, maxJobBytes: Int = 1 << 30, maxLocks: Int = 1_000_000) -> Harness {
+    static func harness(
+        maxJobs: Int = 1_000_000, maxJobBytes: Int = 1 << 30, maxLocks: Int = 1_000_000, maxClients: Int = 100_000
+    ) -> Harness {
         var c = StateMachine.Configuration()
+        c.maxClients = maxClients
         c.maxJobs = maxJobs
         c.maxJobBytes = maxJobBytes
         c.maxLocks = maxLocks
@@ -91,6 +94,23 @@ import Testing
         _ = h.grantedToken("c")
     }
 
+    /// A client without a session is refused beyond maxClients, and nothing of it is remembered;
+    /// clients with sessions carry on, and one whose session ended makes room.
+    @Test func newClientsBeyondMaxClientsAreRefused() {
+        var h = Self.harness(maxClients: 2)
+        _ = h.grantedToken("a", client: ClientID(1))
+        _ = h.grantedToken("b", client: ClientID(2))
+        let refused = h.acquire("c", client: ClientID(3))
+        #expect(errorCode(refused) == .quotaExceeded)
+        if case .error(let e) = refused { #expect(e.message.contains("limits.maxClients")) }
+        #expect(h.query(.getLock(key: "c")) == .lock(nil))
+        #expect(errorCode(h.run(.addJob(JobSpec(type: "t")), client: ClientID(1))) == nil)  // a known client carries on
+        // Sequence zero keeps no session, so it is not refused.
+        #expect(h.send(.releaseLock(key: "x", token: FencingToken(1)), client: ClientID(4), sequence: SequenceNumber(0)).map(errorCode) == .staleToken)
+        h.advance(UInt64(h.machine.configuration.sessionTimeout.rawValue) + 10_000)  // both sessions end
+        _ = h.grantedToken("c", client: ClientID(3))
+    }
+
     /// A restored machine counts the same as the one that took the snapshot.
     @Test func quotasSurviveASnapshot() throws {
         var h = Self.harness()
@@ -101,7 +121,7 @@ import Testing
         _ = h.add(JobSpec(type: "t", payload: [6]))
         _ = h.grantedToken("k")
         let restored = try StateMachine(restoring: h.machine.snapshot(), configuration: h.machine.configuration)
-        #expect(restored.quotas.map(\.used) == [1, 6, 1])
+        #expect(restored.quotas.map(\.used) == [1, 6, 1, 1])
         #expect(restored.quotas.map(\.used) == h.machine.quotas.map(\.used))
     }
 }

@@ -108,6 +108,7 @@ func parseExposition(_ text: String) throws -> (types: [String: String], samples
             #expect(value("baton_quota_used", ["quota": "maxJobs"]) == 2)
             #expect(value("baton_quota_used", ["quota": "maxLocks"]) == 1)
             #expect(value("baton_quota_used", ["quota": "maxJobBytes"]) == 0)
+            #expect(value("baton_quota_used", ["quota": "maxClients"]) == 1)
             #expect(value("baton_quota_limit", ["quota": "maxJobBytes"]) == Double(1 << 30))
             #expect((value("baton_raft_applied_index") ?? 0) >= 5)
             #expect(value("baton_raft_term") == 1)

@@ -226,14 +226,15 @@ func freePort() async throws -> Int {
     }
 
     @Test func quotasAreConfigurable() throws {
-        let c = try NodeConfiguration.decode(json: Data(#"{"limits": {"maxJobs": 10, "maxJobBytes": 2000000, "maxLocks": 5}}"#.utf8))
+        let c = try NodeConfiguration.decode(json: Data(#"{"limits": {"maxJobs": 10, "maxJobBytes": 2000000, "maxLocks": 5, "maxClients": 7}}"#.utf8))
         #expect(c.validate().isEmpty)
         #expect(c.stateMachine.maxJobs == 10 && c.stateMachine.maxJobBytes == 2_000_000 && c.stateMachine.maxLocks == 5)
+        #expect(c.stateMachine.maxClients == 7)
         let defaults = NodeConfiguration().stateMachine
         #expect(defaults.maxJobs == 1_000_000 && defaults.maxJobBytes == 1 << 30 && defaults.maxLocks == 1_000_000)
-        let bad = try NodeConfiguration.decode(json: Data(#"{"limits": {"maxJobs": 0, "maxJobBytes": 1000, "maxLocks": 0}}"#.utf8))
+        let bad = try NodeConfiguration.decode(json: Data(#"{"limits": {"maxJobs": 0, "maxJobBytes": 1000, "maxLocks": 0, "maxClients": 0}}"#.utf8))
         let problems = bad.validate()
-        for key in ["limits.maxJobs", "limits.maxJobBytes must be at least maxFrameSize", "limits.maxLocks"] {
+        for key in ["limits.maxJobs", "limits.maxJobBytes must be at least maxFrameSize", "limits.maxLocks", "limits.maxClients"] {
             #expect(problems.contains { $0.contains(key) }, "\(problems)")
         }
     }
