@@ -1,28 +1,34 @@
 import BatonProtocol
 import NIOCore
 
-/// The first six bytes on every peer connection, sent by the member that opened it: `BTNR` and the
-/// peer protocol version (`u16`, big-endian). A member of a build that frames Raft messages
-/// differently is refused with an error that names both versions, instead of having its messages
-/// misread. A cluster runs one peer protocol version: upgrade all members together.
+/// The first six bytes each way on every peer connection: `BTNR` and a peer protocol version (`u16`,
+/// big-endian). The member that opens the connection announces the highest version it speaks; the
+/// listener answers with the version both will use, the lower of the two highest, or, if it no
+/// longer speaks that one (below its `lowest`), closes the connection with a warning naming both.
+/// The opener sends no message before the answer. So a build that speaks the version before its own
+/// as well can join a cluster of the previous build, and members are upgraded one at a time; a
+/// member of a build that frames Raft messages differently is refused, never misread.
 ///
 /// | version | change |
 /// |---|---|
-/// | 1 | first versioned peer protocol (HEARTBEAT_REPLY carries the `syncing` flag) |
-/// | 2 | HEARTBEAT carries the leader's cluster time; INSTALL_SNAPSHOT travels in chunks |
+/// | 1 | first versioned peer protocol (HEARTBEAT_REPLY carries the `syncing` flag); one-way preamble |
+/// | 2 | the listener answers the preamble with the version both use; HEARTBEAT carries the leader's cluster time; INSTALL_SNAPSHOT travels in chunks |
 enum PeerPreamble {
     static let magic: [UInt8] = Array("BTNR".utf8)
-    static let version: UInt16 = 2
+    /// The versions this build speaks. Version 1 had no answer to its preamble, so nothing before 2
+    /// can be spoken to.
+    static let lowest: UInt16 = 2
+    static let highest: UInt16 = 2
     static let size = magic.count + 2
 
-    static func write(into buffer: inout ByteBuffer) {
+    static func write(version: UInt16 = highest, into buffer: inout ByteBuffer) {
         buffer.writeBytes(magic)
         buffer.writeInteger(version)
     }
 
-    /// Reads and checks a preamble (`buffer` holds at least `size` bytes).
-    static func check(_ buffer: inout ByteBuffer) throws {
-        guard let bytes = buffer.readBytes(length: magic.count), let theirs = buffer.readInteger(as: UInt16.self) else {
+    /// Reads a preamble and returns its version (`buffer` holds at least `size` bytes).
+    static func read(_ buffer: inout ByteBuffer) throws -> UInt16 {
+        guard let bytes = buffer.readBytes(length: magic.count), let version = buffer.readInteger(as: UInt16.self) else {
             throw ProtocolError(.malformedFrame, "peer connection closed before its preamble")
         }
         guard bytes == magic else {
@@ -30,10 +36,33 @@ enum PeerPreamble {
                 .malformedFrame,
                 "not a Baton peer connection (no BTNR preamble): another program, a client on the raft port, or a member built before peer protocol versions")
         }
-        guard theirs == version else {
+        return version
+    }
+
+    /// The listener's answer to an opener that speaks versions up to `theirs`.
+    static func agree(theirs: UInt16) throws -> UInt16 {
+        let version = min(theirs, highest)
+        guard version >= lowest else {
             throw ProtocolError(
                 .unsupportedVersion,
-                "peer speaks peer protocol version \(theirs); this member speaks \(version): run one build on every member")
+                "peer speaks peer protocol versions up to \(theirs); this member speaks \(lowest)...\(highest): upgrade that member to a build that speaks \(lowest)")
         }
+        return version
     }
+
+    /// The opener's check of the listener's answer: a version this member speaks.
+    static func accept(answer: UInt16) throws -> UInt16 {
+        guard (lowest...highest).contains(answer) else {
+            throw ProtocolError(
+                .unsupportedVersion,
+                "peer answered peer protocol version \(answer); this member speaks \(lowest)...\(highest): upgrade that member to a build that speaks \(highest)")
+        }
+        return answer
+    }
+}
+
+/// Fired inbound on a peer connection once its version is agreed (on both sides); only then does the
+/// opener send.
+struct PeerProtocolAgreed: Sendable {
+    var version: UInt16
 }

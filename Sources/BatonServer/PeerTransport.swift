@@ -5,10 +5,12 @@ import NIOCore
 import NIOPosix
 
 /// Raft messages between cluster members over TCP, framed as in `RaftEnvelope+Codec.swift`, after
-/// a `PeerPreamble` from the member that opened the connection.
+/// the `PeerPreamble` exchange that agrees on the peer protocol version.
 ///
 /// One outgoing connection per peer, opened on demand and reopened (at most every 100 ms) after it
-/// drops; messages for a peer that is not connected are dropped, which Raft tolerates (it resends).
+/// drops; it carries messages once the listener has answered its preamble (within
+/// `agreementTimeout`, or it is closed). Messages for a peer that is not connected are dropped, which
+/// Raft tolerates (it resends).
 /// Incoming connections are accepted on the member's `raftPort`. Everything runs on the node's event
 /// loop: sends, receives and the Raft core never cross threads.
 final class PeerTransport {
@@ -21,6 +23,8 @@ final class PeerTransport {
     private var lastAttempt: [NodeIndex: NIODeadline] = [:]
     private var dirty: Set<NodeIndex> = []
     private var listener: (any Channel)?
+    /// How long an opened connection may wait for the listener's answer to its preamble.
+    static let agreementTimeout: TimeAmount = .seconds(1)
     /// Called on the event loop for every message that arrives.
     var receive: (RaftEnvelope) -> Void = { _ in }
 
@@ -38,7 +42,7 @@ final class PeerTransport {
         return ServerBootstrap(group: eventLoop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { Self.addPeerHandlers(to: $0, expectingPreamble: true, maxFrameSize: maxFrameSize, this) }
+            .childChannelInitializer { Self.addPeerHandlers(to: $0, side: .listener, maxFrameSize: maxFrameSize, this) }
             .bind(host: host, port: port)
             .map { channel in
                 this.value.listener = channel
@@ -73,34 +77,57 @@ final class PeerTransport {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(500))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            // Peers answer over their own connections; anything arriving here is read the same way.
-            .channelInitializer { Self.addPeerHandlers(to: $0, expectingPreamble: false, maxFrameSize: maxFrameSize, this) }
+            // Peers answer over their own connections; after the preamble's answer, anything arriving
+            // here is read the same way.
+            .channelInitializer { channel in
+                Self.addPeerHandlers(to: channel, side: .opener, maxFrameSize: maxFrameSize, this) { version in
+                    this.value.agreed(peer, channel, version: version)
+                }
+            }
             .connect(host: address.host, port: address.port)
             .whenComplete { result in
                 let transport = this.value
-                transport.connecting.remove(peer)
                 switch result {
                 case .success(let channel):
                     var preamble = channel.allocator.buffer(capacity: PeerPreamble.size)
                     PeerPreamble.write(into: &preamble)
-                    channel.writeAndFlush(preamble, promise: nil)  // before any message: sends start after this
-                    transport.channels[peer] = channel
-                    transport.logger.info("connected to peer", metadata: ["peer": "\(peer)"])
+                    channel.writeAndFlush(preamble, promise: nil)
+                    // Still connecting until the answer (`agreed`), the close, or the timeout.
+                    let timeout = channel.eventLoop.scheduleTask(in: Self.agreementTimeout) {
+                        if this.value.channels[peer] !== channel {
+                            this.value.logger.warning("peer did not answer the preamble", metadata: ["peer": "\(peer)"])
+                            channel.close(promise: nil)
+                        }
+                    }
+                    channel.closeFuture.whenComplete { _ in
+                        timeout.cancel()
+                        if this.value.channels[peer] !== channel { this.value.connecting.remove(peer) }
+                    }
                 case .failure(let error):
+                    transport.connecting.remove(peer)
                     transport.logger.debug("peer unreachable", metadata: ["peer": "\(peer)", "error": "\(error)"])
                 }
             }
     }
 
-    /// Frames in, messages handed to `receive`: the same on accepted and on opened connections, but
-    /// only an accepted one starts with the opener's preamble.
+    /// The listener answered the preamble of the connection opened to `peer`: messages go on it now.
+    private func agreed(_ peer: NodeIndex, _ channel: any Channel, version: UInt16) {
+        connecting.remove(peer)
+        guard channel.isActive else { return }
+        channels[peer] = channel
+        logger.info("connected to peer", metadata: ["peer": "\(peer)", "peer.protocol": "\(version)"])
+    }
+
+    /// Frames in, messages handed to `receive`: the same on accepted and on opened connections, after
+    /// the preamble exchange (`agreed`: the opener's, once the listener answered).
     private static func addPeerHandlers(
-        to channel: any Channel, expectingPreamble: Bool, maxFrameSize: Int, _ transport: NIOLoopBound<PeerTransport>
+        to channel: any Channel, side: PeerFrameDecoder.Side, maxFrameSize: Int, _ transport: NIOLoopBound<PeerTransport>,
+        agreed: @escaping (UInt16) -> Void = { _ in }
     ) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandlers([
-                ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: maxFrameSize, expectingPreamble: expectingPreamble)),
-                PeerInboundHandler(logger: transport.value.logger) { transport.value.receive($0) },
+                ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: maxFrameSize, side: side)),
+                PeerInboundHandler(logger: transport.value.logger, agreed: agreed) { transport.value.receive($0) },
             ])
         }
     }
@@ -112,18 +139,40 @@ final class PeerTransport {
     }
 }
 
-/// Checks the preamble (on an accepted connection), then splits the byte stream into peer frames:
-/// a `u32` length, then that many bytes.
+/// Reads the preamble (the opener's on an accepted connection, which it answers; the listener's
+/// answer on an opened one), then splits the byte stream into peer frames: a `u32` length, then that
+/// many bytes.
 struct PeerFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
+    /// Which end of the connection this member is.
+    enum Side {
+        case listener, opener
+    }
     let maxFrameSize: Int
-    var expectingPreamble: Bool
+    let side: Side
+    var expectingPreamble = true
+
+    init(maxFrameSize: Int, side: Side) {
+        self.maxFrameSize = maxFrameSize
+        self.side = side
+    }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if expectingPreamble {
             guard buffer.readableBytes >= PeerPreamble.size else { return .needMoreData }
-            try PeerPreamble.check(&buffer)
+            let theirs = try PeerPreamble.read(&buffer)
+            let version: UInt16
+            switch side {
+            case .listener:
+                version = try PeerPreamble.agree(theirs: theirs)
+                var answer = context.channel.allocator.buffer(capacity: PeerPreamble.size)
+                PeerPreamble.write(version: version, into: &answer)
+                context.writeAndFlush(NIOAny(answer), promise: nil)
+            case .opener:
+                version = try PeerPreamble.accept(answer: theirs)
+            }
             expectingPreamble = false
+            context.fireUserInboundEventTriggered(PeerProtocolAgreed(version: version))
         }
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
         guard Int(length) <= maxFrameSize else {
@@ -141,12 +190,22 @@ struct PeerFrameDecoder: ByteToMessageDecoder {
 final class PeerInboundHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     private let logger: Logger
+    private let agreed: (UInt16) -> Void
     private let deliver: (RaftEnvelope) -> Void
     private var snapshot = SnapshotAssembler()
 
-    init(logger: Logger, _ deliver: @escaping (RaftEnvelope) -> Void) {
+    init(logger: Logger, agreed: @escaping (UInt16) -> Void = { _ in }, _ deliver: @escaping (RaftEnvelope) -> Void) {
         self.logger = logger
+        self.agreed = agreed
         self.deliver = deliver
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? PeerProtocolAgreed {
+            agreed(event.version)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -1,6 +1,7 @@
 import BatonProtocol
 import BatonRaft
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -63,63 +64,70 @@ import Testing
         #expect(throws: ProtocolError.self) { try RaftEnvelope.decode(&lying) }
     }
 
-    /// The preamble: the right one passes; another program's bytes, or another peer protocol version,
-    /// are refused with an error that says which.
-    @Test func preambleIsChecked() throws {
+    /// The preamble exchange: the listener answers the lower of the two highest versions, if this
+    /// member speaks it; the opener accepts only an answer it speaks; another program's bytes are
+    /// refused. Each refusal says which versions, and what to upgrade.
+    @Test func preambleAgreesOnAVersion() throws {
         var good = ByteBuffer()
         PeerPreamble.write(into: &good)
         #expect(good.readableBytes == PeerPreamble.size)
-        try PeerPreamble.check(&good)
+        #expect(try PeerPreamble.read(&good) == PeerPreamble.highest)
         #expect(good.readableBytes == 0)
-
         var other = ByteBuffer(bytes: Array("GET /".utf8) + [0])
-        #expect(throws: ProtocolError.self) { try PeerPreamble.check(&other) }
-        var newer = ByteBuffer(bytes: PeerPreamble.magic)
-        newer.writeInteger(PeerPreamble.version + 1)
-        do {
-            try PeerPreamble.check(&newer)
-            Issue.record("a newer version passed")
-        } catch let error as ProtocolError {
-            #expect(error.code == .unsupportedVersion)
-            #expect(error.message.contains("version \(PeerPreamble.version + 1)") && error.message.contains("speaks \(PeerPreamble.version)"))
+        #expect(throws: ProtocolError.self) { _ = try PeerPreamble.read(&other) }
+
+        #expect(try PeerPreamble.agree(theirs: PeerPreamble.highest) == PeerPreamble.highest)
+        #expect(try PeerPreamble.agree(theirs: PeerPreamble.highest + 7) == PeerPreamble.highest)  // a newer build speaks ours
+        #expect(try PeerPreamble.accept(answer: PeerPreamble.highest) == PeerPreamble.highest)
+        for refusal in [
+            { try PeerPreamble.agree(theirs: PeerPreamble.lowest - 1) },  // an older build: it must be upgraded first
+            { try PeerPreamble.accept(answer: PeerPreamble.lowest - 1) },
+            { try PeerPreamble.accept(answer: PeerPreamble.highest + 1) },  // more than was offered
+        ] as [() throws -> UInt16] {
+            do {
+                _ = try refusal()
+                Issue.record("a version this member does not speak was agreed")
+            } catch let error as ProtocolError {
+                #expect(error.code == .unsupportedVersion)
+                #expect(error.message.contains("\(PeerPreamble.lowest)...\(PeerPreamble.highest)") && error.message.contains("upgrade"))
+            }
         }
     }
 
-    /// Over loopback: a connection that opens with the preamble has its messages delivered; one that
-    /// starts with a frame (a member built before peer protocol versions) is closed by the listener.
-    @Test func listenerDeliversOnlyAfterAPreamble() async throws {
+    /// Over loopback: the listener answers a preamble (a newer build's too) with the version both
+    /// speak and then delivers messages; a connection that starts with a frame (a member built before
+    /// peer protocol versions), or whose version is too old, is closed.
+    @Test func listenerAnswersThePreambleThenDelivers() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let received = loop.makePromise(of: RaftEnvelope.self)
         let transport = try await loop.submit {
-            PeerTransport(eventLoop: loop, peers: [:], maxFrameSize: 1 << 20, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            NIOLoopBound(
+                PeerTransport(eventLoop: loop, peers: [:], maxFrameSize: 1 << 20, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })),
+                eventLoop: loop)
         }.get()
-        try await loop.submit { transport.receive = { received.succeed($0) } }.get()
-        let listener = try await loop.flatSubmit { transport.listen(host: "127.0.0.1", port: 0) }.get()
+        try await loop.submit { transport.value.receive = { received.succeed($0) } }.get()
+        let listener = try await loop.flatSubmit { transport.value.listen(host: "127.0.0.1", port: 0) }.get()
         let port = try #require(listener.localAddress?.port)
         let envelope = RaftEnvelope(from: NodeIndex(2), to: NodeIndex(1), term: Term(3), message: .heartbeat(commit: LogIndex(4), round: 5, context: 6))
 
-        func connect() async throws -> any Channel {
-            try await ClientBootstrap(group: loop).connect(host: "127.0.0.1", port: port).get()
-        }
-        let old = try await connect()
         var frame = ByteBuffer()
         envelope.encode(into: &frame)
-        try await old.writeAndFlush(frame).get()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await old.closeFuture.get() }  // closed by the listener
-            group.addTask {
-                try await Task.sleep(for: .seconds(5))
-                throw ProtocolError(.malformedFrame, "a connection without a preamble stayed open")
-            }
-            try await group.next()
-            group.cancelAll()
+        var tooOld = ByteBuffer()
+        PeerPreamble.write(version: PeerPreamble.lowest - 1, into: &tooOld)
+        for refused in [frame, tooOld] {
+            let peer = try await RawPeer.connect(port: port, on: loop)
+            try await peer.channel.writeAndFlush(refused).get()
+            try await peer.expectClosed()
         }
 
-        let current = try await connect()
+        let current = try await RawPeer.connect(port: port, on: loop)
         var bytes = ByteBuffer()
-        PeerPreamble.write(into: &bytes)
+        PeerPreamble.write(version: PeerPreamble.highest + 1, into: &bytes)
         envelope.encode(into: &bytes)
-        try await current.writeAndFlush(bytes).get()
+        try await current.channel.writeAndFlush(bytes).get()
+        var answer = ByteBuffer()
+        PeerPreamble.write(into: &answer)
+        #expect(try await current.firstBytes.futureResult.get() == Array(answer.readableBytesView))
         #expect(try await received.futureResult.get() == envelope)
 
         // A snapshot five times the transport's 1 MiB frame limit arrives whole, in chunks.
@@ -127,15 +135,57 @@ import Testing
             from: NodeIndex(2), to: NodeIndex(1), term: Term(3),
             message: .installSnapshot(Snapshot(index: LogIndex(9), term: Term(3), data: (0..<(5 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })))
         let snapshotReceived = loop.makePromise(of: RaftEnvelope.self)
-        try await loop.submit { transport.receive = { snapshotReceived.succeed($0) } }.get()
+        try await loop.submit { transport.value.receive = { snapshotReceived.succeed($0) } }.get()
         var chunks = ByteBuffer()
         big.encode(into: &chunks, snapshotChunkSize: 512 << 10)
-        try await current.writeAndFlush(chunks).get()
+        try await current.channel.writeAndFlush(chunks).get()
         #expect(try await snapshotReceived.futureResult.get() == big)
-        try await current.close()
-        try await loop.submit { transport.close() }.get()
+        try await current.channel.close()
+        try await loop.submit { transport.value.close() }.get()
     }
 
+    /// The opener sends nothing before the listener's answer, and messages after an answer it speaks;
+    /// a listener that answers a version it does not speak, or does not answer, is hung up on, and the
+    /// transport connects again.
+    @Test func openerSendsOnlyAfterAnAnswerItSpeaks() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let envelope = RaftEnvelope(from: NodeIndex(1), to: NodeIndex(2), term: Term(3), message: .heartbeat(commit: LogIndex(4), round: 5, context: 6))
+        var frame = ByteBuffer()
+        envelope.encode(into: &frame)
+        for answer in [PeerPreamble.highest, PeerPreamble.highest + 1, nil] as [UInt16?] {
+            let fake = try await FakeListener.start(on: loop, answer: answer)
+            let port = fake.port
+            let transport = try await loop.submit {
+                NIOLoopBound(
+                    PeerTransport(
+                        eventLoop: loop, peers: [NodeIndex(2): ("127.0.0.1", port)], maxFrameSize: 1 << 20,
+                        logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })),
+                    eventLoop: loop)
+            }.get()
+            // Sends every 20 ms for 1.5 s, as Raft would: the first ones open the connection.
+            for _ in 0..<75 {
+                try await loop.submit {
+                    transport.value.send(envelope)
+                    transport.value.flush()
+                }.get()
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let seen = fake.state.withLockedValue { ($0.received, $0.connections) }
+            var preamble = ByteBuffer()
+            PeerPreamble.write(into: &preamble)
+            #expect(seen.0.starts(with: Array(preamble.readableBytesView)), "\(String(describing: answer))")
+            let messages = Array(seen.0.dropFirst(PeerPreamble.size))
+            if answer == PeerPreamble.highest {
+                #expect(seen.1 == 1)
+                #expect(messages.count >= frame.readableBytes * 10 && messages.starts(with: Array(frame.readableBytesView)))
+            } else {
+                #expect(messages.isEmpty, "messages went to a listener that answered \(String(describing: answer))")
+                #expect(seen.1 >= 2, "no new connection after hanging up on \(String(describing: answer))")  // hung up, then tried again
+            }
+            try await loop.submit { transport.value.close() }.get()
+            try await fake.channel.close()
+        }
+    }
     /// A snapshot larger than a chunk goes as several frames, none larger than a chunk and its
     /// header, and only the last completes it.
     @Test func aLargeSnapshotTravelsInChunks() throws {
@@ -190,5 +240,100 @@ import Testing
             return
         }
         #expect(s.index == LogIndex(6) && s.data.count == 300)
+    }
+}
+
+/// A raw peer connection for tests: what arrives on it, and whether it was closed.
+final class RawPeer: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let firstBytes: EventLoopPromise<[UInt8]>
+    let channel: any Channel
+
+    private init(loop: any EventLoop, channel: any Channel) {
+        firstBytes = loop.makePromise()
+        self.channel = channel
+    }
+
+    static func connect(port: Int, on loop: any EventLoop) async throws -> RawPeer {
+        let bootstrap = ClientBootstrap(group: loop)
+        let channel = try await bootstrap.connect(host: "127.0.0.1", port: port).get()
+        let peer = RawPeer(loop: loop, channel: channel)
+        try await channel.pipeline.addHandler(peer).get()
+        return peer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        firstBytes.succeed(Array(unwrapInboundIn(data).readableBytesView))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        firstBytes.fail(ChannelError.eof)
+    }
+
+    /// Waits (at most 5 s) for the other end to close the connection.
+    func expectClosed() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.channel.closeFuture.get() }
+            group.addTask {
+                try await Task.sleep(for: .seconds(5))
+                throw ProtocolError(.malformedFrame, "a refused connection stayed open")
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// A listener that answers every preamble with `answer` (nil: never answers), and keeps every byte
+/// it is sent on its first connection.
+final class FakeListener: Sendable {
+    let state: NIOLockedValueBox<(received: [UInt8], connections: Int)>
+    let channel: any Channel
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    private init(state: NIOLockedValueBox<(received: [UInt8], connections: Int)>, channel: any Channel) {
+        self.state = state
+        self.channel = channel
+    }
+
+    static func start(on loop: any EventLoop, answer: UInt16?) async throws -> FakeListener {
+        let state = NIOLockedValueBox((received: [UInt8](), connections: 0))
+        let channel = try await ServerBootstrap(group: loop)
+            .childChannelInitializer { child in
+                child.eventLoop.makeCompletedFuture {
+                    let first = state.withLockedValue { s in
+                        s.connections += 1
+                        return s.connections == 1
+                    }
+                    try child.pipeline.syncOperations.addHandler(Collector(state: state, first: first, answer: answer))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return FakeListener(state: state, channel: channel)
+    }
+
+    final class Collector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let state: NIOLockedValueBox<(received: [UInt8], connections: Int)>
+        let first: Bool
+        let answer: UInt16?
+        var answered = false
+
+        init(state: NIOLockedValueBox<(received: [UInt8], connections: Int)>, first: Bool, answer: UInt16?) {
+            self.state = state
+            self.first = first
+            self.answer = answer
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = Array(unwrapInboundIn(data).readableBytesView)
+            if first { state.withLockedValue { $0.received += bytes } }
+            if let answer, !answered {
+                answered = true
+                var reply = context.channel.allocator.buffer(capacity: PeerPreamble.size)
+                PeerPreamble.write(version: answer, into: &reply)
+                context.writeAndFlush(NIOAny(reply), promise: nil)
+            }
+        }
     }
 }
