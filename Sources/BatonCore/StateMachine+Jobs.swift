@@ -319,20 +319,16 @@ extension StateMachine {
 
     func listJobs(_ filter: JobFilter) -> Reply {
         let limit = listLimit(filter.limit)
-        var ids = jobs.keys.filter { $0 > filter.after }
-        ids.sort()
-        var page: [JobInfo] = []
-        var next = JobID(0)
-        for id in ids {
-            let job = jobs[id]!
-            if !filter.type.isEmpty && job.spec.type != filter.type { continue }
-            if let s = filter.state, job.state != s { continue }
-            if page.count == limit {
-                next = page.last!.id
-                break
-            }
-            page.append(job.info)
+        // One more than a page: whether another page follows. Records are read in place through
+        // their index (a loop over the pairs copies every record).
+        var selection = SmallestSelection<JobID>(limit: limit + 1)
+        for i in jobs.indices where jobs.keys[i] > filter.after {
+            if let state = filter.state, jobs.values[i].state != state { continue }
+            if !filter.type.isEmpty && jobs.values[i].spec.type != filter.type { continue }
+            selection.offer(jobs.keys[i])
         }
-        return .jobs(page, next: next)
+        let ids = selection.sorted
+        let page = ids.prefix(limit).map { jobs[$0]!.info }
+        return .jobs(page, next: ids.count > limit ? page.last?.id ?? JobID(0) : JobID(0))
     }
 }

@@ -96,11 +96,14 @@ extension StateMachine {
     }
 
     func listLocks(prefix: String, after: String, limit: Int, at time: Timestamp) -> [LockInfo] {
-        let keys = locks.keys.filter { $0.hasPrefix(prefix) && (after.isEmpty || $0 > after) }.sorted()
-        var infos: [LockInfo] = []
-        for key in keys where infos.count < limit {
-            if let info = lockInfo(key, at: time) { infos.append(info) }
+        // Records are read in place through their index (a loop over the pairs copies every record).
+        var selection = SmallestSelection<String>(limit: limit)
+        for i in locks.indices {
+            guard let expiresAt = locks.values[i].holder?.expiresAt, expiresAt > time else { continue }
+            let key = locks.keys[i]
+            if (after.isEmpty || key > after) && (prefix.isEmpty || key.hasPrefix(prefix)) { selection.offer(key) }
         }
-        return infos
+        return selection.sorted.compactMap { lockInfo($0, at: time) }
     }
 }
+

@@ -129,21 +129,34 @@ public struct StateMachine: Sendable {
         }
     }
 
-    /// Every live lease, soonest to end first.
+    /// The live leases that end soonest (at most `limit`), soonest first; ties by token, which no two
+    /// leases share.
     func leases(at time: Timestamp, limit: Int) -> [LeaseInfo] {
-        var all: [LeaseInfo] = []
+        struct Soonest: Comparable {
+            var expiresAt: Timestamp
+            var token: FencingToken
+            var lock: String?
+            var job: JobID
+            static func < (a: Soonest, b: Soonest) -> Bool { (a.expiresAt, a.token) < (b.expiresAt, b.token) }
+            static func == (a: Soonest, b: Soonest) -> Bool { (a.expiresAt, a.token) == (b.expiresAt, b.token) }
+        }
+        var soonest = SmallestSelection<Soonest>(limit: limit)
         for (key, record) in locks {
             guard let h = record.holder, h.expiresAt > time else { continue }
-            all.append(LeaseInfo(kind: .lock, key: key, jobID: JobID(0), owner: h.owner, token: h.token, expiresAt: h.expiresAt))
+            soonest.offer(Soonest(expiresAt: h.expiresAt, token: h.token, lock: key, job: JobID(0)))
         }
         for job in jobs.values where job.state == .running {
-            all.append(
-                LeaseInfo(
-                    kind: .job, key: job.spec.type, jobID: job.id, owner: job.worker, token: job.claimToken,
-                    expiresAt: job.leaseExpiresAt))
+            soonest.offer(Soonest(expiresAt: job.leaseExpiresAt, token: job.claimToken, lock: nil, job: job.id))
         }
-        all.sort { ($0.expiresAt, $0.token) < ($1.expiresAt, $1.token) }
-        return Array(all.prefix(limit))
+        return soonest.sorted.compactMap { s in
+            if let key = s.lock {
+                guard let h = locks[key]?.holder else { return nil }
+                return LeaseInfo(kind: .lock, key: key, jobID: JobID(0), owner: h.owner, token: h.token, expiresAt: h.expiresAt)
+            }
+            guard let job = jobs[s.job] else { return nil }
+            return LeaseInfo(
+                kind: .job, key: job.spec.type, jobID: job.id, owner: job.worker, token: job.claimToken, expiresAt: job.leaseExpiresAt)
+        }
     }
 
     /// Counts of what the state machine holds (for status and metrics).

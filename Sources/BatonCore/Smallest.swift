@@ -1,0 +1,29 @@
+import HeapModule
+
+/// Keeps the `limit` smallest elements offered, in O(log limit) an offer and O(limit) space: one
+/// page of a listing without sorting (or copying) everything the state holds. Listings run on the
+/// node's event loop, where a full sort of a million locks stalls every client for a second.
+struct SmallestSelection<Element: Comparable> {
+    let limit: Int
+    private var heap = Heap<Element>()
+
+    init(limit: Int) { self.limit = limit }
+
+    mutating func offer(_ element: Element) {
+        if heap.count < limit {
+            heap.insert(element)
+        } else if let largest = heap.max, element < largest {
+            _ = heap.replaceMax(with: element)
+        }
+    }
+
+    /// The elements kept, smallest first.
+    var sorted: [Element] { heap.unordered.sorted() }
+}
+
+/// The `limit` smallest elements of `elements`, smallest first.
+func smallest<S: Sequence>(_ limit: Int, of elements: S) -> [S.Element] where S.Element: Comparable {
+    var selection = SmallestSelection<S.Element>(limit: limit)
+    for element in elements { selection.offer(element) }
+    return selection.sorted
+}
