@@ -4,7 +4,7 @@ import HeapModule
 /// page of a listing without sorting (or copying) everything the state holds. Listings run on the
 /// node's event loop, where a full sort of a million locks stalls every client for a second.
 struct SmallestSelection<Element: Comparable> {
-    let limit: Int
+    private let limit: Int
     private var heap = Heap<Element>()
 
     init(limit: Int) { self.limit = limit }
@@ -21,9 +21,3 @@ struct SmallestSelection<Element: Comparable> {
     var sorted: [Element] { heap.unordered.sorted() }
 }
 
-/// The `limit` smallest elements of `elements`, smallest first.
-func smallest<S: Sequence>(_ limit: Int, of elements: S) -> [S.Element] where S.Element: Comparable {
-    var selection = SmallestSelection<S.Element>(limit: limit)
-    for element in elements { selection.offer(element) }
-    return selection.sorted
-}
