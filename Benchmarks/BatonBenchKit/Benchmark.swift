@@ -124,7 +124,7 @@ private func open(
                        connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
     }
     _ = try await ClientBootstrap(group: loop)
-        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelOption(.tcpOption(.tcp_nodelay), value: 1)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 let handler: any ChannelHandler

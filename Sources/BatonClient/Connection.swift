@@ -112,7 +112,7 @@ final class Connection: Sendable {
         do {
             let bootstrap = ClientBootstrap(group: group)
                 .connectTimeout(connectTimeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             switch transport {
             case .tcp:
                 channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in

@@ -41,7 +41,7 @@ final class PeerTransport {
         let maxFrameSize = self.maxFrameSize
         return ServerBootstrap(group: eventLoop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { Self.addPeerHandlers(to: $0, side: .listener, maxFrameSize: maxFrameSize, this) }
             .bind(host: host, port: port)
             .map { channel in
@@ -76,7 +76,7 @@ final class PeerTransport {
         let maxFrameSize = self.maxFrameSize
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(500))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             // Peers answer over their own connections; after the preamble's answer, anything arriving
             // here is read the same way.
             .channelInitializer { channel in

@@ -26,10 +26,7 @@ func built(
 private func builtNow(
     _ executable: String, _ arguments: [String], environment: [String: String]
 ) throws -> (status: Int32, out: String, err: String) {
-    let dir = try batonExecutable().deletingLastPathComponent()
-    let process = Process()
-    process.executableURL = dir.appendingPathComponent(executable)
-    process.arguments = arguments
+    let process = try Unprivileged.process(executable, arguments)
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let out = Pipe()
     let err = Pipe()

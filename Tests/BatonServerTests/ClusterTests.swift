@@ -22,7 +22,7 @@ import Testing
         var members: [Member] = []
         for i in 1...3 {
             let dir = temporaryDataDirectory()
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try Unprivileged.makeDirectory(dir)
             members.append(Member(id: "n\(i)", port: try await freePort(), raftPort: try await freePort(), directory: dir, config: dir + ".json"))
         }
         let cluster = members.map { "{\"nodeID\": \"\($0.id)\", \"host\": \"127.0.0.1\", \"port\": \($0.port), \"raftPort\": \($0.raftPort)}" }
@@ -32,14 +32,13 @@ import Testing
                  "cluster": [\(cluster.joined(separator: ", "))]}
                 """
             try json.write(toFile: m.config, atomically: true, encoding: .utf8)
+            Unprivileged.handOver(m.config)
         }
         return members
     }
 
     func launch(_ m: Member) throws -> Process {
-        let process = Process()
-        process.executableURL = try batonExecutable()
-        process.arguments = ["serve", "--config", m.config, "--log-level", "error"]
+        let process = try Unprivileged.process("baton", ["serve", "--config", m.config, "--log-level", "error"])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

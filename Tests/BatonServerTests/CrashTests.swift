@@ -24,9 +24,8 @@ struct Acknowledged: Sendable {
         let port = try await freePort()
         let acked = NIOLockedValueBox(Acknowledged())
         for round in 0..<20 {
-            let process = Process()
-            process.executableURL = try batonExecutable()
-            process.arguments = ["dev", "--port", "\(port)", "--no-metrics", "--data-dir", dir, "--log-level", "error"]
+            let process = try Unprivileged.process(
+                "baton", ["dev", "--port", "\(port)", "--no-metrics", "--data-dir", dir, "--log-level", "error"])
             process.standardOutput = FileHandle.nullDevice
             let errors = Pipe()
             process.standardError = errors

@@ -28,9 +28,7 @@ func freePort() async throws -> Int {
 
 @Suite(.timeLimit(.minutes(1))) struct ProcessTests {
     func launch(_ arguments: [String]) throws -> (Process, Pipe) {
-        let process = Process()
-        process.executableURL = try batonExecutable()
-        process.arguments = arguments
+        let process = try Unprivileged.process("baton", arguments)
         let err = Pipe()
         process.standardError = err
         process.standardOutput = err
