@@ -87,6 +87,8 @@ public struct Raft: Sendable {
     public var heartbeatContext: UInt64 = 0
     /// The `heartbeatContext` of the newest heartbeat this node accepted from a leader (0: none yet).
     public private(set) var leaderContext: UInt64 = 0
+    /// The term of the leader that sent `leaderContext`.
+    public private(set) var leaderContextTerm = Term(0)
 
     var log: RaftLog
     /// Committed entries up to here have been handed out to apply.
@@ -284,6 +286,7 @@ public struct Raft: Sendable {
             if role != .follower || leader != m.from { becomeFollower(term: term, leader: m.from) }
             electionElapsed = 0
             leaderContext = context
+            leaderContextTerm = term
             if commit > self.commit { self.commit = min(commit, log.lastIndex) }
             send(to: m.from, .heartbeatReply(round: round, syncing: stableIndex < log.lastIndex))
         case .installSnapshot(let snapshot):

@@ -1,69 +1,107 @@
 import BatonProtocol
+import BatonRaft
 
 /// The cluster's time: what the leader stamps on every entry, so every member expires a lease at the
 /// same log position. Pure: each call takes the monotonic clock's reading (`at`, milliseconds), so
 /// the rules below are tested without waiting.
 ///
-/// - A leader counts from its **base**: the newest time it knows of when it takes office (the newest
-///   stamp in its log, or the newest time a leader's heartbeat told it, whichever is later) and adds
-///   the time it has led. A new cluster's first leader starts from the wall clock (`origin`).
-/// - So the clock never runs ahead of real time: a lease never ends earlier than its holder was
-///   promised. A failover adds to a lease only the time from the old leader's last heartbeat to the
-///   new leader's first reading (an election timeout or so), never a fresh TTL.
-/// - Stamps never go backwards (`lastStamp`).
-/// - A follower reads on from the newest stamp it applied, or its leader's newest heartbeat if that
-///   is later; that reading is for display (PING, NODE_STATUS) and never stamps anything.
+/// **The rule.** The cluster's time never gains on real time: between any two stamps that end up in
+/// the committed log, and between a leader's reading (the time an answer was sent at) and any stamp
+/// committed after it, the cluster's time advances no more than the real time between them. A lease
+/// therefore never ends earlier than the time its holder was told it had left.
+///
+/// Each leader counts from its **base** and adds the time it has led. The base may come only from
+/// values that lie on the committed history's own timeline:
+/// - the newest stamp in its log when it takes office (every entry there will be committed by it);
+/// - the state's time (applied entries, a snapshot);
+/// - the newest reading it heard from a leader (heartbeats, or its own readings while it led),
+///   *only when that leader's term is the last term in its log*. A heard leader of an older term may
+///   have been deposed by one that counted from less (a paused leader resumes, its clock having run
+///   through the election); a newer term's leader with no entry in the log may count from a log that
+///   lacked a leader whose entries are here.
+/// Never from the stamps of its own proposals: an entry that was not committed and was later cut
+/// from the log (a paused leader stamps on after it was deposed) must leave nothing behind.
+/// A new cluster's first leader starts from the wall clock (`origin`).
+///
+/// A follower's reading (PING, NODE_STATUS) runs on from the newest time it applied or heard; it is
+/// for display and never stamps anything.
 struct ClusterClock: Sendable, Equatable {
-    /// The newest time stamped or applied.
-    private(set) var lastStamp: Timestamp
-    /// The monotonic reading when `lastStamp` was raised (a follower reads on from there).
-    private var lastStampAt: UInt64
-    private var leading = false
-    private var leaderBase = Timestamp.zero
-    private var leaderSince: UInt64 = 0
-
-    /// A member starting with `floor` the newest time it holds (its state's time, its log's newest stamp).
-    init(floor: Timestamp, at mono: UInt64) {
-        lastStamp = floor
-        lastStampAt = mono
+    /// A time and the monotonic reading it was taken at.
+    struct Reading: Sendable, Equatable {
+        var time: Timestamp
+        var at: UInt64
     }
 
-    /// Takes office. `heard` is the newest time in a heartbeat from a leader (zero: none);
-    /// `origin` (the wall clock) is used only when neither the log nor a leader ever told a time.
-    mutating func lead(heard: Timestamp, origin: Timestamp, at mono: UInt64) {
-        var base = max(lastStamp, heard)
+    /// The newest time of an applied entry or installed snapshot.
+    private(set) var applied: Reading
+    /// The newest reading of the leader of `heardTerm`: its heartbeats, or this member's own
+    /// readings while it led that term.
+    private var heard: Reading?
+    private var heardTerm = Term(0)
+    /// While leading: the term, the base, and the monotonic reading when this member took office.
+    private var office: Office?
+
+    struct Office: Sendable, Equatable {
+        var term: Term
+        var base: Timestamp
+        var since: UInt64
+    }
+
+    /// A member starting with `stateTime`, the time of the state it recovered (zero: none).
+    init(stateTime: Timestamp, at mono: UInt64) {
+        applied = Reading(time: stateTime, at: mono)
+    }
+
+    var isLeading: Bool { office != nil }
+
+    /// A heartbeat of the leader of `term` told its time.
+    mutating func heard(_ time: Timestamp, term: Term, at mono: UInt64) {
+        guard time != .zero, term >= heardTerm else { return }
+        if term > heardTerm || time > (heard?.time ?? .zero) {
+            heard = Reading(time: time, at: mono)
+            heardTerm = term
+        }
+    }
+
+    /// Takes office in `term`. `logNewest` is the newest stamp in this member's log and `logLastTerm`
+    /// the term of its last entry before this term's; `origin` (the wall clock) is used only when
+    /// nothing ever told a time.
+    mutating func lead(term: Term, logNewest: Timestamp, logLastTerm: Term, origin: Timestamp, at mono: UInt64) {
+        var base = max(applied.time, logNewest)
+        if let heard, heardTerm == logLastTerm { base = max(base, heard.time) }
         if base == .zero { base = origin }
-        leading = true
-        leaderBase = base
-        leaderSince = mono
+        office = Office(term: term, base: base, since: mono)
     }
 
-    mutating func follow() {
-        leading = false
+    /// Steps down. Its own last reading counts as heard from the leader of the term it led.
+    mutating func follow(at mono: UInt64) {
+        guard let office else { return }
+        let reading = now(at: mono)
+        self.office = nil
+        heard(reading, term: office.term, at: mono)
     }
 
-    /// The cluster's time now: on the leader, what it stamps next; on a follower, an estimate
-    /// (`heard`: the newest time in its leader's heartbeats).
-    func now(at mono: UInt64, heard: Timestamp = .zero) -> Timestamp {
-        if leading { return max(lastStamp, Timestamp(milliseconds: leaderBase.milliseconds &+ (mono &- leaderSince))) }
-        return max(heard, Timestamp(milliseconds: lastStamp.milliseconds &+ (mono &- lastStampAt)))
+    /// The cluster's time now: on the leader, what it stamps next; on a follower, an estimate that
+    /// runs on from the newest time it applied or heard.
+    func now(at mono: UInt64) -> Timestamp {
+        if let office {
+            return max(applied.time, Timestamp(milliseconds: office.base.milliseconds &+ (mono &- office.since)))
+        }
+        var newest = applied
+        if let heard, heard.time > newest.time { newest = heard }
+        return Timestamp(milliseconds: newest.time.milliseconds &+ (mono &- newest.at))
     }
 
-    /// The leader's stamp for an entry it proposes now.
-    mutating func stamp(at mono: UInt64) -> Timestamp {
-        let time = now(at: mono)
-        raise(to: time, at: mono)
-        return time
+    /// The leader's stamp for an entry it proposes now. It raises nothing: a stamp counts for a later
+    /// leader only once it is in that leader's log.
+    func stamp(at mono: UInt64) -> Timestamp {
+        precondition(office != nil, "only a leader stamps")
+        return now(at: mono)
     }
 
     /// An entry stamped `time` was applied (or a snapshot of that time installed).
     mutating func applied(_ time: Timestamp, at mono: UInt64) {
-        raise(to: time, at: mono)
-    }
-
-    private mutating func raise(to time: Timestamp, at mono: UInt64) {
-        guard time > lastStamp else { return }
-        lastStamp = time
-        lastStampAt = mono
+        guard time > applied.time else { return }
+        applied = Reading(time: time, at: mono)
     }
 }

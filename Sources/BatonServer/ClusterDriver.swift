@@ -12,7 +12,9 @@ import NIOCore
 ///
 /// **Time.** The leader stamps every entry with the cluster's time (`ClusterClock`, which holds the
 /// rules), and puts it in its heartbeats, so a new leader continues from the newest stamp in its log
-/// or the newest time its old leader's heartbeats told, whichever is later.
+/// or the newest time its old leader's heartbeats told, whichever is later (and may be trusted).
+/// A change of role is taken in hand as soon as Raft makes it, so no entry is stamped by a member
+/// that leads in Raft's eyes but has not yet taken office on the clock.
 final class ClusterDriver {
     private(set) var raft: Raft
     let members: [NodeConfiguration.ClusterMember]
@@ -66,11 +68,7 @@ final class ClusterDriver {
             peers[NodeIndex(UInt64(i + 1))] = (m.host, m.raftPort)
         }
         self.transport = PeerTransport(eventLoop: eventLoop, peers: peers, maxFrameSize: 1 << 28, logger: logger)
-        var floor = stateTime
-        if let last = recovered.entries.last(where: { !$0.data.isEmpty }), let timed = try? TimedInput.decode(last.data) {
-            floor = max(floor, timed.time)
-        }
-        self.clock = ClusterClock(floor: floor, at: Self.monotonic())
+        self.clock = ClusterClock(stateTime: stateTime, at: Self.monotonic())
         self.nodeClock = nodeClock
     }
 
@@ -88,6 +86,7 @@ final class ClusterDriver {
     func start(tick: TimeAmount) {
         transport.receive = { [unowned self] envelope in
             self.raft.step(envelope)
+            self.roleMayHaveChanged()
             self.scheduleReady()
         }
         let this = NIOLoopBound(self, eventLoop: eventLoop)
@@ -95,6 +94,7 @@ final class ClusterDriver {
             let driver = this.value
             driver.stampHeartbeats()
             driver.raft.tick()
+            driver.roleMayHaveChanged()
             driver.processReady()
         }
     }
@@ -109,7 +109,7 @@ final class ClusterDriver {
 
     /// The cluster's time: on the leader, what it stamps next; on a follower, an estimate.
     func now() -> Timestamp {
-        clock.now(at: Self.monotonic(), heard: Timestamp(milliseconds: raft.leaderContext))
+        clock.now(at: Self.monotonic())
     }
 
     /// A leader's heartbeats carry its time (a reading a moment old: never ahead of its clock).
@@ -120,7 +120,7 @@ final class ClusterDriver {
     /// Stamps `input` with the cluster's time and appends it; nil when this member does not lead.
     /// Returns the stamped input too, so the leader need not decode its own entry when it applies it.
     func propose(_ input: StateMachineInput) -> (index: LogIndex, term: Term, timed: TimedInput)? {
-        guard raft.isLeader else { return nil }
+        guard raft.isLeader, clock.isLeading else { return nil }
         let timed = TimedInput(input, at: clock.stamp(at: Self.monotonic()))
         guard let index = raft.propose(timed.encode()) else { return nil }
         scheduleReady()
@@ -154,7 +154,7 @@ final class ClusterDriver {
     private func processReady() {
         readyScheduled = false
         guard !stopped else { return }
-        if raft.isLeader != wasLeader { leadershipChanged() }
+        roleMayHaveChanged()
         var next = raft.ready()
         guard !next.isEmpty else { return }
         if durableTerm == raft.term && !next.messagesBeforeSync.isEmpty {
@@ -192,25 +192,48 @@ final class ClusterDriver {
             }
     }
 
+    /// Follows Raft's role into the clock and the runtime, and notes the time the leader's newest
+    /// heartbeat told. Called after everything that may change them (a message, a tick).
+    private func roleMayHaveChanged() {
+        if raft.leaderContext != 0 {
+            clock.heard(Timestamp(milliseconds: raft.leaderContext), term: raft.leaderContextTerm, at: Self.monotonic())
+        }
+        if raft.isLeader != wasLeader { leadershipChanged() }
+    }
+
     private func leadershipChanged() {
         wasLeader = raft.isLeader
         if wasLeader {
-            // Continue the cluster's clock from the newest time known here; the leaderless gap is not counted.
-            var index = raft.lastIndex
-            while index > raft.snapshotIndex, let entry = raft.entry(at: index) {
-                if !entry.data.isEmpty, let timed = try? TimedInput.decode(entry.data) {
-                    applied(at: timed.time)
-                    break
-                }
-                index = index.advanced(by: -1)
-            }
-            clock.lead(heard: Timestamp(milliseconds: raft.leaderContext), origin: nodeClock.now(), at: Self.monotonic())
+            // Continue the cluster's clock from the newest time on the committed history's timeline;
+            // the leaderless gap is not counted.
+            let (newest, lastTerm) = logTail()
+            clock.lead(term: raft.term, logNewest: newest, logLastTerm: lastTerm, origin: nodeClock.now(), at: Self.monotonic())
             stampHeartbeats()
             logger.info("leading", metadata: ["raft.term": "\(raft.term)", "raft.index": "\(raft.lastIndex)", "time": "\(now())"])
         } else {
-            clock.follow()
+            clock.follow(at: Self.monotonic())
             logger.info("following", metadata: ["raft.term": "\(raft.term)", "leader": "\(leaderAddress ?? "unknown")"])
         }
         roleChanged(wasLeader)
+    }
+
+    /// The newest stamp in the log (zero: none after the snapshot), and the term of the last entry
+    /// before this term's.
+    private func logTail() -> (newest: Timestamp, lastTerm: Term) {
+        var index = raft.lastIndex
+        var lastTerm: Term?
+        var newest: Timestamp?
+        while index >= raft.snapshotIndex, lastTerm == nil || newest == nil {
+            guard let term = raft.term(at: index) else { break }
+            if lastTerm == nil, term < raft.term { lastTerm = term }
+            if newest == nil, index > raft.snapshotIndex, let entry = raft.entry(at: index), !entry.data.isEmpty,
+                let timed = try? TimedInput.decode(entry.data)
+            {
+                newest = timed.time
+            }
+            if index == raft.snapshotIndex { break }
+            index = index.advanced(by: -1)
+        }
+        return (newest ?? .zero, lastTerm ?? Term(0))
     }
 }
