@@ -52,7 +52,7 @@ public struct BatonDialect: Dialect {
         if let i = pending.firstIndex(of: slot) { pending.remove(at: i) }
         let outcome: Outcome
         switch try Reply.decode(opcode: frame.opcode, body: frame.body) {
-        case .lockAcquired(.granted(let token, _)): outcome = .granted(token: token.rawValue)
+        case .lockAcquired(.granted(let token, _, _)): outcome = .granted(token: token.rawValue)
         case .lockAcquired(.busy): outcome = .busy
         case .lockReleased, .lockRenewed, .jobAdded, .jobCompleted: outcome = .done
         case .jobClaimed(let job?): outcome = .job(id: job.id.rawValue, token: job.token.rawValue)

@@ -6,23 +6,39 @@ extension BatonClient {
 
     /// Takes the lock `key` for `ttl`. If it is held, waits in FIFO order up to `wait` (zero: try once).
     /// `owner` names the holder in listings; it defaults to the client's name.
+    /// A grant's `leaseLeft` counts from when the request was sent; `withLock` does that counting.
     public func acquireLock(
         _ key: String, ttl: Duration, wait: Duration = .zero, owner: String? = nil
     ) async throws -> LockAcquisition {
-        let reply = try await command(
+        try await acquireLockCounted(key, ttl: ttl, wait: wait, owner: owner).acquisition
+    }
+
+    /// `acquireLock`, and until when a grant's lease surely lasts on this machine's clock.
+    func acquireLockCounted(
+        _ key: String, ttl: Duration, wait: Duration, owner: String?
+    ) async throws -> (acquisition: LockAcquisition, validUntil: ContinuousClock.Instant) {
+        let (reply, sent) = try await commandCounted(
             .acquireLock(key: key, owner: owner ?? configuration.name, ttl: Milliseconds(ttl), wait: Milliseconds(wait)),
             extraTimeout: wait)
         guard case .lockAcquired(let a) = reply else { throw unexpected("LOCK_ACQUIRE") }
-        return a
+        guard case .granted(_, _, let left) = a else { return (a, sent) }
+        return (a, sent + left.duration)
     }
 
     /// Extends a held lock's lease to `ttl` from now; returns the new expiry (node time).
     /// Throws `.server(STALE_TOKEN)` when `token` no longer holds the lock.
     @discardableResult
     public func renewLock(_ key: String, token: FencingToken, ttl: Duration) async throws -> Timestamp {
-        guard case .lockRenewed(let t) = try await command(.renewLock(key: key, token: token, ttl: Milliseconds(ttl)))
-        else { throw unexpected("LOCK_RENEW") }
-        return t
+        try await renewLockCounted(key, token: token, ttl: ttl).expiresAt
+    }
+
+    /// `renewLock`, and until when the lease surely lasts on this machine's clock.
+    func renewLockCounted(
+        _ key: String, token: FencingToken, ttl: Duration
+    ) async throws -> (expiresAt: Timestamp, validUntil: ContinuousClock.Instant) {
+        let (reply, sent) = try await commandCounted(.renewLock(key: key, token: token, ttl: Milliseconds(ttl)))
+        guard case .lockRenewed(let t, let left) = reply else { throw unexpected("LOCK_RENEW") }
+        return (t, sent + left.duration)
     }
 
     public func releaseLock(_ key: String, token: FencingToken) async throws {
@@ -55,11 +71,19 @@ extension BatonClient {
     }
 
     /// Claims the next ready job of any of `types`, waiting up to `wait` for one; nil when none came.
+    /// A claim's `leaseLeft` counts from when the request was sent; `JobWorker` does that counting.
     public func claimJob(types: [String], worker: String? = nil, wait: Duration = .zero) async throws -> ClaimedJob? {
-        let reply = try await command(
+        try await claimJobCounted(types: types, worker: worker, wait: wait).job
+    }
+
+    /// `claimJob`, and until when a claim's lease surely lasts on this machine's clock.
+    func claimJobCounted(
+        types: [String], worker: String?, wait: Duration
+    ) async throws -> (job: ClaimedJob?, validUntil: ContinuousClock.Instant) {
+        let (reply, sent) = try await commandCounted(
             .claimJob(types: types, worker: worker ?? configuration.name, wait: Milliseconds(wait)), extraTimeout: wait)
         guard case .jobClaimed(let job) = reply else { throw unexpected("JOB_CLAIM") }
-        return job
+        return (job, sent + (job?.leaseLeft ?? .zero).duration)
     }
 
     /// Claims one queued job by id, now ("start job by id").
@@ -72,9 +96,16 @@ extension BatonClient {
     /// Extends a claim's lease to `ttl` from now (nil: the job's own timeout). Returns the new expiry.
     @discardableResult
     public func extendJob(_ id: JobID, token: FencingToken, ttl: Duration? = nil) async throws -> Timestamp {
-        let reply = try await command(.extendJob(id, token: token, ttl: ttl.map { Milliseconds($0) } ?? .zero))
-        guard case .jobExtended(let t) = reply else { throw unexpected("JOB_EXTEND") }
-        return t
+        try await extendJobCounted(id, token: token, ttl: ttl).expiresAt
+    }
+
+    /// `extendJob`, and until when the claim's lease surely lasts on this machine's clock.
+    func extendJobCounted(
+        _ id: JobID, token: FencingToken, ttl: Duration?
+    ) async throws -> (expiresAt: Timestamp, validUntil: ContinuousClock.Instant) {
+        let (reply, sent) = try await commandCounted(.extendJob(id, token: token, ttl: ttl.map { Milliseconds($0) } ?? .zero))
+        guard case .jobExtended(let t, let left) = reply else { throw unexpected("JOB_EXTEND") }
+        return (t, sent + left.duration)
     }
 
     public func completeJob(_ id: JobID, token: FencingToken, result: [UInt8] = []) async throws {

@@ -14,24 +14,25 @@ extension BatonClient {
     /// Takes the lock `key`, runs `body` while renewing the lease every third of `ttl`, then releases it.
     ///
     /// - If the lock is still held by someone else after `wait`, throws `.lockBusy`.
-    /// - If the lease is lost while `body` runs (a renew is refused, or the node cannot be reached for
-    ///   the length of the lease), `body` is cancelled and `.leaseLost` is thrown.
+    /// - If the lease may end while `body` runs (a renew is refused, or no renew is confirmed in
+    ///   time, whatever the reason), `body` is cancelled before the lease can have ended on the
+    ///   node, and `.leaseLost` is thrown. A grant answered late (a long wait, a failover) is renewed
+    ///   before `body` starts, so `body` never runs on a lease that may already be over.
     /// - The lock is released when `body` returns or throws.
     public func withLock<T: Sendable>(
         _ key: String, ttl: Duration, wait: Duration = .zero, owner: String? = nil,
         _ body: @escaping @Sendable (LockLease) async throws -> T
     ) async throws -> T {
-        let sent = ContinuousClock.now
-        switch try await acquireLock(key, ttl: ttl, wait: wait, owner: owner) {
+        let (acquisition, validUntil) = try await acquireLockCounted(key, ttl: ttl, wait: wait, owner: owner)
+        switch acquisition {
         case .busy(let holder, _):
             throw BatonClientError.lockBusy(key: key, holder: holder)
-        case .granted(let token, _):
+        case .granted(let token, _, _):
             let lease = LockLease(key: key, token: token, ttl: ttl)
-            let validUntil = leaseValidUntil(sent: sent, received: .now, ttl: ttl)
             do {
                 let result = try await withKeepAlive(
-                    interval: ttl / 3, validUntil: validUntil, validFor: ttl, what: "lock '\(key)'",
-                    renew: { try await self.renewLock(key, token: token, ttl: ttl) },
+                    ttl: ttl, validUntil: validUntil, what: "lock '\(key)'",
+                    renew: { try await self.renewLockCounted(key, token: token, ttl: ttl).validUntil },
                     body: { try await body(lease) })
                 try? await releaseLock(key, token: token)
                 return result

@@ -146,6 +146,14 @@ public final class BatonClient: Sendable {
     /// a wait that loses its connection late in the wait (its node died) is still sent again, so
     /// the new leader answers the wait already in its log instead of keeping it for nobody.
     func call(_ request: Request, extraTimeout: Duration = .zero) async throws -> Reply {
+        try await callCounted(request, extraTimeout: extraTimeout).reply
+    }
+
+    /// `call`, and when the attempt that got the answer was sent: a lease the answer grants lasts at
+    /// least its `leaseLeft` from then (the node counted it when it sent the answer, later still).
+    func callCounted(
+        _ request: Request, extraTimeout: Duration = .zero
+    ) async throws -> (reply: Reply, sent: ContinuousClock.Instant) {
         let clock = ContinuousClock()
         let giveUp = clock.now + extraTimeout + configuration.retryTimeout
         var delay = Duration.milliseconds(20)
@@ -156,10 +164,11 @@ public final class BatonClient: Sendable {
                     s.lastRequestID = s.lastRequestID == .max ? 2 : s.lastRequestID + 1
                     return RequestID(s.lastRequestID)
                 }
+                let sent = clock.now
                 let reply = try await connection.send(
                     request, requestID: id, timeout: .init(configuration.requestTimeout + extraTimeout))
                 if case .error(let e) = reply { throw BatonClientError.server(e) }
-                return reply
+                return (reply, sent)
             } catch let error as BatonClientError where error.isRetriable {
                 if clock.now + delay >= giveUp || Task.isCancelled { throw error }
                 configuration.logger.debug("retrying", metadata: ["error": "\(error)", "request": "\(request.opcode)"])
@@ -200,6 +209,12 @@ public final class BatonClient: Sendable {
 
     func command(_ command: Command, extraTimeout: Duration = .zero) async throws -> Reply {
         try await call(.command(nextSequence(), command), extraTimeout: extraTimeout)
+    }
+
+    func commandCounted(
+        _ command: Command, extraTimeout: Duration = .zero
+    ) async throws -> (reply: Reply, sent: ContinuousClock.Instant) {
+        try await callCounted(.command(nextSequence(), command), extraTimeout: extraTimeout)
     }
 
     /// The node's clock, from a PING.

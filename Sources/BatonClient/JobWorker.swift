@@ -5,7 +5,8 @@ import Logging
 ///
 /// While a handler runs, the worker extends the claim every third of the job's timeout. When the
 /// handler returns, the job is completed with the bytes it returned; when it throws, the job fails
-/// (and is retried or goes dead by its own rules). If the claim is lost, the handler is cancelled.
+/// (and is retried or goes dead by its own rules). If the claim may end (an extend is refused, or
+/// none is confirmed in time), the handler is cancelled before the claim can have ended on the node.
 ///
 /// ```swift
 /// let worker = JobWorker(client: baton, types: ["thumbnail"], concurrency: 4) { job in
@@ -47,9 +48,9 @@ public struct JobWorker: Sendable {
         let logger = client.configuration.logger
         while !Task.isCancelled {
             let job: ClaimedJob?
-            let sent = ContinuousClock.now
+            let validUntil: ContinuousClock.Instant
             do {
-                job = try await client.claimJob(types: types, worker: name, wait: pollWait)
+                (job, validUntil) = try await client.claimJobCounted(types: types, worker: name, wait: pollWait)
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("claim failed", metadata: ["error": "\(error)"])
@@ -57,12 +58,13 @@ public struct JobWorker: Sendable {
                 continue
             }
             guard let job else { continue }
-            await process(job, validUntil: leaseValidUntil(sent: sent, received: .now, ttl: job.timeout.duration))
+            await process(job, validUntil: validUntil)
         }
     }
 
     /// Runs the handler on one claimed job and reports the outcome. `validUntil` is when the claim's
-    /// lease surely still holds on this machine's clock (default: a full timeout from now, less 10 %).
+    /// lease surely still holds on this machine's clock: the claim's `leaseLeft` counted from when
+    /// the claim was sent. Without it the claim is extended before the handler starts.
     public func process(_ job: ClaimedJob, validUntil: ContinuousClock.Instant? = nil) async {
         let logger = client.configuration.logger
         let client = self.client
@@ -72,9 +74,8 @@ public struct JobWorker: Sendable {
         do {
             outcome = .success(
                 try await withKeepAlive(
-                    interval: timeout / 3, validUntil: validUntil ?? .now + timeout * 0.9, validFor: timeout,
-                    what: "job \(job.id)",
-                    renew: { try await client.extendJob(job.id, token: job.token) },
+                    ttl: timeout, validUntil: validUntil ?? .now - timeout, what: "job \(job.id)",
+                    renew: { try await client.extendJobCounted(job.id, token: job.token, ttl: nil).validUntil },
                     body: { try await handler(job) }))
         } catch {
             outcome = .failure(error)

@@ -62,10 +62,12 @@ struct JobRecord: Hashable, Sendable {
             worker: worker, lastError: lastError, payload: spec.payload, result: result)
     }
 
-    var claimed: ClaimedJob {
+    /// The claim as its answer at `now` hands it out.
+    func claimed(at now: Timestamp) -> ClaimedJob {
         ClaimedJob(
             id: id, type: spec.type, payload: spec.payload, attempt: attempts, maxAttempts: spec.maxAttempts,
-            token: claimToken, timeout: spec.timeout, leaseExpiresAt: leaseExpiresAt)
+            token: claimToken, timeout: spec.timeout, leaseExpiresAt: leaseExpiresAt,
+            leaseLeft: .left(until: leaseExpiresAt, at: now))
     }
 }
 

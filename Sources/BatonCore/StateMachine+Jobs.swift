@@ -107,7 +107,7 @@ extension StateMachine {
         jobs[id] = job
         runningByType[job.spec.type, default: 0] += 1
         schedule(.jobLease(id, token: job.claimToken), at: job.leaseExpiresAt)
-        return job.claimed
+        return job.claimed(at: now)
     }
 
     mutating func claimJob(
@@ -160,7 +160,7 @@ extension StateMachine {
                 jobs[id] = job
                 schedule(.jobLease(id, token: token), at: expiresAt)
             }
-            return .jobExtended(leaseExpiresAt: job.leaseExpiresAt)
+            return .jobExtended(leaseExpiresAt: job.leaseExpiresAt, leaseLeft: .left(until: job.leaseExpiresAt, at: now))
         }
     }
 

@@ -33,7 +33,7 @@ extension StateMachine {
         let expiresAt = now.adding(ttl)
         record.holder = LockHolder(owner: owner, clientID: client, token: token, grantedAt: now, expiresAt: expiresAt)
         schedule(.lockLease(key: key, token: token), at: expiresAt)
-        return .granted(token: token, expiresAt: expiresAt)
+        return .granted(token: token, expiresAt: expiresAt, leaseLeft: ttl)
     }
 
     mutating func renewLock(key: String, token: FencingToken, ttl: Milliseconds) -> Reply {
@@ -47,7 +47,7 @@ extension StateMachine {
             locks[key]!.holder = holder
             schedule(.lockLease(key: key, token: token), at: expiresAt)
         }
-        return .lockRenewed(expiresAt: holder.expiresAt)
+        return .lockRenewed(expiresAt: holder.expiresAt, leaseLeft: .left(until: holder.expiresAt, at: now))
     }
 
     mutating func releaseLock(key: String, token: FencingToken) -> Reply {

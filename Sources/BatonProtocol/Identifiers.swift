@@ -65,4 +65,9 @@ public struct Milliseconds: Hashable, Sendable, Comparable, CustomStringConverti
     public static let zero = Milliseconds(0)
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
     public var description: String { "\(rawValue)ms" }
+
+    /// The time from `now` until `end` (zero when `end` is not later), clamped to what the wire carries.
+    @inlinable public static func left(until end: Timestamp, at now: Timestamp) -> Milliseconds {
+        Milliseconds(UInt32(clamping: now.distance(to: end)))
+    }
 }

@@ -1,5 +1,5 @@
 /// The protocol version this code speaks. HELLO carries it; see Protocol/PROTOCOL.md, "Versioning".
-public let batonProtocolVersion: UInt16 = 1
+public let batonProtocolVersion: UInt16 = 2
 
 // MARK: - Handshake
 
@@ -204,8 +204,12 @@ public struct LockInfo: Hashable, Sendable {
 }
 
 /// The outcome of an acquire: granted, or the lock stayed busy until the wait ran out.
+///
+/// `leaseLeft` is the time the lease had left when the node sent the answer. The node may have been
+/// slow to answer (a failover, a retry answered from its memory, a long wait), so a client counts
+/// it from when it sent the request that got the answer: the lease surely lasts until then.
 public enum LockAcquisition: Hashable, Sendable {
-    case granted(token: FencingToken, expiresAt: Timestamp)
+    case granted(token: FencingToken, expiresAt: Timestamp, leaseLeft: Milliseconds)
     case busy(holder: String, expiresAt: Timestamp)
 }
 
@@ -221,9 +225,12 @@ public struct ClaimedJob: Hashable, Sendable {
     /// The length of each lease on this job: what an extend with ttl zero renews to.
     public var timeout: Milliseconds
     public var leaseExpiresAt: Timestamp
+    /// The time the claim's lease had left when the node sent the answer; count it from when the
+    /// claim was sent (see `LockAcquisition`).
+    public var leaseLeft: Milliseconds
     public init(
         id: JobID, type: String, payload: [UInt8], attempt: UInt16, maxAttempts: UInt16, token: FencingToken,
-        timeout: Milliseconds, leaseExpiresAt: Timestamp
+        timeout: Milliseconds, leaseExpiresAt: Timestamp, leaseLeft: Milliseconds
     ) {
         self.id = id
         self.type = type
@@ -233,6 +240,7 @@ public struct ClaimedJob: Hashable, Sendable {
         self.token = token
         self.timeout = timeout
         self.leaseExpiresAt = leaseExpiresAt
+        self.leaseLeft = leaseLeft
     }
 }
 
@@ -372,7 +380,8 @@ public enum Reply: Hashable, Sendable {
     indirect case hello(HelloReply)
     case pong(serverTime: Timestamp)
     case lockAcquired(LockAcquisition)
-    case lockRenewed(expiresAt: Timestamp)
+    /// `leaseLeft`: as in `LockAcquisition`.
+    case lockRenewed(expiresAt: Timestamp, leaseLeft: Milliseconds)
     case lockReleased
     indirect case lock(LockInfo?)
     case locks([LockInfo])
@@ -380,7 +389,8 @@ public enum Reply: Hashable, Sendable {
     /// Nil: no job became ready before the wait ran out.
     indirect case jobClaimed(ClaimedJob?)
     indirect case jobClaimedByID(ClaimedJob)
-    case jobExtended(leaseExpiresAt: Timestamp)
+    /// `leaseLeft`: as in `LockAcquisition`.
+    case jobExtended(leaseExpiresAt: Timestamp, leaseLeft: Milliseconds)
     case jobCompleted
     /// The job's state after the failure (`queued` for a retry at `retryAt`, or `dead`).
     case jobFailed(state: JobState, retryAt: Timestamp)
@@ -399,6 +409,28 @@ public enum Reply: Hashable, Sendable {
     case error(ErrorReply)
 
     public static func error(_ code: ErrorCode, _ message: String) -> Reply { .error(ErrorReply(code, message)) }
+
+    /// This answer as the node sends it at `now` (its time, which never runs ahead of the cluster's):
+    /// each lease it grants says how long it has left at that moment. The state machine's answer
+    /// (or its memory of one, for a retry) is recounted on every send.
+    public func sent(at now: @autoclosure () -> Timestamp) -> Reply {
+        switch self {
+        case .lockAcquired(.granted(let token, let expiresAt, _)):
+            return .lockAcquired(.granted(token: token, expiresAt: expiresAt, leaseLeft: .left(until: expiresAt, at: now())))
+        case .lockRenewed(let expiresAt, _):
+            return .lockRenewed(expiresAt: expiresAt, leaseLeft: .left(until: expiresAt, at: now()))
+        case .jobExtended(let expiresAt, _):
+            return .jobExtended(leaseExpiresAt: expiresAt, leaseLeft: .left(until: expiresAt, at: now()))
+        case .jobClaimed(var job?):
+            job.leaseLeft = .left(until: job.leaseExpiresAt, at: now())
+            return .jobClaimed(job)
+        case .jobClaimedByID(var job):
+            job.leaseLeft = .left(until: job.leaseExpiresAt, at: now())
+            return .jobClaimedByID(job)
+        default:
+            return self
+        }
+    }
 }
 
 /// A client-to-node message.

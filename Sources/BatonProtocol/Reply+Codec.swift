@@ -15,16 +15,18 @@ extension Reply {
             b.writeU32(h.idleTimeout.rawValue)
         case .pong(let t):
             b.writeU64(t.milliseconds)
-        case .lockAcquired(.granted(let token, let expiresAt)):
+        case .lockAcquired(.granted(let token, let expiresAt, let left)):
             b.writeU8(0)
             b.writeU64(token.rawValue)
             b.writeU64(expiresAt.milliseconds)
+            b.writeU32(left.rawValue)
         case .lockAcquired(.busy(let holder, let expiresAt)):
             b.writeU8(1)
             b.writeStr(holder)
             b.writeU64(expiresAt.milliseconds)
-        case .lockRenewed(let t), .jobExtended(let t):
+        case .lockRenewed(let t, let left), .jobExtended(let t, let left):
             b.writeU64(t.milliseconds)
+            b.writeU32(left.rawValue)
         case .lockReleased, .jobCompleted, .jobAborted, .jobDeleted, .jobRequeued:
             break
         case .lock(let info):
@@ -114,7 +116,8 @@ extension Reply {
                 reply = .lockAcquired(
                     .granted(
                         token: FencingToken(try b.readU64("token")),
-                        expiresAt: Timestamp(milliseconds: try b.readU64("expires_at"))))
+                        expiresAt: Timestamp(milliseconds: try b.readU64("expires_at")),
+                        leaseLeft: Milliseconds(try b.readU32("lease_left_ms"))))
             case 1:
                 reply = .lockAcquired(
                     .busy(holder: try b.readStr("holder"), expiresAt: Timestamp(milliseconds: try b.readU64("expires_at"))))
@@ -122,7 +125,8 @@ extension Reply {
                 throw ProtocolError(.malformedFrame, "unknown acquire status \(s)")
             }
         case Opcode.lockRenew.reply:
-            reply = .lockRenewed(expiresAt: Timestamp(milliseconds: try b.readU64("expires_at")))
+            reply = .lockRenewed(
+                expiresAt: Timestamp(milliseconds: try b.readU64("expires_at")), leaseLeft: Milliseconds(try b.readU32("lease_left_ms")))
         case Opcode.lockRelease.reply:
             reply = .lockReleased
         case Opcode.lockGet.reply:
@@ -139,7 +143,9 @@ extension Reply {
         case Opcode.jobClaimByID.reply:
             reply = .jobClaimedByID(try ClaimedJob.decode(from: &b))
         case Opcode.jobExtend.reply:
-            reply = .jobExtended(leaseExpiresAt: Timestamp(milliseconds: try b.readU64("lease_expires_at")))
+            reply = .jobExtended(
+                leaseExpiresAt: Timestamp(milliseconds: try b.readU64("lease_expires_at")),
+                leaseLeft: Milliseconds(try b.readU32("lease_left_ms")))
         case Opcode.jobComplete.reply:
             reply = .jobCompleted
         case Opcode.jobFail.reply:
@@ -271,6 +277,7 @@ extension ClaimedJob {
         b.writeU64(token.rawValue)
         b.writeU32(timeout.rawValue)
         b.writeU64(leaseExpiresAt.milliseconds)
+        b.writeU32(leaseLeft.rawValue)
     }
 
     static func decode(from b: inout ByteBuffer) throws(ProtocolError) -> ClaimedJob {
@@ -278,7 +285,8 @@ extension ClaimedJob {
             id: JobID(try b.readU64("job_id")), type: try b.readStr("type"), payload: try b.readBytes("payload"),
             attempt: try b.readU16("attempt"), maxAttempts: try b.readU16("max_attempts"),
             token: FencingToken(try b.readU64("token")), timeout: Milliseconds(try b.readU32("timeout_ms")),
-            leaseExpiresAt: Timestamp(milliseconds: try b.readU64("lease_expires_at")))
+            leaseExpiresAt: Timestamp(milliseconds: try b.readU64("lease_expires_at")),
+            leaseLeft: Milliseconds(try b.readU32("lease_left_ms")))
     }
 }
 

@@ -196,10 +196,11 @@ final class NodeRuntime {
         propose(.command(client, sequence, command), route: route)
     }
 
-    /// Sends a command's answer and counts it.
+    /// Sends a command's answer and counts it. A lease it grants says how long it has left now, when
+    /// it is sent (the answer may be a retry's, remembered since; PROTOCOL.md, "Lease time").
     private func reply(_ reply: Reply, to route: Route) {
         metrics.recordRequest(route.opcode, reply: reply, since: route.started)
-        route.connection.deliver(reply, requestID: route.requestID)
+        route.connection.deliver(reply.sent(at: now), requestID: route.requestID)
     }
 
     /// Answers from the applied state: everything it shows was on disk before it was applied.

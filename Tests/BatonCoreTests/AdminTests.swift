@@ -9,7 +9,7 @@ import Testing
         let token = h.grantedToken("k")
         #expect(h.acquire("k", client: ClientID(2), wait: 5000) == nil)
         #expect(h.run(.forceReleaseLock(key: "k")) == .lockForceReleased(token: token))
-        guard case .lockAcquired(.granted(let next, _)) = h.completions.last?.reply else { Issue.record("waiter not granted"); return }
+        guard case .lockAcquired(.granted(let next, _, _)) = h.completions.last?.reply else { Issue.record("waiter not granted"); return }
         #expect(next > token)
         #expect(errorCode(h.run(.releaseLock(key: "k", token: token))) == .staleToken)
         #expect(errorCode(h.run(.forceReleaseLock(key: "nobody"))) == .lockNotHeld)

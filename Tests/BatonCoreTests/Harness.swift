@@ -42,7 +42,7 @@ struct Harness {
     }
 
     mutating func grantedToken(_ key: String, client: ClientID = ClientID(1), ttl: Milliseconds = 1000) -> FencingToken {
-        guard case .lockAcquired(.granted(let token, _)) = acquire(key, client: client, ttl: ttl) else {
+        guard case .lockAcquired(.granted(let token, _, _)) = acquire(key, client: client, ttl: ttl) else {
             Issue.record("lock \(key) was not granted")
             return FencingToken(0)
         }

@@ -126,7 +126,7 @@ import Testing
         let id = h.add(JobSpec(type: "t", timeout: 1000, backoff: 100))
         let first = h.claim(["t"])!
         h.advance(500)
-        #expect(h.run(.extendJob(id, token: first.token, ttl: 0)) == .jobExtended(leaseExpiresAt: h.time.adding(1000)))
+        #expect(h.run(.extendJob(id, token: first.token, ttl: 0)) == .jobExtended(leaseExpiresAt: h.time.adding(1000), leaseLeft: 1000))
         h.advance(999)
         #expect(h.job(id)?.state == .running)
         h.advance(1)

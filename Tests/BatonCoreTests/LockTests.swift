@@ -36,7 +36,7 @@ import Testing
             #expect(h.run(.releaseLock(key: "a", token: current)) == .lockReleased)
             let last = h.completions.removeLast()
             #expect(last.clientID == ClientID(UInt64(c)))
-            guard case .lockAcquired(.granted(let next, _)) = last.reply else { Issue.record("not granted"); return }
+            guard case .lockAcquired(.granted(let next, _, _)) = last.reply else { Issue.record("not granted"); return }
             #expect(next > current)
             current = next
         }
@@ -50,7 +50,7 @@ import Testing
         #expect(h.completions.isEmpty)
         h.advance(1)
         #expect(h.completions.count == 1)
-        guard case .lockAcquired(.granted(_, let expiresAt)) = h.completions[0].reply else {
+        guard case .lockAcquired(.granted(_, let expiresAt, _)) = h.completions[0].reply else {
             Issue.record("waiter not granted")
             return
         }
@@ -76,7 +76,7 @@ import Testing
         var h = Harness()
         let token = h.grantedToken("a", ttl: 1000)
         h.advance(800)
-        #expect(h.run(.renewLock(key: "a", token: token, ttl: 1000)) == .lockRenewed(expiresAt: h.time.adding(1000)))
+        #expect(h.run(.renewLock(key: "a", token: token, ttl: 1000)) == .lockRenewed(expiresAt: h.time.adding(1000), leaseLeft: 1000))
         h.advance(900)
         guard case .lock(let info?) = h.query(.getLock(key: "a")) else { Issue.record("lock lost after renew"); return }
         #expect(info.token == token)
@@ -92,7 +92,7 @@ import Testing
     @Test func renewNeverShortensALease() {
         var h = Harness()
         let token = h.grantedToken("a", ttl: 10_000)
-        #expect(h.run(.renewLock(key: "a", token: token, ttl: 200)) == .lockRenewed(expiresAt: h.time.adding(10_000)))
+        #expect(h.run(.renewLock(key: "a", token: token, ttl: 200)) == .lockRenewed(expiresAt: h.time.adding(10_000), leaseLeft: 10_000))
     }
 
     @Test func retriedAcquireIsAnsweredFromTheSession() {

@@ -147,7 +147,7 @@ struct Simulation {
     mutating func observe(_ reply: Reply, client: ClientID, sequence: SequenceNumber, command: Command?) {
         let wait = waitingAcquires.removeValue(forKey: WaitKey(clientID: client, sequence: sequence))
         switch reply {
-        case .lockAcquired(.granted(let token, let expiresAt)):
+        case .lockAcquired(.granted(let token, let expiresAt, _)):
             guard let wait else { check(false, "grant for an unknown acquire"); return }
             noteToken(token)
             let grantedAt = Timestamp(milliseconds: expiresAt.milliseconds - UInt64(wait.ttl.rawValue))
@@ -156,7 +156,7 @@ struct Simulation {
                       "lock \(wait.key) granted at \(grantedAt) while token \(previous.token) held it until \(previous.expiresAt)")
             }
             holders[wait.key] = Grant(token: token, expiresAt: expiresAt, released: false)
-        case .lockRenewed(let expiresAt):
+        case .lockRenewed(let expiresAt, _):
             if case .renewLock(let key, let token, _) = command, holders[key]?.token == token {
                 holders[key]!.expiresAt = expiresAt
             }

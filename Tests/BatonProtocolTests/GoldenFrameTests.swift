@@ -19,7 +19,8 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
         waiters: [LockWaiter(owner: "worker-b", clientID: ClientID(2), deadline: Timestamp(milliseconds: 1_700_000_030_000))])
     let claimed = ClaimedJob(
         id: JobID(9), type: "image.analyse", payload: Array("cat.png".utf8), attempt: 1, maxAttempts: 5,
-        token: FencingToken(43), timeout: 60_000, leaseExpiresAt: Timestamp(milliseconds: 1_700_000_060_000))
+        token: FencingToken(43), timeout: 60_000, leaseExpiresAt: Timestamp(milliseconds: 1_700_000_060_000),
+        leaseLeft: 60_000)
     let info = JobInfo(
         id: JobID(9), type: "image.analyse", state: .running, priority: 0, attempts: 1, maxAttempts: 5, timeout: 60_000,
         backoff: 1000, uniqueKey: "cat.png", createdAt: Timestamp(milliseconds: 1_700_000_000_000),
@@ -29,15 +30,15 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
     return [
         ("hello.request", .request(.hello(Hello(clientID: ClientID(0x1122_3344_5566_7788), clientName: "worker-a")))),
         ("hello.reply", .reply(.hello(HelloReply(
-            version: 1, nodeID: "baton-1", serverTime: Timestamp(milliseconds: 1_700_000_000_000), maxFrameSize: 1 << 20,
+            version: 2, nodeID: "baton-1", serverTime: Timestamp(milliseconds: 1_700_000_000_000), maxFrameSize: 1 << 20,
             maxKeyLength: 256, minTTL: 100, maxTTL: 86_400_000, idleTimeout: 300_000)))),
         ("ping.request", .request(.ping)),
         ("ping.reply", .reply(.pong(serverTime: Timestamp(milliseconds: 1_700_000_000_000)))),
         ("lock-acquire.request", .request(.command(seq, .acquireLock(key: "reports/daily", owner: "worker-a", ttl: 10_000, wait: 0)))),
-        ("lock-acquire.reply-granted", .reply(.lockAcquired(.granted(token: FencingToken(42), expiresAt: Timestamp(milliseconds: 1_700_000_010_000))))),
+        ("lock-acquire.reply-granted", .reply(.lockAcquired(.granted(token: FencingToken(42), expiresAt: Timestamp(milliseconds: 1_700_000_010_000), leaseLeft: 10_000)))),
         ("lock-acquire.reply-busy", .reply(.lockAcquired(.busy(holder: "worker-a", expiresAt: Timestamp(milliseconds: 1_700_000_010_000))))),
         ("lock-renew.request", .request(.command(seq, .renewLock(key: "reports/daily", token: FencingToken(42), ttl: 10_000)))),
-        ("lock-renew.reply", .reply(.lockRenewed(expiresAt: Timestamp(milliseconds: 1_700_000_013_000)))),
+        ("lock-renew.reply", .reply(.lockRenewed(expiresAt: Timestamp(milliseconds: 1_700_000_013_000), leaseLeft: 10_000))),
         ("lock-release.request", .request(.command(seq, .releaseLock(key: "reports/daily", token: FencingToken(42))))),
         ("lock-release.reply", .reply(.lockReleased)),
         ("lock-get.request", .request(.query(.getLock(key: "reports/daily")))),
@@ -55,7 +56,7 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
         ("job-claim-id.request", .request(.command(seq, .claimJobByID(JobID(9), worker: "worker-a")))),
         ("job-claim-id.reply", .reply(.jobClaimedByID(claimed))),
         ("job-extend.request", .request(.command(seq, .extendJob(JobID(9), token: FencingToken(43), ttl: 0)))),
-        ("job-extend.reply", .reply(.jobExtended(leaseExpiresAt: Timestamp(milliseconds: 1_700_000_080_000)))),
+        ("job-extend.reply", .reply(.jobExtended(leaseExpiresAt: Timestamp(milliseconds: 1_700_000_080_000), leaseLeft: 60_000))),
         ("job-complete.request", .request(.command(seq, .completeJob(JobID(9), token: FencingToken(43), result: Array("ok".utf8))))),
         ("job-complete.reply", .reply(.jobCompleted)),
         ("job-fail.request", .request(.command(seq, .failJob(JobID(9), token: FencingToken(43), error: "decoder crashed")))),

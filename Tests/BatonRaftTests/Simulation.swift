@@ -409,7 +409,7 @@ struct Simulation {
         clients[c].nextActionAt = now + Int(rng.next() % 10)
         acknowledgedCommands += 1
         switch (command, reply) {
-        case (.acquireLock(let key, _, _, _), .lockAcquired(.granted(let token, _))?):
+        case (.acquireLock(let key, _, _, _), .lockAcquired(.granted(let token, _, _))?):
             clients[c].heldLocks[key] = token
         case (.releaseLock(let key, _), _):
             clients[c].heldLocks[key] = nil
@@ -443,7 +443,7 @@ struct Simulation {
         guard observedCommands.insert(client.rawValue &* 1_000_003 &+ sequence.rawValue).inserted else { return }
         let now = nodes[i].machine.now
         switch (command, reply) {
-        case (.acquireLock(let key, _, _, _), .lockAcquired(.granted(let token, let expires))):
+        case (.acquireLock(let key, _, _, _), .lockAcquired(.granted(let token, let expires, _))):
             if let held = leases[key], !held.released, held.expires > now, held.token != token {
                 fail("\(key) granted to token \(token) while token \(held.token) holds it until \(held.expires)")
             }
@@ -452,7 +452,7 @@ struct Simulation {
             }
             highestToken = max(highestToken, token)
             leases[key] = (token, expires, false)
-        case (.renewLock(let key, let token, _), .lockRenewed(let expires)):
+        case (.renewLock(let key, let token, _), .lockRenewed(let expires, _)):
             if leases[key]?.token == token { leases[key]?.expires = expires }
         case (.releaseLock(let key, let token), .lockReleased):
             if leases[key]?.token == token { leases[key]?.released = true }

@@ -32,12 +32,16 @@ import Testing
         }
     }
 
-    @Test func unsupportedVersionClosesTheConnection() async throws {
+    /// A later version, and version 1, whose lease answers had no `lease_left_ms`: a client of it
+    /// would count its leases wrongly, so it is refused with a message that names the version spoken.
+    @Test(arguments: [UInt16(9), 1])
+    func unsupportedVersionClosesTheConnection(version: UInt16) async throws {
         try await withNode { node in
             let raw = try await RawConnection(port: node.port)
-            try await raw.send(.hello(Hello(version: 9, clientID: ClientID(1), clientName: "future")), id: 1)
+            try await raw.send(.hello(Hello(version: version, clientID: ClientID(1), clientName: "other")), id: 1)
             let r = try await raw.nextReply()
             #expect(errorCode(r.reply) == .unsupportedVersion)
+            if case .error(let e) = r.reply { #expect(e.message.contains("this node speaks 2")) }
             #expect(try await raw.next() == nil)
             try await assertHealthy(node)
         }
@@ -203,7 +207,7 @@ import Testing
                 try await client.completeJob(id, token: FencingToken(job.token.rawValue + 1))
             }
             await expectServerError(.invalidState) { try await client.requeueJob(id) }
-            guard case .granted(let token, _) = try await client.acquireLock("k", ttl: .seconds(5)) else { return }
+            guard case .granted(let token, _, _) = try await client.acquireLock("k", ttl: .seconds(5)) else { return }
             await expectServerError(.staleToken) { try await client.releaseLock("k", token: FencingToken(token.rawValue + 100)) }
             await expectServerError(.staleToken) { try await client.renewLock("k", token: FencingToken(1), ttl: .seconds(1)) }
             await client.shutdown()

@@ -218,7 +218,7 @@ import Testing
             return BatonClient(configuration: c)
         }
         let holder = client("holder")
-        guard case .granted(let token, _) = try await holder.acquireLock("k", ttl: .seconds(60)) else {
+        guard case .granted(let token, _, _) = try await holder.acquireLock("k", ttl: .seconds(60)) else {
             Issue.record("the holder got no lock")
             return await stopAll()
         }

@@ -88,7 +88,7 @@ struct Acknowledged: Sendable {
         }
         let payloads = jobs.values.map(\.payload)
         #expect(Set(payloads).count == payloads.count, "round \(round): a job appears twice")
-        guard case .granted(let token, _) = try await client.acquireLock("probe/\(round)", ttl: .seconds(1)) else { return }
+        guard case .granted(let token, _, _) = try await client.acquireLock("probe/\(round)", ttl: .seconds(1)) else { return }
         #expect(token > acked.maxToken, "round \(round): token \(token) after \(acked.maxToken)")
     }
 }
@@ -109,7 +109,7 @@ func load(
         let tag = "\(round)-\(worker)-\(n)"
         do {
             let key = "crash/\(tag)"
-            if case .granted(let token, _) = try await client.acquireLock(key, ttl: .seconds(3600)) {
+            if case .granted(let token, _, _) = try await client.acquireLock(key, ttl: .seconds(3600)) {
                 acked.withLockedValue {
                     $0.locks[key] = token
                     $0.maxToken = max($0.maxToken, token)

@@ -45,7 +45,7 @@ func temporaryDataDirectory() -> String {
         let first = try await TestNode.start { $0.dataDirectory = dir }
         let port = first.port
         let c = first.client()
-        guard case .granted(let token, let expiresAt) = try await c.acquireLock("held", ttl: .seconds(60)) else { return }
+        guard case .granted(let token, let expiresAt, _) = try await c.acquireLock("held", ttl: .seconds(60)) else { return }
         let (queued, _) = try await c.addJob(JobSpec(type: "t", payload: [1], uniqueKey: "u1"))
         let (done, _) = try await c.addJob(JobSpec(type: "t", payload: [2]))
         let job = try await c.claimJob(id: done)
@@ -63,7 +63,7 @@ func temporaryDataDirectory() -> String {
         #expect(try await d.getJob(queued).state == .queued)
         #expect(try await d.getJob(done).result == [42])
         #expect(try await d.addJob(JobSpec(type: "t", uniqueKey: "u1")).id == queued)  // the unique index came back too
-        guard case .granted(let next, _) = try await d.acquireLock("other", ttl: .seconds(1)) else { return }
+        guard case .granted(let next, _, _) = try await d.acquireLock("other", ttl: .seconds(1)) else { return }
         #expect(next > job.token)  // tokens keep growing across the restart
         await d.shutdown()
         try await second.stop()
@@ -76,7 +76,7 @@ func temporaryDataDirectory() -> String {
         let first = try await TestNode.start { $0.dataDirectory = dir }
         let port = first.port
         let c = first.client()
-        guard case .granted(let token, _) = try await c.acquireLock("k", ttl: .milliseconds(1500)) else { return }
+        guard case .granted(let token, _, _) = try await c.acquireLock("k", ttl: .milliseconds(1500)) else { return }
         await c.shutdown()
         try await first.stop()
         try await Task.sleep(for: .milliseconds(2000))  // longer than the lease: it would have ended by wall clock

@@ -119,7 +119,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
     @Test func nghttpAndAWaitingAcquireThatKeepsItsStreamOpen() async throws {
         try await withH2Node { node, port in
             let c = node.client("holder")
-            guard case .granted(let token, _) = try await c.acquireLock("k", ttl: .seconds(10)) else { return }
+            guard case .granted(let token, _, _) = try await c.acquireLock("k", ttl: .seconds(10)) else { return }
             let waiting = try await nghttpWaitingAcquire(port: port, behind: c)
             try await c.releaseLock("k", token: token)
             let r = try await waiting.value
@@ -156,7 +156,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
     @Test func h2loadWithAHundredConcurrentStreamsHasNoFailures() async throws {
         try await withH2Node { node, port in
             let c = node.client()
-            guard case .granted(let token, _) = try await c.acquireLock("bench", ttl: .seconds(60)) else { return }
+            guard case .granted(let token, _, _) = try await c.acquireLock("bench", ttl: .seconds(60)) else { return }
             let renew = bodyOf(.command(SequenceNumber(0), .renewLock(key: "bench", token: token, ttl: 30_000)))
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("h2-renew-\(UUID())")
             try Data(renew).write(to: file)
@@ -175,7 +175,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
     @Test func aResetStreamWithdrawsItsWaitingAcquire() async throws {
         try await withH2Node { node, port in
             let tcp = node.client("tcp-holder")
-            guard case .granted(let token, _) = try await tcp.acquireLock("w", ttl: .seconds(30)) else {
+            guard case .granted(let token, _, _) = try await tcp.acquireLock("w", ttl: .seconds(30)) else {
                 Issue.record("not granted")
                 return
             }
@@ -220,7 +220,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
             configuration.transport = .http2
             let h2 = BatonClient(configuration: configuration)
             let tcp = node.client("tcp-client")
-            guard case .granted(let token, _) = try await h2.acquireLock("k", ttl: .seconds(10)) else {
+            guard case .granted(let token, _, _) = try await h2.acquireLock("k", ttl: .seconds(10)) else {
                 Issue.record("not granted")
                 return
             }
@@ -228,11 +228,11 @@ func bodyOf(_ request: Request) -> [UInt8] {
             try await h2.renewLock("k", token: token, ttl: .seconds(10))
             await #expect(throws: BatonClientError.self) { try await h2.renewLock("k", token: FencingToken(token.rawValue + 7), ttl: .seconds(1)) }
             // A waiting acquire over HTTP/2 is granted when the TCP holder lets go.
-            guard case .granted(let t2, _) = try await tcp.acquireLock("w", ttl: .seconds(10)) else { return }
+            guard case .granted(let t2, _, _) = try await tcp.acquireLock("w", ttl: .seconds(10)) else { return }
             async let waited = h2.acquireLock("w", ttl: .seconds(5), wait: .seconds(5))
             while (try await tcp.getLock("w"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
             try await tcp.releaseLock("w", token: t2)
-            guard case .granted(let t3, _) = try await waited else {
+            guard case .granted(let t3, _, _) = try await waited else {
                 Issue.record("the waiting acquire was not granted")
                 return
             }

@@ -8,7 +8,7 @@ import Testing
         try await withNode { node in
             let a = node.client("a")
             let b = node.client("b")
-            guard case .granted(let token, let expiresAt) = try await a.acquireLock("jobs/report", ttl: .seconds(5)) else {
+            guard case .granted(let token, let expiresAt, _) = try await a.acquireLock("jobs/report", ttl: .seconds(5)) else {
                 Issue.record("not granted")
                 return
             }
@@ -25,7 +25,7 @@ import Testing
             #expect(try await b.listLocks(prefix: "other/").isEmpty)
             try await a.releaseLock("jobs/report", token: token)
             #expect(try await b.getLock("jobs/report") == nil)
-            guard case .granted(let next, _) = try await b.acquireLock("jobs/report", ttl: .seconds(5)) else {
+            guard case .granted(let next, _, _) = try await b.acquireLock("jobs/report", ttl: .seconds(5)) else {
                 Issue.record("not granted after release")
                 return
             }
@@ -72,7 +72,7 @@ import Testing
     @Test func contendersGetTheLockOneAtATimeInFIFOOrder() async throws {
         try await withNode { node in
             let holder = node.client("holder")
-            guard case .granted(let first, _) = try await holder.acquireLock("hot", ttl: .seconds(30)) else { return }
+            guard case .granted(let first, _, _) = try await holder.acquireLock("hot", ttl: .seconds(30)) else { return }
             let order = NIOLockedValueBox<[Int]>([])
             let inside = NIOLockedValueBox(0)
             let count = 8
