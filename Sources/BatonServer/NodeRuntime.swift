@@ -49,7 +49,7 @@ final class NodeRuntime {
     private var flushScheduled = false
     /// The index of the last entry handed to the log writer.
     private var loggedIndex: LogIndex
-    private var tickProposed = false
+    private var pendingTick = PendingTick()
     private(set) var appliedIndex: LogIndex
     private var snapshotIndex: LogIndex
     private var snapshotInProgress = false
@@ -406,7 +406,7 @@ final class NodeRuntime {
     private func apply(_ timed: TimedInput, route: Route?) {
         let applied = machine.apply(timed.input, at: timed.time)
         appliedIndex = LogIndex(appliedIndex.rawValue + 1)
-        if case .tick = timed.input { tickProposed = false }
+        if case .tick = timed.input { pendingTick.applied() }
         if case .withdraw(let client, let sequence) = timed.input {
             routes[WaitKey(clientID: client, sequence: sequence)] = nil
         }
@@ -447,8 +447,9 @@ final class NodeRuntime {
     private func deadlineReached() {
         if let cluster {
             // Only the leader lets time pass, through the log; followers apply its ticks.
-            if cluster.raft.isLeader, !tickProposed, machine.hasDueWork(at: cluster.now()) {
-                tickProposed = true
+            let term = cluster.raft.term
+            if cluster.raft.isLeader, !pendingTick.isPending(in: term), machine.hasDueWork(at: cluster.now()) {
+                pendingTick.proposed(in: term)
                 propose(.tick, route: nil)
             }
             armTimer()
@@ -462,8 +463,8 @@ final class NodeRuntime {
         if log == nil {
             apply(TimedInput(.tick, at: now), route: nil)
             armTimer()
-        } else if !tickProposed {
-            tickProposed = true
+        } else if !pendingTick.isPending(in: Term(1)) {
+            pendingTick.proposed(in: Term(1))  // a single node: one term, and its ticks are never lost
             propose(.tick, route: nil)
         }
     }
