@@ -95,5 +95,10 @@ enum Unprivileged {
         #expect(add.status == 0, "batonctl jobs add: \(add.err)")
         let list = try await batonctl(["jobs", "list"], port: port)
         #expect(list.status == 0 && list.out.contains("thumbnail"), "batonctl jobs list: \(list.out) \(list.err)")
+        // baton-bench opens its own connections (BatonBenchKit).
+        let bench = try await built(
+            "baton-bench", ["load", "--endpoint", "127.0.0.1:\(port)", "--connections", "2", "--duration", "0.3", "--warmup", "0.1", "--json"])
+        let report = (try? json(bench.out)) as? [String: Any]
+        #expect(bench.status == 0 && report?["errors"] as? Int == 0 && (report?["cycles"] as? Int ?? 0) > 0, "baton-bench: \(bench.out) \(bench.err)")
     }
 }
