@@ -15,19 +15,12 @@ import Glibc
 /// 3. resume the old leader and kill the interim leader (SIGKILL) 0-60 ms later;
 /// 4. the waiter is granted the lock by whoever leads next.
 ///
-/// Checked on this machine's monotonic clock, which the nodes share: the waiter never receives its
-/// grant before the holder's lease could end as the holder counts it (its send plus the `lease_left`
-/// of its answer), and the cluster's time read from the lease answers (`expires_at − lease_left`: the
-/// node's time when it sent the answer) never gains on real time between two answers.
+/// The history of the lock operations is checked (`Checkers`): no holder is told of a grant while
+/// the previous holder still counts its lease (its send plus its answer's `lease_left`) and has not
+/// released; fencing tokens grow; and the cluster's time read from the lease answers (the node's
+/// time when it sent each) never gains on real time between two answers. The machine's monotonic
+/// clock, shared with the nodes, is the real time.
 @Suite(.timeLimit(.minutes(10))) struct FailoverLeaseTests {
-    /// What one lease answer tells: when the request went out, when the answer came back, and the
-    /// node's time when it sent the answer.
-    struct Reading {
-        var sent: ContinuousClock.Instant
-        var received: ContinuousClock.Instant
-        var clusterTime: UInt64
-    }
-
     static let rounds = 30
 
     @Test func aPausedLeaderThatReturnsGrantsNoLeaseEarly() async throws {
@@ -42,9 +35,7 @@ import Glibc
             }
         }
         let endpoints = members.map { "127.0.0.1:\($0.port)" }
-        var readings: [Reading] = []
-        var earlyGrants: [String] = []
-        var smallestMargin = Duration.seconds(3600)
+        let recorder = Recorder()
 
         for round in 0..<Self.rounds {
             guard let old = await waitForLeader(among: Array(members.indices), cluster, members) else {
@@ -64,16 +55,11 @@ import Glibc
             let holder = client("holder", [endpoints[interim]])
             let waiter = client("waiter", [endpoints[interim], endpoints[third], endpoints[old]])
 
-            let holderSent = ContinuousClock.now
-            guard case .granted(_, let holderExpires, let holderLeft) = try await holder.acquireLock(key, ttl: .seconds(1)) else {
+            guard case .granted = await recorder.acquire(holder, process: 2 * round, key: key, ttl: .seconds(1)) else {
                 Issue.record("round \(round): the holder was not granted \(key)")
                 return
             }
-            readings.append(Reading(sent: holderSent, received: .now, clusterTime: holderExpires.milliseconds - UInt64(holderLeft.rawValue)))
-            let holderBelief = holderSent + holderLeft.duration
-
-            let waiterSent = ContinuousClock.now
-            let waiting = Task { try await waiter.acquireLock(key, ttl: .seconds(1), wait: .seconds(4)) }
+            let waiting = Task { await recorder.acquire(waiter, process: 2 * round + 1, key: key, ttl: .seconds(1), wait: .seconds(4)) }
             var queued = false
             for _ in 0..<200 where !queued {
                 queued = (try? await holder.getLock(key))?.waiters.count == 1
@@ -86,47 +72,27 @@ import Glibc
             kill(processes[interim].processIdentifier, SIGKILL)
             processes[interim].waitUntilExit()
 
-            let result = await waiting.result
-            let waiterReceived = ContinuousClock.now
-            guard case .success(.granted(_, let waiterExpires, let waiterLeft)) = result else {
-                Issue.record("round \(round): the waiter was not granted \(key): \(result)")
+            guard case .granted = await waiting.value else {
+                Issue.record("round \(round): the waiter was not granted \(key)")
                 return
             }
-            readings.append(Reading(sent: waiterSent, received: waiterReceived, clusterTime: waiterExpires.milliseconds - UInt64(waiterLeft.rawValue)))
-            let margin = waiterReceived - holderBelief
-            smallestMargin = min(smallestMargin, margin)
-            if margin < .zero {
-                earlyGrants.append("round \(round): the waiter was granted \(Duration.zero - margin) before the holder's lease ended as the holder counted it")
-            }
-            // One more reading from whoever leads now.
-            let probeSent = ContinuousClock.now
-            if case .granted(_, let probeExpires, let probeLeft) = try await waiter.acquireLock("probe-\(round)", ttl: .seconds(1)) {
-                readings.append(Reading(sent: probeSent, received: .now, clusterTime: probeExpires.milliseconds - UInt64(probeLeft.rawValue)))
-            }
+            // One more answer from whoever leads now.
+            await recorder.acquire(waiter, process: 2 * round + 1, key: "probe-\(round)", ttl: .seconds(1))
             await holder.shutdown()
             await waiter.shutdown()
             processes[interim] = try cluster.launch(members[interim])
         }
 
-        // The cluster's time never gained on real time: between the sending of answer i and of a
-        // later answer j, it advanced no more than the real time from i's request to j's answer.
-        var largestGain: Int64 = .min
-        var gains: [String] = []
-        for (i, a) in readings.enumerated() {
-            for b in readings[(i + 1)...] where b.sent >= a.sent {
-                let real = b.received - a.sent
-                let realMs = real.components.seconds * 1000 + real.components.attoseconds / 1_000_000_000_000_000
-                let gain = Int64(b.clusterTime) - Int64(a.clusterTime) - realMs
-                largestGain = max(largestGain, gain)
-                if gain > 0 { gains.append("the cluster's time gained \(gain) ms between answers \(a) and \(b)") }
-            }
-        }
-        print(
-            "failover leases: \(Self.rounds) rounds, \(earlyGrants.count) early grants (smallest margin \(smallestMargin)), "
-                + "\(gains.count) clock gains (largest \(largestGain) ms) over \(readings.count) answers")
-        #expect(readings.count >= 2 * Self.rounds)
-        #expect(earlyGrants.isEmpty, "\(earlyGrants.joined(separator: "\n"))")
-        #expect(gains.isEmpty, "\(gains.prefix(10).joined(separator: "\n"))")
+        let history = recorder.history
+        let violations =
+            Checkers.mutualExclusion(history) + Checkers.mutualExclusion(history, count: .clientLibrary)
+            + Checkers.fencing(history) + Checkers.clusterClock(history)
+        let granted = history.operations.filter { $0.token != nil }.count
+        let byChecker = Dictionary(grouping: violations, by: \.checker).map { "\($0.key): \($0.value.count)" }.sorted()
+        print("failover leases: \(Self.rounds) rounds, \(granted) grants, \(violations.count) violations \(byChecker)")
+        for v in violations.prefix(20) { print("  \(v)") }
+        #expect(granted == 3 * Self.rounds)
+        #expect(violations.isEmpty, "\(violations.prefix(10).map(\.description).joined(separator: "\n"))")
     }
 
     func client(_ name: String, _ endpoints: [String]) -> BatonClient {
