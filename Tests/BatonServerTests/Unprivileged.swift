@@ -30,6 +30,11 @@ enum Unprivileged {
         return dir
     }
 
+    /// The copy of one of the package's executables that every user may run.
+    static func executable(_ name: String) throws -> String {
+        isRoot ? try copies.get().appendingPathComponent(name).path : try batonExecutable().deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
     /// A process that runs one of the package's executables (`baton`, `batonctl`, `baton-bench`)
     /// without privileges; the caller sets its output and runs it.
     static func process(_ executable: String, _ arguments: [String]) throws -> Process {
