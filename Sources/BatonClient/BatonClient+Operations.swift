@@ -25,20 +25,21 @@ extension BatonClient {
         return (a, sent + left.duration)
     }
 
-    /// Extends a held lock's lease to `ttl` from now; returns the new expiry (node time).
-    /// Throws `.server(STALE_TOKEN)` when `token` no longer holds the lock.
+    /// Extends a held lock's lease to `ttl` from now; returns the new expiry (node time) and the
+    /// time the lease had left when the node answered. Throws `.server(STALE_TOKEN)` when `token`
+    /// no longer holds the lock.
     @discardableResult
-    public func renewLock(_ key: String, token: FencingToken, ttl: Duration) async throws -> Timestamp {
-        try await renewLockCounted(key, token: token, ttl: ttl).expiresAt
+    public func renewLock(_ key: String, token: FencingToken, ttl: Duration) async throws -> LeaseRenewal {
+        try await renewLockCounted(key, token: token, ttl: ttl).renewal
     }
 
     /// `renewLock`, and until when the lease surely lasts on this machine's clock.
     func renewLockCounted(
         _ key: String, token: FencingToken, ttl: Duration
-    ) async throws -> (expiresAt: Timestamp, validUntil: ContinuousClock.Instant) {
+    ) async throws -> (renewal: LeaseRenewal, validUntil: ContinuousClock.Instant) {
         let (reply, sent) = try await commandCounted(.renewLock(key: key, token: token, ttl: Milliseconds(ttl)))
         guard case .lockRenewed(let t, let left) = reply else { throw unexpected("LOCK_RENEW") }
-        return (t, sent + left.duration)
+        return (LeaseRenewal(expiresAt: t, leaseLeft: left), sent + left.duration)
     }
 
     public func releaseLock(_ key: String, token: FencingToken) async throws {
@@ -93,19 +94,20 @@ extension BatonClient {
         return job
     }
 
-    /// Extends a claim's lease to `ttl` from now (nil: the job's own timeout). Returns the new expiry.
+    /// Extends a claim's lease to `ttl` from now (nil: the job's own timeout). Returns the new expiry
+    /// and the time the lease had left when the node answered.
     @discardableResult
-    public func extendJob(_ id: JobID, token: FencingToken, ttl: Duration? = nil) async throws -> Timestamp {
-        try await extendJobCounted(id, token: token, ttl: ttl).expiresAt
+    public func extendJob(_ id: JobID, token: FencingToken, ttl: Duration? = nil) async throws -> LeaseRenewal {
+        try await extendJobCounted(id, token: token, ttl: ttl).renewal
     }
 
     /// `extendJob`, and until when the claim's lease surely lasts on this machine's clock.
     func extendJobCounted(
         _ id: JobID, token: FencingToken, ttl: Duration?
-    ) async throws -> (expiresAt: Timestamp, validUntil: ContinuousClock.Instant) {
+    ) async throws -> (renewal: LeaseRenewal, validUntil: ContinuousClock.Instant) {
         let (reply, sent) = try await commandCounted(.extendJob(id, token: token, ttl: ttl.map { Milliseconds($0) } ?? .zero))
         guard case .jobExtended(let t, let left) = reply else { throw unexpected("JOB_EXTEND") }
-        return (t, sent + left.duration)
+        return (LeaseRenewal(expiresAt: t, leaseLeft: left), sent + left.duration)
     }
 
     public func completeJob(_ id: JobID, token: FencingToken, result: [UInt8] = []) async throws {

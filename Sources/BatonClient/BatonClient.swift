@@ -32,6 +32,9 @@ public final class BatonClient: Sendable {
         public var logger: Logger = Logger(label: "baton.client")
         /// How requests travel; with `.http2` the endpoints are the nodes' HTTP/2 ports.
         public var transport: Transport = .tcp
+        /// The event loops the connection runs on (nil: SwiftNIO's shared singleton group). A
+        /// service that runs its own group passes it here.
+        public var eventLoopGroup: (any EventLoopGroup)?
 
         public init(endpoints: [String] = ["127.0.0.1:7700"], name: String = "baton-client") {
             self.endpoints = endpoints
@@ -70,7 +73,7 @@ public final class BatonClient: Sendable {
         self.configuration = configuration
         self.clientID = ClientID(UInt64.random(in: 1...UInt64.max))
         self.endpoints = configuration.endpoints.compactMap(Endpoint.init)
-        self.group = MultiThreadedEventLoopGroup.singleton
+        self.group = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         self.state = NIOLockedValueBox(State())
     }
 

@@ -17,8 +17,9 @@ import Testing
                 return
             }
             #expect(holder == "a" && holderExpiry == expiresAt)
-            let renewed = try await a.renewLock("jobs/report", token: token, ttl: .seconds(10))
-            #expect(renewed > expiresAt)
+            let renewal = try await a.renewLock("jobs/report", token: token, ttl: .seconds(10))
+            let renewed = renewal.expiresAt
+            #expect(renewed > expiresAt && renewal.leaseLeft > 9_000 && renewal.leaseLeft <= 10_000)
             let info = try #require(try await b.getLock("jobs/report"))
             #expect(info.owner == "a" && info.token == token && info.clientID == a.clientID && info.expiresAt == renewed)
             #expect(try await b.listLocks(prefix: "jobs/").map(\.key) == ["jobs/report"])

@@ -44,4 +44,41 @@ final class Recorder: Sendable {
             }
         }
     }
+
+    @discardableResult
+    func renew(_ client: BatonClient, process: Int, key: String, token: FencingToken, ttl: Duration) async -> Timestamp? {
+        await record(process, .renew(key: key, token: token, ttl: Milliseconds(ttl))) {
+            try await client.renewLock(key, token: token, ttl: ttl)
+        } outcome: { lease in
+            .lease(token: token, expiresAt: lease.expiresAt, left: lease.leaseLeft, job: nil)
+        }.map(\.expiresAt)
+    }
+
+    func release(_ client: BatonClient, process: Int, key: String, token: FencingToken) async {
+        _ = await record(process, .release(key: key, token: token)) {
+            try await client.releaseLock(key, token: token)
+        } outcome: { _ in .done }
+    }
+
+    @discardableResult
+    func addJob(_ client: BatonClient, process: Int, type: String, uniqueKey: String = "") async -> JobID? {
+        await record(process, .addJob(type: type, uniqueKey: uniqueKey)) {
+            try await client.addJob(JobSpec(type: type, timeout: 2_000, backoff: 200, uniqueKey: uniqueKey)).id
+        } outcome: { .added($0) }
+    }
+
+    func claim(_ client: BatonClient, process: Int, type: String, wait: Duration) async -> ClaimedJob? {
+        await record(process, .claim(type: type)) {
+            try await client.claimJob(types: [type], wait: wait)
+        } outcome: { job in
+            guard let job else { return .none }
+            return .lease(token: job.token, expiresAt: job.leaseExpiresAt, left: job.leaseLeft, job: job.id)
+        } ?? nil
+    }
+
+    func complete(_ client: BatonClient, process: Int, job: JobID, token: FencingToken) async {
+        _ = await record(process, .complete(job, token: token)) {
+            try await client.completeJob(job, token: token)
+        } outcome: { _ in .done }
+    }
 }

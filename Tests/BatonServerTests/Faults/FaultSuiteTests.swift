@@ -1,0 +1,99 @@
+import BatonClient
+import BatonProtocol
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fault suite: the three members of `deploy/three-hosts` on hosts of their own (network
+/// namespaces), run as an unprivileged user, under a seeded schedule of faults (a nemesis) while a
+/// workload records a history; then the checkers read the history. Needs root for the set-up.
+///
+/// `BATON_FAULT_MINUTES` sets how long the schedule runs (default 1); `BATON_FAULT_SEED` replays
+/// one (a failing run prints its seed).
+@Suite(.serialized, .timeLimit(.minutes(120))) struct FaultSuiteTests {
+    /// Runs `body` with three hosts and the cluster on them, and removes everything afterwards.
+    func withCluster(_ body: (HostCluster) async throws -> Void) async throws {
+        guard Unprivileged.isRoot else {
+            Issue.record("the fault suite creates network namespaces, which needs root (CI runs as root)")
+            return
+        }
+        let hosts = try Hosts.create()
+        defer { hosts.destroy() }
+        let cluster = try HostCluster(hosts: hosts)
+        defer { cluster.destroy() }
+        for i in 0..<3 { try cluster.start(i) }
+        try await body(cluster)
+    }
+
+    /// The premise: three hosts with addresses of their own elect a leader and serve a client on
+    /// the fourth, and no host has a route out.
+    @Test func threeHostsServeAClientOnAFourth() async throws {
+        try await withCluster { cluster in
+            let client = cluster.client("smoke")
+            guard case .granted = try await client.acquireLock("smoke", ttl: .seconds(5)) else {
+                Issue.record("not granted")
+                return
+            }
+            await client.shutdown()
+            let statuses = await cluster.statuses()
+            #expect(statuses.compactMap { $0 }.count == 3, "\(statuses)")
+            #expect(statuses.filter { $0?.role == .leader }.count == 1)
+            #expect(Set(statuses.compactMap { $0?.nodeID }) == ["baton-1", "baton-2", "baton-3"])
+        }
+    }
+
+    @Test func aSeededScheduleOfFaultsBreaksNoPromise() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let minutes = Double(env["BATON_FAULT_MINUTES"] ?? "") ?? 1
+        let seed = UInt64(env["BATON_FAULT_SEED"] ?? "") ?? UInt64.random(in: 1...999_999)
+        print("fault suite: seed \(seed), \(minutes) minutes (replay: BATON_FAULT_SEED=\(seed))")
+        try await withCluster { cluster in
+            let recorder = Recorder()
+            let stop = NIOLockedValueBox(false)
+            var nemesis = Nemesis(seed: seed, cluster: cluster)
+            let clients = (0..<6).map { cluster.client("w\($0)") }
+            let workload = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for (i, client) in clients.enumerated() {
+                        group.addTask {
+                            if i < 4 {
+                                await Workload.locks(client, process: i, recorder: recorder, seed: seed &+ UInt64(i), stop: stop)
+                            } else {
+                                await Workload.jobs(client, process: i, recorder: recorder, seed: seed &+ UInt64(i), stop: stop)
+                            }
+                        }
+                    }
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(minutes * 60)
+            while ContinuousClock.now < deadline {
+                try await nemesis.next()
+            }
+            try await nemesis.healAll()
+            stop.withLockedValue { $0 = true }
+            await workload.value
+
+            let history = recorder.history
+            // Every acknowledged add is still there, asked of the healed cluster.
+            let checker = cluster.client("checker")
+            var present: Set<JobID> = []
+            for op in history.operations {
+                if case .added(let id) = op.outcome, (try? await checker.getJob(id)) != nil { present.insert(id) }
+            }
+            await checker.shutdown()
+            for c in clients { await c.shutdown() }
+            let violations =
+                Checkers.mutualExclusion(history) + Checkers.mutualExclusion(history, count: .clientLibrary)
+                + Checkers.fencing(history) + Checkers.clusterClock(history) + Checkers.jobs(history, present: present.contains)
+            print(nemesis.report(history: history))
+            for v in violations.prefix(20) { print("  \(v)") }
+            #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(10).map(\.description).joined(separator: "\n"))")
+            #expect(history.operations.filter { $0.token != nil }.count > 20, "seed \(seed): the workload got almost nothing done")
+            #expect(cluster.isRunning.allSatisfy { $0 }, "seed \(seed): a member is not running at the end: \(cluster.isRunning)")
+        }
+    }
+}

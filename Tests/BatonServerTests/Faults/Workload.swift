@@ -1,0 +1,54 @@
+import BatonClient
+import BatonProtocol
+import NIOConcurrencyHelpers
+
+/// The clients of the fault suite: each loops until told to stop, every operation recorded.
+enum Workload {
+    /// A tiny seeded generator per client, so a seed replays the same choices.
+    struct Dice {
+        var state: UInt64
+        mutating func roll(_ n: Int) -> Int {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Int((z ^ (z >> 31)) % UInt64(n))
+        }
+    }
+
+    /// Takes one of three locks (TTL 1-3 s, now or with a wait), holds it a while, maybe renews,
+    /// releases.
+    static func locks(_ client: BatonClient, process: Int, recorder: Recorder, seed: UInt64, stop: NIOLockedValueBox<Bool>) async {
+        var dice = Dice(state: seed)
+        while !stop.withLockedValue({ $0 }) {
+            let key = ["a", "b", "c"][dice.roll(3)]
+            let ttl = Duration.milliseconds(1_000 + dice.roll(2_001))
+            let wait = dice.roll(2) == 0 ? Duration.zero : .seconds(2)
+            guard case .granted(let token, _, _) = await recorder.acquire(client, process: process, key: key, ttl: ttl, wait: wait) else {
+                try? await Task.sleep(for: .milliseconds(50 + dice.roll(200)))
+                continue
+            }
+            try? await Task.sleep(for: .milliseconds(dice.roll(400)))
+            if dice.roll(2) == 0 {
+                await recorder.renew(client, process: process, key: key, token: token, ttl: ttl)
+                try? await Task.sleep(for: .milliseconds(dice.roll(300)))
+            }
+            await recorder.release(client, process: process, key: key, token: token)
+        }
+    }
+
+    /// Adds jobs (some with a unique key), claims them (waiting up to 1 s), and completes most;
+    /// the rest are left for their lease to run out, so they are retried.
+    static func jobs(_ client: BatonClient, process: Int, recorder: Recorder, seed: UInt64, stop: NIOLockedValueBox<Bool>) async {
+        var dice = Dice(state: seed)
+        var n = 0
+        while !stop.withLockedValue({ $0 }) {
+            n += 1
+            let unique = dice.roll(4) == 0 ? "u\(process)-\(n / 2)" : ""
+            await recorder.addJob(client, process: process, type: "t", uniqueKey: unique)
+            guard let job = await recorder.claim(client, process: process, type: "t", wait: .seconds(1)) else { continue }
+            try? await Task.sleep(for: .milliseconds(dice.roll(300)))
+            if dice.roll(5) != 0 { await recorder.complete(client, process: process, job: job.id, token: job.token) }
+        }
+    }
+}
