@@ -155,7 +155,8 @@ enum Checkers {
 
     /// The cluster's clock never advances faster than real time between two answers: for lease
     /// answers i and j with j sent no earlier than i, the node's time at j's answer less that at
-    /// i's is at most the real time from i's request to j's answer.
+    /// i's is at most the real time from i's request to j's answer. Each jump is reported once: the
+    /// answers after it are compared from it on.
     static func clusterClock(_ history: History) -> [Violation] {
         let answers = history.operations
             .compactMap { op -> (op: History.Operation, time: Int64, complete: Int64)? in
@@ -168,13 +169,15 @@ enum Checkers {
         var least: (value: Int64, op: History.Operation)?
         for a in answers {
             let own = a.time - a.op.invoke
-            if let least, a.time - a.complete > least.value {
+            if let earlier = least, a.time - a.complete > earlier.value {
                 violations.append(Violation(
                     checker: "cluster clock",
-                    message: "the cluster's time gained \((a.time - a.complete - least.value) / 1000) ms on real time "
-                        + "between the answers to \(least.op.call) and \(a.op.call)"))
+                    message: "the cluster's time gained \((a.time - a.complete - earlier.value) / 1000) ms on real time "
+                        + "between the answers to \(earlier.op.call) and \(a.op.call)"))
+                least = (own, a.op)
+            } else if least == nil || own < least!.value {
+                least = (own, a.op)
             }
-            if least == nil || own < least!.value { least = (own, a.op) }
         }
         return violations
     }

@@ -12,7 +12,7 @@ import Glibc
 /// namespaces), run as an unprivileged user, under a seeded schedule of faults (a nemesis) while a
 /// workload records a history; then the checkers read the history. Needs root for the set-up.
 ///
-/// `BATON_FAULT_MINUTES` sets how long the schedule runs (default 1); `BATON_FAULT_SEED` replays
+/// `BATON_FAULT_MINUTES` sets how long the schedule runs (default 5); `BATON_FAULT_SEED` replays
 /// one (a failing run prints its seed).
 @Suite(.serialized, .timeLimit(.minutes(120))) struct FaultSuiteTests {
     /// Runs `body` with three hosts and the cluster on them, and removes everything afterwards.
@@ -48,7 +48,7 @@ import Glibc
 
     @Test func aSeededScheduleOfFaultsBreaksNoPromise() async throws {
         let env = ProcessInfo.processInfo.environment
-        let minutes = Double(env["BATON_FAULT_MINUTES"] ?? "") ?? 1
+        let minutes = Double(env["BATON_FAULT_MINUTES"] ?? "") ?? 5
         let seed = UInt64(env["BATON_FAULT_SEED"] ?? "") ?? UInt64.random(in: 1...999_999)
         print("fault suite: seed \(seed), \(minutes) minutes (replay: BATON_FAULT_SEED=\(seed))")
         try await withCluster { cluster in
@@ -90,6 +90,8 @@ import Glibc
                 Checkers.mutualExclusion(history) + Checkers.mutualExclusion(history, count: .clientLibrary)
                 + Checkers.fencing(history) + Checkers.clusterClock(history) + Checkers.jobs(history, present: present.contains)
             print(nemesis.report(history: history))
+            let byChecker = Dictionary(grouping: violations, by: \.checker).map { "\($0.key): \($0.value.count)" }.sorted()
+            print("violations: \(violations.count) \(byChecker)")
             for v in violations.prefix(20) { print("  \(v)") }
             #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(10).map(\.description).joined(separator: "\n"))")
             #expect(history.operations.filter { $0.token != nil }.count > 20, "seed \(seed): the workload got almost nothing done")
