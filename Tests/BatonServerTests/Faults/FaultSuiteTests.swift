@@ -46,6 +46,25 @@ import Glibc
         }
     }
 
+    /// The replicas agree: at a moment when all three have applied the same index, they hold the
+    /// same state (by its summary; whether a lease has run out depends on each one's clock reading).
+    func expectReplicasAgree(_ cluster: HostCluster, seed: UInt64) async throws {
+        for _ in 0..<300 {
+            let statuses = await cluster.statuses().compactMap { $0 }
+            if statuses.count == 3, Set(statuses.map(\.appliedIndex)).count == 1 {
+                let summaries = statuses.map { status -> StateSummary in
+                    var s = status.summary
+                    s.locksHeld = 0
+                    return s
+                }
+                #expect(Set(summaries).count == 1, "seed \(seed): replicas differ at index \(statuses[0].appliedIndex): \(summaries)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("seed \(seed): the replicas never stood at the same index")
+    }
+
     @Test func aSeededScheduleOfFaultsBreaksNoPromise() async throws {
         let env = ProcessInfo.processInfo.environment
         let minutes = Double(env["BATON_FAULT_MINUTES"] ?? "") ?? 5
@@ -96,6 +115,7 @@ import Glibc
             #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(10).map(\.description).joined(separator: "\n"))")
             #expect(history.operations.filter { $0.token != nil }.count > 20, "seed \(seed): the workload got almost nothing done")
             #expect(cluster.isRunning.allSatisfy { $0 }, "seed \(seed): a member is not running at the end: \(cluster.isRunning)")
+            try await expectReplicasAgree(cluster, seed: seed)
         }
     }
 }

@@ -8,8 +8,8 @@ import Glibc
 #endif
 
 /// The three members of `deploy/three-hosts`, each on a host of `Hosts`, configured from those
-/// files (their addresses mapped onto the test's subnet, a snapshot every 300 entries) and run as
-/// an unprivileged user.
+/// files (their addresses mapped onto the test's subnet, a snapshot every 300 entries, completed
+/// jobs kept for a day) and run as an unprivileged user.
 final class HostCluster {
     let hosts: Hosts
     let directory: String
@@ -31,8 +31,11 @@ final class HostCluster {
             var text = try String(contentsOf: deploy.appendingPathComponent("baton-\(i + 1).json"), encoding: .utf8)
             text = text.replacingOccurrences(of: "\"10.0.0.", with: "\"\(Hosts.subnet).")
             text = text.replacingOccurrences(of: "\"/var/lib/baton\"", with: "\"\(directory)/data-\(i + 1)\"")
-            // Snapshots every few hundred entries, so a member back from a fault is sent one.
-            text = text.replacingOccurrences(of: "\"sync\": \"always\",", with: "\"sync\": \"always\", \"snapshotEveryEntries\": 300,")
+            // Snapshots every few hundred entries, so a member back from a fault is sent one; completed
+            // jobs kept for a day, so the jobs checker finds every acknowledged add at the end.
+            text = text.replacingOccurrences(
+                of: "\"sync\": \"always\",",
+                with: "\"sync\": \"always\", \"snapshotEveryEntries\": 300, \"limits\": {\"completedRetentionMilliseconds\": 86400000},")
             guard text.contains("snapshotEveryEntries") else { throw HostsError("deploy/three-hosts/baton-\(i + 1).json has no sync line") }
             try Unprivileged.makeDirectory("\(directory)/data-\(i + 1)")
             try text.write(toFile: config(i), atomically: true, encoding: .utf8)
