@@ -33,18 +33,7 @@ import Glibc
             .replacingOccurrences(of: "/usr/local/bin/baton", with: try batonExecutable().path)
         let copy = dir.appendingPathComponent("baton.service").path
         try unit.write(toFile: copy, atomically: true, encoding: .utf8)
-        let (status, out) = try await offPool { () -> (Int32, String) in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
-            p.arguments = ["verify", copy]
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = pipe
-            try p.run()
-            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return (p.terminationStatus, text)
-        }
+        let (status, out) = try await offPool { try runTool("/usr/bin/systemd-analyze", ["verify", copy]) }
         #expect(status == 0 && out.isEmpty, "systemd-analyze verify: \(out)")
     }
 
@@ -67,10 +56,11 @@ import Glibc
         #expect(exec.first == "/usr/local/bin/baton" && exec.dropFirst().first == "serve")
         var created = false
         if Unprivileged.isRoot, getpwnam(user) == nil {
-            #expect(try await run("/usr/sbin/useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", user]) == 0)
+            let added = try await offPool { try runTool("/usr/sbin/useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", user]) }
+            #expect(added.status == 0, "useradd: \(added.output)")
             created = true
         }
-        defer { if created { _ = try? runNow("/usr/sbin/userdel", [user]) } }
+        defer { if created { _ = try? runTool("/usr/sbin/userdel", [user]) } }
         let (uid, gid) = Unprivileged.isRoot ? (try #require(getpwnam(user)).pointee.pw_uid, getpwnam(user)!.pointee.pw_gid) : (getuid(), getgid())
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("baton-unit-\(UUID())").path
@@ -115,19 +105,4 @@ import Glibc
         let uidLine = status.split(separator: "\n").first { $0.hasPrefix("Uid:") } ?? ""
         #expect(uidLine.split(separator: "\t").dropFirst().allSatisfy { $0 == "\(uid)" }, "\(uidLine), expected \(uid)")
     }
-
-    func run(_ tool: String, _ arguments: [String]) async throws -> Int32 {
-        try await offPool { try runNow(tool, arguments) }
-    }
-}
-
-private func runNow(_ tool: String, _ arguments: [String]) throws -> Int32 {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: tool)
-    p.arguments = arguments
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    p.waitUntilExit()
-    return p.terminationStatus
 }

@@ -113,18 +113,8 @@ final class Hosts: Sendable {
 
     @discardableResult
     static func output(_ tool: String, _ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw HostsError("\(tool) \(arguments.joined(separator: " ")) failed (\(p.terminationStatus)): \(text)")
-        }
+        let (status, text) = try runTool(tool, arguments)
+        guard status == 0 else { throw HostsError("\(tool) \(arguments.joined(separator: " ")) failed (\(status)): \(text)") }
         return text
     }
 }
