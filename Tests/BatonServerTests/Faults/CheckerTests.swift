@@ -92,4 +92,31 @@ import Testing
         let v = Checkers.clusterClock(gained)
         #expect(v.count == 1 && v[0].message.contains("gained 50 ms"), "\(v)")
     }
+
+    /// A holder's write refused inside its count, and a stale write accepted, are both flagged.
+    @Test func fencedWritesFlagsARefusalInsideTheLeaseAndAStaleAcceptance() {
+        func write(_ p: Int, _ token: UInt64, at: Int64, paused: Bool = false, _ outcome: History.Outcome) -> Op {
+            Op(process: p, call: .write(key: "k", token: FencingToken(token), paused: paused), invoke: at * 1000, complete: (at + 1) * 1000, outcome: outcome)
+        }
+        var h = History()
+        h.operations.append(Self.acquire(1, "k", sent: 0, answered: 2, Self.lease(10, at: 1_000_001, left: 1_000)))
+        h.operations.append(write(1, 10, at: 5, .done))
+        h.operations.append(Self.acquire(2, "k", sent: 100, answered: 1_100, Self.lease(11, at: 1_001_100, left: 1_000)))
+        h.operations.append(write(2, 11, at: 1_105, .done))
+        var good = h
+        good.operations.append(write(1, 10, at: 1_500, paused: true, .refused("stale")))
+        #expect(Checkers.fencedWrites(good).isEmpty)
+
+        var ignoresTokens = h
+        ignoresTokens.operations.append(write(1, 10, at: 1_500, paused: true, .done))
+        #expect(Checkers.fencedWrites(ignoresTokens).contains { $0.message.contains("accepted after one with token 11") })
+
+        var refusedEarly = h
+        refusedEarly.operations[1].outcome = .refused("stale")
+        #expect(Checkers.fencedWrites(refusedEarly).contains { $0.message.contains("refused") })
+
+        let resource = FencedResource()
+        #expect(throws: Never.self) { try resource.write("k", token: FencingToken(11)) }
+        #expect(throws: FencedResource.Stale.self) { try resource.write("k", token: FencingToken(10)) }
+    }
 }

@@ -181,4 +181,33 @@ enum Checkers {
         }
         return violations
     }
+
+    /// The fenced resource: a holder's write inside its own count of its lease is accepted (were it
+    /// refused, a later token was accepted while the lease ran), and no write is accepted after one
+    /// with a larger token was (the resource's own rule, which the paused holders' late writes test).
+    static func fencedWrites(_ history: History) -> [Violation] {
+        var violations: [Violation] = []
+        let tenures = Dictionary(tenures(history, count: .protocolRule).map { ($0.token, $0) }, uniquingKeysWith: { a, _ in a })
+        var accepted: [String: [(token: FencingToken, complete: Int64)]] = [:]
+        for op in history.operations {
+            guard case .write(let key, let token, _) = op.call, let complete = op.complete else { continue }
+            if op.outcome == .done {
+                accepted[key, default: []].append((token, complete))
+            } else if let tenure = tenures[token], complete < tenure.end {
+                violations.append(Violation(
+                    checker: "fenced resource",
+                    message: "'\(key)': process \(op.process)'s write with token \(token) was refused "
+                        + "\((tenure.end - complete) / 1000) ms before its lease ended as it counted"))
+            }
+        }
+        for op in history.operations {
+            guard case .write(let key, let token, _) = op.call, op.outcome == .done,
+                let newer = accepted[key]?.first(where: { $0.token > token && $0.complete < op.invoke })
+            else { continue }
+            violations.append(Violation(
+                checker: "fenced resource",
+                message: "'\(key)': a write with token \(token) was accepted after one with token \(newer.token)"))
+        }
+        return violations
+    }
 }

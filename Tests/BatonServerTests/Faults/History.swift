@@ -24,6 +24,11 @@ struct History: Sendable {
         case extend(JobID, token: FencingToken)
         case complete(JobID, token: FencingToken)
         case fail(JobID, token: FencingToken)
+        /// LOCK_GET, asked of one member and never redirected.
+        case read(key: String)
+        /// A write to the fenced resource with the writer's token; `paused` after its holder was
+        /// stopped past its lease.
+        case write(key: String, token: FencingToken, paused: Bool)
     }
 
     enum Outcome: Sendable, Equatable {
@@ -32,6 +37,8 @@ struct History: Sendable {
         /// An acquire that stayed busy, a claim that found nothing.
         case none
         case added(JobID)
+        /// A read's answer: the token of the lock's holder, or nil when it was free.
+        case read(FencingToken?)
         /// A release, complete or fail that was carried out.
         case done
         /// Refused: the operation surely did not take effect (STALE_TOKEN, CLAIM_LOST, …).

@@ -15,7 +15,12 @@ final class HostCluster {
     let directory: String
     let endpoints: [String]
     let clientGroup: MultiThreadedEventLoopGroup
+    /// The `baton` the members run: this build's, or the one `BATON_FAULT_BATON` names (a build of
+    /// an older commit, `Tests/Faults-against/build-cf7b0d9.sh`), copied where every user may run it.
+    let executable: String
     private(set) var processes: [Process?] = [nil, nil, nil]
+    /// Members that exited without being killed (a crash, or a refusal to start), with their status.
+    private(set) var exitedOnTheirOwn: [(member: Int, status: Int32)] = []
 
     init(hosts: Hosts) throws {
         self.hosts = hosts
@@ -24,6 +29,13 @@ final class HostCluster {
         clientGroup = try hosts.clientEventLoopGroup()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         chmod(directory, 0o755)
+        if let other = ProcessInfo.processInfo.environment["BATON_FAULT_BATON"], !other.isEmpty {
+            executable = "\(directory)/baton"
+            try FileManager.default.copyItem(atPath: other, toPath: executable)
+            chmod(executable, 0o755)
+        } else {
+            executable = try Unprivileged.executable("baton")
+        }
         let deploy = URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("deploy/three-hosts")
@@ -45,14 +57,30 @@ final class HostCluster {
 
     func config(_ i: Int) -> String { "\(directory)/baton-\(i + 1).json" }
 
+    /// Member `i`'s log (level info), over all its runs.
+    func log(_ i: Int) -> String { "\(directory)/baton-\(i + 1).log" }
+
+    /// How many times a member installed a snapshot its leader sent.
+    func snapshotsInstalled() -> Int {
+        (0..<3).reduce(0) { n, i in
+            let text = (try? String(contentsOfFile: log(i), encoding: .utf8)) ?? ""
+            return n + text.components(separatedBy: "installed the leader's snapshot").count - 1
+        }
+    }
+
     func start(_ i: Int) throws {
         let command = Unprivileged.isRoot
             ? ["/usr/bin/setpriv", "--reuid=\(Unprivileged.user.uid)", "--regid=\(Unprivileged.user.gid)", "--clear-groups", "--inh-caps=-all", "--"]
             : []
-        let p = hosts.process(in: hosts.members[i], command + [try Unprivileged.executable("baton"), "serve", "--config", config(i), "--log-level", "error"])
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        noteExits()
+        let p = hosts.process(in: hosts.members[i], command + [executable, "serve", "--config", config(i), "--log-level", "info"])
+        if !FileManager.default.fileExists(atPath: log(i)) { FileManager.default.createFile(atPath: log(i), contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: log(i)))
+        try log.seekToEnd()
+        p.standardOutput = log
+        p.standardError = log
         try p.run()
+        try log.close()
         processes[i] = p
     }
 
@@ -70,6 +98,16 @@ final class HostCluster {
     }
 
     var isRunning: [Bool] { processes.map { $0?.isRunning ?? false } }
+
+    /// Members that are not running though nobody killed them, recorded in `exitedOnTheirOwn`.
+    func noteExits() {
+        for i in 0..<3 {
+            if let p = processes[i], !p.isRunning {
+                exitedOnTheirOwn.append((i, p.terminationStatus))
+                processes[i] = nil
+            }
+        }
+    }
 
     /// A client on the client host.
     func client(

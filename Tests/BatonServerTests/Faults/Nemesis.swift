@@ -151,25 +151,43 @@ struct Nemesis {
             let times = injected.filter { $0.fault == fault }.map(\.availability)
             guard !times.isEmpty else { continue }
             let known = times.compactMap { $0 }.sorted()
-            let median = known.isEmpty ? "-" : "\(known[known.count / 2])"
-            let max = known.last.map { "\($0)" } ?? "-"
+            func ms(_ d: Duration) -> String { "\(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000) ms" }
+            let median = known.isEmpty ? "-" : ms(known[known.count / 2])
+            let max = known.last.map(ms) ?? "-"
             let never = times.count - known.count
             lines.append("  \(fault.rawValue): \(times.count); writes again after median \(median), max \(max)\(never > 0 ? ", \(never) never" : "")")
         }
-        var outcomes: [String: Int] = [:]
+        lines.append("operations: \(history.operations.count)")
+        var byKind: [String: [String: Int]] = [:]
         for op in history.operations {
-            let name: String =
+            let kind: String =
+                switch op.call {
+                case .acquire: "acquire"
+                case .renew: "renew"
+                case .release: "release"
+                case .addJob: "add job"
+                case .claim: "claim"
+                case .extend: "extend"
+                case .complete: "complete"
+                case .fail: "fail"
+                case .read: "read"
+                case .write(_, _, let paused): paused ? "write after a pause" : "write"
+                }
+            let outcome: String =
                 switch op.outcome {
                 case .lease: "lease"
-                case .none: "none"
+                case .none: "busy/none"
                 case .added: "added"
-                case .done: "done"
+                case .read(let token): token == nil ? "free" : "held"
+                case .done: "ok"
                 case .refused: "refused"
                 case .unknown: "unknown"
                 }
-            outcomes[name, default: 0] += 1
+            byKind[kind, default: [:]][outcome, default: 0] += 1
         }
-        lines.append("operations: \(history.operations.count) \(outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+        for (kind, outcomes) in byKind.sorted(by: { $0.key < $1.key }) {
+            lines.append("  \(kind): " + outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
         return lines.joined(separator: "\n")
     }
 }

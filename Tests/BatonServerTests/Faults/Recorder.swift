@@ -27,6 +27,7 @@ final class Recorder: Sendable {
         switch result {
         case .success(let value): op = outcome(value)
         case .failure(let error as BatonClientError) where error.serverCode != nil: op = .refused("\(error)")
+        case .failure(let error as FencedResource.Stale): op = .refused("\(error)")
         case .failure: op = .unknown
         }
         box.withLockedValue { $0.operations.append(History.Operation(process: process, call: call, invoke: invoke, complete: complete, outcome: op)) }
@@ -74,6 +75,20 @@ final class Recorder: Sendable {
             guard let job else { return .none }
             return .lease(token: job.token, expiresAt: job.leaseExpiresAt, left: job.leaseLeft, job: job.id)
         } ?? nil
+    }
+
+    /// LOCK_GET of `key`; a NOT_LEADER answer is recorded as a refusal (the reader is not redirected).
+    func read(_ client: BatonClient, process: Int, key: String) async {
+        _ = await record(process, .read(key: key)) {
+            try await client.getLock(key)
+        } outcome: { .read($0?.token) }
+    }
+
+    /// A write to `resource` under `token`; accepted or refused as stale.
+    func write(_ resource: FencedResource, process: Int, key: String, token: FencingToken, paused: Bool) async {
+        _ = await record(process, .write(key: key, token: token, paused: paused)) {
+            try resource.write(key, token: token)
+        } outcome: { _ in .done }
     }
 
     func complete(_ client: BatonClient, process: Int, job: JobID, token: FencingToken) async {

@@ -18,7 +18,9 @@ enum Workload {
 
     /// Takes one of three locks (TTL 1-3 s, now or with a wait), holds it a while, maybe renews,
     /// releases.
-    static func locks(_ client: BatonClient, process: Int, recorder: Recorder, seed: UInt64, stop: NIOLockedValueBox<Bool>) async {
+    static func locks(
+        _ client: BatonClient, process: Int, recorder: Recorder, resource: FencedResource, seed: UInt64, stop: NIOLockedValueBox<Bool>
+    ) async {
         var dice = Dice(state: seed)
         while !stop.withLockedValue({ $0 }) {
             let key = ["a", "b", "c"][dice.roll(3)]
@@ -28,12 +30,48 @@ enum Workload {
                 try? await Task.sleep(for: .milliseconds(50 + dice.roll(200)))
                 continue
             }
+            await recorder.write(resource, process: process, key: key, token: token, paused: false)
             try? await Task.sleep(for: .milliseconds(dice.roll(400)))
             if dice.roll(2) == 0 {
                 await recorder.renew(client, process: process, key: key, token: token, ttl: ttl)
                 try? await Task.sleep(for: .milliseconds(dice.roll(300)))
             }
+            await recorder.write(resource, process: process, key: key, token: token, paused: false)
             await recorder.release(client, process: process, key: key, token: token)
+        }
+    }
+
+    /// Takes the lock `fenced` (TTL 1 s, waiting up to 3 s) and writes to the resource under its
+    /// token; every other time it stops past its lease first (a paused client), so another holder
+    /// may have written since, and its late write must be refused.
+    static func pausedHolder(
+        _ client: BatonClient, process: Int, recorder: Recorder, resource: FencedResource, seed: UInt64, stop: NIOLockedValueBox<Bool>
+    ) async {
+        var dice = Dice(state: seed)
+        while !stop.withLockedValue({ $0 }) {
+            guard case .granted(let token, _, _) = await recorder.acquire(client, process: process, key: "fenced", ttl: .seconds(1), wait: .seconds(3))
+            else {
+                try? await Task.sleep(for: .milliseconds(50 + dice.roll(200)))
+                continue
+            }
+            await recorder.write(resource, process: process, key: "fenced", token: token, paused: false)
+            let paused = dice.roll(2) == 0
+            try? await Task.sleep(for: .milliseconds(paused ? 1_500 + dice.roll(1_000) : dice.roll(300)))
+            await recorder.write(resource, process: process, key: "fenced", token: token, paused: paused)
+            await recorder.release(client, process: process, key: "fenced", token: token)
+        }
+    }
+
+    /// The locks' keys, as readers ask for them.
+    static let keys = ["a", "b", "c", "fenced"]
+
+    /// Reads the locks, one at a time, from the one member `client` is connected to; it is never
+    /// redirected, so a paused leader finds its reads waiting when it resumes.
+    static func reads(_ client: BatonClient, process: Int, recorder: Recorder, seed: UInt64, stop: NIOLockedValueBox<Bool>) async {
+        var dice = Dice(state: seed)
+        while !stop.withLockedValue({ $0 }) {
+            await recorder.read(client, process: process, key: keys[dice.roll(keys.count)])
+            try? await Task.sleep(for: .milliseconds(10 + dice.roll(50)))
         }
     }
 
