@@ -74,7 +74,7 @@ final class HostCluster {
             : []
         noteExits()
         let p = hosts.process(in: hosts.members[i], command + [executable, "serve", "--config", config(i), "--log-level", "info"])
-        if !FileManager.default.fileExists(atPath: log(i)) { FileManager.default.createFile(atPath: log(i), contents: nil) }
+        if !FileManager.default.fileExists(atPath: log(i)) { _ = FileManager.default.createFile(atPath: log(i), contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: log(i)))
         try log.seekToEnd()
         p.standardOutput = log
