@@ -175,11 +175,11 @@ import Testing
         var ids: [JobID] = []
         for i in 0..<5 { ids.append(h.add(JobSpec(type: i % 2 == 0 ? "a" : "b"))) }
         _ = h.claim(["a"])
-        guard case .jobs(let page1, let next) = h.query(.listJobs(JobFilter(type: "a", limit: 2))) else { return }
+        guard case .jobs(let page1, let next) = h.query(.listJobs(JobFilter(type: "a", limit: 2))) else { Issue.record("expected a list of jobs"); return }
         #expect(page1.map(\.id) == [ids[0], ids[2]] && next == ids[2])
-        guard case .jobs(let page2, let end) = h.query(.listJobs(JobFilter(type: "a", after: next, limit: 2))) else { return }
+        guard case .jobs(let page2, let end) = h.query(.listJobs(JobFilter(type: "a", after: next, limit: 2))) else { Issue.record("expected a list of jobs"); return }
         #expect(page2.map(\.id) == [ids[4]] && end == JobID(0))
-        guard case .jobs(let running, _) = h.query(.listJobs(JobFilter(state: .running))) else { return }
+        guard case .jobs(let running, _) = h.query(.listJobs(JobFilter(state: .running))) else { Issue.record("expected a list of jobs"); return }
         #expect(running.map(\.id) == [ids[0]])
     }
 

@@ -68,7 +68,7 @@ import Testing
             return
         }
         #expect(holder == "o")
-        guard case .lock(let info?) = h.query(.getLock(key: "a")) else { return }
+        guard case .lock(let info?) = h.query(.getLock(key: "a")) else { Issue.record("expected the lock's holder"); return }
         #expect(info.waiters.isEmpty)
     }
 
@@ -114,7 +114,7 @@ import Testing
         let cmd = Command.acquireLock(key: "a", owner: "b", ttl: 1000, wait: 5000)
         #expect(h.send(cmd, client: ClientID(2), sequence: SequenceNumber(1)) == nil)
         #expect(h.send(cmd, client: ClientID(2), sequence: SequenceNumber(1)) == nil)
-        guard case .lock(let info?) = h.query(.getLock(key: "a")) else { return }
+        guard case .lock(let info?) = h.query(.getLock(key: "a")) else { Issue.record("expected the lock's holder"); return }
         #expect(info.waiters.count == 1)
         h.advance(1000)
         let granted = h.completions.last!.reply
@@ -190,9 +190,9 @@ import Testing
     @Test func listLocksByPrefixInKeyOrder() {
         var h = Harness()
         for k in ["b/2", "a/1", "b/1", "c"] { _ = h.grantedToken(k) }
-        guard case .locks(let infos) = h.query(.listLocks(prefix: "b/", after: "", limit: 0)) else { return }
+        guard case .locks(let infos) = h.query(.listLocks(prefix: "b/", after: "", limit: 0)) else { Issue.record("expected a list of locks"); return }
         #expect(infos.map(\.key) == ["b/1", "b/2"])
-        guard case .locks(let page) = h.query(.listLocks(prefix: "", after: "a/1", limit: 2)) else { return }
+        guard case .locks(let page) = h.query(.listLocks(prefix: "", after: "a/1", limit: 2)) else { Issue.record("expected a list of locks"); return }
         #expect(page.map(\.key) == ["b/1", "b/2"])
     }
 

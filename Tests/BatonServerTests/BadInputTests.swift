@@ -172,7 +172,7 @@ import Testing
             try await raw.send(b)
             let r = try await raw.nextReply()
             #expect(errorCode(r.reply) == .invalidArgument)
-            guard case .error(let e) = r.reply else { return }
+            guard case .error(let e) = r.reply else { Issue.record("expected an error answer"); return }
             #expect(e.message.contains("UTF-8"))
             await raw.close()
         }
@@ -207,7 +207,7 @@ import Testing
                 try await client.completeJob(id, token: FencingToken(job.token.rawValue + 1))
             }
             await expectServerError(.invalidState) { try await client.requeueJob(id) }
-            guard case .granted(let token, _, _) = try await client.acquireLock("k", ttl: .seconds(5)) else { return }
+            guard case .granted(let token, _, _) = try await client.acquireLock("k", ttl: .seconds(5)) else { Issue.record("the premise failed: the lock was not granted"); return }
             await expectServerError(.staleToken) { try await client.releaseLock("k", token: FencingToken(token.rawValue + 100)) }
             await expectServerError(.staleToken) { try await client.renewLock("k", token: FencingToken(1), ttl: .seconds(1)) }
             await client.shutdown()

@@ -48,7 +48,7 @@ func json(_ text: String) throws -> Any {
         try await withNode { node in
             let port = node.port
             let c = node.client("image-worker")
-            guard case .granted(let token, _, _) = try await c.acquireLock("reports/daily", ttl: .seconds(30)) else { return }
+            guard case .granted(let token, _, _) = try await c.acquireLock("reports/daily", ttl: .seconds(30)) else { Issue.record("the premise failed: the lock was not granted"); return }
             let waiter = node.client("waiter")
             let waiting = Task { try await waiter.acquireLock("reports/daily", ttl: .seconds(5), wait: .seconds(20), owner: "waiter-1") }
             while (try await c.getLock("reports/daily"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }

@@ -88,7 +88,7 @@ struct Acknowledged: Sendable {
         }
         let payloads = jobs.values.map(\.payload)
         #expect(Set(payloads).count == payloads.count, "round \(round): a job appears twice")
-        guard case .granted(let token, _, _) = try await client.acquireLock("probe/\(round)", ttl: .seconds(1)) else { return }
+        guard case .granted(let token, _, _) = try await client.acquireLock("probe/\(round)", ttl: .seconds(1)) else { Issue.record("the premise failed: the lock was not granted"); return }
         #expect(token > acked.maxToken, "round \(round): token \(token) after \(acked.maxToken)")
     }
 }

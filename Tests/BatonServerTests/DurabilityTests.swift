@@ -45,7 +45,7 @@ func temporaryDataDirectory() -> String {
         let first = try await TestNode.start { $0.dataDirectory = dir }
         let port = first.port
         let c = first.client()
-        guard case .granted(let token, let expiresAt, _) = try await c.acquireLock("held", ttl: .seconds(60)) else { return }
+        guard case .granted(let token, let expiresAt, _) = try await c.acquireLock("held", ttl: .seconds(60)) else { Issue.record("the premise failed: the lock was not granted"); return }
         let (queued, _) = try await c.addJob(JobSpec(type: "t", payload: [1], uniqueKey: "u1"))
         let (done, _) = try await c.addJob(JobSpec(type: "t", payload: [2]))
         let job = try await c.claimJob(id: done)
@@ -63,7 +63,7 @@ func temporaryDataDirectory() -> String {
         #expect(try await d.getJob(queued).state == .queued)
         #expect(try await d.getJob(done).result == [42])
         #expect(try await d.addJob(JobSpec(type: "t", uniqueKey: "u1")).id == queued)  // the unique index came back too
-        guard case .granted(let next, _, _) = try await d.acquireLock("other", ttl: .seconds(1)) else { return }
+        guard case .granted(let next, _, _) = try await d.acquireLock("other", ttl: .seconds(1)) else { Issue.record("the premise failed: the lock was not granted"); return }
         #expect(next > job.token)  // tokens keep growing across the restart
         await d.shutdown()
         try await second.stop()
@@ -76,7 +76,7 @@ func temporaryDataDirectory() -> String {
         let first = try await TestNode.start { $0.dataDirectory = dir }
         let port = first.port
         let c = first.client()
-        guard case .granted(let token, _, _) = try await c.acquireLock("k", ttl: .milliseconds(1500)) else { return }
+        guard case .granted(let token, _, _) = try await c.acquireLock("k", ttl: .milliseconds(1500)) else { Issue.record("the premise failed: the lock was not granted"); return }
         await c.shutdown()
         try await first.stop()
         try await Task.sleep(for: .milliseconds(2000))  // longer than the lease: it would have ended by wall clock
@@ -106,7 +106,9 @@ func temporaryDataDirectory() -> String {
         let c = first.client()
         var ids: [JobID] = []
         for i in 0..<500 { ids.append(try await c.addJob(JobSpec(type: "t", payload: [UInt8(i % 256)])).id) }
-        try await Task.sleep(for: .milliseconds(300))  // let the last snapshot finish
+        // The last snapshot due is written: fewer than 100 entries applied since the newest one.
+        let applied = try await c.nodeStatus().appliedIndex
+        try await waitForSnapshot(in: dir) { $0 + 100 > applied }
         await c.shutdown()
         try await first.stop()
         let snapshots = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/snapshots").filter { $0.hasSuffix(".snap") }
@@ -136,11 +138,10 @@ func temporaryDataDirectory() -> String {
         }
         let c = node.client()
         for i in 0..<40 { _ = try await c.addJob(JobSpec(type: "t", payload: [UInt8](repeating: UInt8(i), count: 4096))) }
-        try await Task.sleep(for: .milliseconds(300))  // let the snapshot finish
+        // 40 entries of 4 KiB: at least one snapshot after 64 KiB of log.
+        try await waitForSnapshot(in: dir) { _ in true }
         await c.shutdown()
         try await node.stop()
-        let snapshots = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/snapshots").filter { $0.hasSuffix(".snap") }
-        #expect(!snapshots.isEmpty, "40 entries of 4 KiB: at least one snapshot after 64 KiB of log")
     }
 
     @Test func corruptionInTheMiddleOfTheLogStopsStartUpWithAClearMessage() async throws {
@@ -162,4 +163,17 @@ func temporaryDataDirectory() -> String {
             #expect("\(error)".contains("corrupt record"), "\(error)")
         }
     }
+}
+
+/// Waits until the node has written a snapshot (a `.snap` file; it is renamed into place whole) whose
+/// index satisfies `covers`, and records a failure if none comes within a minute.
+func waitForSnapshot(in dataDirectory: String, _ covers: (UInt64) -> Bool) async throws {
+    for _ in 0..<6_000 {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(dataDirectory)/snapshots")) ?? []
+        let indexes = names.filter { $0.hasPrefix("snapshot-") && $0.hasSuffix(".snap") }
+            .compactMap { UInt64($0.dropFirst("snapshot-".count).dropLast(".snap".count), radix: 16) }
+        if let newest = indexes.max(), covers(newest) { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("no snapshot as expected was written in \(dataDirectory)")
 }

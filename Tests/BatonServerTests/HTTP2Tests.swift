@@ -119,7 +119,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
     @Test func nghttpAndAWaitingAcquireThatKeepsItsStreamOpen() async throws {
         try await withH2Node { node, port in
             let c = node.client("holder")
-            guard case .granted(let token, _, _) = try await c.acquireLock("k", ttl: .seconds(10)) else { return }
+            guard case .granted(let token, _, _) = try await c.acquireLock("k", ttl: .seconds(10)) else { Issue.record("the premise failed: the lock was not granted"); return }
             let waiting = try await nghttpWaitingAcquire(port: port, behind: c)
             try await c.releaseLock("k", token: token)
             let r = try await waiting.value
@@ -135,7 +135,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
         let node = try await TestNode.start { $0.http2Port = 0 }
         let port = try #require(node.server.http2Port)
         let c = node.client("holder")
-        guard case .granted = try await c.acquireLock("k", ttl: .seconds(10)) else { return }
+        guard case .granted = try await c.acquireLock("k", ttl: .seconds(10)) else { Issue.record("the premise failed: the lock was not granted"); return }
         let waiting = try await nghttpWaitingAcquire(port: port, behind: c)
         try await node.stop()
         await c.shutdown()
@@ -156,7 +156,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
     @Test func h2loadWithAHundredConcurrentStreamsHasNoFailures() async throws {
         try await withH2Node { node, port in
             let c = node.client()
-            guard case .granted(let token, _, _) = try await c.acquireLock("bench", ttl: .seconds(60)) else { return }
+            guard case .granted(let token, _, _) = try await c.acquireLock("bench", ttl: .seconds(60)) else { Issue.record("the premise failed: the lock was not granted"); return }
             let renew = bodyOf(.command(SequenceNumber(0), .renewLock(key: "bench", token: token, ttl: 30_000)))
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("h2-renew-\(UUID())")
             try Data(renew).write(to: file)
@@ -228,7 +228,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
             try await h2.renewLock("k", token: token, ttl: .seconds(10))
             await #expect(throws: BatonClientError.self) { try await h2.renewLock("k", token: FencingToken(token.rawValue + 7), ttl: .seconds(1)) }
             // A waiting acquire over HTTP/2 is granted when the TCP holder lets go.
-            guard case .granted(let t2, _, _) = try await tcp.acquireLock("w", ttl: .seconds(10)) else { return }
+            guard case .granted(let t2, _, _) = try await tcp.acquireLock("w", ttl: .seconds(10)) else { Issue.record("the premise failed: the lock was not granted"); return }
             async let waited = h2.acquireLock("w", ttl: .seconds(5), wait: .seconds(5))
             while (try await tcp.getLock("w"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
             try await tcp.releaseLock("w", token: t2)
@@ -262,7 +262,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
             // wrong content type
             let wrong = try await curlPost(port: port, operation: "ping", body: ping, headers: ["content-type: application/json"])
             #expect(wrong.status == 415)
-            guard case .error(let e) = try Reply.decode(opcode: .error, body: ByteBuffer(bytes: wrong.body)) else { return }
+            guard case .error(let e) = try Reply.decode(opcode: .error, body: ByteBuffer(bytes: wrong.body)) else { Issue.record("expected an error answer"); return }
             #expect(e.code == .invalidArgument)
             // a body larger than the maximum frame
             let big = try await curlPost(port: port, operation: "job_add", body: [UInt8](repeating: 0, count: 5000))

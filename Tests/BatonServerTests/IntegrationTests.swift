@@ -73,7 +73,7 @@ import Testing
     @Test func contendersGetTheLockOneAtATimeInFIFOOrder() async throws {
         try await withNode { node in
             let holder = node.client("holder")
-            guard case .granted(let first, _, _) = try await holder.acquireLock("hot", ttl: .seconds(30)) else { return }
+            guard case .granted(let first, _, _) = try await holder.acquireLock("hot", ttl: .seconds(30)) else { Issue.record("the premise failed: the lock was not granted"); return }
             let order = NIOLockedValueBox<[Int]>([])
             let inside = NIOLockedValueBox(0)
             let count = 8

@@ -82,7 +82,7 @@ func parseExposition(_ text: String) throws -> (types: [String: String], samples
         }) { node in
             let port = try #require(node.server.metricsPort)
             let c = node.client()
-            guard case .granted = try await c.acquireLock("m", ttl: .seconds(30)) else { return }
+            guard case .granted = try await c.acquireLock("m", ttl: .seconds(30)) else { Issue.record("the premise failed: the lock was not granted"); return }
             _ = try await c.addJob(JobSpec(type: "thumb"))
             _ = try await c.addJob(JobSpec(type: "thumb"))
             _ = try await c.claimJob(types: ["thumb"])
