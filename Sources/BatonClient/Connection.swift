@@ -68,7 +68,7 @@ final class ClientChannelHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A frame that does not decode is the node's fault; anything else (a reset connection, say,
         // when a node is killed) is a lost connection, which a retry elsewhere may get past.
-        failAll(error is ProtocolError ? BatonClientError.unexpectedReply("\(error)") : BatonClientError.connectionClosed)
+        failAll(error is ErrorReply ? BatonClientError.unexpectedReply("\(error)") : BatonClientError.connectionClosed)
         context.close(promise: nil)
     }
 

@@ -177,12 +177,12 @@ extension StateMachine {
                     let seq = SequenceNumber(try b.readU64("sequence"))
                     let opcode = Opcode(rawValue: try b.readU8("opcode"))
                     let length = try b.readU32("length")
-                    guard let body = b.readSlice(length: Int(length)) else { throw ProtocolError.truncated("reply") }
+                    guard let body = b.readSlice(length: Int(length)) else { throw ErrorReply.truncated("reply") }
                     s.replies.append((seq, try Reply.decode(opcode: opcode, body: body)))
                 }
                 sessions[client] = s
             }
-        } catch let e as ProtocolError {
+        } catch let e as ErrorReply {
             throw SnapshotError(message: e.message)
         }
         guard b.readableBytes == 0 else { throw SnapshotError(message: "\(b.readableBytes) bytes after the end") }

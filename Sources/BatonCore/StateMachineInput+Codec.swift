@@ -67,7 +67,7 @@ public struct TimedInput: Hashable, Sendable {
             }
             guard b.readableBytes == 0 else { throw SnapshotError(message: "log entry has \(b.readableBytes) extra bytes") }
             return TimedInput(input, at: time)
-        } catch let e as ProtocolError {
+        } catch let e as ErrorReply {
             throw SnapshotError(message: "log entry: \(e.message)")
         }
     }

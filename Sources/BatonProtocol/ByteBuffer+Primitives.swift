@@ -5,38 +5,38 @@ import NIOCore
 //   bytes = u32 byte count, then that many bytes
 
 extension ByteBuffer {
-    public mutating func readU8(_ field: String) throws(ProtocolError) -> UInt8 {
+    public mutating func readU8(_ field: String) throws(ErrorReply) -> UInt8 {
         guard let v = readInteger(as: UInt8.self) else { throw .truncated(field) }
         return v
     }
-    public mutating func readU16(_ field: String) throws(ProtocolError) -> UInt16 {
+    public mutating func readU16(_ field: String) throws(ErrorReply) -> UInt16 {
         guard let v = readInteger(endianness: .big, as: UInt16.self) else { throw .truncated(field) }
         return v
     }
-    public mutating func readU32(_ field: String) throws(ProtocolError) -> UInt32 {
+    public mutating func readU32(_ field: String) throws(ErrorReply) -> UInt32 {
         guard let v = readInteger(endianness: .big, as: UInt32.self) else { throw .truncated(field) }
         return v
     }
-    public mutating func readI32(_ field: String) throws(ProtocolError) -> Int32 {
+    public mutating func readI32(_ field: String) throws(ErrorReply) -> Int32 {
         guard let v = readInteger(endianness: .big, as: Int32.self) else { throw .truncated(field) }
         return v
     }
-    public mutating func readU64(_ field: String) throws(ProtocolError) -> UInt64 {
+    public mutating func readU64(_ field: String) throws(ErrorReply) -> UInt64 {
         guard let v = readInteger(endianness: .big, as: UInt64.self) else { throw .truncated(field) }
         return v
     }
 
     /// Reads a `str`; rejects bytes that are not valid UTF-8 with `invalidArgument`.
-    public mutating func readStr(_ field: String) throws(ProtocolError) -> String {
+    public mutating func readStr(_ field: String) throws(ErrorReply) -> String {
         let count = try readU16(field)
         guard let slice = readSlice(length: Int(count)) else { throw .truncated(field) }
         let s = slice.readableBytesView.withContiguousStorageIfAvailable { String(validating: $0, as: UTF8.self) }
             ?? String(validating: Array(slice.readableBytesView), as: UTF8.self)
-        guard let s else { throw ProtocolError(.invalidArgument, "field '\(field)' is not valid UTF-8") }
+        guard let s else { throw ErrorReply(.invalidArgument, "field '\(field)' is not valid UTF-8") }
         return s
     }
 
-    public mutating func readBytes(_ field: String) throws(ProtocolError) -> [UInt8] {
+    public mutating func readBytes(_ field: String) throws(ErrorReply) -> [UInt8] {
         let count = try readU32(field)
         guard let bytes = readBytes(length: Int(count)) else { throw .truncated(field) }
         return bytes

@@ -76,7 +76,9 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public var description: String { name }
 }
 
-/// An error reply: a code and a human-readable message.
+/// An error of the protocol: a code and a human-readable message. A node answers with it (an ERROR
+/// frame), and the decoders throw it for a frame or message they cannot read, with the code the
+/// node answers such a frame with.
 public struct ErrorReply: Error, Hashable, Sendable, CustomStringConvertible {
     public var code: ErrorCode
     public var message: String
@@ -85,6 +87,10 @@ public struct ErrorReply: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
     public var description: String { "\(code.name): \(message)" }
+
+    public static func truncated(_ field: String) -> ErrorReply {
+        ErrorReply(.malformedFrame, "field '\(field)' runs past the end of the frame")
+    }
 
     /// For NOT_LEADER: the leader's `host:port`, which the message ends with (`leader=<host:port>`)
     /// when the member knows it; nil otherwise.

@@ -69,10 +69,10 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
             return nil
         }
         guard length <= maxFrameSize else {
-            throw ProtocolError(.frameTooLarge, "frame of \(length) bytes exceeds the maximum of \(maxFrameSize)")
+            throw ErrorReply(.frameTooLarge, "frame of \(length) bytes exceeds the maximum of \(maxFrameSize)")
         }
         guard length >= Frame.headerAfterLength else {
-            throw ProtocolError(.malformedFrame, "frame length \(length) is shorter than the 6-byte header")
+            throw ErrorReply(.malformedFrame, "frame length \(length) is shorter than the 6-byte header")
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: 4)

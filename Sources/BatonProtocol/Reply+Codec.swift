@@ -96,7 +96,7 @@ extension Reply {
     }
 
     /// Decodes a reply body. Every byte of `body` must be used.
-    public static func decode(opcode: Opcode, body: ByteBuffer) throws(ProtocolError) -> Reply {
+    public static func decode(opcode: Opcode, body: ByteBuffer) throws(ErrorReply) -> Reply {
         var b = body
         let reply: Reply
         switch opcode {
@@ -122,7 +122,7 @@ extension Reply {
                 reply = .lockAcquired(
                     .busy(holder: try b.readStr("holder"), expiresAt: Timestamp(milliseconds: try b.readU64("expires_at"))))
             case let s:
-                throw ProtocolError(.malformedFrame, "unknown acquire status \(s)")
+                throw ErrorReply(.malformedFrame, "unknown acquire status \(s)")
             }
         case Opcode.lockRenew.reply:
             reply = .lockRenewed(
@@ -174,7 +174,7 @@ extension Reply {
             for _ in 0..<(try b.readU32("count")) {
                 let rawKind = try b.readU8("kind")
                 guard let kind = LeaseInfo.Kind(rawValue: rawKind) else {
-                    throw ProtocolError(.malformedFrame, "unknown lease kind \(rawKind)")
+                    throw ErrorReply(.malformedFrame, "unknown lease kind \(rawKind)")
                 }
                 leases.append(
                     LeaseInfo(
@@ -188,7 +188,7 @@ extension Reply {
             let address = try b.readStr("address")
             let rawRole = try b.readU8("role")
             guard let role = NodeStatus.Role(rawValue: rawRole) else {
-                throw ProtocolError(.malformedFrame, "unknown role \(rawRole)")
+                throw ErrorReply(.malformedFrame, "unknown role \(rawRole)")
             }
             let term = try b.readU64("term")
             let commit = try b.readU64("commit_index")
@@ -213,19 +213,19 @@ extension Reply {
         case .error:
             reply = .error(ErrorReply(ErrorCode(rawValue: try b.readU16("code")), try b.readStr("message")))
         default:
-            throw ProtocolError(.unknownOpcode, "unknown reply opcode \(opcode)")
+            throw ErrorReply(.unknownOpcode, "unknown reply opcode \(opcode)")
         }
         guard b.readableBytes == 0 else {
-            throw ProtocolError(.malformedFrame, "\(b.readableBytes) unexpected bytes after the \(opcode) body")
+            throw ErrorReply(.malformedFrame, "\(b.readableBytes) unexpected bytes after the \(opcode) body")
         }
         return reply
     }
 }
 
 extension JobState {
-    static func decode(from b: inout ByteBuffer) throws(ProtocolError) -> JobState {
+    static func decode(from b: inout ByteBuffer) throws(ErrorReply) -> JobState {
         let raw = try b.readU8("state")
-        guard let s = JobState(rawValue: raw) else { throw ProtocolError(.malformedFrame, "unknown job state \(raw)") }
+        guard let s = JobState(rawValue: raw) else { throw ErrorReply(.malformedFrame, "unknown job state \(raw)") }
         return s
     }
 }
@@ -246,7 +246,7 @@ extension LockInfo {
         }
     }
 
-    static func decode(from b: inout ByteBuffer) throws(ProtocolError) -> LockInfo {
+    static func decode(from b: inout ByteBuffer) throws(ErrorReply) -> LockInfo {
         let key = try b.readStr("key")
         let owner = try b.readStr("owner")
         let client = ClientID(try b.readU64("client_id"))
@@ -280,7 +280,7 @@ extension ClaimedJob {
         b.writeU32(leaseLeft.rawValue)
     }
 
-    static func decode(from b: inout ByteBuffer) throws(ProtocolError) -> ClaimedJob {
+    static func decode(from b: inout ByteBuffer) throws(ErrorReply) -> ClaimedJob {
         ClaimedJob(
             id: JobID(try b.readU64("job_id")), type: try b.readStr("type"), payload: try b.readBytes("payload"),
             attempt: try b.readU16("attempt"), maxAttempts: try b.readU16("max_attempts"),
@@ -310,7 +310,7 @@ extension JobInfo {
         b.writeBytesField(result)
     }
 
-    static func decode(from b: inout ByteBuffer) throws(ProtocolError) -> JobInfo {
+    static func decode(from b: inout ByteBuffer) throws(ErrorReply) -> JobInfo {
         JobInfo(
             id: JobID(try b.readU64("job_id")), type: try b.readStr("type"), state: try JobState.decode(from: &b),
             priority: try b.readI32("priority"), attempts: try b.readU16("attempts"),

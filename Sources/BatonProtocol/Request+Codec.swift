@@ -19,7 +19,7 @@ extension Request {
     }
 
     /// Decodes a request body. Every byte of `body` must be used.
-    public static func decode(opcode: Opcode, body: ByteBuffer) throws(ProtocolError) -> Request {
+    public static func decode(opcode: Opcode, body: ByteBuffer) throws(ErrorReply) -> Request {
         var b = body
         let request: Request
         switch opcode {
@@ -35,13 +35,13 @@ extension Request {
             request = .query(try Query.decodeBody(opcode: opcode, from: &b))
         default:
             guard Opcode.requests.contains(opcode) else {
-                throw ProtocolError(.unknownOpcode, "unknown opcode \(opcode)")
+                throw ErrorReply(.unknownOpcode, "unknown opcode \(opcode)")
             }
             let seq = SequenceNumber(try b.readU64("sequence"))
             request = .command(seq, try Command.decodeBody(opcode: opcode, from: &b))
         }
         guard b.readableBytes == 0 else {
-            throw ProtocolError(.malformedFrame, "\(b.readableBytes) unexpected bytes after the \(opcode) body")
+            throw ErrorReply(.malformedFrame, "\(b.readableBytes) unexpected bytes after the \(opcode) body")
         }
         return request
     }
@@ -104,7 +104,7 @@ extension Command {
         }
     }
 
-    public static func decodeBody(opcode: Opcode, from b: inout ByteBuffer) throws(ProtocolError) -> Command {
+    public static func decodeBody(opcode: Opcode, from b: inout ByteBuffer) throws(ErrorReply) -> Command {
         switch opcode {
         case .lockAcquire:
             return .acquireLock(
@@ -155,10 +155,10 @@ extension Command {
             return .forceReleaseLock(key: try b.readStr("key"))
         case .jobPurge:
             let raw = try b.readU8("state")
-            guard let state = JobState(rawValue: raw) else { throw ProtocolError(.invalidArgument, "unknown job state \(raw)") }
+            guard let state = JobState(rawValue: raw) else { throw ErrorReply(.invalidArgument, "unknown job state \(raw)") }
             return .purgeJobs(state: state, olderThan: Milliseconds(try b.readU32("older_than_ms")))
         default:
-            throw ProtocolError(.unknownOpcode, "unknown opcode \(opcode)")
+            throw ErrorReply(.unknownOpcode, "unknown opcode \(opcode)")
         }
     }
 }
@@ -188,7 +188,7 @@ extension Query {
         }
     }
 
-    static func decodeBody(opcode: Opcode, from b: inout ByteBuffer) throws(ProtocolError) -> Query {
+    static func decodeBody(opcode: Opcode, from b: inout ByteBuffer) throws(ErrorReply) -> Query {
         switch opcode {
         case .lockGet:
             return .getLock(key: try b.readStr("key"))
@@ -205,7 +205,7 @@ extension Query {
             } else if let s = JobState(rawValue: rawState) {
                 state = s
             } else {
-                throw ProtocolError(.invalidArgument, "unknown job state \(rawState)")
+                throw ErrorReply(.invalidArgument, "unknown job state \(rawState)")
             }
             return .listJobs(
                 JobFilter(type: type, state: state, after: JobID(try b.readU64("after")), limit: try b.readU16("limit")))
@@ -216,7 +216,7 @@ extension Query {
         case .nodeStatus:
             return .nodeStatus
         default:
-            throw ProtocolError(.unknownOpcode, "unknown opcode \(opcode)")
+            throw ErrorReply(.unknownOpcode, "unknown opcode \(opcode)")
         }
     }
 }

@@ -68,7 +68,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
         do {
             while let frame = try decoder.decode(buffer: &input) { handle(frame) }
         } catch {
-            framingError(error as? ProtocolError ?? ProtocolError(.malformedFrame, "\(error)"), context: context)
+            framingError(error as? ErrorReply ?? ErrorReply(.malformedFrame, "\(error)"), context: context)
             return
         }
         guard input.readableBytes > 0 else { return }
@@ -187,7 +187,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     }
 
     /// The stream cannot be trusted past a framing error: answer it, stop reading frames, close.
-    private func framingError(_ error: ProtocolError, context: ChannelHandlerContext) {
+    private func framingError(_ error: ErrorReply, context: ChannelHandlerContext) {
         framingFailed = true
         partial = nil
         reading = false

@@ -29,10 +29,10 @@ enum PeerPreamble {
     /// Reads a preamble and returns its version (`buffer` holds at least `size` bytes).
     static func read(_ buffer: inout ByteBuffer) throws -> UInt16 {
         guard let bytes = buffer.readBytes(length: magic.count), let version = buffer.readInteger(as: UInt16.self) else {
-            throw ProtocolError(.malformedFrame, "peer connection closed before its preamble")
+            throw ErrorReply(.malformedFrame, "peer connection closed before its preamble")
         }
         guard bytes == magic else {
-            throw ProtocolError(
+            throw ErrorReply(
                 .malformedFrame,
                 "not a Baton peer connection (no BTNR preamble): another program, a client on the raft port, or a member built before peer protocol versions")
         }
@@ -43,7 +43,7 @@ enum PeerPreamble {
     static func agree(theirs: UInt16) throws -> UInt16 {
         let version = min(theirs, highest)
         guard version >= lowest else {
-            throw ProtocolError(
+            throw ErrorReply(
                 .unsupportedVersion,
                 "peer speaks peer protocol versions up to \(theirs); this member speaks \(lowest)...\(highest): upgrade that member to a build that speaks \(lowest)")
         }
@@ -53,7 +53,7 @@ enum PeerPreamble {
     /// The opener's check of the listener's answer: a version this member speaks.
     static func accept(answer: UInt16) throws -> UInt16 {
         guard (lowest...highest).contains(answer) else {
-            throw ProtocolError(
+            throw ErrorReply(
                 .unsupportedVersion,
                 "peer answered peer protocol version \(answer); this member speaks \(lowest)...\(highest): upgrade that member to a build that speaks \(highest)")
         }

@@ -176,7 +176,7 @@ struct PeerFrameDecoder: ByteToMessageDecoder {
         }
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
         guard Int(length) <= maxFrameSize else {
-            throw ProtocolError(.frameTooLarge, "peer frame of \(length) bytes exceeds \(maxFrameSize)")
+            throw ErrorReply(.frameTooLarge, "peer frame of \(length) bytes exceeds \(maxFrameSize)")
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
@@ -222,7 +222,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
     }
 
     private func refuse(context: ChannelHandlerContext, _ error: any Error) {
-        if let error = error as? ProtocolError {
+        if let error = error as? ErrorReply {
             logger.warning(
                 "closed a peer connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error.message)"])
         }

@@ -101,7 +101,7 @@ extension RaftEnvelope {
     static func decode(_ body: inout ByteBuffer) throws -> RaftEnvelope {
         var assembler = SnapshotAssembler()
         guard let envelope = try assembler.add(try PeerFrame.decode(&body)) else {
-            throw ProtocolError(.malformedFrame, "a snapshot chunk where a whole message was expected")
+            throw ErrorReply(.malformedFrame, "a snapshot chunk where a whole message was expected")
         }
         return envelope
     }
@@ -115,23 +115,23 @@ enum PeerFrame: Hashable {
     /// Decodes one frame's body (the bytes after the length); the body must be consumed exactly.
     static func decode(_ body: inout ByteBuffer) throws -> PeerFrame {
         func u64() throws -> UInt64 {
-            guard let v = body.readInteger(as: UInt64.self) else { throw ProtocolError(.malformedFrame, "peer message ends early") }
+            guard let v = body.readInteger(as: UInt64.self) else { throw ErrorReply(.malformedFrame, "peer message ends early") }
             return v
         }
         func u32() throws -> UInt32 {
-            guard let v = body.readInteger(as: UInt32.self) else { throw ProtocolError(.malformedFrame, "peer message ends early") }
+            guard let v = body.readInteger(as: UInt32.self) else { throw ErrorReply(.malformedFrame, "peer message ends early") }
             return v
         }
         func flag() throws -> Bool {
-            guard let v = body.readInteger(as: UInt8.self), v <= 1 else { throw ProtocolError(.malformedFrame, "bad flag in a peer message") }
+            guard let v = body.readInteger(as: UInt8.self), v <= 1 else { throw ErrorReply(.malformedFrame, "bad flag in a peer message") }
             return v == 1
         }
         func bytes() throws -> [UInt8] {
             let n = Int(try u32())
-            guard let v = body.readBytes(length: n) else { throw ProtocolError(.malformedFrame, "peer message ends early") }
+            guard let v = body.readBytes(length: n) else { throw ErrorReply(.malformedFrame, "peer message ends early") }
             return v
         }
-        guard let type = body.readInteger(as: UInt8.self) else { throw ProtocolError(.malformedFrame, "empty peer message") }
+        guard let type = body.readInteger(as: UInt8.self) else { throw ErrorReply(.malformedFrame, "empty peer message") }
         let from = NodeIndex(try u64()), to = NodeIndex(try u64()), term = Term(try u64())
         let message: RaftMessage
         switch type {
@@ -142,7 +142,7 @@ enum PeerFrame: Hashable {
         case 5:
             let prevIndex = LogIndex(try u64()), prevTerm = Term(try u64()), commit = LogIndex(try u64())
             let count = Int(try u32())
-            guard count <= body.readableBytes / 20 else { throw ProtocolError(.malformedFrame, "entry count \(count) exceeds the frame") }
+            guard count <= body.readableBytes / 20 else { throw ErrorReply(.malformedFrame, "entry count \(count) exceeds the frame") }
             var entries: [LogEntry] = []
             entries.reserveCapacity(count)
             for _ in 0..<count {
@@ -157,16 +157,16 @@ enum PeerFrame: Hashable {
             let index = LogIndex(try u64()), snapshotTerm = Term(try u64()), total = try u64(), offset = try u64()
             let data = try bytes()
             guard offset <= total, UInt64(data.count) <= total - offset, data.count > 0 || total == 0 else {
-                throw ProtocolError(.malformedFrame, "snapshot chunk at \(offset) of \(data.count) bytes does not fit its total of \(total)")
+                throw ErrorReply(.malformedFrame, "snapshot chunk at \(offset) of \(data.count) bytes does not fit its total of \(total)")
             }
-            guard body.readableBytes == 0 else { throw ProtocolError(.malformedFrame, "\(body.readableBytes) bytes after a peer message") }
+            guard body.readableBytes == 0 else { throw ErrorReply(.malformedFrame, "\(body.readableBytes) bytes after a peer message") }
             return .snapshotChunk(
                 SnapshotChunk(
                     from: from, to: to, term: term, index: index, snapshotTerm: snapshotTerm, total: total, offset: offset, bytes: data))
         default:
-            throw ProtocolError(.unknownOpcode, "unknown peer message type \(type)")
+            throw ErrorReply(.unknownOpcode, "unknown peer message type \(type)")
         }
-        guard body.readableBytes == 0 else { throw ProtocolError(.malformedFrame, "\(body.readableBytes) bytes after a peer message") }
+        guard body.readableBytes == 0 else { throw ErrorReply(.malformedFrame, "\(body.readableBytes) bytes after a peer message") }
         return .message(RaftEnvelope(from: from, to: to, term: term, message: message))
     }
 }

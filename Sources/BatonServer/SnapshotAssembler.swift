@@ -36,7 +36,7 @@ struct SnapshotAssembler {
                 p.from == chunk.from && p.term == chunk.term && p.index == chunk.index && p.snapshotTerm == chunk.snapshotTerm
                     && p.total == chunk.total && UInt64(p.bytes.count) == chunk.offset
             else {
-                throw ProtocolError(.malformedFrame, "snapshot chunk at \(chunk.offset) does not continue the snapshot being received")
+                throw ErrorReply(.malformedFrame, "snapshot chunk at \(chunk.offset) does not continue the snapshot being received")
             }
             p.bytes += chunk.bytes
             whole = p

@@ -44,7 +44,7 @@ import Testing
         var b = ByteBuffer()
         b.writeInteger(UInt32(2048), endianness: .big)
         var decoder = FrameDecoder(maxFrameSize: 1024)
-        #expect(throws: ProtocolError(.frameTooLarge, "frame of 2048 bytes exceeds the maximum of 1024")) {
+        #expect(throws: ErrorReply(.frameTooLarge, "frame of 2048 bytes exceeds the maximum of 1024")) {
             try decoder.decode(buffer: &b)
         }
     }
@@ -52,7 +52,7 @@ import Testing
     @Test func lengthShorterThanTheHeaderIsMalformed() {
         var b = ByteBuffer(bytes: [0, 0, 0, 3, 1, 0, 0])
         var decoder = FrameDecoder()
-        #expect(throws: ProtocolError.self) { try decoder.decode(buffer: &b) }
+        #expect(throws: ErrorReply.self) { try decoder.decode(buffer: &b) }
     }
 }
 
@@ -60,14 +60,14 @@ import Testing
     func body(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
 
     @Test func unknownOpcode() {
-        #expect(throws: ProtocolError(.unknownOpcode, "unknown opcode 0x7E")) {
+        #expect(throws: ErrorReply(.unknownOpcode, "unknown opcode 0x7E")) {
             try Request.decode(opcode: Opcode(rawValue: 0x7E), body: body([]))
         }
     }
 
     @Test func fieldRunningPastTheEndIsMalformed() {
         // LOCK_GET with a key length of 10 but only 3 bytes.
-        let error = #expect(throws: ProtocolError.self) {
+        let error = #expect(throws: ErrorReply.self) {
             try Request.decode(opcode: .lockGet, body: body([0, 10, 0x61, 0x62, 0x63]))
         }
         #expect(error?.code == .malformedFrame)
@@ -75,14 +75,14 @@ import Testing
     }
 
     @Test func trailingBytesAreMalformed() {
-        let error = #expect(throws: ProtocolError.self) {
+        let error = #expect(throws: ErrorReply.self) {
             try Request.decode(opcode: .ping, body: body([1]))
         }
         #expect(error?.code == .malformedFrame)
     }
 
     @Test func invalidUTF8IsAnInvalidArgument() {
-        let error = #expect(throws: ProtocolError.self) {
+        let error = #expect(throws: ErrorReply.self) {
             try Request.decode(opcode: .lockGet, body: body([0, 2, 0xC3, 0x28]))
         }
         #expect(error?.code == .invalidArgument)
@@ -94,7 +94,7 @@ import Testing
         b.writeU8(9)
         b.writeU64(0)
         b.writeU16(0)
-        let error = #expect(throws: ProtocolError.self) { try Request.decode(opcode: .jobList, body: b) }
+        let error = #expect(throws: ErrorReply.self) { try Request.decode(opcode: .jobList, body: b) }
         #expect(error?.code == .invalidArgument)
     }
 

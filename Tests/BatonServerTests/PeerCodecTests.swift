@@ -52,16 +52,16 @@ import Testing
             let body = Array(full.readableBytesView)
             for cut in 0..<body.count {
                 var short = ByteBuffer(bytes: body[..<cut])
-                #expect(throws: ProtocolError.self) { try RaftEnvelope.decode(&short) }
+                #expect(throws: ErrorReply.self) { try RaftEnvelope.decode(&short) }
             }
             var padded = ByteBuffer(bytes: body + [0])
-            #expect(throws: ProtocolError.self) { try RaftEnvelope.decode(&padded) }
+            #expect(throws: ErrorReply.self) { try RaftEnvelope.decode(&padded) }
         }
         var unknown = ByteBuffer(bytes: [42] + Array(repeating: 0, count: 24))
-        #expect(throws: ProtocolError.self) { try RaftEnvelope.decode(&unknown) }
+        #expect(throws: ErrorReply.self) { try RaftEnvelope.decode(&unknown) }
         // An append claiming four billion entries in a few bytes is refused before allocating for them.
         var lying = ByteBuffer(bytes: [5] + Array(repeating: 0, count: 48) + [0xFF, 0xFF, 0xFF, 0xFF])
-        #expect(throws: ProtocolError.self) { try RaftEnvelope.decode(&lying) }
+        #expect(throws: ErrorReply.self) { try RaftEnvelope.decode(&lying) }
     }
 
     /// The preamble exchange: the listener answers the lower of the two highest versions, if this
@@ -74,7 +74,7 @@ import Testing
         #expect(try PeerPreamble.read(&good) == PeerPreamble.highest)
         #expect(good.readableBytes == 0)
         var other = ByteBuffer(bytes: Array("GET /".utf8) + [0])
-        #expect(throws: ProtocolError.self) { _ = try PeerPreamble.read(&other) }
+        #expect(throws: ErrorReply.self) { _ = try PeerPreamble.read(&other) }
 
         #expect(try PeerPreamble.agree(theirs: PeerPreamble.highest) == PeerPreamble.highest)
         #expect(try PeerPreamble.agree(theirs: PeerPreamble.highest + 7) == PeerPreamble.highest)  // a newer build speaks ours
@@ -87,7 +87,7 @@ import Testing
             do {
                 _ = try refusal()
                 Issue.record("a version this member does not speak was agreed")
-            } catch let error as ProtocolError {
+            } catch let error as ErrorReply {
                 #expect(error.code == .unsupportedVersion)
                 #expect(error.message.contains("\(PeerPreamble.lowest)...\(PeerPreamble.highest)") && error.message.contains("upgrade"))
             }
@@ -223,13 +223,13 @@ import Testing
         let a = try chunks(index: 5), b = try chunks(index: 6)
         #expect(a.count == 3)
         var first = SnapshotAssembler()
-        #expect(throws: ProtocolError.self) { try first.add(a[1]) }  // no start
+        #expect(throws: ErrorReply.self) { try first.add(a[1]) }  // no start
         var gap = SnapshotAssembler()
         #expect(try gap.add(a[0]) == nil)
-        #expect(throws: ProtocolError.self) { try gap.add(a[2]) }
+        #expect(throws: ErrorReply.self) { try gap.add(a[2]) }
         var mixed = SnapshotAssembler()
         #expect(try mixed.add(a[0]) == nil)
-        #expect(throws: ProtocolError.self) { try mixed.add(b[1]) }
+        #expect(throws: ErrorReply.self) { try mixed.add(b[1]) }
         var restart = SnapshotAssembler()
         #expect(try restart.add(a[0]) == nil)
         #expect(try restart.add(a[1]) == nil)
@@ -276,7 +276,7 @@ final class RawPeer: ChannelInboundHandler, Sendable {
             group.addTask { try await self.channel.closeFuture.get() }
             group.addTask {
                 try await Task.sleep(for: .seconds(5))
-                throw ProtocolError(.malformedFrame, "a refused connection stayed open")
+                throw ErrorReply(.malformedFrame, "a refused connection stayed open")
             }
             try await group.next()
             group.cancelAll()

@@ -11,6 +11,7 @@
 # - the wire (Sources/BatonProtocol) and the answers' `lease_left` (Sources/BatonCore, four lines)
 #   and the client library (it shares the protocol module) come from this checkout; the node
 #   recounts `lease_left` when it sends (one line in NodeRuntime);
+# - `ProtocolError` is called `ErrorReply`, as in this checkout;
 # - `.socketOption(.tcp_nodelay)` becomes `.tcpOption(.tcp_nodelay)`: the old option set SO_DEBUG,
 #   which needs root, and the suite runs members as an unprivileged user.
 set -euo pipefail
@@ -23,6 +24,8 @@ git -C "$here" worktree prune
 git -C "$here" worktree add --detach "$dest" "$old" >/dev/null
 git -C "$here" archive HEAD Sources/BatonProtocol Sources/BatonCore Sources/BatonClient | tar -x -C "$dest"
 sed -i 's/\.socketOption(\.tcp_nodelay)/.tcpOption(.tcp_nodelay)/' "$dest"/Sources/BatonServer/*.swift
+# Names the old server uses that this checkout's modules have since changed.
+grep -rlw ProtocolError "$dest"/Sources | xargs -r sed -i 's/\bProtocolError\b/ErrorReply/g'
 sed -i 's/route\.connection\.deliver(reply, requestID/route.connection.deliver(reply.sent(at: now), requestID/' \
   "$dest"/Sources/BatonServer/NodeRuntime.swift
 grep -q 'deliver(reply.sent(at: now)' "$dest"/Sources/BatonServer/NodeRuntime.swift
