@@ -22,6 +22,7 @@ rm -rf "$dest"
 git -C "$here" worktree remove --force "$dest" 2>/dev/null || true
 git -C "$here" worktree prune
 git -C "$here" worktree add --detach "$dest" "$old" >/dev/null
+rm -rf "$dest"/Sources/BatonProtocol "$dest"/Sources/BatonCore "$dest"/Sources/BatonClient
 git -C "$here" archive HEAD Sources/BatonProtocol Sources/BatonCore Sources/BatonClient | tar -x -C "$dest"
 sed -i 's/\.socketOption(\.tcp_nodelay)/.tcpOption(.tcp_nodelay)/' "$dest"/Sources/BatonServer/*.swift
 # Names the old server uses that this checkout's modules have since changed.
