@@ -3,9 +3,23 @@ import DequeModule
 import HeapModule
 import NIOCore
 
-/// A snapshot that cannot be restored.
+/// A snapshot or log entry that cannot be restored: what kind (to match on), and a message.
 public struct SnapshotError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: Sendable, Hashable {
+        /// Not a Baton snapshot (its magic number).
+        case notBaton
+        /// Written by a version this build does not read.
+        case unknownVersion
+        /// Its bytes do not decode: cut short, too long, or a value out of range.
+        case malformed
+    }
+
+    public var code: Code
     public var message: String
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
     public var description: String { "snapshot: \(message)" }
 }
 
@@ -106,9 +120,9 @@ extension StateMachine {
         self.init(configuration: configuration)
         var b = snapshot
         do {
-            guard try b.readU32("magic") == Self.snapshotMagic else { throw SnapshotError(message: "not a Baton snapshot") }
+            guard try b.readU32("magic") == Self.snapshotMagic else { throw SnapshotError(.notBaton, "not a Baton snapshot") }
             let version = try b.readU16("version")
-            guard version == Self.snapshotVersion else { throw SnapshotError(message: "unknown version \(version)") }
+            guard version == Self.snapshotVersion else { throw SnapshotError(.unknownVersion, "unknown version \(version)") }
             now = Timestamp(milliseconds: try b.readU64("now"))
             lastToken = try b.readU64("last_token")
             lastJobID = try b.readU64("last_job_id")
@@ -142,7 +156,7 @@ extension StateMachine {
                     uniqueKey: try b.readStr("unique_key"))
                 let rawState = try b.readU8("state")
                 guard let state = JobState(rawValue: rawState) else {
-                    throw SnapshotError(message: "job \(id) has unknown state \(rawState)")
+                    throw SnapshotError(.malformed, "job \(id) has unknown state \(rawState)")
                 }
                 var job = JobRecord(
                     id: id, spec: spec, state: state, attempts: try b.readU16("attempts"),
@@ -183,9 +197,9 @@ extension StateMachine {
                 sessions[client] = s
             }
         } catch let e as ErrorReply {
-            throw SnapshotError(message: e.message)
+            throw SnapshotError(.malformed, e.message)
         }
-        guard b.readableBytes == 0 else { throw SnapshotError(message: "\(b.readableBytes) bytes after the end") }
+        guard b.readableBytes == 0 else { throw SnapshotError(.malformed, "\(b.readableBytes) bytes after the end") }
         rebuildIndexes()
     }
 

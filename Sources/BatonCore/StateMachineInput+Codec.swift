@@ -63,12 +63,12 @@ public struct TimedInput: Hashable, Sendable {
             case 4:
                 input = .withdraw(ClientID(try b.readU64("client_id")), SequenceNumber(try b.readU64("sequence")))
             default:
-                throw SnapshotError(message: "log entry of unknown kind \(kind)")
+                throw SnapshotError(.malformed, "log entry of unknown kind \(kind)")
             }
-            guard b.readableBytes == 0 else { throw SnapshotError(message: "log entry has \(b.readableBytes) extra bytes") }
+            guard b.readableBytes == 0 else { throw SnapshotError(.malformed, "log entry has \(b.readableBytes) extra bytes") }
             return TimedInput(input, at: time)
         } catch let e as ErrorReply {
-            throw SnapshotError(message: "log entry: \(e.message)")
+            throw SnapshotError(.malformed, "log entry: \(e.message)")
         }
     }
 }

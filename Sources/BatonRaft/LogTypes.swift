@@ -20,6 +20,16 @@ public struct LogIndex: Hashable, Sendable, Comparable, Strideable, CustomString
     public var description: String { String(rawValue) }
 }
 
+/// A linearizable read, as the node that asked for its read index numbers it (from 1, growing).
+public struct ReadID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public static let zero = ReadID(0)
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    public var next: ReadID { ReadID(rawValue + 1) }
+    public var description: String { String(rawValue) }
+}
+
 /// A node of the cluster, by its position in the configured membership (1, 2, 3, …). Zero: none.
 public struct NodeIndex: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var rawValue: UInt64

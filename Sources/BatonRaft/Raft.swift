@@ -1,28 +1,3 @@
-/// Static settings of one Raft node.
-public struct RaftConfiguration: Sendable, Hashable {
-    /// The cluster's members, this node included. Static: read from configuration at start.
-    public var members: [NodeIndex]
-    /// A follower campaigns after hearing nothing for a random number of ticks in
-    /// `electionTicks ..< 2 × electionTicks`; a leader steps down after `electionTicks` without a quorum.
-    public var electionTicks: Int = 10
-    /// A leader sends heartbeats every `heartbeatTicks`.
-    public var heartbeatTicks: Int = 1
-    /// Most entries in one append.
-    public var maxEntriesPerAppend: Int = 512
-    /// Most bytes of entry data in one append (etcd-io/raft's MaxSizePerMsg); the first entry goes
-    /// whatever its size. Keeps an append of large entries (a backlog of big job payloads for a
-    /// follower catching up) far below the peer transport's frame limit.
-    public var maxBytesPerAppend: Int = 1 << 20
-    /// Most unacknowledged appends to one follower (pipelining).
-    public var maxInflightAppends: Int = 64
-
-    public init(members: [NodeIndex]) {
-        self.members = members
-    }
-
-    public var quorum: Int { members.count / 2 + 1 }
-}
-
 public enum RaftRole: String, Sendable, Hashable {
     case follower, preCandidate, candidate, leader
 }
@@ -55,9 +30,9 @@ public struct RaftReady: Sendable {
     /// runtime reported it through `persisted(through:)`), so they need not wait for this one's sync.
     public var committed: [LogEntry] = []
     /// Read requests whose read index is confirmed: answer each once the applied index reaches it.
-    public var readsReady: [(id: UInt64, index: LogIndex)] = []
+    public var readsReady: [(id: ReadID, index: LogIndex)] = []
     /// Read requests that cannot be served here (not the leader, or leadership lost).
-    public var readsFailed: [UInt64] = []
+    public var readsFailed: [ReadID] = []
 
     public var isEmpty: Bool {
         hardState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty && messagesBeforeSync.isEmpty
@@ -112,16 +87,17 @@ public struct Raft: Sendable {
     private var appendsPending = false
     // Read index.
     private var round: UInt64 = 0
-    private var reads: [(id: UInt64, index: LogIndex, round: UInt64)] = []
-    private var readsWaitingForCommit: [UInt64] = []
-    private var readsReady: [(id: UInt64, index: LogIndex)] = []
-    private var readsFailed: [UInt64] = []
+    private var reads: [(id: ReadID, index: LogIndex, round: UInt64)] = []
+    private var readsWaitingForCommit: [ReadID] = []
+    private var readsReady: [(id: ReadID, index: LogIndex)] = []
+    private var readsFailed: [ReadID] = []
 
     /// A node starting from what it persisted: its hard state, its latest snapshot and the entries after it.
     public init(
         id: NodeIndex, configuration: RaftConfiguration, hardState: HardState = HardState(),
         snapshot: Snapshot = .empty, entries: [LogEntry] = [], seed: UInt64
     ) {
+        precondition(configuration.validate().isEmpty, "\(configuration.validate())")
         precondition(configuration.members.contains(id), "node \(id) is not a member")
         self.id = id
         self.configuration = configuration
@@ -198,7 +174,7 @@ public struct Raft: Sendable {
 
     /// Asks for a linearizable read: once a quorum confirms this node still leads, `ready()` reports
     /// `id` with the commit index at the time of asking; answer the read when that is applied.
-    public mutating func readIndex(_ id: UInt64) {
+    public mutating func readIndex(_ id: ReadID) {
         guard role == .leader else {
             readsFailed.append(id)
             return

@@ -17,7 +17,7 @@ import NIOCore
 /// that leads in Raft's eyes but has not yet taken office on the clock.
 final class ClusterDriver {
     private(set) var raft: Raft
-    let members: [NodeConfiguration.ClusterMember]
+    let membership: Membership
     private let eventLoop: any EventLoop
     private let log: DurableLog
     let transport: PeerTransport
@@ -38,7 +38,7 @@ final class ClusterDriver {
     /// Replaces the state machine with a snapshot received from the leader.
     var restore: (Snapshot) -> Void = { _ in }
     /// Read indexes confirmed (id, index) and reads that failed (not the leader any more).
-    var reads: (_ ready: [(id: UInt64, index: LogIndex)], _ failed: [UInt64]) -> Void = { _, _ in }
+    var reads: (_ ready: [(id: ReadID, index: LogIndex)], _ failed: [ReadID]) -> Void = { _, _ in }
     /// Leadership was gained or lost.
     var roleChanged: (_ isLeader: Bool) -> Void = { _ in }
     /// The log writer failed: nothing more can be made durable.
@@ -50,23 +50,19 @@ final class ClusterDriver {
         configuration: NodeConfiguration, recovered: (hardState: HardState, snapshot: Snapshot, entries: [LogEntry]),
         stateTime: Timestamp, nodeClock: NodeClock, log: DurableLog, eventLoop: any EventLoop, logger: Logger
     ) {
-        let members = configuration.cluster ?? []
-        let me = NodeIndex(UInt64(configuration.memberIndex ?? 1))
-        var raftConfiguration = RaftConfiguration(members: members.indices.map { NodeIndex(UInt64($0 + 1)) })
+        let membership = configuration.membership!  // a validated cluster member
+        var raftConfiguration = RaftConfiguration(members: membership.nodes)
         raftConfiguration.electionTicks = 15
         raftConfiguration.heartbeatTicks = 2
         self.raft = Raft(
-            id: me, configuration: raftConfiguration, hardState: recovered.hardState, snapshot: recovered.snapshot,
+            id: membership.me, configuration: raftConfiguration, hardState: recovered.hardState, snapshot: recovered.snapshot,
             entries: recovered.entries, seed: UInt64.random(in: 0...UInt64.max))
         self.durableTerm = recovered.hardState.term
-        self.members = members
+        self.membership = membership
         self.eventLoop = eventLoop
         self.log = log
         self.logger = logger
-        var peers: [NodeIndex: (host: String, port: Int)] = [:]
-        for (i, m) in members.enumerated() where NodeIndex(UInt64(i + 1)) != me {
-            peers[NodeIndex(UInt64(i + 1))] = (m.host, m.raftPort)
-        }
+        let peers = membership.peers.mapValues { (host: $0.host, port: $0.raftPort) }
         self.transport = PeerTransport(eventLoop: eventLoop, peers: peers, maxFrameSize: 1 << 28, logger: logger)
         self.clock = ClusterClock(stateTime: stateTime, at: Self.monotonic())
         self.nodeClock = nodeClock
@@ -75,12 +71,11 @@ final class ClusterDriver {
     /// The monotonic clock, in milliseconds.
     private static func monotonic() -> UInt64 { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
 
-    var me: NodeConfiguration.ClusterMember { members[Int(raft.id.rawValue) - 1] }
+    var me: NodeConfiguration.ClusterMember { membership.mine }
 
     /// The leader's client address, if this member knows who leads.
     var leaderAddress: String? {
-        guard raft.leader != .none else { return nil }
-        return members[Int(raft.leader.rawValue) - 1].clientAddress
+        membership[raft.leader]?.clientAddress
     }
 
     func start(tick: TimeAmount) {
@@ -127,7 +122,7 @@ final class ClusterDriver {
         return (index, raft.term, timed)
     }
 
-    func readIndex(_ id: UInt64) {
+    func readIndex(_ id: ReadID) {
         stampHeartbeats()
         raft.readIndex(id)
         scheduleReady()

@@ -231,7 +231,7 @@ struct RecoveredState: Sendable {
         var expected = snapshotIndex.rawValue + 1
         for entry in recovered.entries {
             guard entry.index.rawValue == expected else {
-                throw StorageError("the log jumps from index \(expected - 1) to \(entry.index) after the snapshot at \(snapshotIndex)")
+                throw StorageError(.gap, "the log jumps from index \(expected - 1) to \(entry.index) after the snapshot at \(snapshotIndex)")
             }
             let timed = try TimedInput.decode(entry.data)
             _ = machine.apply(timed.input, at: timed.time)

@@ -60,9 +60,9 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         public var clientAddress: String { "\(host):\(port)" }
     }
 
-    /// This node's place in the cluster (1-based), if it is in one.
-    var memberIndex: Int? {
-        cluster?.firstIndex { $0.nodeID == nodeID }.map { $0 + 1 }
+    /// The cluster as Raft numbers it, if this node is a member of one.
+    var membership: Membership? {
+        cluster.flatMap { Membership($0, me: nodeID) }
     }
 
     /// The state machine's limits and defaults, as written in a configuration file.
@@ -175,7 +175,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if segmentSizeBytes < 4096 { problems.append("segmentSizeBytes must be at least 4096") }
         if slowLogWriteMilliseconds < 1 { problems.append("slowLogWriteMilliseconds must be at least 1") }
         if let cluster {
-            if memberIndex == nil { problems.append("nodeID \(nodeID) is not in cluster") }
+            if membership == nil { problems.append("nodeID \(nodeID) is not in cluster") }
             if Set(cluster.map(\.nodeID)).count != cluster.count { problems.append("cluster names a nodeID twice") }
             if ![1, 3, 5, 7].contains(cluster.count) { problems.append("cluster must have 1, 3, 5 or 7 members") }
             if dataDirectory == nil { problems.append("a cluster member needs a dataDirectory") }
@@ -204,9 +204,25 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     }
 }
 
-/// A configuration file that cannot be used, with a message that names the problem.
+/// A configuration that cannot be used: what kind (to match on), and a message that names the problem.
 public struct ConfigurationError: Error, CustomStringConvertible {
+    public enum Code: Sendable, Hashable {
+        /// Not JSON, or not an object at the top.
+        case notJSON
+        /// A key this version does not know (a misspelling would otherwise be ignored).
+        case unknownKey
+        /// A value of the wrong type.
+        case wrongType
+        /// The node was started in a way its configuration does not allow.
+        case notAClusterMember
+    }
+
+    public var code: Code
     public var description: String
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }
 
 extension NodeConfiguration {
@@ -217,9 +233,9 @@ extension NodeConfiguration {
         do {
             object = try JSONSerialization.jsonObject(with: json)
         } catch {
-            throw ConfigurationError(description: "not valid JSON: \(error.localizedDescription)")
+            throw ConfigurationError(.notJSON, "not valid JSON: \(error.localizedDescription)")
         }
-        guard let top = object as? [String: Any] else { throw ConfigurationError(description: "the top level must be an object") }
+        guard let top = object as? [String: Any] else { throw ConfigurationError(.notJSON, "the top level must be an object") }
         let known = Set(CodingKeys.allCases.map(\.stringValue))
         var unknown = top.keys.filter { !known.contains($0) }.sorted()
         if let limits = top["limits"] as? [String: Any] {
@@ -227,15 +243,15 @@ extension NodeConfiguration {
             unknown += limits.keys.filter { !knownLimits.contains($0) }.sorted().map { "limits.\($0)" }
         }
         guard unknown.isEmpty else {
-            throw ConfigurationError(description: "unknown key\(unknown.count == 1 ? "" : "s"): \(unknown.joined(separator: ", "))")
+            throw ConfigurationError(.unknownKey, "unknown key\(unknown.count == 1 ? "" : "s"): \(unknown.joined(separator: ", "))")
         }
         do {
             return try JSONDecoder().decode(NodeConfiguration.self, from: json)
         } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ConfigurationError(description: "'\(path)' must be \(type)")
+            throw ConfigurationError(.wrongType, "'\(path)' must be \(type)")
         } catch {
-            throw ConfigurationError(description: "\(error)")
+            throw ConfigurationError(.wrongType, "\(error)")
         }
     }
 }

@@ -34,9 +34,9 @@ final class NodeRuntime {
     /// Commands proposed by this leader, by log index, until their entry is applied.
     private var proposals: [LogIndex: (term: Term, route: Route, input: TimedInput)] = [:]
     /// Reads waiting for their read index to be confirmed and applied, oldest (lowest id) first.
-    private var reads: [(id: UInt64, read: PendingRead)] = []
-    private var confirmedReads: [(index: LogIndex, id: UInt64)] = []
-    private var nextReadID: UInt64 = 0
+    private var reads: [(id: ReadID, read: PendingRead)] = []
+    private var confirmedReads: [(index: LogIndex, id: ReadID)] = []
+    private var nextReadID = ReadID.zero
     private var readIndexRequested = false
 
     struct PendingRead {
@@ -106,7 +106,7 @@ final class NodeRuntime {
 
     /// Wires the Raft driver to this runtime, listens for peers and starts ticking (on the loop).
     func startCluster(tick: TimeAmount) -> EventLoopFuture<any Channel> {
-        guard let cluster else { return eventLoop.makeFailedFuture(ConfigurationError(description: "not a cluster member")) }
+        guard let cluster else { return eventLoop.makeFailedFuture(ConfigurationError(.notAClusterMember, "not a cluster member")) }
         let this = NIOLoopBound(self, eventLoop: eventLoop)
         cluster.apply = { this.value.applyCommitted($0) }
         cluster.restore = { this.value.restore($0) }
@@ -217,7 +217,7 @@ final class NodeRuntime {
         guard let cluster else { return self.query(query) }
         if case .nodeStatus = query { return self.query(query) }
         guard cluster.raft.isLeader else { return notLeader }
-        nextReadID += 1
+        nextReadID = nextReadID.next
         reads.append((nextReadID, PendingRead(
             query: query, route: Route(connection: sink, requestID: requestID, opcode: query.opcode, started: started))))
         if !readIndexRequested {
@@ -232,7 +232,7 @@ final class NodeRuntime {
     }
 
     /// Read ids up to each confirmed id may be answered once their index is applied.
-    private func readsSettled(ready: [(id: UInt64, index: LogIndex)], failed: [UInt64]) {
+    private func readsSettled(ready: [(id: ReadID, index: LogIndex)], failed: [ReadID]) {
         for r in ready { confirmedReads.append((r.index, r.id)) }
         if let upTo = failed.max() {
             for read in takeReads(upTo: upTo) { reply(notLeader, to: read.route) }
@@ -248,7 +248,7 @@ final class NodeRuntime {
     }
 
     /// Removes and returns the pending reads with ids up to `id`.
-    private func takeReads(upTo id: UInt64) -> [PendingRead] {
+    private func takeReads(upTo id: ReadID) -> [PendingRead] {
         let n = reads.firstIndex { $0.id > id } ?? reads.count
         defer { reads.removeFirst(n) }
         return reads[..<n].map(\.read)

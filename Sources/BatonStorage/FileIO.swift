@@ -7,7 +7,7 @@ import Darwin
 /// Thin wrappers over POSIX file calls that throw a `StorageError` naming the file.
 enum FileIO {
     static func errno(_ what: String, _ path: String) -> StorageError {
-        StorageError("\(what) \(path): \(String(cString: strerror(Glibc.errno)))")
+        StorageError(.io, "\(what) \(path): \(String(cString: strerror(Glibc.errno)))")
     }
 
     static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> Int32 {

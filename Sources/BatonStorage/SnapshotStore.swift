@@ -75,7 +75,7 @@ public struct SnapshotStore: Sendable {
 
     static func decode(_ bytes: [UInt8], path: String) throws -> Snapshot {
         guard bytes.count >= headerSize, Array(bytes[0..<6]) == magic else {
-            throw StorageError("\(path): not a Baton snapshot")
+            throw StorageError(.notBaton, "\(path): not a Baton snapshot")
         }
         return try bytes.withUnsafeBytes { raw in
             var r = ByteReader(bytes: raw, offset: 6)
@@ -84,9 +84,9 @@ public struct SnapshotStore: Sendable {
             let rawLength = r.read(UInt64.self)!
             let length = r.read(UInt64.self)!
             let crc = r.read(UInt32.self)!
-            guard Int(length) == raw.count - headerSize else { throw StorageError("\(path): truncated snapshot") }
+            guard Int(length) == raw.count - headerSize else { throw StorageError(.truncated, "\(path): truncated snapshot") }
             let compressed = Array(raw[headerSize...])
-            guard Zlib.crc32(compressed) == crc else { throw StorageError("\(path): snapshot checksum mismatch") }
+            guard Zlib.crc32(compressed) == crc else { throw StorageError(.corrupt, "\(path): snapshot checksum mismatch") }
             return Snapshot(
                 index: LogIndex(index), term: Term(term), data: try Zlib.inflate(compressed, length: Int(rawLength)))
         }

@@ -96,7 +96,7 @@ public final class WriteAheadLog {
         for (i, name) in names.enumerated() {
             let path = "\(directory)/\(name)"
             guard let first = UInt64(name.dropFirst(4).dropLast(4), radix: 16) else {
-                throw StorageError("\(path): not a segment name")
+                throw StorageError(.notBaton, "\(path): not a segment name")
             }
             let isLast = i == names.count - 1
             let bytes = try FileIO.readAll(path)
@@ -105,7 +105,7 @@ public final class WriteAheadLog {
                 switch type {
                 case 1:
                     guard let term = r.read(UInt64.self), let index = r.read(UInt64.self) else {
-                        throw StorageError("\(path): short entry record")
+                        throw StorageError(.truncated, "\(path): short entry record")
                     }
                     let entry = LogEntry(
                         term: Term(term), index: LogIndex(index), data: Array(payload[r.offset...]))
@@ -115,12 +115,12 @@ public final class WriteAheadLog {
                     entries.append(entry)
                 case 2:
                     guard let t = r.read(UInt64.self), let v = r.read(UInt64.self), let c = r.read(UInt64.self) else {
-                        throw StorageError("\(path): short hard-state record")
+                        throw StorageError(.truncated, "\(path): short hard-state record")
                     }
                     hardState = HardState(term: Term(t), vote: NodeIndex(v), commit: LogIndex(c))
                     latestHardState = hardState
                 default:
-                    throw StorageError("\(path): unknown record type \(type)")
+                    throw StorageError(.notBaton, "\(path): unknown record type \(type)")
                 }
             }
             if isLast && end >= Self.segmentMagic.count && bytes[end...].allSatisfy({ $0 == 0 }) {
@@ -156,13 +156,13 @@ public final class WriteAheadLog {
     ) throws -> Int {
         guard bytes.count >= segmentMagic.count else {
             if isLast { return 0 }
-            throw StorageError("\(path): segment shorter than its header")
+            throw StorageError(.truncated, "\(path): segment shorter than its header")
         }
         if isLast && bytes[0..<segmentMagic.count].allSatisfy({ $0 == 0 }) {
             return 0  // preallocated, but its header never reached the disk
         }
         guard Array(bytes[0..<segmentMagic.count]) == segmentMagic else {
-            throw StorageError("\(path): not a Baton log segment (bad header)")
+            throw StorageError(.notBaton, "\(path): not a Baton log segment (bad header)")
         }
         return try bytes.withUnsafeBytes { raw in
             var offset = segmentMagic.count
@@ -172,7 +172,7 @@ public final class WriteAheadLog {
                         return offset  // preallocated space: the end of the log
                     }
                     guard isLast else {
-                        throw StorageError("\(path): corrupt record at byte \(offset) of a segment that is not the last; refusing to start")
+                        throw StorageError(.corrupt, "\(path): corrupt record at byte \(offset) of a segment that is not the last; refusing to start")
                     }
                     // A page of the last, unsynced write that never reached the disk reads as it was
                     // before: the records already synced, then preallocated zeros to the end of the
@@ -183,7 +183,7 @@ public final class WriteAheadLog {
                     var probe = offset + 1
                     while probe + recordHeader <= raw.count {
                         if parseRecord(raw, at: probe) != nil {
-                            throw StorageError("\(path): corrupt record at byte \(offset) followed by valid records; refusing to start")
+                            throw StorageError(.corrupt, "\(path): corrupt record at byte \(offset) followed by valid records; refusing to start")
                         }
                         probe += 1
                     }

@@ -21,7 +21,7 @@ public enum Zlib {
                 compress2(o.baseAddress, &capacity, i.baseAddress, uLong(i.count), level)
             }
         }
-        guard status == Z_OK else { throw StorageError("deflate failed with zlib status \(status)") }
+        guard status == Z_OK else { throw StorageError(.compression, "deflate failed with zlib status \(status)") }
         out.removeSubrange(Int(capacity)...)
         return out
     }
@@ -36,14 +36,33 @@ public enum Zlib {
             }
         }
         guard status == Z_OK, Int(size) == length else {
-            throw StorageError("inflate failed (zlib status \(status), \(size) of \(length) bytes)")
+            throw StorageError(.compression, "inflate failed (zlib status \(status), \(size) of \(length) bytes)")
         }
         return out
     }
 }
 
-/// A storage failure, with a message that says which file and what is wrong.
+/// A storage failure: what kind (to match on), and a message that says which file and what is wrong.
 public struct StorageError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Hashable {
+        /// A system call failed (open, write, fsync, rename, …).
+        case io
+        /// zlib failed to compress or decompress.
+        case compression
+        /// The file is not what Baton writes there (a bad header or name, an unknown record type).
+        case notBaton
+        /// The file ends in the middle of something.
+        case truncated
+        /// A checksum does not match: the bytes changed after they were written.
+        case corrupt
+        /// The log's entries do not follow each other or the snapshot.
+        case gap
+    }
+
+    public var code: Code
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }

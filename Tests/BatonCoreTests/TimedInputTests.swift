@@ -29,6 +29,7 @@ import Testing
     @Test func anUnknownKindIsRefused() {
         var bytes = TimedInput(.tick, at: Timestamp(milliseconds: 42)).encode()
         bytes[0] = 9
-        #expect(throws: SnapshotError.self) { try TimedInput.decode(bytes) }
+        let error = #expect(throws: SnapshotError.self) { try TimedInput.decode(bytes) }
+        #expect(error?.code == .malformed)
     }
 }

@@ -8,8 +8,8 @@ struct TestCluster {
     var cut: Set<[Int]> = []
     var queue: [RaftEnvelope] = []
     var committed: [[LogEntry]]
-    var readsReady: [[UInt64]]
-    var readsFailed: [[UInt64]]
+    var readsReady: [[ReadID]]
+    var readsFailed: [[ReadID]]
     var snapshotsInstalled: [[Snapshot]]
     /// Nodes whose disk stalls: their readies wait in `held`, unsynced, and only what may go out
     /// before a sync (with the term already durable) is sent.
@@ -239,17 +239,17 @@ struct TestCluster {
         let elected = cluster.electLeader()
         let leader = try #require(elected)
         let follower = (leader + 1) % 3
-        cluster.nodes[follower].readIndex(1)
+        cluster.nodes[follower].readIndex(ReadID(1))
         cluster.settle()
-        #expect(cluster.readsFailed[follower] == [1])
+        #expect(cluster.readsFailed[follower] == [ReadID(1)])
         // Cut off from both followers, the leader cannot confirm its leadership: the read waits.
         cluster.isolate(leader)
-        cluster.nodes[leader].readIndex(2)
+        cluster.nodes[leader].readIndex(ReadID(2))
         cluster.settle()
         #expect(cluster.readsReady[leader].isEmpty)
         cluster.cut.removeAll()
         cluster.tick()
-        #expect(cluster.readsReady[leader] == [2])
+        #expect(cluster.readsReady[leader] == [ReadID(2)])
     }
 
     @Test func aSingleNodeLeadsAndCommitsAlone() throws {

@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonRaft
 import Foundation
 import NIOCore
 import NIOPosix
@@ -166,7 +167,7 @@ func freePort() async throws -> Int {
             let data = try Data(contentsOf: root.appendingPathComponent("deploy/three-hosts/baton-\(i).json"))
             let configuration = try NodeConfiguration.decode(json: data)
             #expect(configuration.validate().isEmpty, "baton-\(i).json: \(configuration.validate())")
-            #expect(configuration.memberIndex == i)
+            #expect(configuration.membership?.me == NodeIndex(UInt64(i)))
             clusters.append(configuration.cluster ?? [])
         }
         #expect(Set(clusters).count == 1)
@@ -245,18 +246,20 @@ func freePort() async throws -> Int {
     }
 
     @Test(arguments: [
-        (#"{"prot": 1}"#, "unknown key: prot"),
-        (#"{"limits": {"minTTL": 1}}"#, "unknown key: limits.minTTL"),
-        (#"{"port": "x"}"#, "'port' must be Int"),
-        (#"[1]"#, "the top level must be an object"),
-        (#"{"#, "not valid JSON"),
+        (#"{"prot": 1}"#, "unknown key: prot", ConfigurationError.Code.unknownKey),
+        (#"{"limits": {"minTTL": 1}}"#, "unknown key: limits.minTTL", .unknownKey),
+        (#"{"port": "x"}"#, "'port' must be Int", .wrongType),
+        (#"[1]"#, "the top level must be an object", .notJSON),
+        (#"{"#, "not valid JSON", .notJSON),
     ])
-    func badFilesAreRefusedClearly(json: String, message: String) {
+    func badFilesAreRefusedClearly(json: String, message: String, code: ConfigurationError.Code) {
         do {
             _ = try NodeConfiguration.decode(json: Data(json.utf8))
             Issue.record("accepted \(json)")
+        } catch let error as ConfigurationError {
+            #expect(error.code == code && "\(error)".contains(message), "\(error)")
         } catch {
-            #expect("\(error)".contains(message), "\(error)")
+            Issue.record("not a ConfigurationError: \(error)")
         }
     }
 }

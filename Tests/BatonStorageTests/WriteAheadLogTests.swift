@@ -244,12 +244,8 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try damagedLog(1...10, in: dir) { $0[20] ^= 0xFF }  // inside the first record
-        #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir).recover() }
-        do {
-            _ = try WriteAheadLog(directory: dir).recover()
-        } catch {
-            #expect("\(error)".contains("followed by valid records"))
-        }
+        let error = #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir).recover() }
+        #expect(error?.code == .corrupt && "\(error!)".contains("followed by valid records"), "\(String(describing: error))")
     }
 
     @Test func corruptionInAnOlderSegmentStopsStartUp() throws {
@@ -260,7 +256,8 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         var bytes = try FileIO.readAll(first)
         bytes[bytes.count - 1] ^= 0xFF
         try Data(bytes).write(to: URL(fileURLWithPath: first))
-        #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir, segmentSize: 100).recover() }
+        let error = #expect(throws: StorageError.self) { try WriteAheadLog(directory: dir, segmentSize: 100).recover() }
+        #expect(error?.code == .corrupt, "\(String(describing: error))")
     }
 
     /// A crash while the next segment starts: its header is cut short (two bytes), or it was
