@@ -58,7 +58,7 @@ public final class BatonServer: Sendable {
         let address = "\(configuration.host):\(channel.localAddress?.port ?? configuration.port)"
         try await runtime.eventLoop.submit {
             runtime.value.address = address
-            runtime.value.startIdleSweep()
+            runtime.value.startTimers()
         }.get()
         if configuration.cluster != nil {
             // Peers talk Raft on the member's raftPort; the core starts ticking once it listens.

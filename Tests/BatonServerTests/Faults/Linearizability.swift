@@ -98,9 +98,13 @@ enum Linearizability {
             if visited.count > limit { return .undecided(limit) }
         }
         let stuck = ops[min(deepest, ops.count - 1)]
+        // What the key saw around it: the operations sent in the 4 s before it and answered after
+        // the one before it, so a failure can be read without the whole history.
+        let context = ops.filter { $0.invoke >= stuck.invoke - 4_000_000 && $0.invoke <= stuck.invoke + 500_000 }
+            .map { "  \($0.invoke / 1000)–\($0.complete == .max ? "?" : "\($0.complete / 1000)") ms: \(describe($0, history))" }
         return .violation(
             "no order of its operations explains \(describe(stuck, history)) (sent at \(stuck.invoke / 1000) ms): "
-                + "it contradicts what was answered before")
+                + "it contradicts what was answered before\n" + context.joined(separator: "\n"))
     }
 
     private static func describe(_ op: Op, _ history: History) -> String {
