@@ -3,8 +3,9 @@ import BatonProtocol
 import NIOConcurrencyHelpers
 
 /// Runs operations through the client library and records each in a `History`: the time it was
-/// sent, the time its answer arrived, and the outcome. A refusal by the node is a definite failure;
-/// any other error (no answer in time, the connection lost for good) leaves the outcome unknown.
+/// sent, the time its answer arrived, and the outcome. A final refusal by the node is a definite
+/// failure; any other error (a retriable refusal, no answer in time, the connection lost for good)
+/// leaves the outcome unknown.
 final class Recorder: Sendable {
     private let box = NIOLockedValueBox(History())
     private let origin = ContinuousClock.now
@@ -26,7 +27,12 @@ final class Recorder: Sendable {
         let op: History.Outcome
         switch result {
         case .success(let value): op = outcome(value)
-        case .failure(let error as BatonClientError) where error.serverCode != nil: op = .refused("\(error)")
+        // A refusal proves nothing took effect only if it is final: after a retriable one (NOT_LEADER,
+        // SHUTTING_DOWN, the last of the client's retries) or SEQUENCE_TOO_OLD, an earlier attempt may
+        // have been applied with its answer lost.
+        case .failure(let error as BatonClientError)
+        where error.serverCode != nil && !error.isRetriable && error.serverCode != .sequenceTooOld:
+            op = .refused("\(error)")
         case .failure(let error as FencedResource.Stale): op = .refused("\(error)")
         case .failure: op = .unknown
         }
