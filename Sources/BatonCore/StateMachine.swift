@@ -101,7 +101,6 @@ public struct StateMachine: Sendable {
         }
         let completions = pendingCompletions
         pendingCompletions.removeAll(keepingCapacity: true)
-        for c in completions { remember(c.reply, client: c.clientID, sequence: c.sequence) }
         return Applied(reply: reply, completions: completions)
     }
 
@@ -350,8 +349,12 @@ public struct StateMachine: Sendable {
         return FencingToken(lastToken)
     }
 
+    /// Settles a waiting command. Its answer is remembered at once, in the same step as it stops
+    /// waiting: a retry of it applied in the same input (its wait ran out as time advanced to the
+    /// retry's stamp) is then answered from memory, never run a second time.
     mutating func complete(_ client: ClientID, _ sequence: SequenceNumber, _ reply: Reply) {
         waits[WaitKey(clientID: client, sequence: sequence)] = nil
+        remember(reply, client: client, sequence: sequence)
         pendingCompletions.append(Completion(clientID: client, sequence: sequence, reply: reply))
     }
 

@@ -72,6 +72,26 @@ import Testing
         #expect(info.waiters.isEmpty)
     }
 
+    /// Found by the node simulator (seed 20036): a waiting acquire's retry, applied at a time past
+    /// both the wait and the holder's lease, ran the acquire a second time. The wait ran out first
+    /// (answer: busy), but that answer was remembered only after the retry had found no answer and no
+    /// wait, so the retry was granted: two answers to one sequence number, and a lock held by a client
+    /// that may have been told it was busy.
+    @Test func aRetryAppliedAsItsWaitRunsOutGetsTheWaitsAnswer() {
+        var h = Harness()
+        _ = h.grantedToken("a", ttl: 400)
+        let acquire = Command.acquireLock(key: "a", owner: "b", ttl: 1000, wait: 100)
+        #expect(h.send(acquire, client: ClientID(2), sequence: SequenceNumber(1)) == nil)
+        h.time = h.time.adding(500)  // the retry's stamp: after the wait (100) and the lease (400)
+        let retry = h.send(acquire, client: ClientID(2), sequence: SequenceNumber(1))
+        guard let timedOut = h.completions.first?.reply, case .lockAcquired(.busy) = timedOut else {
+            Issue.record("the wait did not run out with busy: \(h.completions)")
+            return
+        }
+        #expect(retry == timedOut)
+        #expect(h.query(.getLock(key: "a")) == .lock(nil))
+    }
+
     @Test func renewExtendsAndStaleTokenIsRefused() {
         var h = Harness()
         let token = h.grantedToken("a", ttl: 1000)
