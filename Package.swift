@@ -45,10 +45,19 @@ let package = Package(
         .target(name: "BatonRaft"),
         // Write-ahead log segments and compressed snapshots on disk.
         .target(name: "BatonStorage", dependencies: ["BatonRaft", "CZlib"]),
+        // The node's logic as a value: Raft, the state machine and the cluster's clock, stepped by
+        // events and answering with actions. No I/O; the simulator runs it.
+        .target(
+            name: "BatonNode",
+            dependencies: [
+                "BatonCore", "BatonRaft", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // The node: NIO listener, node runtime, configuration.
         .target(
             name: "BatonServer",
             dependencies: [
+                "BatonNode",
                 "BatonCore",
                 "BatonStorage",
                 "BatonRaft",
@@ -150,6 +159,10 @@ let package = Package(
             dependencies: ["BatonRaft", "BatonCore", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
+            name: "BatonNodeTests",
+            dependencies: ["BatonNode", "BatonRaft", "BatonCore", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
             name: "BatonCoreTests",
             dependencies: ["BatonCore", "BatonProtocol"]
         ),
@@ -157,6 +170,7 @@ let package = Package(
             name: "BatonServerTests",
             dependencies: [
                 "BatonServer",
+                "BatonNode",
                 "BatonClient",
                 "BatonProtocol",
                 "BatonCore",

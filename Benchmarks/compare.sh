@@ -3,6 +3,11 @@
 #
 #   Benchmarks/compare.sh                 # 10 s per row
 #   DURATION=3 Benchmarks/compare.sh      # a quick look
+#   VS=/path/to/old/release/bin Benchmarks/compare.sh
+#                                         # this build against an older one (its `baton` in that
+#                                         # directory), alternating, ROUNDS times (default 3): one
+#                                         # node in memory, one with fsync, three nodes with fsync;
+#                                         # requests/s and the server's CPU time per request
 #
 # Installs the peers from Debian if they are missing, starts every server on 127.0.0.1, runs the same
 # workload against Baton and against the matching peer with baton-bench, stops everything it started,
@@ -89,6 +94,98 @@ bench() {  # bench ROW_LABEL SIDE TARGET PORT WORKLOAD CONNECTIONS PIPELINE
         "$label" "$side" "$json" >>"$ROWS"
 }
 
+find_leader() {  # the client port (17721-17723) of the member that says it leads
+    local leader="" p role
+    for _ in $(seq 1 50); do
+        for p in 17721 17722 17723; do
+            role=$("$BIN/batonctl" --endpoints "127.0.0.1:$p" --output json status 2>/dev/null \
+                | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["role"])' 2>/dev/null || true)
+            [ "$role" = leader ] && leader=$p
+        done
+        [ -n "$leader" ] && break
+        sleep 0.2
+    done
+    echo "$leader"
+}
+
+# --- this build against an older one (VS=<its bin directory>) --------------------------------------
+# The CPU time is the user + system time of the serving processes (/proc/<pid>/stat, over the whole
+# run of baton-bench, warm-up included) divided by the requests of that time.
+cpu_ticks() {  # cpu_ticks PID... : utime + stime, in clock ticks
+    local total=0 pid
+    for pid in "$@"; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+versus_row() {  # versus_row LABEL SIDE BIN PORT CONNECTIONS PIDS...
+    local label=$1 side=$2 bin=$3 port=$4 conns=$5; shift 5
+    local before after json
+    before=$(cpu_ticks "$@")
+    json=$("$BIN/baton-bench" --target baton --endpoint "127.0.0.1:$port" --workload lock \
+        --connections "$conns" --pipeline 1 --duration "$DURATION" --warmup "$WARMUP" --json)
+    after=$(cpu_ticks "$@")
+    python3 -c 'import json,sys,os
+r = json.loads(sys.argv[3]); ticks = int(sys.argv[5]) - int(sys.argv[4]); hz = os.sysconf("SC_CLK_TCK")
+requests = r["requestsPerSecond"] * (float(sys.argv[6]) + float(sys.argv[7]))
+r.update(row=sys.argv[1], side=sys.argv[2], cpuMicrosecondsPerRequest=ticks / hz * 1e6 / requests if requests else 0)
+print(json.dumps(r))' "$label" "$side" "$json" "$before" "$after" "$DURATION" "$WARMUP" >>"$ROWS"
+    echo "  $label, $side: $(tail -1 "$ROWS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"requestsPerSecond\"]:,.0f} req/s, {r[\"cpuMicrosecondsPerRequest\"]:.1f} µs CPU/request")')" >&2
+}
+versus() {  # versus SIDE BIN : the three rows against one build
+    local side=$1 bin=$2 i
+    start "vs-mem-$side" "$bin/baton" dev --port 17700 --no-metrics --log-level error
+    wait_port 17700
+    versus_row "one node in memory, lock, 50 clients" "$side" "$bin" 17700 50 "${PIDS[-1]}"
+    stop_last
+    rm -rf "$WORK/vs-data"
+    start "vs-fsync-$side" "$bin/baton" dev --port 17701 --no-metrics --data-dir "$WORK/vs-data" --sync always --log-level error
+    wait_port 17701
+    versus_row "one node with fsync, lock, 50 clients" "$side" "$bin" 17701 50 "${PIDS[-1]}"
+    stop_last
+    local members='[{"nodeID": "n1", "host": "127.0.0.1", "port": 17721, "raftPort": 17731},
+          {"nodeID": "n2", "host": "127.0.0.1", "port": 17722, "raftPort": 17732},
+          {"nodeID": "n3", "host": "127.0.0.1", "port": 17723, "raftPort": 17733}]'
+    local pids=()
+    for i in 1 2 3; do
+        rm -rf "$WORK/vs-n$i"
+        echo "{\"nodeID\": \"n$i\", \"port\": 1772$i, \"dataDirectory\": \"$WORK/vs-n$i\", \"cluster\": $members}" >"$WORK/vs-n$i.json"
+        start "vs-n$i-$side" "$bin/baton" serve --config "$WORK/vs-n$i.json" --log-level error
+        pids+=("${PIDS[-1]}")
+    done
+    wait_port 17721; wait_port 17722; wait_port 17723
+    local leader
+    leader=$(find_leader)
+    versus_row "three nodes with fsync, lock, 64 clients (CPU of all three)" "$side" "$bin" "$leader" 64 "${pids[@]}"
+    stop_last; stop_last; stop_last
+}
+if [ -n "${VS:-}" ]; then
+    for round in $(seq 1 "${ROUNDS:-3}"); do
+        echo "round $round: this build, then $VS" >&2
+        versus new "$BIN"
+        versus old "$VS"
+    done
+    python3 - "$ROWS" >"$OUT" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    rows.setdefault(r["row"], {}).setdefault(r["side"], []).append(r)
+print("| workload | new req/s (median, runs) | old req/s (median, runs) | new / old | new µs CPU/request | old µs CPU/request |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, sides in rows.items():
+    def runs(side, key):
+        return [r[key] for r in sides.get(side, [])]
+    new, old = runs("new", "requestsPerSecond"), runs("old", "requestsPerSecond")
+    cn, co = runs("new", "cpuMicrosecondsPerRequest"), runs("old", "cpuMicrosecondsPerRequest")
+    fmt = lambda xs: f"{statistics.median(xs):,.0f} ({', '.join(f'{x:,.0f}' for x in xs)})"
+    print(f"| {name} | {fmt(new)} | {fmt(old)} | {statistics.median(new) / statistics.median(old):.2f}× | "
+          f"{statistics.median(cn):.1f} | {statistics.median(co):.1f} |")
+PY
+    cat "$OUT"
+    exit 0
+fi
+
 # --- in memory -------------------------------------------------------------------------------------
 echo "in memory" >&2
 start baton "$BIN/baton" dev --port 17700 --http2-port 17710 --no-metrics --log-level error
@@ -172,16 +269,7 @@ for i in 1 2 3; do
     start "cluster-n$i" "$BIN/baton" serve --config "$WORK/cluster-n$i.json" --log-level error
 done
 wait_port 17721; wait_port 17722; wait_port 17723
-LEADER=""
-for _ in $(seq 1 50); do
-    for p in 17721 17722 17723; do
-        role=$("$BIN/batonctl" --endpoints "127.0.0.1:$p" --output json status 2>/dev/null \
-            | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["role"])' 2>/dev/null || true)
-        [ "$role" = leader ] && LEADER=$p
-    done
-    [ -n "$LEADER" ] && break
-    sleep 0.2
-done
+LEADER=$(find_leader)
 bench "lock, 64 clients, 3 nodes with fsync (see the etcd line below)" baton baton "$LEADER" lock 64 1
 bench "lock, 1000 clients, 3 nodes with fsync (see the etcd line below)" baton baton "$LEADER" lock 1000 1
 stop_last; stop_last; stop_last

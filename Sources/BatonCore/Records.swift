@@ -162,7 +162,13 @@ enum WaitPlace: Hashable, Sendable {
     case claim
 }
 
-struct WaitKey: Hashable, Sendable {
-    var clientID: ClientID
-    var sequence: SequenceNumber
+/// A command that may wait (an acquire or a claim), by its client and sequence number.
+public struct WaitKey: Hashable, Sendable {
+    public var clientID: ClientID
+    public var sequence: SequenceNumber
+
+    public init(clientID: ClientID, sequence: SequenceNumber) {
+        self.clientID = clientID
+        self.sequence = sequence
+    }
 }

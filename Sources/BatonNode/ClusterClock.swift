@@ -25,15 +25,15 @@ import BatonRaft
 ///
 /// A follower's reading (PING, NODE_STATUS) runs on from the newest time it applied or heard; it is
 /// for display and never stamps anything.
-struct ClusterClock: Sendable, Equatable {
+package struct ClusterClock: Sendable, Equatable {
     /// A time and the monotonic reading it was taken at.
-    struct Reading: Sendable, Equatable {
+    package struct Reading: Sendable, Equatable {
         var time: Timestamp
         var at: UInt64
     }
 
     /// The newest time of an applied entry or installed snapshot.
-    private(set) var applied: Reading
+    package private(set) var applied: Reading
     /// The newest reading of the leader of `heardTerm`: its heartbeats, or this member's own
     /// readings while it led that term.
     private var heard: Reading?
@@ -47,15 +47,20 @@ struct ClusterClock: Sendable, Equatable {
         var since: UInt64
     }
 
+    /// A fault put back for the simulator's negative control (`InjectedFaults.clockFloorsOwnStamps`):
+    /// the newest stamp this member ever proposed, counted as a floor of its next term's base.
+    private var ownStampFloor: Timestamp?
+
     /// A member starting with `stateTime`, the time of the state it recovered (zero: none).
-    init(stateTime: Timestamp, at mono: UInt64) {
+    package init(stateTime: Timestamp, at mono: UInt64, faults: InjectedFaults = InjectedFaults()) {
         applied = Reading(time: stateTime, at: mono)
+        if faults.clockFloorsOwnStamps { ownStampFloor = .zero }
     }
 
-    var isLeading: Bool { office != nil }
+    package var isLeading: Bool { office != nil }
 
     /// A heartbeat of the leader of `term` told its time.
-    mutating func heard(_ time: Timestamp, term: Term, at mono: UInt64) {
+    package mutating func heard(_ time: Timestamp, term: Term, at mono: UInt64) {
         guard time != .zero, term >= heardTerm else { return }
         if term > heardTerm || time > (heard?.time ?? .zero) {
             heard = Reading(time: time, at: mono)
@@ -66,15 +71,16 @@ struct ClusterClock: Sendable, Equatable {
     /// Takes office in `term`. `logNewest` is the newest stamp in this member's log and `logLastTerm`
     /// the term of its last entry before this term's; `origin` (the wall clock) is used only when
     /// nothing ever told a time.
-    mutating func lead(term: Term, logNewest: Timestamp, logLastTerm: Term, origin: Timestamp, at mono: UInt64) {
+    package mutating func lead(term: Term, logNewest: Timestamp, logLastTerm: Term, origin: Timestamp, at mono: UInt64) {
         var base = max(applied.time, logNewest)
         if let heard, heardTerm == logLastTerm { base = max(base, heard.time) }
+        if let ownStampFloor { base = max(base, ownStampFloor) }
         if base == .zero { base = origin }
         office = Office(term: term, base: base, since: mono)
     }
 
     /// Steps down. Its own last reading counts as heard from the leader of the term it led.
-    mutating func follow(at mono: UInt64) {
+    package mutating func follow(at mono: UInt64) {
         guard let office else { return }
         let reading = now(at: mono)
         self.office = nil
@@ -83,7 +89,7 @@ struct ClusterClock: Sendable, Equatable {
 
     /// The cluster's time now: on the leader, what it stamps next; on a follower, an estimate that
     /// runs on from the newest time it applied or heard.
-    func now(at mono: UInt64) -> Timestamp {
+    package func now(at mono: UInt64) -> Timestamp {
         if let office {
             return max(applied.time, Timestamp(milliseconds: office.base.milliseconds &+ (mono &- office.since)))
         }
@@ -94,13 +100,15 @@ struct ClusterClock: Sendable, Equatable {
 
     /// The leader's stamp for an entry it proposes now. It raises nothing: a stamp counts for a later
     /// leader only once it is in that leader's log.
-    func stamp(at mono: UInt64) -> Timestamp {
+    package mutating func stamp(at mono: UInt64) -> Timestamp {
         precondition(office != nil, "only a leader stamps")
-        return now(at: mono)
+        let time = now(at: mono)
+        if let floor = ownStampFloor { ownStampFloor = max(floor, time) }
+        return time
     }
 
     /// An entry stamped `time` was applied (or a snapshot of that time installed).
-    mutating func applied(_ time: Timestamp, at mono: UInt64) {
+    package mutating func applied(_ time: Timestamp, at mono: UInt64) {
         guard time > applied.time else { return }
         applied = Reading(time: time, at: mono)
     }

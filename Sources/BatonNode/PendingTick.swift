@@ -7,14 +7,14 @@ import BatonRaft
 /// committed may lose it (the next leader's entries take its place), and it may be elected again
 /// before any other tick is applied: had the tick stayed pending, that leader would never propose
 /// another, and no lease, wait or run-after time would end while it led.
-struct PendingTick: Sendable, Equatable {
+package struct PendingTick: Sendable, Equatable {
     private var term: Term?
 
     /// A tick proposed in `current` is still to be applied.
-    func isPending(in current: Term) -> Bool { term == current }
+    package func isPending(in current: Term) -> Bool { term == current }
 
-    mutating func proposed(in current: Term) { term = current }
+    package mutating func proposed(in current: Term) { term = current }
 
     /// A tick was applied (this node's or another leader's): time has passed in the state machine.
-    mutating func applied() { term = nil }
+    package mutating func applied() { term = nil }
 }

@@ -111,6 +111,8 @@ public struct Raft: Sendable {
         self.stableIndex = snapshot.index.advanced(by: Int64(entries.count))
         self.rng = SplitMix64(seed: seed ^ id.rawValue &* 0x9E37_79B9_7F4A_7C15)
         resetElectionTimer()
+        // A cluster of one is its own quorum: it elects itself at once rather than after a timeout.
+        if configuration.members.count == 1 { campaign(preVote: false) }
     }
 
     public var lastIndex: LogIndex { log.lastIndex }

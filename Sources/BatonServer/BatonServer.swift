@@ -17,7 +17,7 @@ public final class BatonServer: Sendable {
     private let runtime: NIOLoopBoundBox<NodeRuntime>
     private let logger: Logger
 
-    private let log: DurableLog?
+    private let storage: any NodeStorage
     private let metricsChannel = NIOLockedValueBox<(any Channel)?>(nil)
     private let http2Channel = NIOLockedValueBox<(any Channel)?>(nil)
 
@@ -30,7 +30,7 @@ public final class BatonServer: Sendable {
         self.logger = logger
         let metrics = NodeMetrics()
         let recovered = try RecoveredState.recover(configuration, logger: logger, metrics: metrics)
-        self.log = recovered.log
+        self.storage = recovered.storage
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         self.runtime = NIOLoopBoundBox.makeBoxSendingValue(
@@ -56,14 +56,12 @@ public final class BatonServer: Sendable {
             .bind(host: configuration.host, port: configuration.port)
             .get()
         let address = "\(configuration.host):\(channel.localAddress?.port ?? configuration.port)"
-        try await runtime.eventLoop.submit {
+        let peers = try await runtime.eventLoop.flatSubmit {
             runtime.value.address = address
-            runtime.value.startTimers()
+            return runtime.value.start()
         }.get()
-        if configuration.cluster != nil {
-            // Peers talk Raft on the member's raftPort; the core starts ticking once it listens.
-            let tick = TimeAmount.milliseconds(Int64(configuration.tickMilliseconds))
-            let peers = try await runtime.eventLoop.flatSubmit { runtime.value.startCluster(tick: tick) }.get()
+        if let peers {
+            // Members talk Raft on their raftPort.
             logger.info("raft peers", metadata: ["address": "\(peers.localAddress.map { "\($0)" } ?? "?")"])
         }
         logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
@@ -135,7 +133,7 @@ public final class BatonServer: Sendable {
         try await runtime.eventLoop.submit { runtime.value.shutDown() }.get()
         try await Task.sleep(for: .milliseconds(50))  // let the goodbye frames go out
         try await group.shutdownGracefully()
-        await log?.close()
+        await storage.close()
         logger.info("stopped")
     }
 }

@@ -15,13 +15,15 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
 
     private let runtime: NodeRuntime
     private var context: ChannelHandlerContext?
-    private var clientID: ClientID?
+    /// Who the client is, and what its requests become.
+    private var session = ClientSession(identity: .perConnection)
     private var logger: Logger
     /// Answers not yet written.
     private var outgoing: ByteBuffer
     /// Commands of this connection still waiting (an acquire in line, a claim with a wait).
     private var waiting = 0
-    private var closed = false
+    /// Where the connection is in its life.
+    private var phase = Phase.open
     /// Inside a batch of reads (answers wait for `channelReadComplete`).
     private var reading = false
     private var flushQueued = false
@@ -30,8 +32,16 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     private var decoder: FrameDecoder
     /// The start of a frame whose rest has not arrived yet.
     private var partial: ByteBuffer?
-    /// The stream broke the framing rules: nothing more is read from it.
-    private var framingFailed = false
+
+    enum Phase {
+        /// Frames are read and answered.
+        case open
+        /// The stream broke the framing rules: its error is on the way out, and what still arrives
+        /// is dropped until the connection closes.
+        case draining
+        /// Nothing more is read or written.
+        case closed
+    }
 
     init(runtime: NodeRuntime, allocator: ByteBufferAllocator) {
         self.runtime = runtime
@@ -47,16 +57,16 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !closed {
+        if phase != .closed {
             flush()
-            closed = true
-            runtime.connectionClosed(self, client: clientID)
+            phase = .closed
+            runtime.connectionClosed(self, client: session.client)
         }
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !framingFailed else { return }
+        guard phase == .open else { return }
         reading = true
         var input = unwrapInboundIn(data)
         let ownsInput = partial != nil
@@ -99,43 +109,33 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
             answer(.error(error.code, error.message), to: frame, started: started)
             return
         }
-        switch request {
-        case .hello(let hello):
-            guard hello.version == batonProtocolVersion else {
-                send(
-                    .error(.unsupportedVersion, "protocol version \(hello.version) is not supported; this node speaks \(batonProtocolVersion)"),
-                    requestID: frame.requestID)
-                closeAfterFlush()
-                return
-            }
-            if clientID != hello.clientID {
-                if let old = clientID { runtime.connectionClosed(self, client: old) }
-                clientID = hello.clientID
-                runtime.clientConnected(hello.clientID)
-                logger[metadataKey: "client.id"] = "\(hello.clientID)"
-                logger[metadataKey: "client.name"] = "\(hello.clientName)"
+        switch session.receive(request, opcode: frame.opcode) {
+        case .hello(let joined, let left):
+            if let left { runtime.clientDisconnected(left) }
+            if let joined {
+                runtime.clientConnected(joined)
+                logger[metadataKey: "client.id"] = "\(joined)"
+                if case .hello(let hello) = request { logger[metadataKey: "client.name"] = "\(hello.clientName)" }
                 logger.debug("hello")
             }
             answer(.hello(runtime.helloReply), to: frame, started: started)
         case .ping:
             answer(.pong(serverTime: runtime.now), to: frame, started: started)
-        case .query(let query):
-            guard clientID != nil else { return refuseBeforeHello(frame, started: started) }
+        case .read(let query):
             if let reply = runtime.read(query, requestID: frame.requestID, from: self, started: started) {
                 answer(reply, to: frame, started: started)
             } else {
-                waiting += 1  // a cluster read, answered through `deliver`
+                waiting += 1  // answered later, through `deliver`
             }
-        case .command(let sequence, let command):
-            guard let clientID else { return refuseBeforeHello(frame, started: started) }
+        case .command(let client, let sequence, let command, _):
             waiting += 1
-            runtime.execute(
-                command, sequence: sequence, client: clientID, requestID: frame.requestID, from: self, started: started)
+            runtime.execute(command, sequence: sequence, client: client, requestID: frame.requestID, from: self, started: started)
+        case .refuse(let code, let message):
+            answer(.error(code, message), to: frame, started: started)
+        case .refuseAndClose(let code, let message):
+            answer(.error(code, message), to: frame, started: started)
+            closeAfterFlush()
         }
-    }
-
-    private func refuseBeforeHello(_ frame: Frame, started: NIODeadline) {
-        answer(.error(.helloRequired, "send HELLO before \(frame.opcode)"), to: frame, started: started)
     }
 
     /// Answers a request right away and counts it.
@@ -146,7 +146,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
 
     /// Queues an answer; it is written when the current batch of reads ends.
     func send(_ reply: Reply, requestID: RequestID) {
-        guard !closed else { return }
+        guard phase != .closed else { return }
         outgoing.writeReply(reply, requestID: requestID)
     }
 
@@ -167,7 +167,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     }
 
     private func flush() {
-        guard let context, outgoing.readableBytes > 0, !closed else { return }
+        guard let context, outgoing.readableBytes > 0, phase != .closed else { return }
         context.writeAndFlush(wrapOutboundOut(outgoing), promise: nil)
         // Usually the write went out at once and the storage is ours again: reuse it.
         outgoing.clear()
@@ -180,7 +180,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
 
     /// Closes the connection if it sent nothing since `cutoff` and has no command waiting.
     func closeIfIdle(since cutoff: NIODeadline) {
-        guard !closed, waiting == 0, lastActivity < cutoff else { return }
+        guard phase == .open, waiting == 0, lastActivity < cutoff else { return }
         logger.debug("closing idle connection")
         send(.error(.idleTimeout, "no request for \(runtime.configuration.idleTimeoutMilliseconds) ms"), requestID: RequestID(0))
         closeAfterFlush()
@@ -188,7 +188,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
 
     /// The stream cannot be trusted past a framing error: answer it, stop reading frames, close.
     private func framingError(_ error: ErrorReply, context: ChannelHandlerContext) {
-        framingFailed = true
+        phase = .draining
         partial = nil
         reading = false
         logger.info("closing connection after a framing error", metadata: ["error": "\(error)"])

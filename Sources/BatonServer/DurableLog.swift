@@ -1,4 +1,5 @@
 import BatonCore
+import BatonNode
 import BatonRaft
 import BatonStorage
 import Logging
@@ -14,7 +15,7 @@ import Synchronization
 /// Group commit: the writer thread takes everything submitted since its last write, writes it with
 /// one `write` and syncs it with one `fdatasync`, completes those submissions in order, and goes
 /// straight back for what gathered meanwhile.
-final class DurableLog: @unchecked Sendable {
+final class DurableLog: NodeStorage, @unchecked Sendable {
     // Sendable by construction: `queue` and `closed` are only touched with `condition` locked; `wal`
     // only by the writer thread (compaction is queued to it like a write); `snapshots`, `logger` and
     // the metrics are Sendable, and the other stored properties are constants.
@@ -34,7 +35,6 @@ final class DurableLog: @unchecked Sendable {
     private let slowSync: Duration
 
     private enum Job {
-        case write([TimedInput], first: LogIndex, EventLoopPromise<Void>)
         /// A Raft Ready's durable part: a received snapshot, entries (replacing any at their indexes), hard state.
         case persist(Snapshot?, [LogEntry], HardState?, sync: Bool, EventLoopPromise<Void>)
         case compact(upTo: LogIndex)
@@ -63,25 +63,19 @@ final class DurableLog: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Encodes `inputs` as entries `first`, `first + 1`, … and makes them durable; the future
-    /// succeeds (on `loop`) once they are synced. Futures complete in the order of submission.
-    func write(_ inputs: [TimedInput], startingAt first: LogIndex, on loop: any EventLoop) -> EventLoopFuture<Void> {
-        let promise = loop.makePromise(of: Void.self)
-        submit(.write(inputs, first: first, promise))
-        return promise.futureResult
-    }
-
     /// Makes a Raft Ready's durable part durable, in submission order with everything else; the
     /// future succeeds once it is synced (at once for an empty one, but only after what came before).
     /// Without `sync` (a Ready whose commit index alone moved) it is only written, and synced with
     /// whatever comes next; its future still waits for everything before it to be synced.
     func persist(
-        snapshot: Snapshot?, entries: [LogEntry], hardState: HardState?, sync: Bool = true, on loop: any EventLoop
+        snapshot: Snapshot?, entries: [LogEntry], hardState: HardState?, sync: Bool, on loop: any EventLoop
     ) -> EventLoopFuture<Void> {
         let promise = loop.makePromise(of: Void.self)
         submit(.persist(snapshot, entries, hardState, sync: sync, promise))
         return promise.futureResult
     }
+
+    var isDurable: Bool { true }
 
     /// Bytes written to the log since this node started: everything the futures completed so far covers.
     var bytesWritten: Int { written.load(ordering: .acquiring) }
@@ -105,15 +99,6 @@ final class DurableLog: @unchecked Sendable {
             for job in jobs {
                 do {
                     switch job {
-                    case .write(let inputs, let first, let promise):
-                        promises.append(promise)
-                        sync = true
-                        entries += inputs.count
-                        var index = first.rawValue
-                        wal.append(inputs.map { input in
-                            defer { index += 1 }
-                            return LogEntry(term: Term(1), index: LogIndex(index), data: input.encode())
-                        })
                     case .persist(let snapshot, let newEntries, let hardState, let mustSync, let promise):
                         promises.append(promise)
                         if mustSync { sync = true }
@@ -162,7 +147,7 @@ final class DurableLog: @unchecked Sendable {
 
     /// Writes a snapshot of `machine` (which has applied everything up to `index`), then has the
     /// writer delete the log segments it covers. Returns the snapshot file's size.
-    func snapshot(_ machine: StateMachine, at index: LogIndex, term: Term = Term(1), on loop: any EventLoop) -> EventLoopFuture<Snapshot> {
+    func snapshot(_ machine: StateMachine, at index: LogIndex, term: Term, on loop: any EventLoop) -> EventLoopFuture<Snapshot> {
         submit(.rotate)  // later entries start a new segment, so the older ones can go
         return pool.runIfActive(eventLoop: loop) {
             let snapshot = Snapshot(index: index, term: term, data: Array(machine.snapshot().readableBytesView))
@@ -187,54 +172,34 @@ final class DurableLog: @unchecked Sendable {
     }
 }
 
-/// A node's state after start-up: recovered from disk, or new.
+/// A node's state after start-up: recovered from its data directory, or new (in memory).
 struct RecoveredState: Sendable {
-    var machine: StateMachine
-    var log: DurableLog?
-    var appliedIndex: LogIndex
-    var snapshotIndex: LogIndex
-    /// For a cluster member: what Raft persisted. Entries after the snapshot are not applied here;
-    /// Raft hands the committed ones back to apply.
-    var raft: (hardState: HardState, snapshot: Snapshot, entries: [LogEntry])? = nil
+    var node: Node.Recovered
+    var storage: any NodeStorage
 
-    /// Reads the newest good snapshot and replays the log after it. Fails, naming the file, when the
-    /// log is corrupt anywhere but in its torn tail.
+    /// Reads the newest good snapshot and the log after it. Fails, naming the file, when the log is
+    /// corrupt anywhere but in its torn tail. The entries are applied again as Raft hands them out
+    /// committed (a cluster of one commits them as soon as it has elected itself).
     static func recover(_ configuration: NodeConfiguration, logger: Logger, metrics: NodeMetrics? = nil) throws -> RecoveredState {
-        let fresh = StateMachine(configuration: configuration.stateMachine)
         guard let directory = configuration.dataDirectory else {
-            return RecoveredState(machine: fresh, log: nil, appliedIndex: .zero, snapshotIndex: .zero)
+            return RecoveredState(node: .new(configuration.stateMachine), storage: MemoryLog())
         }
         let started = ContinuousClock.now
         let store = try SnapshotStore(directory: "\(directory)/snapshots")
-        var machine = fresh
-        var snapshotIndex = LogIndex.zero
+        var machine = StateMachine(configuration: configuration.stateMachine)
         var newest = Snapshot.empty
         if let snapshot = try store.loadNewest(skipped: { logger.warning("skipping a damaged snapshot", metadata: ["error": "\($0)"]) }) {
             machine = try StateMachine(restoring: ByteBuffer(bytes: snapshot.data), configuration: configuration.stateMachine)
-            snapshotIndex = snapshot.index
             newest = snapshot
         }
         let wal = try WriteAheadLog(
             directory: "\(directory)/wal", segmentSize: configuration.segmentSizeBytes, syncMode: configuration.sync)
-        let recovered = try wal.recover(after: snapshotIndex)
-        func makeLog() -> DurableLog {
-            DurableLog(
-                wal: wal, snapshots: store, metrics: metrics, logger: logger,
-                slowSync: .milliseconds(configuration.slowLogWriteMilliseconds))
-        }
-        if configuration.cluster != nil {
-            logger.info("recovered", metadata: ["snapshot.index": "\(snapshotIndex)", "log.entries": "\(recovered.entries.count)"])
-            return RecoveredState(
-                machine: machine, log: makeLog(), appliedIndex: snapshotIndex,
-                snapshotIndex: snapshotIndex, raft: (recovered.hardState, newest, recovered.entries))
-        }
-        var expected = snapshotIndex.rawValue + 1
+        let recovered = try wal.recover(after: newest.index)
+        var expected = newest.index.rawValue + 1
         for entry in recovered.entries {
             guard entry.index.rawValue == expected else {
-                throw StorageError(.gap, "the log jumps from index \(expected - 1) to \(entry.index) after the snapshot at \(snapshotIndex)")
+                throw StorageError(.gap, "the log jumps from index \(expected - 1) to \(entry.index) after the snapshot at \(newest.index)")
             }
-            let timed = try TimedInput.decode(entry.data)
-            _ = machine.apply(timed.input, at: timed.time)
             expected += 1
         }
         if recovered.truncatedBytes > 0 {
@@ -243,11 +208,14 @@ struct RecoveredState: Sendable {
         logger.info(
             "recovered",
             metadata: [
-                "snapshot.index": "\(snapshotIndex)", "log.entries": "\(recovered.entries.count)",
+                "snapshot.index": "\(newest.index)", "log.entries": "\(recovered.entries.count)",
                 "duration": "\(ContinuousClock.now - started)",
             ])
+        let log = DurableLog(
+            wal: wal, snapshots: store, metrics: metrics, logger: logger,
+            slowSync: .milliseconds(configuration.slowLogWriteMilliseconds))
         return RecoveredState(
-            machine: machine, log: makeLog(), appliedIndex: LogIndex(expected - 1),
-            snapshotIndex: snapshotIndex)
+            node: Node.Recovered(hardState: recovered.hardState, snapshot: newest, machine: machine, entries: recovered.entries),
+            storage: log)
     }
 }

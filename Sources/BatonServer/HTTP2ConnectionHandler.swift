@@ -41,12 +41,19 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     /// The newest stream a request came in on: GOAWAY names it, so the peer knows that every later
     /// stream was never seen and is safe to send again.
     private var lastStreamID = HTTP2StreamID(0)
-    /// Client ids that spoke on this connection; each is detached when the connection closes, as on TCP.
-    private var clients: Set<ClientID> = []
+    /// The clients that spoke on this connection (each is detached when it closes, as on TCP), and
+    /// what each request becomes.
+    private var session = ClientSession(identity: .perRequest)
     private var reading = false
     private var flushPending = false
     private var flushQueued = false
-    private var closed = false
+    /// Whether the connection still carries requests (after it closes, nothing more is written).
+    private var phase = Phase.open
+
+    enum Phase {
+        case open
+        case closed
+    }
     /// Request bytes received since the connection's flow-control window was last refilled.
     private var unacknowledgedBytes = 0
 
@@ -60,12 +67,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !closed {
-            closed = true
+        if phase == .open {
+            phase = .closed
             runtime.unregister(self)
             runtime.sinkClosed(self)
-            for client in clients { runtime.clientDisconnected(client) }
-            clients.removeAll()
+            for client in session.clients { runtime.clientDisconnected(client) }
             streams.removeAll()
         }
         context.fireChannelInactive()
@@ -189,35 +195,24 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
             refuse(id, error.code, error.message)
             return
         }
-        switch request {
-        case .hello(let hello):
-            guard hello.version == batonProtocolVersion else {
-                refuse(id, .unsupportedVersion, "protocol version \(hello.version) is not supported; this node speaks \(batonProtocolVersion)")
-                return
-            }
-            noteClient(hello.clientID)
+        let requestID = RequestID(UInt32(Int(id)))
+        switch session.receive(request, opcode: opcode, named: stream.clientID) {
+        case .hello(let joined, _):
+            if let joined { runtime.clientConnected(joined) }
             answer(id, .hello(runtime.helloReply))
         case .ping:
             answer(id, .pong(serverTime: runtime.now))
-        case .query(let query):
-            if let reply = runtime.read(query, requestID: RequestID(UInt32(Int(id))), from: self, started: stream.started) {
+        case .read(let query):
+            if let reply = runtime.read(query, requestID: requestID, from: self, started: stream.started) {
                 answer(id, reply)
             }
-        case .command(let sequence, let command):
-            guard let client = stream.clientID else {
-                refuse(id, .helloRequired, "commands need the \(HTTP2Route.clientIDHeader) header")
-                return
-            }
-            noteClient(client)
+        case .command(let client, let sequence, let command, let joined):
+            if joined { runtime.clientConnected(client) }
             if command.mayWait { streams[id]?.mayWait = (client, sequence) }
-            runtime.execute(
-                command, sequence: sequence, client: client, requestID: RequestID(UInt32(Int(id))), from: self,
-                started: stream.started)
+            runtime.execute(command, sequence: sequence, client: client, requestID: requestID, from: self, started: stream.started)
+        case .refuse(let code, let message), .refuseAndClose(let code, let message):
+            refuse(id, code, message)  // a stream is one request: the connection carries on
         }
-    }
-
-    private func noteClient(_ client: ClientID) {
-        if clients.insert(client).inserted { runtime.clientConnected(client) }
     }
 
     // MARK: Answers
@@ -252,7 +247,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
 
     /// Writes HEADERS and DATA (end of stream) for `reply`; flushed at the end of the read batch.
     private func write(_ reply: Reply, on id: HTTP2StreamID, status: HTTPResponseStatus? = nil) {
-        guard let context, !closed, let stream = streams[id] else { return }  // reset by the peer meanwhile
+        guard let context, phase == .open, let stream = streams[id] else { return }  // reset by the peer meanwhile
         var body = context.channel.allocator.buffer(capacity: 64)
         reply.encodeBody(into: &body)
         var headers = HPACKHeaders()
@@ -277,7 +272,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     }
 
     private func flush() {
-        guard flushPending, let context, !closed else { return }
+        guard flushPending, let context, phase == .open else { return }
         flushPending = false
         context.flush()
     }
@@ -285,7 +280,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     /// Answers every open request with SHUTTING_DOWN (retriable, as on TCP), sends GOAWAY naming the
     /// last stream taken, then closes once that is written.
     func shutDown() {
-        guard let context, !closed else { return }
+        guard let context, phase == .open else { return }
         let message = "node \(runtime.configuration.nodeID) is shutting down"
         for (id, stream) in streams.sorted(by: { $0.key < $1.key }) where !stream.answered {
             refuse(id, .shuttingDown, message)

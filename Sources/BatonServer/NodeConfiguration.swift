@@ -3,7 +3,10 @@ import BatonProtocol
 import BatonStorage
 import Foundation
 
-/// Everything a node needs to run. Every field has a default that suits one node on a laptop.
+/// Everything a node needs to run. Every field has one default, here, and a configuration file
+/// names only what it changes. The defaults are those of a node that serves (`baton serve`): durable
+/// in `baton-data`, metrics on port 9770. `NodeConfiguration.inMemory` is the node of `baton dev` and
+/// of tests: nothing on disk, no metrics endpoint.
 public struct NodeConfiguration: Sendable, Hashable, Codable {
     /// This node's name, reported in HELLO and in logs.
     public var nodeID: String = "baton-1"
@@ -18,7 +21,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     /// Limits and defaults of locks and jobs.
     public var limits: Limits = Limits()
     /// Where the write-ahead log and snapshots live. Nil: in memory only (gone when the node stops).
-    public var dataDirectory: String? = nil
+    public var dataDirectory: String? = "baton-data"
     /// `always`: every acknowledged command is on disk (fdatasync per group commit). `none`: never
     /// sync (for tests and throw-away nodes; a machine crash loses recent commands).
     public var sync: WriteAheadLog.SyncMode = .always
@@ -31,7 +34,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     /// A group commit (write and sync) that takes this long or longer is logged as a warning.
     public var slowLogWriteMilliseconds: Int = 1000
     /// Port of the Prometheus endpoint (`GET /metrics` on `host`); 0 picks a free one; nil: none.
-    public var metricsPort: Int? = nil
+    public var metricsPort: Int? = 9770
     /// Port for Baton over HTTP/2 with prior knowledge (h2c) on `host`; 0 picks a free one; nil: none.
     public var http2Port: Int? = nil
     /// Most HTTP/2 streams one connection may have open at once.
@@ -65,21 +68,23 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         cluster.flatMap { Membership($0, me: nodeID) }
     }
 
-    /// The state machine's limits and defaults, as written in a configuration file.
+    /// The state machine's limits and defaults, as written in a configuration file. Their default
+    /// values are `StateMachine.Configuration`'s, the one place they are declared.
     public struct Limits: Sendable, Hashable, Codable {
-        public var maxKeyLength: Int = 256
-        public var minTTLMilliseconds: UInt32 = 100
-        public var maxTTLMilliseconds: UInt32 = 86_400_000
-        public var maxWaitMilliseconds: UInt32 = 3_600_000
-        public var defaultJobTimeoutMilliseconds: UInt32 = 60_000
-        public var defaultMaxAttempts: UInt16 = 5
-        public var defaultBackoffMilliseconds: UInt32 = 1_000
-        public var completedRetentionMilliseconds: UInt32 = 600_000
-        public var maxCompletedJobs: Int = 100_000
-        public var maxJobs: Int = 1_000_000
-        public var maxJobBytes: Int = 1 << 30
-        public var maxLocks: Int = 1_000_000
-        public var maxClients: Int = 100_000
+        private static let machine = StateMachine.Configuration()
+        public var maxKeyLength: Int = machine.maxKeyLength
+        public var minTTLMilliseconds: UInt32 = machine.minTTL.rawValue
+        public var maxTTLMilliseconds: UInt32 = machine.maxTTL.rawValue
+        public var maxWaitMilliseconds: UInt32 = machine.maxWait.rawValue
+        public var defaultJobTimeoutMilliseconds: UInt32 = machine.defaultJobTimeout.rawValue
+        public var defaultMaxAttempts: UInt16 = machine.defaultMaxAttempts
+        public var defaultBackoffMilliseconds: UInt32 = machine.defaultBackoff.rawValue
+        public var completedRetentionMilliseconds: UInt32 = machine.completedRetention.rawValue
+        public var maxCompletedJobs: Int = machine.maxCompletedJobs
+        public var maxJobs: Int = machine.maxJobs
+        public var maxJobBytes: Int = machine.maxJobBytes
+        public var maxLocks: Int = machine.maxLocks
+        public var maxClients: Int = machine.maxClients
         public init() {}
 
         enum CodingKeys: String, CodingKey, CaseIterable {
@@ -112,6 +117,14 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
 
     public init() {}
 
+    /// A node that keeps nothing on disk and serves no metrics (`baton dev`, tests).
+    public static var inMemory: NodeConfiguration {
+        var c = NodeConfiguration()
+        c.dataDirectory = nil
+        c.metricsPort = nil
+        return c
+    }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
         case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
         case dataDirectory, sync, snapshotEveryEntries, snapshotEveryBytes, segmentSizeBytes, slowLogWriteMilliseconds
@@ -132,13 +145,13 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         maxFrameSize = try value(.maxFrameSize, d.maxFrameSize)
         idleTimeoutMilliseconds = try value(.idleTimeoutMilliseconds, d.idleTimeoutMilliseconds)
         limits = try value(.limits, d.limits)
-        dataDirectory = try c.decodeIfPresent(String.self, forKey: .dataDirectory) ?? "baton-data"
+        dataDirectory = try value(.dataDirectory, d.dataDirectory)
         sync = try value(.sync, d.sync)
         snapshotEveryEntries = try value(.snapshotEveryEntries, d.snapshotEveryEntries)
         snapshotEveryBytes = try value(.snapshotEveryBytes, d.snapshotEveryBytes)
         segmentSizeBytes = try value(.segmentSizeBytes, d.segmentSizeBytes)
         slowLogWriteMilliseconds = try value(.slowLogWriteMilliseconds, d.slowLogWriteMilliseconds)
-        metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort) ?? 9770
+        metricsPort = try value(.metricsPort, d.metricsPort)
         http2Port = try c.decodeIfPresent(Int.self, forKey: .http2Port)
         http2MaxConcurrentStreams = try value(.http2MaxConcurrentStreams, d.http2MaxConcurrentStreams)
         cluster = try c.decodeIfPresent([ClusterMember].self, forKey: .cluster)

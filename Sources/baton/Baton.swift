@@ -61,7 +61,7 @@ extension Baton {
         @OptionGroup var log: LogOptions
 
         func run() async throws {
-            var configuration = NodeConfiguration()
+            var configuration = NodeConfiguration.inMemory
             configuration.host = host
             configuration.port = port
             configuration.dataDirectory = dataDir

@@ -75,7 +75,7 @@ import Testing
 
 /// Runs `body` with the port of a fresh in-memory node, and stops the node afterwards.
 func withNode<T>(_ body: (Int) async throws -> T) async throws -> T {
-    var configuration = NodeConfiguration()
+    var configuration = NodeConfiguration.inMemory
     configuration.port = 0
     var logger = Logger(label: "bench.test")
     logger.logLevel = .critical

