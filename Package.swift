@@ -158,13 +158,18 @@ let package = Package(
             name: "BatonRaftTests",
             dependencies: ["BatonRaft", "BatonCore", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        // What several test targets share: running long simulations off Swift's cooperative pool.
+        .target(name: "BatonTestSupport", path: "Tests/BatonTestSupport"),
         .testTarget(
             name: "BatonNodeTests",
-            dependencies: ["BatonNode", "BatonRaft", "BatonCore", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "BatonNode", "BatonRaft", "BatonCore", "BatonProtocol", "BatonTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "BatonCoreTests",
-            dependencies: ["BatonCore", "BatonProtocol"]
+            dependencies: ["BatonCore", "BatonProtocol", "BatonTestSupport"]
         ),
         .testTarget(
             name: "BatonServerTests",

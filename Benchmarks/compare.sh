@@ -130,7 +130,7 @@ r = json.loads(sys.argv[3]); ticks = int(sys.argv[5]) - int(sys.argv[4]); hz = o
 requests = r["requestsPerSecond"] * (float(sys.argv[6]) + float(sys.argv[7]))
 r.update(row=sys.argv[1], side=sys.argv[2], cpuMicrosecondsPerRequest=ticks / hz * 1e6 / requests if requests else 0)
 print(json.dumps(r))' "$label" "$side" "$json" "$before" "$after" "$DURATION" "$WARMUP" >>"$ROWS"
-    echo "  $label, $side: $(tail -1 "$ROWS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"{r[\"requestsPerSecond\"]:,.0f} req/s, {r[\"cpuMicrosecondsPerRequest\"]:.1f} µs CPU/request")')" >&2
+    echo "  $label, $side: $(tail -1 "$ROWS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("{:,.0f} req/s, {:.1f} µs CPU/request".format(r["requestsPerSecond"], r["cpuMicrosecondsPerRequest"]))')" >&2
 }
 versus() {  # versus SIDE BIN : the three rows against one build
     local side=$1 bin=$2 i
@@ -149,7 +149,7 @@ versus() {  # versus SIDE BIN : the three rows against one build
     local pids=()
     for i in 1 2 3; do
         rm -rf "$WORK/vs-n$i"
-        echo "{\"nodeID\": \"n$i\", \"port\": 1772$i, \"dataDirectory\": \"$WORK/vs-n$i\", \"cluster\": $members}" >"$WORK/vs-n$i.json"
+        echo "{\"nodeID\": \"n$i\", \"port\": 1772$i, \"metricsPort\": 0, \"dataDirectory\": \"$WORK/vs-n$i\", \"cluster\": $members}" >"$WORK/vs-n$i.json"
         start "vs-n$i-$side" "$bin/baton" serve --config "$WORK/vs-n$i.json" --log-level error
         pids+=("${PIDS[-1]}")
     done

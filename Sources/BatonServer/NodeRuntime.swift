@@ -90,21 +90,30 @@ final class NodeRuntime {
         guard !handling else { return }
         handling = true
         var i = 0
-        var endsTurn = true
+        // Something was stepped since the last end of a turn.
+        var unfinished = false
+        var extraTurn = false
         while i < inbox.count {
             let next = inbox[i]
             i += 1
             if case .endOfTurn = next {
                 endOfTurnScheduled = false
+                unfinished = false
             } else {
-                endsTurn = false
+                unfinished = true
             }
             node.step(next, at: SystemClock.monotonic(), into: &actions)
             perform()
+            // A storage that completes at once (the memory log) reported its persist during this
+            // turn's end: hand out what that committed now, not a loop turn later.
+            if i == inbox.count, unfinished, !extraTurn, case .endOfTurn = inbox[0] {
+                extraTurn = true
+                inbox.append(.endOfTurn)
+            }
         }
         inbox.removeAll(keepingCapacity: true)
         handling = false
-        if !endsTurn { scheduleEndOfTurn() }
+        if unfinished { scheduleEndOfTurn() }
     }
 
     private func scheduleEndOfTurn() {

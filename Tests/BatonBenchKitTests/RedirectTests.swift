@@ -66,7 +66,7 @@ final class FollowerStub: ChannelInboundHandler {
             config.port = follower.localAddress!.port!
             config.connections = 4
             config.warmup = .milliseconds(100)
-            config.duration = .seconds(1)
+            config.duration = .seconds(3)  // long enough for cycles on a loaded machine
             defer { follower.close(promise: nil) }
             return try await runBenchmark(config)
         }

@@ -1,3 +1,4 @@
+import BatonTestSupport
 import Testing
 
 @testable import BatonNode
@@ -7,28 +8,30 @@ import Testing
 /// Found by running seeds 1…600 with each fault: the old clock fails 3 of them (206, 472, 559), the
 /// old client count 115 (the first is 4).
 @Suite struct NegativeControlTests {
-    func failures(seed: UInt64, _ configure: (inout NodeSimulation.Options) -> Void) -> [String] {
+    func failures(seed: UInt64, _ configure: (inout NodeSimulation.Options) -> Void) async -> [String] {
         var options = NodeSimulation.Options()
         configure(&options)
-        var simulation = NodeSimulation(seed: seed, options: options)
-        simulation.run()
-        return simulation.failures
+        return await OffThePool.run { [options] in
+            var simulation = NodeSimulation(seed: seed, options: options)
+            simulation.run()
+            return simulation.failures
+        }
     }
 
     /// The cluster's clock before issue 16 took its own uncommitted stamps as a floor: a leader paused
     /// past its deposition stamps on, is elected again, and counts the cluster's time from stamps that
     /// never committed, so it runs ahead of real time and leases end early.
-    @Test func theOldClockFloorFailsSeed206() {
-        let faulty = failures(seed: 206) { $0.faults.clockFloorsOwnStamps = true }
+    @Test func theOldClockFloorFailsSeed206() async {
+        let faulty = await failures(seed: 206) { $0.faults.clockFloorsOwnStamps = true }
         #expect(faulty.first?.contains("gained") == true, "\(faulty)")
-        #expect(failures(seed: 206) { _ in }.isEmpty)
+        #expect(await failures(seed: 206) { _ in }.isEmpty)
     }
 
     /// The client library before issue 16 counted a lease from when its answer arrived: a slow answer
     /// makes its holder count past the lease's end, while the lock goes to the next in line.
-    @Test func countingFromTheAnswersArrivalFailsSeed4() {
-        let faulty = failures(seed: 4) { $0.clientCountsFromArrival = true }
+    @Test func countingFromTheAnswersArrivalFailsSeed4() async {
+        let faulty = await failures(seed: 4) { $0.clientCountsFromArrival = true }
         #expect(faulty.first?.contains("while client") == true, "\(faulty)")
-        #expect(failures(seed: 4) { _ in }.isEmpty)
+        #expect(await failures(seed: 4) { _ in }.isEmpty)
     }
 }

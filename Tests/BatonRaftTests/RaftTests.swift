@@ -17,6 +17,8 @@ struct TestCluster {
     var held: [Int: [RaftReady]] = [:]
     /// Sees every message delivered.
     var observe: (RaftEnvelope) -> Void = { _ in }
+    /// What happened, one line each (`Trace`): messages delivered, ticks, proposals, roles taken.
+    var trace: [String] = []
 
     init(size: Int, seed: UInt64 = 1) {
         let members = (1...size).map { NodeIndex(UInt64($0)) }
@@ -56,7 +58,12 @@ struct TestCluster {
                 let from = Int(m.from.rawValue) - 1, to = Int(m.to.rawValue) - 1
                 if !cut.contains([from, to]) {
                     observe(m)
+                    trace.append(m.traceLine)
+                    let before = nodes[to].role
                     nodes[to].step(m)
+                    noteRole(to, before)
+                } else {
+                    trace.append("\(m.traceLine) (cut)")
                 }
             }
         }
@@ -75,12 +82,29 @@ struct TestCluster {
 
     mutating func tick(_ times: Int = 1, only: Set<Int>? = nil) {
         for _ in 0..<times {
-            for i in nodes.indices where only?.contains(i) ?? true { nodes[i].tick() }
+            trace.append("tick")
+            for i in nodes.indices where only?.contains(i) ?? true {
+                let before = nodes[i].role
+                nodes[i].tick()
+                noteRole(i, before)
+            }
             settle()
         }
     }
 
+    /// Proposes `data` on node `i`; returns its index (nil: not the leader).
+    mutating func propose(_ data: [UInt8], on i: Int) -> LogIndex? {
+        let index = nodes[i].propose(data)
+        trace.append("propose on \(i + 1): \(index.map { "index \($0)" } ?? "refused")")
+        return index
+    }
+
+    mutating func noteRole(_ i: Int, _ before: RaftRole) {
+        if nodes[i].role != before { trace.append("  \(i + 1) is \(nodes[i].role.rawValue) in t\(nodes[i].term)") }
+    }
+
     mutating func isolate(_ i: Int) {
+        trace.append("isolate \(i + 1)")
         for j in nodes.indices where j != i {
             cut.insert([i, j])
             cut.insert([j, i])
@@ -132,7 +156,7 @@ struct TestCluster {
         var cluster = TestCluster(size: 3)
         let elected = cluster.electLeader()
         let leader = try #require(elected)
-        let proposed = cluster.nodes[leader].propose([42])
+        let proposed = cluster.propose([42], on: leader)
         let index = try #require(proposed)
         cluster.settle()
         cluster.tick()  // the heartbeat carries the new commit index to the followers
@@ -141,8 +165,9 @@ struct TestCluster {
         }
         // A follower refuses to propose.
         let follower = (leader + 1) % 3
-        #expect(cluster.nodes[follower].propose([1]) == nil)
+        #expect(cluster.propose([1], on: follower) == nil)
         #expect(cluster.nodes[follower].leader == cluster.nodes[leader].id)
+        try Trace.check(cluster.trace, scenario: "three-nodes-elect-and-commit")
     }
 
     @Test func preVoteKeepsAnIsolatedNodeFromRaisingItsTerm() throws {
@@ -180,6 +205,7 @@ struct TestCluster {
         cluster.tick(3)
         #expect(cluster.nodes[old].leader == cluster.nodes[new].id)
         #expect(cluster.nodes[old].term == cluster.nodes[new].term)
+        try Trace.check(cluster.trace, scenario: "check-quorum-deposes-an-isolated-leader")
     }
 
     @Test func aLaggingFollowerCatchesUpFromASnapshot() throws {
@@ -250,15 +276,18 @@ struct TestCluster {
         cluster.cut.removeAll()
         cluster.tick()
         #expect(cluster.readsReady[leader] == [ReadID(2)])
+        try Trace.check(cluster.trace, scenario: "read-index-needs-a-quorum-and-a-leader")
     }
 
     @Test func aSingleNodeLeadsAndCommitsAlone() throws {
         var cluster = TestCluster(size: 1)
+        #expect(cluster.nodes[0].isLeader, "a cluster of one elects itself when it starts")
         let elected = cluster.electLeader()
         let leader = try #require(elected)
-        _ = cluster.nodes[leader].propose([5])
+        _ = cluster.propose([5], on: leader)
         cluster.settle()
         #expect(cluster.committed[0].map(\.data).contains([5]))
+        try Trace.check(cluster.trace, scenario: "a-single-node-leads-and-commits-alone")
     }
 
     /// A follower may learn that an entry is committed in the same message that brings it. The entry

@@ -213,8 +213,10 @@ import Testing
         }
     }
 
+    // The idle timeouts here leave a loaded machine (tests run two to a core) seconds between the
+    // connect and the HELLO: a shorter one closed the connection before the test spoke.
     @Test func idleConnectionTimesOut() async throws {
-        try await withNode({ $0.idleTimeoutMilliseconds = 1000 }) { node in
+        try await withNode({ $0.idleTimeoutMilliseconds = 3000 }) { node in
             let raw = try await RawConnection(port: node.port)
             try await raw.hello()
             let r = try await raw.nextReply()
@@ -224,10 +226,10 @@ import Testing
     }
 
     @Test func waitingConnectionIsNotIdle() async throws {
-        try await withNode({ $0.idleTimeoutMilliseconds = 1000 }) { node in
+        try await withNode({ $0.idleTimeoutMilliseconds = 3000 }) { node in
             let raw = try await RawConnection(port: node.port)
             try await raw.hello()
-            try await raw.send(.command(SequenceNumber(1), .claimJob(types: ["t"], worker: "w", wait: 2500)), id: 2)
+            try await raw.send(.command(SequenceNumber(1), .claimJob(types: ["t"], worker: "w", wait: 7000)), id: 2)
             let r = try await raw.nextReply()
             #expect(r.id == 2 && r.reply == .jobClaimed(nil))
             await raw.close()

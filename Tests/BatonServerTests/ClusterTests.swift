@@ -9,6 +9,7 @@ import Testing
 /// Three real `baton serve` processes on loopback, a cluster. The leader is killed with SIGKILL again
 /// and again under load from clients that know all three endpoints; every acknowledged operation
 /// must survive, and the clients must carry on after each failover.
+extension HeavyProcessSuites {
 @Suite(.timeLimit(.minutes(3))) struct ClusterTests {
     struct Member {
         var id: String
@@ -292,3 +293,4 @@ import Testing
         try await lonely.stop()
     }
 }
+}  // extension HeavyProcessSuites

@@ -17,6 +17,7 @@ struct Acknowledged: Sendable {
 /// A real `baton` process with a data directory, killed with SIGKILL at random moments under load from
 /// several clients and restarted, again and again. After every restart, everything that was
 /// acknowledged must be there, and nothing may appear twice.
+extension HeavyProcessSuites {
 @Suite(.timeLimit(.minutes(3))) struct CrashTests {
     @Test func killNineUnderLoadLosesNothingAcknowledged() async throws {
         let dir = temporaryDataDirectory()
@@ -92,6 +93,7 @@ struct Acknowledged: Sendable {
         #expect(token > acked.maxToken, "round \(round): token \(token) after \(acked.maxToken)")
     }
 }
+}  // extension HeavyProcessSuites
 
 /// One client's load: take a lock (kept, long lease), add a job, claim and complete one; record each
 /// acknowledged result. Stops at the first failure (the node was killed).

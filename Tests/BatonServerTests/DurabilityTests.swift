@@ -76,10 +76,11 @@ func temporaryDataDirectory() -> String {
         let first = try await TestNode.start { $0.dataDirectory = dir }
         let port = first.port
         let c = first.client()
-        guard case .granted(let token, _, _) = try await c.acquireLock("k", ttl: .milliseconds(1500)) else { Issue.record("the premise failed: the lock was not granted"); return }
+        // A lease long enough to outlast the stop on a loaded machine, and a downtime longer still.
+        guard case .granted(let token, _, _) = try await c.acquireLock("k", ttl: .milliseconds(4000)) else { Issue.record("the premise failed: the lock was not granted"); return }
         await c.shutdown()
         try await first.stop()
-        try await Task.sleep(for: .milliseconds(2000))  // longer than the lease: it would have ended by wall clock
+        try await Task.sleep(for: .milliseconds(4500))  // longer than the lease: it would have ended by wall clock
 
         let second = try await TestNode.start {
             $0.dataDirectory = dir

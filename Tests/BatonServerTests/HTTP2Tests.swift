@@ -57,6 +57,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
     return Array(b.readableBytesView)
 }
 
+extension HeavyProcessSuites {
 @Suite(.timeLimit(.minutes(2))) struct HTTP2Tests {
     func withH2Node(_ configure: @escaping (inout NodeConfiguration) -> Void = { _ in }, _ body: (TestNode, Int) async throws -> Void) async throws {
         try await withNode({
@@ -296,6 +297,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
         }
     }
 }
+}  // extension HeavyProcessSuites
 
 /// The request frames in Protocol/golden: (file name, opcode, body after the 10-byte header).
 func goldenRequestFrames() throws -> [(name: String, opcode: Opcode, body: [UInt8])] {

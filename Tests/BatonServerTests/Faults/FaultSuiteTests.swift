@@ -14,6 +14,7 @@ import Glibc
 ///
 /// `BATON_FAULT_MINUTES` sets how long the schedule runs (default 5); `BATON_FAULT_SEED` replays
 /// one (a failing run prints its seed).
+extension HeavyProcessSuites {
 @Suite(.serialized, .timeLimit(.minutes(120))) struct FaultSuiteTests {
     /// Runs `body` with three hosts and the cluster on them, and removes everything afterwards.
     func withCluster(_ body: (HostCluster) async throws -> Void) async throws {
@@ -136,3 +137,4 @@ import Glibc
         }
     }
 }
+}  // extension HeavyProcessSuites
