@@ -51,6 +51,7 @@ let package = Package(
             name: "BatonNode",
             dependencies: [
                 "BatonCore", "BatonRaft", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         // The node: NIO listener, node runtime, configuration.

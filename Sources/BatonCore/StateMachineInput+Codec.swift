@@ -20,6 +20,12 @@ public struct TimedInput: Hashable, Sendable {
 
     public func encode() -> [UInt8] {
         var b = ByteBuffer()
+        return encode(using: &b)
+    }
+
+    /// `encode()` through a buffer the caller keeps between calls: one allocation, the result's.
+    public func encode(using b: inout ByteBuffer) -> [UInt8] {
+        b.clear()
         switch input {
         case .command(let client, let seq, let command):
             b.writeU8(1)

@@ -1,6 +1,7 @@
 import BatonCore
 import BatonProtocol
 import BatonRaft
+import DequeModule
 import NIOCore
 
 /// One Baton node's logic, whole: the Raft core, the state machine, the cluster's clock, the
@@ -75,6 +76,7 @@ package struct Node: Sendable {
 
     /// A command this leader proposed, until its entry is applied.
     private struct Proposal: Sendable {
+        var index: LogIndex
         var term: Term
         var route: RouteID?
         var timed: TimedInput
@@ -96,7 +98,10 @@ package struct Node: Sendable {
     /// The wall clock at monotonic reading `originAt`: a new cluster's first leader starts its time here.
     private let origin: (wall: Timestamp, at: UInt64)
     package private(set) var appliedIndex: LogIndex
-    private var proposals: [LogIndex: Proposal] = [:]
+    /// In log order: a leader proposes at growing indexes and applies in the same order.
+    private var proposals = Deque<Proposal>()
+    /// Encodes proposals, reused so a proposal costs one allocation (its entry's bytes).
+    private var scratch = ByteBuffer()
     /// Who waits for the answer to a command that waits (an acquire or a claim in line).
     private var waits: [WaitKey: RouteID] = [:]
     private var reads = ReadQueue()
@@ -212,11 +217,11 @@ package struct Node: Sendable {
             return
         }
         let timed = TimedInput(input, at: clock.stamp(at: mono))
-        guard let index = raft.propose(timed.encode()) else {
+        guard let index = raft.propose(timed.encode(using: &scratch)) else {
             if let route { actions.append(.answer(route, notLeader)) }
             return
         }
-        proposals[index] = Proposal(term: raft.term, route: route, timed: timed)
+        proposals.append(Proposal(index: index, term: raft.term, route: route, timed: timed))
     }
 
     // MARK: The Ready
@@ -278,7 +283,13 @@ package struct Node: Sendable {
         guard entry.index > appliedIndex else { return }  // covered by a snapshot installed meanwhile
         var route: RouteID?
         var proposed: TimedInput?
-        if let proposal = proposals.removeValue(forKey: entry.index) {
+        // Proposals below this entry were covered by something else (a snapshot): nobody applies them here.
+        while let first = proposals.first, first.index < entry.index {
+            proposals.removeFirst()
+            if let lost = first.route { actions.append(.answer(lost, notLeader)) }
+        }
+        if let first = proposals.first, first.index == entry.index {
+            let proposal = proposals.removeFirst()
             if proposal.term == entry.term {
                 (route, proposed) = (proposal.route, proposal.timed)  // this entry: no need to decode it
             } else if let lost = proposal.route {
@@ -391,9 +402,7 @@ package struct Node: Sendable {
             // commit; a retry with the same sequence number learns the outcome).
             // In a fixed order (a dictionary's own differs from process to process), so a seed of
             // the simulator replays alike in every run.
-            for index in proposals.keys.sorted() {
-                if let route = proposals[index]?.route { actions.append(.answer(route, notLeader)) }
-            }
+            for proposal in proposals { if let route = proposal.route { actions.append(.answer(route, notLeader)) } }
             for key in waits.keys.sorted(by: { ($0.clientID.rawValue, $0.sequence.rawValue) < ($1.clientID.rawValue, $1.sequence.rawValue) }) {
                 if let route = waits[key] { actions.append(.answer(route, notLeader)) }
             }

@@ -24,8 +24,7 @@ final class NodeRuntime {
     let flushQueue: FlushQueue
 
     /// Who waits for each answer the node will give.
-    private var routes: [RouteID: Route] = [:]
-    private var nextRoute: UInt64 = 0
+    private var routes = RouteTable()
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     private var http2Connections: [ObjectIdentifier: HTTP2ConnectionHandler] = [:]
     private var timer: Scheduled<Void>?
@@ -128,7 +127,7 @@ final class NodeRuntime {
         for action in actions {
             switch action {
             case .answer(let id, let reply):
-                guard let route = routes.removeValue(forKey: id) else { continue }  // its connection closed
+                guard let route = routes.remove(id) else { continue }  // its connection closed
                 metrics.recordRequest(route.opcode, reply: reply, since: route.started)
                 route.connection.deliver(reply, requestID: route.requestID)
             case .send(let messages):
@@ -185,10 +184,7 @@ final class NodeRuntime {
     }
 
     private func route(_ connection: any ReplySink, requestID: RequestID, opcode: Opcode, started: NIODeadline) -> RouteID {
-        nextRoute += 1
-        let id = RouteID(nextRoute)
-        routes[id] = Route(connection: connection, requestID: requestID, opcode: opcode, started: started)
-        return id
+        routes.insert(Route(connection: connection, requestID: requestID, opcode: opcode, started: started))
     }
 
     // MARK: Requests
@@ -263,7 +259,7 @@ final class NodeRuntime {
 
     /// Nobody listens on `sink` any more: answers for it are dropped.
     func sinkClosed(_ sink: any ReplySink) {
-        routes = routes.filter { $0.value.connection !== sink }
+        routes.removeAll { $0.connection === sink }
     }
 
     /// One connection of `client` closed; when it was the last, the client's waits are withdrawn.
