@@ -157,7 +157,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonRaftTests",
-            dependencies: ["BatonRaft", "BatonCore", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["BatonRaft", "BatonCore", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["testdata"]  // expected traces, read from the source tree by `Trace`
         ),
         // What several test targets share: running long simulations off Swift's cooperative pool.
         .target(name: "BatonTestSupport", path: "Tests/BatonTestSupport"),

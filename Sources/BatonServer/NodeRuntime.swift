@@ -245,7 +245,6 @@ final class NodeRuntime {
         http2Connections[ObjectIdentifier(connection)] = nil
     }
 
-    var connectionCount: Int { connections.count }
 
     func clientConnected(_ client: ClientID) {
         handle(.clientConnected(client))

@@ -594,7 +594,10 @@ struct NodeSimulation {
     /// A read that shows a lock free, or held under another token, was not answered while a lease
     /// its holder learned of before the read was asked still runs.
     mutating func checkRead(_ query: Query, _ reply: Reply, askedAt: Int) {
-        guard case .getLock(let key) = query, case .lock(let info) = reply else { return }
+        guard case .getLock(let key) = query, case .lock(let info) = reply else {
+            fail("a read \(query) asked at \(askedAt) was answered \(reply)")  // the clients only read locks
+            return
+        }
         for c in clients.indices {
             guard let belief = clients[c].locks[key], belief.since < askedAt, belief.end > now else { continue }
             if info?.token != belief.token {
