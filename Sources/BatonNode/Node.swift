@@ -82,15 +82,6 @@ package struct Node: Sendable {
         var timed: TimedInput
     }
 
-    /// A Ready's durable part on its way to the disk, and what waits for it.
-    private struct Persisting: Sendable {
-        var id: PersistID
-        var messages: [RaftEnvelope]
-        var last: LogEntry?
-        var hardState: HardState?
-        var snapshot: Snapshot?
-    }
-
     package let configuration: Configuration
     package private(set) var raft: Raft
     package private(set) var machine: StateMachine
@@ -108,11 +99,8 @@ package struct Node: Sendable {
     private var pendingTick = PendingTick()
     /// The role the clock and the routes were last told of.
     private var leading = false
-    /// The newest term known to be on disk: a leader's appends may go out before its own sync only
-    /// when its term (and so its vote for itself) is durable.
-    private var durableTerm: Term
-    private var persisting: [Persisting] = []
-    private var nextPersist = PersistID(0)
+    /// Snapshots from the leader on their way to the disk: the state is restored from each once it is durable.
+    private var snapshotsPersisting: [(id: PersistID, snapshot: Snapshot)] = []
     /// Open connections per client: a client with none has its waits withdrawn.
     private var connections: [ClientID: Int] = [:]
     /// When a new leader withdraws the waits of clients that did not reconnect, and in which term.
@@ -135,7 +123,6 @@ package struct Node: Sendable {
         self.origin = (wall, mono)
         self.appliedIndex = recovered.snapshot.index
         self.snapshotIndex = recovered.snapshot.index
-        self.durableTerm = recovered.hardState.term
     }
 
     // MARK: Reading the node
@@ -226,8 +213,8 @@ package struct Node: Sendable {
 
     // MARK: The Ready
 
-    /// Hands out what Raft has ready: messages that may go before the sync, committed entries to
-    /// apply, settled reads, then the durable part with the messages that wait for it.
+    /// Hands out what Raft has ready: messages that may go now, committed entries to apply, settled
+    /// reads, then the durable part.
     private mutating func endOfTurn(at mono: UInt64, into actions: inout [NodeAction]) {
         roleMayHaveChanged(at: mono, into: &actions)
         if reads.needsIndex {
@@ -235,14 +222,10 @@ package struct Node: Sendable {
             stampHeartbeats(at: mono)
             raft.readIndex(reads.newest)
         }
-        var ready = raft.ready()
+        let ready = raft.ready()
         guard !ready.isEmpty else { return }
-        if durableTerm == raft.term {
-            // The followers sync while the leader syncs (thesis §10.2.1).
-            if !ready.messagesBeforeSync.isEmpty { actions.append(.send(ready.messagesBeforeSync)) }
-        } else {
-            ready.messages = ready.messagesBeforeSync + ready.messages
-        }
+        // Raft holds back what must wait for the disk: these may go at once.
+        if !ready.messages.isEmpty { actions.append(.send(ready.messages)) }
         // Durable here already (see `RaftReady.committed`): a leader answers its clients without
         // waiting for the sync of the entries proposed since.
         for entry in ready.committed { applyCommitted(entry, at: mono, into: &actions) }
@@ -252,30 +235,20 @@ package struct Node: Sendable {
         }
         answerReads(into: &actions)
         maybeSnapshot(into: &actions)
-        // Messages wait for the persists before them, even with nothing of their own to persist.
-        guard ready.hardState != nil || ready.snapshot != nil || !ready.entries.isEmpty || !ready.messages.isEmpty else {
-            return
-        }
-        nextPersist = PersistID(nextPersist.rawValue + 1)
-        persisting.append(
-            Persisting(
-                id: nextPersist, messages: ready.messages, last: ready.entries.last, hardState: ready.hardState,
-                snapshot: ready.snapshot))
+        guard let id = ready.persist else { return }
+        if let snapshot = ready.snapshot { snapshotsPersisting.append((id, snapshot)) }
         for entry in ready.entries { bytesSinceSnapshot += entry.data.count }
-        actions.append(
-            .persist(nextPersist, snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState, sync: ready.mustSync))
+        actions.append(.persist(id, snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState, sync: ready.mustSync))
     }
 
-    /// Storage made a Ready's durable part durable: Raft learns it, and its messages go out.
+    /// Storage made a Ready's durable part durable: Raft learns it (and lets out the messages that
+    /// waited for it with the next Ready), and a snapshot from the leader becomes the state.
     private mutating func persisted(_ id: PersistID, at mono: UInt64, into actions: inout [NodeAction]) {
-        guard let first = persisting.first, first.id == id else {
-            preconditionFailure("persist \(id) reported out of order (expected \(persisting.first?.id.description ?? "none"))")
+        raft.persisted(id)
+        if let first = snapshotsPersisting.first, first.id == id {
+            snapshotsPersisting.removeFirst()
+            restore(first.snapshot, at: mono, into: &actions)
         }
-        persisting.removeFirst()
-        if let hardState = first.hardState { durableTerm = hardState.term }
-        if let last = first.last { raft.persisted(through: last.index, term: last.term) }
-        if !first.messages.isEmpty { actions.append(.send(first.messages)) }
-        if let snapshot = first.snapshot { restore(snapshot, at: mono, into: &actions) }
     }
 
     /// A committed entry of the log, in order.

@@ -8,9 +8,10 @@ import BatonRaft
 /// come back, in order, before it steps the next event; once per turn of its loop it steps
 /// `NodeEvent.endOfTurn`. Three rules keep the promises of the log:
 /// - `persist` is carried out in order, and each is reported back by `NodeEvent.persisted` once it is
-///   durable (synced, when `sync` says so). A message that depends on what a persist holds (a vote,
-///   an acknowledgement of entries) is held by the node and comes out as `send` only after that
-///   report: nothing goes out before the hard state it depends on is durable.
+///   durable (synced, when `sync` says so).
+/// - `send` may be carried out at once. A message that depends on what a persist holds (a vote, an
+///   acknowledgement of entries) is held inside the Raft core and comes out as `send` only after
+///   that report: nothing goes out before the state it depends on is durable (see `RaftReady`).
 /// - `answer` may be sent at once: an answer only ever comes from an applied entry, and entries are
 ///   applied only once they are durable here (Raft hands out committed entries that were persisted).
 /// - `setTimer` replaces the timer set before it.

@@ -5,11 +5,3 @@ package struct RouteID: Hashable, Sendable, CustomStringConvertible {
     package init(_ rawValue: UInt64) { self.rawValue = rawValue }
     package var description: String { String(rawValue) }
 }
-
-/// One hand-over of a Raft Ready's durable part to storage; storage reports them done in order.
-package struct PersistID: Hashable, Sendable, Comparable, CustomStringConvertible {
-    package var rawValue: UInt64
-    package init(_ rawValue: UInt64) { self.rawValue = rawValue }
-    package static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
-    package var description: String { String(rawValue) }
-}

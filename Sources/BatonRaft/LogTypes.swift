@@ -30,6 +30,15 @@ public struct ReadID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var description: String { String(rawValue) }
 }
 
+/// One Ready's durable part (`RaftReady.persist`), to report with `Raft.persisted(_:)` once it is
+/// durable. Numbered from 1 in the order they are handed out; they are reported in that order.
+public struct PersistID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { String(rawValue) }
+}
+
 /// A node of the cluster, by its position in the configured membership (1, 2, 3, …). Zero: none.
 public struct NodeIndex: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var rawValue: UInt64

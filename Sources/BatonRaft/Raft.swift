@@ -2,13 +2,23 @@ public enum RaftRole: String, Sendable, Hashable {
     case follower, preCandidate, candidate, leader
 }
 
-/// What the node must do after one or more steps: persist, then send. A message may promise that its
-/// sender has persisted what comes before it. `committed` entries are on this node's disk already
-/// (like etcd-io/raft's CommittedEntries), so they may be applied at once, while this Ready persists.
+/// What the node must do after one or more steps.
+///
+/// **The handling loop** (as etcd-io/raft's `doc.go` describes its own):
+/// 1. Step messages, ticks and proposals into the core, as they come.
+/// 2. Take `ready()`, then, in any order: send `messages`, apply `committed`, answer `readsReady`
+///    and refuse `readsFailed`; and hand the durable part (`snapshot`, `entries`, `hardState`) to
+///    storage, in the order the Readies came, syncing it when `mustSync` says so.
+/// 3. Once storage made a durable part durable, report it with `persisted(_:)`, in order.
+///
+/// The core keeps the rule that makes this safe: **nothing is sent before the state it depends on
+/// is durable.** A vote, an acknowledgement of entries or any message of a term not yet synced is
+/// held inside the core until the persist before it is reported, and comes out in a later Ready's
+/// `messages`. So a shell may send `messages` at once, whatever storage is doing.
 public struct RaftReady: Sendable {
     /// The new hard state, when it changed.
     public var hardState: HardState?
-    /// Whether this Ready must be synced before its `messages` go out: it holds entries, a snapshot,
+    /// Whether the durable part must be synced before it is reported: it holds entries, a snapshot,
     /// or a new term or vote. A hard state whose commit index alone moved may be written unsynced: a
     /// node that restarts with an older commit index learns the newer one from the leader again
     /// (etcd-io/raft's MustSync).
@@ -18,16 +28,17 @@ public struct RaftReady: Sendable {
     public var snapshot: Snapshot?
     /// Entries to append; an entry at index i replaces the stored one at i and everything after it.
     public var entries: [LogEntry] = []
-    /// To send once the above is durable.
+    /// Names the durable part above when there is one: report it with `persisted(_:)` once durable.
+    public var persist: PersistID?
+    /// To send now. What depends on a durable part not yet reported waits in the core. A leader's
+    /// appends and heartbeats, and a follower's heartbeat replies, go out as soon as the node's
+    /// current term and vote are durable, without waiting for entries: a leader's own copy counts
+    /// towards a commit only once `persisted(_:)` reports it, so the followers sync while it syncs
+    /// (Raft thesis §10.2.1), and a heartbeat reply claims nothing about the follower's log but what
+    /// it received, so a follower's slow disk does not look like a lost follower.
     public var messages: [RaftEnvelope] = []
-    /// A leader's appends and heartbeats, and a follower's heartbeat replies: these may go out before
-    /// the above is durable, as long as the node's current term and vote are. A leader's own copy
-    /// counts towards a commit only once `persisted(through:)` reports it, so the followers sync while
-    /// it syncs (Raft thesis §10.2.1); a heartbeat reply claims nothing about the follower's log but
-    /// what it received, so a follower's slow disk does not look like a lost follower.
-    public var messagesBeforeSync: [RaftEnvelope] = []
-    /// Committed entries to apply, in order. Every one was persisted here by an earlier Ready (the
-    /// runtime reported it through `persisted(through:)`), so they need not wait for this one's sync.
+    /// Committed entries to apply, in order. Every one was reported durable here by an earlier
+    /// `persisted(_:)`, so they need not wait for this Ready's durable part.
     public var committed: [LogEntry] = []
     /// Read requests whose read index is confirmed: answer each once the applied index reaches it.
     public var readsReady: [(id: ReadID, index: LogIndex)] = []
@@ -35,10 +46,19 @@ public struct RaftReady: Sendable {
     public var readsFailed: [ReadID] = []
 
     public var isEmpty: Bool {
-        hardState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty && messagesBeforeSync.isEmpty
-            && committed.isEmpty
+        hardState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty
             && readsReady.isEmpty && readsFailed.isEmpty
     }
+}
+
+/// A Ready's durable part on its way to the disk, and the messages that wait for it.
+private struct Persisting: Sendable {
+    var id: PersistID
+    /// The last entry it holds, by index and term.
+    var last: (index: LogIndex, term: Term)?
+    /// The term of the hard state it holds.
+    var term: Term?
+    var held: [RaftEnvelope]
 }
 
 /// The Raft core: leader election with pre-vote and check-quorum, log replication with batching and
@@ -78,11 +98,21 @@ public struct Raft: Sendable {
     /// The other members, in configuration order: iterating a dictionary instead would make the
     /// order of messages (and so a simulation) vary from process to process.
     private let peers: [NodeIndex]
+    /// Messages that wait for everything handed out to be durable.
     private var outbox: [RaftEnvelope] = []
+    /// Messages that wait only for the current term and vote to be durable.
     private var earlyOutbox: [RaftEnvelope] = []
+    /// Held messages whose persist was reported: they go out with the next Ready.
+    private var released: [RaftEnvelope] = []
+    /// Durable parts handed out and not yet reported, oldest first.
+    private var persisting: [Persisting] = []
+    private var lastPersist = PersistID(0)
     /// The local log is durable up to here (reported by the runtime after each sync).
     private var stableIndex: LogIndex
-    private var persistedHardState: HardState
+    /// The newest term reported durable.
+    private var durableTerm: Term
+    /// The hard state last handed out.
+    private var handedOutHardState: HardState
     private var receivedSnapshot: Snapshot?
     private var appendsPending = false
     // Read index.
@@ -107,7 +137,8 @@ public struct Raft: Sendable {
         self.log = RaftLog(snapshot: snapshot, entries: entries)
         self.commit = max(hardState.commit, snapshot.index)
         self.applied = snapshot.index
-        self.persistedHardState = hardState
+        self.handedOutHardState = hardState
+        self.durableTerm = hardState.term
         self.stableIndex = snapshot.index.advanced(by: Int64(entries.count))
         self.rng = SplitMix64(seed: seed ^ id.rawValue &* 0x9E37_79B9_7F4A_7C15)
         resetElectionTimer()
@@ -291,11 +322,20 @@ public struct Raft: Sendable {
         }
     }
 
-    /// The runtime synced every entry up to `index` (the last entry of a Ready it persisted).
-    public mutating func persisted(through index: LogIndex, term entryTerm: Term) {
-        guard index > stableIndex, log.term(at: index) == entryTerm else { return }
-        stableIndex = index
-        if role == .leader { maybeCommit() }
+    /// Storage made the durable part `id` durable (synced, when it had to be). Parts are reported
+    /// in the order `ready()` handed them out; the messages that waited for this one go out with
+    /// the next Ready.
+    public mutating func persisted(_ id: PersistID) {
+        guard let first = persisting.first, first.id == id else {
+            preconditionFailure("persist \(id) reported out of order (expected \(persisting.first?.id.description ?? "none"))")
+        }
+        persisting.removeFirst()
+        if let term = first.term { durableTerm = term }
+        if let last = first.last, last.index > stableIndex, log.term(at: last.index) == last.term {
+            stableIndex = last.index
+            if role == .leader { maybeCommit() }
+        }
+        released += first.held
     }
 
     /// Forgets log entries up to `snapshot.index`, now held in `snapshot` (taken by the state machine
@@ -315,19 +355,40 @@ public struct Raft: Sendable {
         }
         var r = RaftReady()
         let hardState = HardState(term: term, vote: vote, commit: commit)
-        if hardState != persistedHardState {
+        if hardState != handedOutHardState {
             r.hardState = hardState
-            r.mustSync = hardState.term != persistedHardState.term || hardState.vote != persistedHardState.vote
-            persistedHardState = hardState
+            r.mustSync = hardState.term != handedOutHardState.term || hardState.vote != handedOutHardState.vote
+            handedOutHardState = hardState
         }
         r.snapshot = receivedSnapshot
         receivedSnapshot = nil
         r.entries = log.takeUnstable()
         if r.snapshot != nil || !r.entries.isEmpty { r.mustSync = true }
-        r.messages = outbox
-        outbox.removeAll(keepingCapacity: true)
-        r.messagesBeforeSync = earlyOutbox
+        // Swapped rather than copied: no buffer is shared, so none is copied or allocated again.
+        swap(&r.messages, &released)
+        var held: [RaftEnvelope] = []
+        swap(&held, &outbox)
+        // A leader's first hard state of its term holds its vote for itself, so a durable term
+        // means a durable vote too.
+        if durableTerm == term {
+            if r.messages.isEmpty { swap(&r.messages, &earlyOutbox) } else { r.messages += earlyOutbox }
+        } else {
+            held = earlyOutbox + held
+        }
         earlyOutbox.removeAll(keepingCapacity: true)
+        if r.hardState != nil || r.snapshot != nil || !r.entries.isEmpty {
+            lastPersist = PersistID(lastPersist.rawValue + 1)
+            r.persist = lastPersist
+            persisting.append(
+                Persisting(id: lastPersist, last: r.entries.last.map { ($0.index, $0.term) }, term: r.hardState?.term, held: held))
+        } else if !held.isEmpty {
+            // Nothing of its own to persist: it waits for the persists before it, if any.
+            if persisting.isEmpty {
+                r.messages += held
+            } else {
+                persisting[persisting.count - 1].held += held
+            }
+        }
         // Only what is durable here: a follower may learn of a commit before its own copy is synced.
         let applicable = min(commit, stableIndex)
         if applicable > applied {

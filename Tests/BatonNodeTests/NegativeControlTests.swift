@@ -5,8 +5,9 @@ import Testing
 
 /// The simulator's invariants catch real faults: two old bugs, put back one at a time, each fail a
 /// named seed that passes without them (both seeds are among `NodeSimulationTests.threeNodes`').
-/// Found by running seeds 1…600 with each fault: the old clock fails 3 of them (206, 472, 559), the
-/// old client count 115 (the first is 4).
+/// Found by running seeds from 1 with each fault: of seeds 1…122 the old clock fails 3 (19, 46 and
+/// 122), the old client count 20 (the first is 5). A change to the node's timing moves them; scan
+/// again then.
 @Suite struct NegativeControlTests {
     func failures(seed: UInt64, _ configure: (inout NodeSimulation.Options) -> Void) async -> [String] {
         var options = NodeSimulation.Options()
@@ -21,17 +22,17 @@ import Testing
     /// The cluster's clock before issue 16 took its own uncommitted stamps as a floor: a leader paused
     /// past its deposition stamps on, is elected again, and counts the cluster's time from stamps that
     /// never committed, so it runs ahead of real time and leases end early.
-    @Test func theOldClockFloorFailsSeed206() async {
-        let faulty = await failures(seed: 206) { $0.faults.clockFloorsOwnStamps = true }
+    @Test func theOldClockFloorFailsSeed19() async {
+        let faulty = await failures(seed: 19) { $0.faults.clockFloorsOwnStamps = true }
         #expect(faulty.first?.contains("gained") == true, "\(faulty)")
-        #expect(await failures(seed: 206) { _ in }.isEmpty)
+        #expect(await failures(seed: 19) { _ in }.isEmpty)
     }
 
     /// The client library before issue 16 counted a lease from when its answer arrived: a slow answer
     /// makes its holder count past the lease's end, while the lock goes to the next in line.
-    @Test func countingFromTheAnswersArrivalFailsSeed4() async {
-        let faulty = await failures(seed: 4) { $0.clientCountsFromArrival = true }
+    @Test func countingFromTheAnswersArrivalFailsSeed5() async {
+        let faulty = await failures(seed: 5) { $0.clientCountsFromArrival = true }
         #expect(faulty.first?.contains("while client") == true, "\(faulty)")
-        #expect(await failures(seed: 4) { _ in }.isEmpty)
+        #expect(await failures(seed: 5) { _ in }.isEmpty)
     }
 }

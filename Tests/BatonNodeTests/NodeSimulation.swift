@@ -142,8 +142,10 @@ struct NodeSimulation {
     // What the invariants compare against.
     var leaders: [Term: NodeIndex] = [:]
     var tookOffice: [Term: Int] = [:]
-    /// Every entry applied anywhere: index → (term, data).
-    var appliedEntries: [LogIndex: (term: Term, data: [UInt8])] = [:]
+    /// Every entry applied anywhere: index → (term, data, and the term of the host that applied it
+    /// first). That host's term is at least the term of the leader that committed the entry, since
+    /// the host learned of the commit from that leader or a later one.
+    var appliedEntries: [LogIndex: (term: Term, data: [UInt8], committedBy: Term)] = [:]
     /// When each leader first handed each entry of its own to its disk (real time): its proposal.
     var proposedAt: [LogIndex: [Term: Int]] = [:]
     /// The newest committed stamp so far: (proposal's real time, stamp, term).
@@ -629,7 +631,10 @@ struct NodeSimulation {
                 if leaders[node.raft.term] == nil {
                     leaders[node.raft.term] = node.raft.id
                     elections += 1
-                    for (index, known) in appliedEntries where index > node.raft.snapshotIndex {
+                    // Leader completeness (Raft §5.4): a leader holds every entry committed in an
+                    // earlier term. A leader of an older term may still take office late (its votes
+                    // were slow to arrive) and lack what a newer leader committed since.
+                    for (index, known) in appliedEntries where index > node.raft.snapshotIndex && known.committedBy < node.raft.term {
                         if node.raft.term(at: index) != known.term {
                             fail("leader \(node.raft.id) of term \(node.raft.term) lacks applied entry \(index)")
                         }
@@ -657,7 +662,7 @@ struct NodeSimulation {
                 }
                 continue
             }
-            appliedEntries[index] = (entry.term, entry.data)
+            appliedEntries[index] = (entry.term, entry.data, node.raft.term)
             trace(7, index.rawValue &* 131 &+ entry.term.rawValue)
             guard !entry.data.isEmpty, let timed = try? TimedInput.decode(entry.data),
                 let proposed = proposedAt[index]?[entry.term]

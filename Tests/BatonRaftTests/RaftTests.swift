@@ -11,10 +11,10 @@ struct TestCluster {
     var readsReady: [[ReadID]]
     var readsFailed: [[ReadID]]
     var snapshotsInstalled: [[Snapshot]]
-    /// Nodes whose disk stalls: their readies wait in `held`, unsynced, and only what may go out
-    /// before a sync (with the term already durable) is sent.
+    /// Nodes whose disk stalls: their durable parts wait in `held`, unreported, and Raft lets out
+    /// only what may go before them.
     var stalled: Set<Int> = []
-    var held: [Int: [RaftReady]] = [:]
+    var held: [Int: [PersistID]] = [:]
     /// Sees every message delivered.
     var observe: (RaftEnvelope) -> Void = { _ in }
     /// What happened, one line each (`Trace`): messages delivered, ticks, proposals, roles taken.
@@ -34,22 +34,24 @@ struct TestCluster {
         for _ in 0..<1000 {
             var progressed = false
             for i in nodes.indices {
-                var r = nodes[i].ready()
-                progressed = progressed || !r.isEmpty
-                if stalled.contains(i) {
-                    if r.hardState == nil {
-                        queue += r.messagesBeforeSync
-                        r.messagesBeforeSync = []
+                // A disk that keeps up reports each durable part at once, and what waited for it
+                // comes out with the next Ready.
+                while true {
+                    let r = nodes[i].ready()
+                    guard !r.isEmpty else { break }
+                    progressed = true
+                    queue += r.messages
+                    committed[i] += r.committed
+                    readsReady[i] += r.readsReady.map(\.id)
+                    readsFailed[i] += r.readsFailed
+                    if let s = r.snapshot { snapshotsInstalled[i].append(s) }
+                    guard let id = r.persist else { break }
+                    if stalled.contains(i) {
+                        held[i, default: []].append(id)
+                        break
                     }
-                    held[i, default: []].append(r)
-                } else {
-                    if let last = r.entries.last { nodes[i].persisted(through: last.index, term: last.term) }
-                    queue += r.messagesBeforeSync + r.messages
+                    nodes[i].persisted(id)
                 }
-                committed[i] += r.committed
-                readsReady[i] += r.readsReady.map(\.id)
-                readsFailed[i] += r.readsFailed
-                if let s = r.snapshot { snapshotsInstalled[i].append(s) }
             }
             guard !queue.isEmpty || progressed else { return }
             let batch = queue
@@ -73,10 +75,7 @@ struct TestCluster {
     /// messages go out.
     mutating func unstall(_ i: Int) {
         stalled.remove(i)
-        for r in held.removeValue(forKey: i) ?? [] {
-            if let last = r.entries.last { nodes[i].persisted(through: last.index, term: last.term) }
-            queue += r.messagesBeforeSync + r.messages
-        }
+        for id in held.removeValue(forKey: i) ?? [] { nodes[i].persisted(id) }
         settle()
     }
 
@@ -304,7 +303,7 @@ struct TestCluster {
         #expect(first.entries == [entry])
         #expect(first.committed.isEmpty)
         #expect(follower.commit == LogIndex(1))
-        follower.persisted(through: LogIndex(1), term: Term(1))
+        follower.persisted(try #require(first.persist))
         #expect(follower.ready().committed == [entry])
     }
 
@@ -320,7 +319,7 @@ struct TestCluster {
         let first = follower.ready()
         #expect(first.hardState?.term == Term(1))
         #expect(first.mustSync)
-        follower.persisted(through: LogIndex(1), term: Term(1))
+        follower.persisted(try #require(first.persist))
 
         follower.step(RaftEnvelope(
             from: NodeIndex(1), to: NodeIndex(2), term: Term(1), message: .heartbeat(commit: LogIndex(1), round: 1, context: 0)))
@@ -336,6 +335,41 @@ struct TestCluster {
         #expect(vote.hardState?.vote == NodeIndex(1))
         #expect(vote.entries.isEmpty)
         #expect(vote.mustSync)
+    }
+
+    /// Nothing goes out before the state it depends on is durable, and the core, not its shell,
+    /// keeps that rule: a vote waits for the vote's persist, an acknowledgement for its entries', and
+    /// a message with nothing of its own to persist for the persists before it. A heartbeat reply
+    /// needs only the term durable, so it goes while entries are still syncing.
+    @Test func messagesWaitInTheCoreForTheStateTheyDependOn() throws {
+        let members = [NodeIndex(1), NodeIndex(2), NodeIndex(3)]
+        func fromLeader(_ message: RaftMessage) -> RaftEnvelope {
+            RaftEnvelope(from: NodeIndex(1), to: NodeIndex(3), term: Term(1), message: message)
+        }
+        var node = Raft(id: NodeIndex(3), configuration: RaftConfiguration(members: members), seed: 1)
+        node.step(fromLeader(.vote(lastIndex: .zero, lastTerm: .zero)))
+        let vote = node.ready()
+        #expect(vote.hardState == HardState(term: Term(1), vote: NodeIndex(1), commit: .zero))
+        #expect(vote.messages.isEmpty)
+        // The same request again: nothing new to persist, and its answer still waits for the vote's.
+        node.step(fromLeader(.vote(lastIndex: .zero, lastTerm: .zero)))
+        let again = node.ready()
+        #expect(again.persist == nil)
+        #expect(again.messages.isEmpty)
+        node.persisted(try #require(vote.persist))
+        #expect(node.ready().messages.map(\.message) == [.voteReply(granted: true), .voteReply(granted: true)])
+
+        let entry = LogEntry(term: Term(1), index: LogIndex(1), data: [7])
+        node.step(fromLeader(.append(prevIndex: .zero, prevTerm: .zero, entries: [entry], commit: .zero)))
+        let append = node.ready()
+        #expect(append.entries == [entry])
+        #expect(append.messages.isEmpty)
+        node.step(fromLeader(.heartbeat(commit: .zero, round: 1, context: 0)))
+        #expect(node.ready().messages.map(\.message) == [.heartbeatReply(round: 1, syncing: true)])
+        node.persisted(try #require(append.persist))
+        #expect(
+            node.ready().messages.map(\.message)
+                == [.appendReply(success: true, index: LogIndex(1), hint: LogIndex(1))])
     }
 
     /// Raft's Figure 8: a leader must not commit an entry of an earlier term by counting the nodes
@@ -356,7 +390,7 @@ struct TestCluster {
         #expect(node.isLeader && node.term == Term(4))
         let ready = node.ready()  // its empty entry of term 4, at index 3
         #expect(ready.entries.map(\.term) == [Term(4)])
-        node.persisted(through: LogIndex(3), term: Term(4))
+        node.persisted(try #require(ready.persist))
 
         // Nodes 2 and 3 hold index 2 (term 2): with the leader, a majority. It stays uncommitted.
         for peer: UInt64 in [2, 3] { node.step(from(peer, .appendReply(success: true, index: LogIndex(2), hint: LogIndex(2)))) }
