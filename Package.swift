@@ -139,7 +139,7 @@ let package = Package(
         .testTarget(
             name: "BatonBenchKitTests",
             dependencies: [
-                "BatonBenchKit", "BatonServer", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio"),
+                "BatonBenchKit", "BatonServer", "BatonProtocol", "BatonTestSupport", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
@@ -160,7 +160,8 @@ let package = Package(
             dependencies: ["BatonRaft", "BatonCore", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["testdata"]  // expected traces, read from the source tree by `Trace`
         ),
-        // What several test targets share: running long simulations off Swift's cooperative pool.
+        // What several test targets share: running long simulations off Swift's cooperative pool,
+        // and the turns of the heavy tests (`.heavy`).
         .target(name: "BatonTestSupport", path: "Tests/BatonTestSupport"),
         .testTarget(
             name: "BatonNodeTests",
@@ -182,6 +183,7 @@ let package = Package(
                 "BatonProtocol",
                 "BatonCore",
                 "BatonStorage",
+                "BatonTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import BatonProtocol
+import BatonTestSupport
 import Logging
 import NIOCore
 import Testing
@@ -92,7 +93,7 @@ func withNode<T>(_ body: (Int) async throws -> T) async throws -> T {
 }
 
 /// Each workload for a second against a real node: it runs, completes cycles, and sees no errors.
-@Suite(.timeLimit(.minutes(1))) struct BenchSmokeTests {
+@Suite(.heavy, .timeLimit(.minutes(1))) struct BenchSmokeTests {
     @Test(arguments: Workload.allCases)
     func workloadRunsAgainstARealNode(_ workload: Workload) async throws {
         let report = try await withNode { port in

@@ -1,4 +1,5 @@
 import BatonProtocol
+import BatonTestSupport
 import NIOCore
 import NIOPosix
 import Testing
@@ -37,7 +38,7 @@ final class FollowerStub: ChannelInboundHandler {
     }
 }
 
-@Suite(.timeLimit(.minutes(1))) struct RedirectTests {
+@Suite(.heavy, .timeLimit(.minutes(1))) struct RedirectTests {
     @Test func notLeaderRepliesBecomeRedirects() throws {
         var dialect = BatonDialect()
         for (message, leader) in [("node b is not the leader; leader=10.0.0.1:7700", "10.0.0.1:7700"), ("node b is not the leader; no leader is known yet", nil)] {

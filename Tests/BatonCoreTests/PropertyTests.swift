@@ -276,7 +276,7 @@ struct Simulation {
     }
 }
 
-@Suite struct PropertyTests {
+@Suite(.heavy) struct PropertyTests {
     /// 1,000 seeds, run off the cooperative pool (`OffThePool`) so they starve no test beside them.
     @Test func invariantsHoldOverRandomCommands() async {
         let problems = await OffThePool.run {

@@ -8,7 +8,7 @@ import Testing
 /// Found by running seeds from 1 with each fault: of seeds 1…122 the old clock fails 3 (19, 46 and
 /// 122), the old client count 20 (the first is 5). A change to the node's timing moves them; scan
 /// again then.
-@Suite struct NegativeControlTests {
+@Suite(.heavy) struct NegativeControlTests {
     func failures(seed: UInt64, _ configure: (inout NodeSimulation.Options) -> Void) async -> [String] {
         var options = NodeSimulation.Options()
         configure(&options)

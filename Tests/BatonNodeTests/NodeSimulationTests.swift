@@ -8,7 +8,7 @@ import Testing
 /// Seeded simulations of whole clusters running the production `Node` (see `NodeSimulation`). A
 /// failing seed is printed with its failure; `BATON_SEED=<seed> swift test --filter NodeSimulationTests`
 /// replays it alone.
-@Suite struct NodeSimulationTests {
+@Suite(.heavy) struct NodeSimulationTests {
     static let replaySeed: UInt64? = ProcessInfo.processInfo.environment["BATON_SEED"].flatMap { UInt64($0) }
 
     struct Totals {

@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import NIOConcurrencyHelpers
 import Testing
@@ -9,8 +10,7 @@ import Testing
 /// Three real `baton serve` processes on loopback, a cluster. The leader is killed with SIGKILL again
 /// and again under load from clients that know all three endpoints; every acknowledged operation
 /// must survive, and the clients must carry on after each failover.
-extension HeavyProcessSuites {
-@Suite(.timeLimit(.minutes(3))) struct ClusterTests {
+@Suite(.heavy, .timeLimit(.minutes(3))) struct ClusterTests {
     struct Member {
         var id: String
         var port: Int
@@ -293,4 +293,3 @@ extension HeavyProcessSuites {
         try await lonely.stop()
     }
 }
-}  // extension HeavyProcessSuites

@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import NIOConcurrencyHelpers
 import Testing
@@ -17,8 +18,7 @@ struct Acknowledged: Sendable {
 /// A real `baton` process with a data directory, killed with SIGKILL at random moments under load from
 /// several clients and restarted, again and again. After every restart, everything that was
 /// acknowledged must be there, and nothing may appear twice.
-extension HeavyProcessSuites {
-@Suite(.timeLimit(.minutes(3))) struct CrashTests {
+@Suite(.heavy, .timeLimit(.minutes(3))) struct CrashTests {
     @Test func killNineUnderLoadLosesNothingAcknowledged() async throws {
         let dir = temporaryDataDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -93,7 +93,6 @@ extension HeavyProcessSuites {
         #expect(token > acked.maxToken, "round \(round): token \(token) after \(acked.maxToken)")
     }
 }
-}  // extension HeavyProcessSuites
 
 /// One client's load: take a lock (kept, long lease), add a job, claim and complete one; record each
 /// acknowledged result. Stops at the first failure (the node was killed).

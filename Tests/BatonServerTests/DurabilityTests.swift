@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import Testing
 
@@ -9,7 +10,7 @@ func temporaryDataDirectory() -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("baton-test-\(UUID())").path
 }
 
-@Suite(.timeLimit(.minutes(1))) struct DurabilityTests {
+@Suite(.heavy, .timeLimit(.minutes(1))) struct DurabilityTests {
     /// A claim that has waited longer than the client's retry timeout when its node goes away is
     /// still sent again: the retry window counts the wait. (Before, it failed at once, and on a
     /// cluster its wait stayed in the new leader's log and took the next job for nobody.)

@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import Testing
 
@@ -20,8 +21,7 @@ import Glibc
 /// released; fencing tokens grow; and the cluster's time read from the lease answers (the node's
 /// time when it sent each) never gains on real time between two answers. The machine's monotonic
 /// clock, shared with the nodes, is the real time.
-extension HeavyProcessSuites {
-@Suite(.timeLimit(.minutes(10))) struct FailoverLeaseTests {
+@Suite(.heavy, .timeLimit(.minutes(10))) struct FailoverLeaseTests {
     static let rounds = 30
 
     @Test func aPausedLeaderThatReturnsGrantsNoLeaseEarly() async throws {
@@ -135,4 +135,3 @@ extension HeavyProcessSuites {
         Issue.record("the members never all answered with one leader")
     }
 }
-}  // extension HeavyProcessSuites

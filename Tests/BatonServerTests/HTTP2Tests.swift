@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import NIOCore
 import NIOHPACK
@@ -57,8 +58,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
     return Array(b.readableBytesView)
 }
 
-extension HeavyProcessSuites {
-@Suite(.timeLimit(.minutes(2))) struct HTTP2Tests {
+@Suite(.heavy, .timeLimit(.minutes(2))) struct HTTP2Tests {
     func withH2Node(_ configure: @escaping (inout NodeConfiguration) -> Void = { _ in }, _ body: (TestNode, Int) async throws -> Void) async throws {
         try await withNode({
             $0.http2Port = 0
@@ -297,7 +297,6 @@ extension HeavyProcessSuites {
         }
     }
 }
-}  // extension HeavyProcessSuites
 
 /// The request frames in Protocol/golden: (file name, opcode, body after the 10-byte header).
 func goldenRequestFrames() throws -> [(name: String, opcode: Opcode, body: [UInt8])] {

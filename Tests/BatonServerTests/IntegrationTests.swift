@@ -1,9 +1,10 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import NIOConcurrencyHelpers
 import Testing
 
-@Suite(.timeLimit(.minutes(1))) struct IntegrationTests {
+@Suite(.heavy, .timeLimit(.minutes(1))) struct IntegrationTests {
     @Test func everyLockOperation() async throws {
         try await withNode { node in
             let a = node.client("a")

@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import NIOConcurrencyHelpers
 import Testing
 
@@ -7,7 +8,7 @@ import Testing
 /// node's answers: here a proxy holds them back (as a paused leader or a slow network would). Each
 /// test compares two outcomes on this machine's clock: when the guarded work stopped, and when the
 /// node handed the lock or job to someone else. The first must come first.
-@Suite(.timeLimit(.minutes(1))) struct LeaseCountingTests {
+@Suite(.heavy, .timeLimit(.minutes(1))) struct LeaseCountingTests {
     /// When things happened, on this machine's monotonic clock.
     final class Moments: Sendable {
         private let box = NIOLockedValueBox<[String: ContinuousClock.Instant]>([:])

@@ -1,6 +1,7 @@
 import BatonCore
 import BatonProtocol
 import BatonRaft
+import BatonTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -44,7 +45,7 @@ struct Mutator {
     }
 }
 
-@Suite struct MutationTests {
+@Suite(.heavy) struct MutationTests {
     static let rounds = 2_000
 
     /// Client frames: every golden frame of Protocol/golden, damaged, through the frame decoder and

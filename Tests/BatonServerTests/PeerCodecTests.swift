@@ -1,5 +1,6 @@
 import BatonProtocol
 import BatonRaft
+import BatonTestSupport
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -8,7 +9,7 @@ import Testing
 
 @testable import BatonServer
 
-@Suite struct PeerCodecTests {
+@Suite(.heavy) struct PeerCodecTests {
     static let samples: [RaftMessage] = [
         .preVote(lastIndex: LogIndex(7), lastTerm: Term(3)),
         .preVoteReply(granted: true),

@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import NIOConcurrencyHelpers
 import Testing
@@ -14,8 +15,7 @@ import Glibc
 ///
 /// `BATON_FAULT_MINUTES` sets how long the schedule runs (default 5); `BATON_FAULT_SEED` replays
 /// one (a failing run prints its seed).
-extension HeavyProcessSuites {
-@Suite(.serialized, .timeLimit(.minutes(120))) struct FaultSuiteTests {
+@Suite(.heavy, .timeLimit(.minutes(120))) struct FaultSuiteTests {
     /// Runs `body` with three hosts and the cluster on them, and removes everything afterwards.
     func withCluster(_ body: (HostCluster) async throws -> Void) async throws {
         guard Unprivileged.isRoot else {
@@ -137,4 +137,3 @@ extension HeavyProcessSuites {
         }
     }
 }
-}  // extension HeavyProcessSuites
