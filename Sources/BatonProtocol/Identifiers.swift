@@ -20,6 +20,9 @@ public struct RequestID: Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
     @inlinable public init(_ rawValue: UInt32) { self.rawValue = rawValue }
     public var description: String { String(rawValue) }
+    /// Reserved for the frames a node sends on its own (idle timeout, shutdown, a framing error); a
+    /// request that carries it is refused, not applied (PROTOCOL.md §1).
+    public static let node = RequestID(0)
 }
 
 /// A token handed out with every lock grant and job claim. Tokens only ever grow, across all keys and

@@ -102,20 +102,19 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
 
     private func handle(_ frame: Frame) {
         let started = NIODeadline.now()
-        let request: Request
-        do {
-            request = try Request.decode(opcode: frame.opcode, body: frame.body)
-        } catch {
-            answer(.error(error.code, error.message), to: frame, started: started)
+        guard frame.requestID != RequestID.node else {
+            // Its answer could not be told from the node's own frames (PROTOCOL.md §1): not applied.
+            answer(.error(.invalidArgument, "request id 0 is reserved for the node's own frames; the request was not applied"), to: frame, started: started)
             return
         }
-        switch session.receive(request, opcode: frame.opcode) {
+        let (decision, request) = session.receive(opcode: frame.opcode, body: frame.body)
+        switch decision {
         case .hello(let joined, let left):
             if let left { runtime.clientDisconnected(left) }
             if let joined {
                 runtime.clientConnected(joined)
                 logger[metadataKey: "client.id"] = "\(joined)"
-                if case .hello(let hello) = request { logger[metadataKey: "client.name"] = "\(hello.clientName)" }
+                if case .hello(let hello)? = request { logger[metadataKey: "client.name"] = "\(hello.clientName)" }
                 logger.debug("hello")
             }
             answer(.hello(runtime.helloReply), to: frame, started: started)
@@ -182,7 +181,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     func closeIfIdle(since cutoff: NIODeadline) {
         guard phase == .open, waiting == 0, lastActivity < cutoff else { return }
         logger.debug("closing idle connection")
-        send(.error(.idleTimeout, "no request for \(runtime.configuration.idleTimeoutMilliseconds) ms"), requestID: RequestID(0))
+        send(.error(.idleTimeout, "no request for \(runtime.configuration.idleTimeoutMilliseconds) ms"), requestID: .node)
         closeAfterFlush()
     }
 
@@ -192,7 +191,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
         partial = nil
         reading = false
         logger.info("closing connection after a framing error", metadata: ["error": "\(error)"])
-        send(.error(error.code, error.message), requestID: RequestID(0))
+        send(.error(error.code, error.message), requestID: .node)
         flush()
         // Closing with unread bytes in the socket would reset the connection and could destroy the
         // error frame in flight. Finish writing, keep reading (and dropping) what comes, close soon after.
@@ -209,7 +208,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
 
     /// Tells the client the node is going away, then closes.
     func shutDown() {
-        send(.error(.shuttingDown, "node \(runtime.configuration.nodeID) is shutting down"), requestID: RequestID(0))
+        send(.error(.shuttingDown, "node \(runtime.configuration.nodeID) is shutting down"), requestID: .node)
         closeAfterFlush()
     }
 }

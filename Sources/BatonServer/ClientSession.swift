@@ -1,4 +1,5 @@
 import BatonProtocol
+import NIOCore
 
 /// The rules a client's requests follow, the same on TCP and HTTP/2: the protocol version, who the
 /// client is, and what each request becomes. A value: the connection handlers keep only framing and
@@ -32,6 +33,9 @@ struct ClientSession {
         case refuseAndClose(ErrorCode, String)
     }
 
+    /// Reserved: no client. HELLO refuses it, as HTTP/2's `baton-client-id` header does.
+    static let noClient = ClientID(0)
+
     let identity: Identity
     /// The client of this connection (TCP), once it said HELLO.
     private(set) var client: ClientID?
@@ -42,10 +46,30 @@ struct ClientSession {
         self.identity = identity
     }
 
+    /// Decodes a request's body and decides what it becomes (see `receive(_:opcode:named:)`), with the
+    /// request when it decoded. On TCP, before HELLO, everything but HELLO and PING is refused with
+    /// `HELLO_REQUIRED` whatever its opcode or body (PROTOCOL.md §4); otherwise a body that does not
+    /// decode is refused with its error (`UNKNOWN_OPCODE`, `MALFORMED_FRAME`, `INVALID_ARGUMENT`).
+    mutating func receive(opcode: Opcode, body: ByteBuffer, named: ClientID? = nil) -> (Decision, Request?) {
+        if identity == .perConnection, client == nil, opcode != .hello, opcode != .ping {
+            return (.refuse(.helloRequired, "send HELLO before \(opcode)"), nil)
+        }
+        let request: Request
+        do {
+            request = try Request.decode(opcode: opcode, body: body)
+        } catch {
+            return (.refuse(error.code, error.message), nil)
+        }
+        return (receive(request, opcode: opcode, named: named), request)
+    }
+
     /// Decides what `request` becomes. `named` is the client a request names itself (HTTP/2's header).
     mutating func receive(_ request: Request, opcode: Opcode, named: ClientID? = nil) -> Decision {
         switch request {
         case .hello(let hello):
+            guard hello.clientID != ClientSession.noClient else {
+                return .refuse(.invalidArgument, "client id 0 is reserved: pick a random non-zero 64-bit id")
+            }
             guard hello.version == batonProtocolVersion else {
                 let message = "protocol version \(hello.version) is not supported; this node speaks \(batonProtocolVersion)"
                 return identity == .perConnection

@@ -188,15 +188,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
             return
         }
         streams[id]?.ended = true
-        let request: Request
-        do {
-            request = try Request.decode(opcode: opcode, body: stream.body ?? ByteBuffer())
-        } catch {
-            refuse(id, error.code, error.message)
-            return
-        }
         let requestID = RequestID(UInt32(Int(id)))
-        switch session.receive(request, opcode: opcode, named: stream.clientID) {
+        switch session.receive(opcode: opcode, body: stream.body ?? ByteBuffer(), named: stream.clientID).0 {
         case .hello(let joined, _):
             if let joined { runtime.clientConnected(joined) }
             answer(id, .hello(runtime.helloReply))

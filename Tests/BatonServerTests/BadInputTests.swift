@@ -32,6 +32,68 @@ import Testing
         }
     }
 
+    /// PROTOCOL.md §4: before HELLO every request but PING is refused with HELLO_REQUIRED, whatever
+    /// its opcode or body. An unknown opcode was answered UNKNOWN_OPCODE there (issue 19, item 5).
+    @Test func anUnknownOpcodeOrABadBodyBeforeHelloIsRefusedWithHelloRequired() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            var b = ByteBuffer()
+            b.writeFrame(opcode: Opcode(rawValue: 0x6A), requestID: RequestID(3)) { _ in }
+            b.writeFrame(opcode: .lockGet, requestID: RequestID(4)) { $0.writeBytes([0, 200, 0x61]) }
+            try await raw.send(b)
+            let unknown = try await raw.nextReply()
+            #expect(unknown.id == 3 && errorCode(unknown.reply) == .helloRequired)
+            let malformed = try await raw.nextReply()
+            #expect(malformed.id == 4 && errorCode(malformed.reply) == .helloRequired)
+            try await raw.hello(id: 5)
+            try await raw.send(.ping, id: 6)
+            #expect(try await raw.nextReply().id == 6)
+            await raw.close()
+        }
+    }
+
+    /// PROTOCOL.md §1: request id 0 is the node's own. A request that carries it is refused with
+    /// INVALID_ARGUMENT (id 0, a code no connection-level frame has) and not applied; the connection
+    /// stays open. It was answered and applied (issue 19, item 4).
+    @Test func requestIDZeroIsRefusedAndNotApplied() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello()
+            try await raw.send(.command(SequenceNumber(1), .acquireLock(key: "zero", owner: "raw", ttl: Milliseconds(60_000), wait: Milliseconds(0))), id: 0)
+            let refused = try await raw.nextReply()
+            #expect(refused.id == 0 && errorCode(refused.reply) == .invalidArgument)
+            try await raw.send(.query(.getLock(key: "zero")), id: 2)
+            let lock = try await raw.nextReply()
+            #expect(lock.id == 2 && lock.reply == .lock(nil))
+            // The sequence was not used up either: the same command with a valid id is applied.
+            try await raw.send(.command(SequenceNumber(1), .acquireLock(key: "zero", owner: "raw", ttl: Milliseconds(60_000), wait: Milliseconds(0))), id: 3)
+            let granted = try await raw.nextReply()
+            guard case .lockAcquired(.granted) = granted.reply else {
+                Issue.record("the retry with a valid request id was not granted: \(granted.reply)")
+                return
+            }
+            await raw.close()
+            try await assertHealthy(node)
+        }
+    }
+
+    /// Client id 0 is reserved on TCP as on HTTP/2 (`baton-client-id` refuses it): HELLO with it is
+    /// refused with INVALID_ARGUMENT and leaves the connection without a client (issue 19, item 7).
+    @Test func helloWithClientIDZeroIsRefused() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.send(.hello(Hello(version: batonProtocolVersion, clientID: ClientID(0), clientName: "zero")), id: 1)
+            let refused = try await raw.nextReply()
+            #expect(refused.id == 1 && errorCode(refused.reply) == .invalidArgument)
+            try await raw.send(.query(.getLock(key: "a")), id: 2)
+            #expect(errorCode(try await raw.nextReply().reply) == .helloRequired)
+            try await raw.hello(id: 3)
+            try await raw.send(.query(.getLock(key: "a")), id: 4)
+            #expect(try await raw.nextReply().reply == .lock(nil))
+            await raw.close()
+        }
+    }
+
     /// A later version, and version 1, whose lease answers had no `lease_left_ms`: a client of it
     /// would count its leases wrongly, so it is refused with a message that names the version spoken.
     @Test(arguments: [UInt16(9), 1])
