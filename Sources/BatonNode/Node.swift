@@ -94,7 +94,7 @@ package struct Node: Sendable {
     /// Encodes proposals, reused so a proposal costs one allocation (its entry's bytes).
     private var scratch = ByteBuffer()
     /// Who waits for the answer to a command that waits (an acquire or a claim in line).
-    private var waits: [WaitKey: RouteID] = [:]
+    private var waits: [WaitKey: WaitRoutes] = [:]
     private var reads = ReadQueue()
     private var pendingTick = PendingTick()
     /// The role the clock and the routes were last told of.
@@ -290,14 +290,20 @@ package struct Node: Sendable {
                 if let reply = applied.reply {
                     answer(route, reply, at: mono, into: &actions)
                 } else {
-                    waits[WaitKey(clientID: client, sequence: sequence)] = route
+                    // The first request, or a retry of a command that still waits: both are answered.
+                    let key = WaitKey(clientID: client, sequence: sequence)
+                    if let index = waits.index(forKey: key) {
+                        waits.values[index].add(route)
+                    } else {
+                        waits[key] = WaitRoutes(route)
+                    }
                 }
             }
         }
         for completion in applied.completions {
-            guard let route = waits.removeValue(forKey: WaitKey(clientID: completion.clientID, sequence: completion.sequence))
+            guard let routes = waits.removeValue(forKey: WaitKey(clientID: completion.clientID, sequence: completion.sequence))
             else { continue }
-            answer(route, completion.reply, at: mono, into: &actions)
+            for route in routes.all { answer(route, completion.reply, at: mono, into: &actions) }
         }
     }
 
@@ -377,7 +383,7 @@ package struct Node: Sendable {
             // the simulator replays alike in every run.
             for proposal in proposals { if let route = proposal.route { actions.append(.answer(route, notLeader)) } }
             for key in waits.keys.sorted(by: { ($0.clientID.rawValue, $0.sequence.rawValue) < ($1.clientID.rawValue, $1.sequence.rawValue) }) {
-                if let route = waits[key] { actions.append(.answer(route, notLeader)) }
+                for route in waits[key]?.all ?? [] { actions.append(.answer(route, notLeader)) }
             }
             for read in reads.takeAll() { actions.append(.answer(read.route, notLeader)) }
             proposals.removeAll()

@@ -322,6 +322,13 @@ final class NodeRuntime {
         timer = nil
         idleSweep?.cancel()
         idleSweep = nil
+        // Every request still open (a waiting acquire or claim, a command not yet applied) gets an
+        // answer of its own first (PROTOCOL.md §1); then each connection gets its goodbye.
+        let goodbye = Reply.error(.shuttingDown, "node \(configuration.nodeID) is shutting down")
+        for route in routes.takeAll() {
+            metrics.recordRequest(route.opcode, reply: goodbye, since: route.started)
+            route.connection.deliver(goodbye, requestID: route.requestID)
+        }
         for connection in connections.values { connection.shutDown() }
         for connection in http2Connections.values { connection.shutDown() }
     }

@@ -40,4 +40,16 @@ struct RouteTable {
             free.append(slot)
         }
     }
+
+    /// Removes and returns every route, oldest slot first.
+    mutating func takeAll() -> [NodeRuntime.Route] {
+        var taken: [NodeRuntime.Route] = []
+        for slot in slots.indices {
+            guard let route = slots[slot].route else { continue }
+            taken.append(route)
+            slots[slot].route = nil
+            free.append(slot)
+        }
+        return taken
+    }
 }

@@ -307,6 +307,34 @@ import Testing
         #expect(r.id == 0 && errorCode(r.reply) == .shuttingDown)
         #expect(try await raw.next() == nil)
     }
+
+    /// §1: every request gets exactly one answer. At shutdown a waiting acquire got only the
+    /// connection's goodbye, with request id 0 (issue 19, item 3). Now it gets SHUTTING_DOWN with its
+    /// own id first, then the goodbye.
+    @Test func shutdownAnswersEveryOpenRequestByItsOwnID() async throws {
+        let node = try await TestNode.start()
+        let holder = try await RawConnection(port: node.port)
+        try await holder.hello(client: 701)
+        let acquire = Command.acquireLock(key: "s", owner: "raw", ttl: Milliseconds(60_000), wait: Milliseconds(30_000))
+        try await holder.send(.command(SequenceNumber(1), acquire), id: 1)
+        guard case .lockAcquired(.granted) = try await holder.nextReply().reply else {
+            Issue.record("the premise failed: the holder was not granted the lock")
+            try await node.stop()
+            return
+        }
+        let raw = try await RawConnection(port: node.port)
+        try await raw.hello(client: 702)
+        try await raw.send(.command(SequenceNumber(1), acquire), id: 5)
+        try await raw.send(.ping, id: 6)
+        #expect(try await raw.nextReply().id == 6)
+        try await node.stop()
+        let answer = try await raw.nextReply()
+        #expect(answer.id == 5 && errorCode(answer.reply) == .shuttingDown, "\(answer)")
+        let goodbye = try await raw.nextReply()
+        #expect(goodbye.id == 0 && errorCode(goodbye.reply) == .shuttingDown, "\(goodbye)")
+        #expect(try await raw.next() == nil)
+        await holder.close()
+    }
 }
 
 func expectServerError(_ code: ErrorCode, _ body: () async throws -> Void) async {
