@@ -40,6 +40,59 @@ func temporaryDataDirectory() -> String {
         #expect(job.payload == [7])
     }
 
+    /// PROTOCOL.md §5: a single node that restarts takes office again and holds the waits in its
+    /// log, including one it answered SHUTTING_DOWN when it stopped; the client that sends it again
+    /// (same sequence) within the grace gets the grant once the lock is freed (issue 19, item 11).
+    @Test func aWaitAnsweredAtShutdownComesBackAfterARestart() async throws {
+        let dir = temporaryDataDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try await TestNode.start { $0.dataDirectory = dir }
+        let port = first.port
+        let acquire = Command.acquireLock(key: "back", owner: "raw", ttl: Milliseconds(60_000), wait: Milliseconds(30_000))
+        let holder = try await RawConnection(port: port)
+        try await holder.hello(client: 801)
+        try await holder.send(.command(SequenceNumber(1), acquire), id: 1)
+        guard case .lockAcquired(.granted(let token, _, _)) = try await holder.nextReply().reply else {
+            Issue.record("the premise failed: the holder was not granted the lock")
+            try await first.stop()
+            return
+        }
+        let waiter = try await RawConnection(port: port)
+        try await waiter.hello(client: 802)
+        try await waiter.send(.command(SequenceNumber(1), acquire), id: 1)
+        try await waiter.send(.ping, id: 2)
+        #expect(try await waiter.nextReply().id == 2)
+        try await first.stop()
+        let down = try await waiter.nextReply()
+        #expect(down.id == 1 && errorCode(down.reply) == .shuttingDown, "\(down)")
+        await holder.close()
+        await waiter.close()
+
+        let second = try await TestNode.start {
+            $0.dataDirectory = dir
+            $0.port = port
+        }
+        let again = try await RawConnection(port: port)
+        try await again.hello(client: 802)
+        try await again.send(.command(SequenceNumber(1), acquire), id: 7)
+        try await again.send(.ping, id: 8)
+        #expect(try await again.nextReply().id == 8, "the wait is held, not answered at once")
+        let holderAgain = try await RawConnection(port: port)
+        try await holderAgain.hello(client: 801)
+        try await holderAgain.send(.command(SequenceNumber(2), .releaseLock(key: "back", token: token)), id: 2)
+        #expect(try await holderAgain.nextReply().reply == .lockReleased)
+        let granted = try await again.nextReply()
+        #expect(granted.id == 7, "\(granted)")
+        if case .lockAcquired(.granted(let next, _, _)) = granted.reply {
+            #expect(next > token)
+        } else {
+            Issue.record("the wait that came back was answered \(granted.reply)")
+        }
+        await again.close()
+        await holderAgain.close()
+        try await second.stop()
+    }
+
     @Test func stateSurvivesARestart() async throws {
         let dir = temporaryDataDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
