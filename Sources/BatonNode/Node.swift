@@ -303,7 +303,7 @@ package struct Node: Sendable {
         for completion in applied.completions {
             guard let routes = waits.removeValue(forKey: WaitKey(clientID: completion.clientID, sequence: completion.sequence))
             else { continue }
-            for route in routes.all { answer(route, completion.reply, at: mono, into: &actions) }
+            routes.forEach { answer($0, completion.reply, at: mono, into: &actions) }
         }
     }
 
@@ -383,7 +383,7 @@ package struct Node: Sendable {
             // the simulator replays alike in every run.
             for proposal in proposals { if let route = proposal.route { actions.append(.answer(route, notLeader)) } }
             for key in waits.keys.sorted(by: { ($0.clientID.rawValue, $0.sequence.rawValue) < ($1.clientID.rawValue, $1.sequence.rawValue) }) {
-                for route in waits[key]?.all ?? [] { actions.append(.answer(route, notLeader)) }
+                waits[key]?.forEach { actions.append(.answer($0, notLeader)) }
             }
             for read in reads.takeAll() { actions.append(.answer(read.route, notLeader)) }
             proposals.removeAll()

@@ -12,6 +12,10 @@ struct WaitRoutes: Sendable {
 
     mutating func add(_ route: RouteID) { retries.append(route) }
 
-    /// Every route, the first request's first.
-    var all: [RouteID] { [first] + retries }
+    /// Calls `body` with every route, the first request's first (without building an array: this
+    /// runs for every settled wait).
+    func forEach(_ body: (RouteID) -> Void) {
+        body(first)
+        for route in retries { body(route) }
+    }
 }
