@@ -72,7 +72,7 @@ extension StateMachine {
             guard let id = popReady(types: waiter.types) else { return }
             claimWaiters.remove(at: index)
             let claimed = startClaim(id, worker: waiter.worker)
-            complete(waiter.clientID, waiter.sequence, .jobClaimed(claimed))
+            complete(waiter.clientID, waiter.sequence, digest: waiter.digest, .jobClaimed(claimed))
         }
     }
 
@@ -111,7 +111,8 @@ extension StateMachine {
     }
 
     mutating func claimJob(
-        types: [String], worker: String, wait: Milliseconds, client: ClientID, sequence: SequenceNumber
+        types: [String], worker: String, wait: Milliseconds, client: ClientID, sequence: SequenceNumber,
+        digest: CommandDigest?
     ) -> Reply? {
         if let id = popReady(types: types) {
             return .jobClaimed(startClaim(id, worker: worker))
@@ -119,7 +120,8 @@ extension StateMachine {
         if wait == .zero || sequence.rawValue == 0 { return .jobClaimed(nil) }
         let deadline = now.adding(wait)
         claimWaiters.append(
-            ClaimWaitEntry(clientID: client, sequence: sequence, types: types, worker: worker, deadline: deadline))
+            ClaimWaitEntry(
+                clientID: client, sequence: sequence, types: types, worker: worker, deadline: deadline, digest: digest))
         waits[WaitKey(clientID: client, sequence: sequence)] = .claim
         schedule(.claimWait(clientID: client, sequence: sequence), at: deadline)
         return nil
@@ -129,8 +131,8 @@ extension StateMachine {
         guard let index = claimWaiters.firstIndex(where: { $0.clientID == client && $0.sequence == sequence }) else {
             return
         }
-        claimWaiters.remove(at: index)
-        complete(client, sequence, .jobClaimed(nil))
+        let waiter = claimWaiters.remove(at: index)
+        complete(client, sequence, digest: waiter.digest, .jobClaimed(nil))
     }
 
     mutating func claimJob(id: JobID, worker: String) -> Reply {

@@ -2,7 +2,8 @@ import BatonProtocol
 
 extension StateMachine {
     mutating func acquireLock(
-        key: String, owner: String, ttl: Milliseconds, wait: Milliseconds, client: ClientID, sequence: SequenceNumber
+        key: String, owner: String, ttl: Milliseconds, wait: Milliseconds, client: ClientID, sequence: SequenceNumber,
+        digest: CommandDigest?
     ) -> Reply? {
         let existing = locks[key]
         if existing == nil && locks.count >= configuration.maxLocks {
@@ -19,7 +20,7 @@ extension StateMachine {
         }
         let deadline = now.adding(wait)
         record.waiters.append(
-            LockWaitEntry(owner: owner, clientID: client, sequence: sequence, ttl: ttl, deadline: deadline))
+            LockWaitEntry(owner: owner, clientID: client, sequence: sequence, ttl: ttl, deadline: deadline, digest: digest))
         locks[key] = record
         waits[WaitKey(clientID: client, sequence: sequence)] = .lock(key)
         schedule(.lockWait(key: key, clientID: client, sequence: sequence), at: deadline)
@@ -69,7 +70,7 @@ extension StateMachine {
         let next = record.waiters.removeFirst()
         let grant = grantLock(&record, key: key, owner: next.owner, client: next.clientID, ttl: next.ttl)
         locks[key] = record
-        complete(next.clientID, next.sequence, .lockAcquired(grant))
+        complete(next.clientID, next.sequence, digest: next.digest, .lockAcquired(grant))
     }
 
     mutating func expireLock(key: String, token: FencingToken) {
@@ -81,10 +82,10 @@ extension StateMachine {
         guard var record = locks[key],
             let index = record.waiters.firstIndex(where: { $0.clientID == client && $0.sequence == sequence })
         else { return }
-        record.waiters.remove(at: index)
+        let waiter = record.waiters.remove(at: index)
         locks[key] = record
         let holder = record.holder
-        complete(client, sequence, .lockAcquired(.busy(holder: holder?.owner ?? "", expiresAt: holder?.expiresAt ?? .zero)))
+        complete(client, sequence, digest: waiter.digest, .lockAcquired(.busy(holder: holder?.owner ?? "", expiresAt: holder?.expiresAt ?? .zero)))
     }
 
     func lockInfo(_ key: String, at time: Timestamp) -> LockInfo? {

@@ -6,10 +6,12 @@ extension StateMachine {
         case answered(Reply)
         case waiting
         case tooOld
+        /// The sequence number was answered, or waits, for a different command (another digest).
+        case reused
     }
 
-    /// What the state machine already knows about (client, sequence).
-    mutating func recall(client: ClientID, sequence: SequenceNumber) -> Recall {
+    /// What the state machine already knows about (client, sequence), for a command with `digest`.
+    mutating func recall(client: ClientID, sequence: SequenceNumber, digest: CommandDigest) -> Recall {
         guard let index = sessions.index(forKey: client) else {
             var session = Session(lastSeen: now)
             session.highestSeen = sequence
@@ -24,16 +26,31 @@ extension StateMachine {
             return .new
         }
         let session = sessions.values[index]
-        if let reply = session.reply(to: sequence) { return .answered(reply) }
-        if waits[WaitKey(clientID: client, sequence: sequence)] != nil { return .waiting }
+        if let remembered = session.reply(to: sequence) {
+            return remembered.digest.map { $0 == digest } ?? true ? .answered(remembered.reply) : .reused
+        }
+        let key = WaitKey(clientID: client, sequence: sequence)
+        if let place = waits[key] {
+            return waitingDigest(key, at: place).map { $0 == digest } ?? true ? .waiting : .reused
+        }
         if sequence <= session.forgottenUpTo { return .tooOld }
         return .new
     }
 
+    /// The digest of the command waiting under `key` at `place` (nil: restored from a version-1 snapshot).
+    func waitingDigest(_ key: WaitKey, at place: WaitPlace) -> CommandDigest? {
+        switch place {
+        case .lock(let lockKey):
+            locks[lockKey]?.waiters.first { $0.clientID == key.clientID && $0.sequence == key.sequence }?.digest
+        case .claim:
+            claimWaiters.first { $0.clientID == key.clientID && $0.sequence == key.sequence }?.digest
+        }
+    }
+
     /// Keeps `reply` as the answer to (client, sequence), forgetting the oldest answer beyond the window.
-    mutating func remember(_ reply: Reply, client: ClientID, sequence: SequenceNumber) {
+    mutating func remember(_ reply: Reply, digest: CommandDigest?, client: ClientID, sequence: SequenceNumber) {
         guard sequence.rawValue != 0, let index = sessions.index(forKey: client) else { return }
-        sessions.values[index].remember(reply, sequence: sequence, window: configuration.sessionWindow)
+        sessions.values[index].remember(reply, digest: digest, sequence: sequence, window: configuration.sessionWindow)
     }
 
     /// The clients with a command waiting (an acquire in line, a claim with a wait).

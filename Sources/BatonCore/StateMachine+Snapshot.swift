@@ -25,14 +25,24 @@ public struct SnapshotError: Error, Hashable, Sendable, CustomStringConvertible 
 
 extension StateMachine {
     static let snapshotMagic: UInt32 = 0x4254_4E53  // "BTNS"
-    static let snapshotVersion: UInt16 = 1
+    /// The snapshot format this build writes. It reads every version from `oldestSnapshotVersion` on.
+    ///
+    /// | version | change |
+    /// |---|---|
+    /// | 1 | first format |
+    /// | 2 | a digest (`CommandDigest`) with every remembered answer and every waiting command |
+    public static let snapshotVersion: UInt16 = 2
+    public static let oldestSnapshotVersion: UInt16 = 1
 
-    /// The whole state as bytes. Equal states give equal bytes: maps are written in key order.
+    /// The whole state as bytes, in format `version` (1 leaves the digests out, for members of a build
+    /// that reads only version 1). Equal states give equal bytes: maps are written in key order.
     /// Timers and indexes are not written; `restore` rebuilds them from the records.
-    public func snapshot() -> ByteBuffer {
+    public func snapshot(version: UInt16 = snapshotVersion) -> ByteBuffer {
+        precondition((Self.oldestSnapshotVersion...Self.snapshotVersion).contains(version))
+        let digests = version >= 2
         var b = ByteBuffer()
         b.writeU32(Self.snapshotMagic)
-        b.writeU16(Self.snapshotVersion)
+        b.writeU16(version)
         b.writeU64(now.milliseconds)
         b.writeU64(lastToken)
         b.writeU64(lastJobID)
@@ -58,6 +68,7 @@ extension StateMachine {
                 b.writeU64(w.sequence.rawValue)
                 b.writeU32(w.ttl.rawValue)
                 b.writeU64(w.deadline.milliseconds)
+                if digests { b.writeDigest(w.digest) }
             }
         }
 
@@ -93,6 +104,7 @@ extension StateMachine {
             b.writeU64(w.deadline.milliseconds)
             b.writeU16(UInt16(w.types.count))
             for t in w.types { b.writeStr(t) }
+            if digests { b.writeDigest(w.digest) }
         }
 
         b.writeU32(UInt32(sessions.count))
@@ -103,12 +115,13 @@ extension StateMachine {
             b.writeU64(s.forgottenUpTo.rawValue)
             b.writeU64(s.highestSeen.rawValue)
             b.writeU32(UInt32(s.replies.count))
-            for (seq, reply) in s.replies {
-                b.writeU64(seq.rawValue)
-                b.writeU8(reply.opcode.rawValue)
+            for remembered in s.replies {
+                b.writeU64(remembered.sequence.rawValue)
+                if digests { b.writeDigest(remembered.digest) }
+                b.writeU8(remembered.reply.opcode.rawValue)
                 let lengthIndex = b.writerIndex
                 b.writeU32(0)
-                reply.encodeBody(into: &b)
+                remembered.reply.encodeBody(into: &b)
                 b.setInteger(UInt32(b.writerIndex - lengthIndex - 4), at: lengthIndex, endianness: .big)
             }
         }
@@ -122,7 +135,12 @@ extension StateMachine {
         do {
             guard try b.readU32("magic") == Self.snapshotMagic else { throw SnapshotError(.notBaton, "not a Baton snapshot") }
             let version = try b.readU16("version")
-            guard version == Self.snapshotVersion else { throw SnapshotError(.unknownVersion, "unknown version \(version)") }
+            guard (Self.oldestSnapshotVersion...Self.snapshotVersion).contains(version) else {
+                throw SnapshotError(
+                    .unknownVersion,
+                    "snapshot format \(version); this build reads \(Self.oldestSnapshotVersion)...\(Self.snapshotVersion)")
+            }
+            let digests = version >= 2
             now = Timestamp(milliseconds: try b.readU64("now"))
             lastToken = try b.readU64("last_token")
             lastJobID = try b.readU64("last_job_id")
@@ -142,7 +160,8 @@ extension StateMachine {
                         LockWaitEntry(
                             owner: try b.readStr("owner"), clientID: ClientID(try b.readU64("client")),
                             sequence: SequenceNumber(try b.readU64("sequence")), ttl: Milliseconds(try b.readU32("ttl")),
-                            deadline: Timestamp(milliseconds: try b.readU64("deadline"))))
+                            deadline: Timestamp(milliseconds: try b.readU64("deadline")),
+                            digest: digests ? try b.readDigest() : nil))
                 }
                 locks[key] = record
             }
@@ -178,8 +197,10 @@ extension StateMachine {
                 let deadline = Timestamp(milliseconds: try b.readU64("deadline"))
                 var types: [String] = []
                 for _ in 0..<(try b.readU16("type_count")) { types.append(try b.readStr("type")) }
+                let digest = digests ? try b.readDigest() : nil
                 claimWaiters.append(
-                    ClaimWaitEntry(clientID: client, sequence: seq, types: types, worker: worker, deadline: deadline))
+                    ClaimWaitEntry(
+                        clientID: client, sequence: seq, types: types, worker: worker, deadline: deadline, digest: digest))
             }
 
             for _ in 0..<(try b.readU32("session_count")) {
@@ -189,10 +210,12 @@ extension StateMachine {
                 s.highestSeen = SequenceNumber(try b.readU64("highest_seen"))
                 for _ in 0..<(try b.readU32("reply_count")) {
                     let seq = SequenceNumber(try b.readU64("sequence"))
+                    let digest = digests ? try b.readDigest() : nil
                     let opcode = Opcode(rawValue: try b.readU8("opcode"))
                     let length = try b.readU32("length")
                     guard let body = b.readSlice(length: Int(length)) else { throw ErrorReply.truncated("reply") }
-                    s.replies.append((seq, try Reply.decode(opcode: opcode, body: body)))
+                    s.replies.append(
+                        RememberedReply(sequence: seq, digest: digest, reply: try Reply.decode(opcode: opcode, body: body)))
                 }
                 sessions[client] = s
             }
@@ -242,6 +265,39 @@ extension StateMachine {
         }
         for (client, s) in sessions {
             schedule(.session(client), at: s.lastSeen.adding(configuration.sessionTimeout))
+        }
+    }
+}
+
+extension StateMachine {
+    /// `data`, a snapshot, in a format that a build reading at most `version` restores: itself when it
+    /// is that old already, or else restored and written again without what `version` lacks. For a
+    /// member of an older build during a rolling upgrade (the peer protocol tells which it reads).
+    public static func snapshot(_ data: [UInt8], readableBy version: UInt16) throws -> [UInt8] {
+        guard data.count >= 6 else { throw SnapshotError(.malformed, "\(data.count) bytes, shorter than a header") }
+        let written = UInt16(data[4]) << 8 | UInt16(data[5])
+        if written <= version { return data }
+        let machine = try StateMachine(restoring: ByteBuffer(bytes: data))
+        return Array(machine.snapshot(version: version).readableBytesView)
+    }
+}
+
+extension ByteBuffer {
+    /// A digest in a version-2 snapshot: `u8` 1 and the `u64`, or `u8` 0 when it is not known.
+    mutating func writeDigest(_ digest: CommandDigest?) {
+        if let digest {
+            writeU8(1)
+            writeU64(digest.rawValue)
+        } else {
+            writeU8(0)
+        }
+    }
+
+    mutating func readDigest() throws(ErrorReply) -> CommandDigest? {
+        switch try readU8("has_digest") {
+        case 0: return nil
+        case 1: return CommandDigest(rawValue: try readU64("digest"))
+        case let flag: throw ErrorReply(.malformedFrame, "digest flag \(flag) is neither 0 nor 1")
         }
     }
 }

@@ -1,6 +1,7 @@
 import BatonProtocol
 import DequeModule
 import HeapModule
+import NIOCore
 
 /// What the state machine is asked to apply. In a replicated cluster each input is one log entry.
 public enum StateMachineInput: Hashable, Sendable {
@@ -61,6 +62,9 @@ public struct StateMachine: Sendable {
     var completedJobBytes = 0
     /// Answers to waiting commands settled during the current input.
     var pendingCompletions: [Completion] = []
+    /// Scratch space for `CommandDigest`, empty between inputs: not state (never in a snapshot), kept
+    /// only so a digest allocates nothing.
+    var digestScratch = ByteBuffer()
 
     struct UniqueJobKey: Hashable, Sendable {
         var type: String
@@ -203,17 +207,23 @@ public struct StateMachine: Sendable {
     // MARK: - Commands
 
     mutating func applyCommand(client: ClientID, sequence: SequenceNumber, _ command: Command) -> Reply? {
+        var digest: CommandDigest?
         if sequence.rawValue != 0 {
             if sessions.count >= configuration.maxClients && sessions[client] == nil {
                 return .error(
                     .quotaExceeded,
                     "\(sessions.count) clients have sessions, the most allowed (limits.maxClients); a session ends \(configuration.sessionTimeout) after its client's last command")
             }
-            switch recall(client: client, sequence: sequence) {
+            digest = CommandDigest(command, using: &digestScratch)
+            switch recall(client: client, sequence: sequence, digest: digest!) {
             case .answered(let reply): return reply
             case .waiting: return nil
             case .tooOld:
                 return .error(.sequenceTooOld, "sequence \(sequence) is older than the answers kept for client \(client)")
+            case .reused:
+                return .error(
+                    .sequenceReused,
+                    "sequence \(sequence) of client \(client) was used for a different request (\(command.opcode) or other fields); a changed request needs a new sequence number")
             case .new: break
             }
         }
@@ -221,18 +231,19 @@ public struct StateMachine: Sendable {
         if let error = validate(command) {
             reply = .error(error)
         } else {
-            reply = execute(command, client: client, sequence: sequence)
+            reply = execute(command, client: client, sequence: sequence, digest: digest)
         }
         if let reply, sequence.rawValue != 0 {
-            remember(reply, client: client, sequence: sequence)
+            remember(reply, digest: digest, client: client, sequence: sequence)
         }
         return reply
     }
 
-    mutating func execute(_ command: Command, client: ClientID, sequence: SequenceNumber) -> Reply? {
+    mutating func execute(_ command: Command, client: ClientID, sequence: SequenceNumber, digest: CommandDigest?) -> Reply? {
         switch command {
         case .acquireLock(let key, let owner, let ttl, let wait):
-            return acquireLock(key: key, owner: owner, ttl: ttl, wait: wait, client: client, sequence: sequence)
+            return acquireLock(
+                key: key, owner: owner, ttl: ttl, wait: wait, client: client, sequence: sequence, digest: digest)
         case .renewLock(let key, let token, let ttl):
             return renewLock(key: key, token: token, ttl: ttl)
         case .releaseLock(let key, let token):
@@ -240,7 +251,7 @@ public struct StateMachine: Sendable {
         case .addJob(let spec):
             return addJob(spec)
         case .claimJob(let types, let worker, let wait):
-            return claimJob(types: types, worker: worker, wait: wait, client: client, sequence: sequence)
+            return claimJob(types: types, worker: worker, wait: wait, client: client, sequence: sequence, digest: digest)
         case .claimJobByID(let id, let worker):
             return claimJob(id: id, worker: worker)
         case .extendJob(let id, let token, let ttl):
@@ -352,9 +363,9 @@ public struct StateMachine: Sendable {
     /// Settles a waiting command. Its answer is remembered at once, in the same step as it stops
     /// waiting: a retry of it applied in the same input (its wait ran out as time advanced to the
     /// retry's stamp) is then answered from memory, never run a second time.
-    mutating func complete(_ client: ClientID, _ sequence: SequenceNumber, _ reply: Reply) {
+    mutating func complete(_ client: ClientID, _ sequence: SequenceNumber, digest: CommandDigest?, _ reply: Reply) {
         waits[WaitKey(clientID: client, sequence: sequence)] = nil
-        remember(reply, client: client, sequence: sequence)
+        remember(reply, digest: digest, client: client, sequence: sequence)
         pendingCompletions.append(Completion(clientID: client, sequence: sequence, reply: reply))
     }
 

@@ -39,11 +39,14 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// `maxJobBytes`, `maxLocks`): the message names it. Not retried by itself; it succeeds once
     /// jobs are completed, deleted or purged, or locks released.
     public static let quotaExceeded = ErrorCode(rawValue: 16)
+    /// The command's sequence number was answered, or waits, for a different request (another opcode
+    /// or other fields). Nothing is applied; the earlier answer stays remembered for its own retries.
+    public static let sequenceReused = ErrorCode(rawValue: 17)
 
     public static let all: [ErrorCode] = [
         .malformedFrame, .unsupportedVersion, .unknownOpcode, .frameTooLarge, .helloRequired,
         .invalidArgument, .staleToken, .claimLost, .jobNotFound, .invalidState, .sequenceTooOld,
-        .idleTimeout, .shuttingDown, .lockNotHeld, .notLeader, .quotaExceeded,
+        .idleTimeout, .shuttingDown, .lockNotHeld, .notLeader, .quotaExceeded, .sequenceReused,
     ]
 
     /// Whether the same request may succeed if sent again unchanged (with the same sequence number).
@@ -69,6 +72,7 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         case .lockNotHeld: "LOCK_NOT_HELD"
         case .notLeader: "NOT_LEADER"
         case .quotaExceeded: "QUOTA_EXCEEDED"
+        case .sequenceReused: "SEQUENCE_REUSED"
         default: "ERROR_\(rawValue)"
         }
     }

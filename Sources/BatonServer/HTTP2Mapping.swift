@@ -9,7 +9,7 @@ enum HTTP2Mapping {
         case .malformedFrame, .unsupportedVersion, .invalidArgument, .helloRequired: .badRequest
         case .unknownOpcode, .jobNotFound, .lockNotHeld: .notFound
         case .frameTooLarge: .payloadTooLarge
-        case .staleToken, .claimLost, .invalidState, .sequenceTooOld: .conflict
+        case .staleToken, .claimLost, .invalidState, .sequenceTooOld, .sequenceReused: .conflict
         case .shuttingDown: .serviceUnavailable
         case .notLeader: .misdirectedRequest
         case .idleTimeout: .requestTimeout

@@ -1,3 +1,4 @@
+import BatonCore
 import BatonProtocol
 import BatonRaft
 import Logging
@@ -19,6 +20,8 @@ final class PeerTransport {
     private let logger: Logger
     private let maxFrameSize: Int
     private var channels: [NodeIndex: any Channel] = [:]
+    /// The peer protocol version agreed on each peer's connection.
+    private var versions: [NodeIndex: UInt16] = [:]
     private var connecting: Set<NodeIndex> = []
     private var lastAttempt: [NodeIndex: NIODeadline] = [:]
     private var dirty: Set<NodeIndex> = []
@@ -55,6 +58,20 @@ final class PeerTransport {
         guard let channel = channels[envelope.to], channel.isActive else {
             connect(envelope.to)
             return
+        }
+        var envelope = envelope
+        if case .installSnapshot(var snapshot) = envelope.message,
+            let version = versions[envelope.to], version < PeerPreamble.highest
+        {
+            // A member of an older build during a rolling upgrade: a snapshot in the format it reads.
+            do {
+                snapshot.data = try StateMachine.snapshot(
+                    snapshot.data, readableBy: PeerPreamble.snapshotVersion(forPeerProtocol: version))
+            } catch {
+                logger.error("snapshot not sent", metadata: ["peer": "\(envelope.to)", "error": "\(error)"])
+                return
+            }
+            envelope.message = .installSnapshot(snapshot)
         }
         var buffer = channel.allocator.buffer(capacity: 64)
         envelope.encode(into: &buffer)
@@ -115,6 +132,7 @@ final class PeerTransport {
         connecting.remove(peer)
         guard channel.isActive else { return }
         channels[peer] = channel
+        versions[peer] = version
         logger.info("connected to peer", metadata: ["peer": "\(peer)", "peer.protocol": "\(version)"])
     }
 

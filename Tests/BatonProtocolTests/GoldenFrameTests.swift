@@ -94,6 +94,7 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
                 return m
             }())))),
         ("error.reply", .reply(.error(.staleToken, "token 41 does not hold lock 'reports/daily'"))),
+        ("error.reply-sequence-reused", .reply(.error(.sequenceReused, "sequence 3 was used for a different request"))),
     ]
 }()
 

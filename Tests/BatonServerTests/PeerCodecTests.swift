@@ -1,3 +1,4 @@
+import BatonCore
 import BatonProtocol
 import BatonRaft
 import BatonTestSupport
@@ -145,6 +146,17 @@ import Testing
         try await loop.submit { transport.value.close() }.get()
     }
 
+    /// A transport of member 1 whose peer, member 2, listens on `port`.
+    func transportToPeer2(at port: Int, on loop: any EventLoop) async throws -> NIOLoopBound<PeerTransport> {
+        try await loop.submit {
+            NIOLoopBound(
+                PeerTransport(
+                    eventLoop: loop, peers: [NodeIndex(2): ("127.0.0.1", port)], maxFrameSize: 1 << 20,
+                    logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })),
+                eventLoop: loop)
+        }.get()
+    }
+
     /// The opener sends nothing before the listener's answer, and messages after an answer it speaks;
     /// a listener that answers a version it does not speak, or does not answer, is hung up on, and the
     /// transport connects again.
@@ -156,13 +168,7 @@ import Testing
         for answer in [PeerPreamble.highest, PeerPreamble.highest + 1, nil] as [UInt16?] {
             let fake = try await FakeListener.start(on: loop, answer: answer)
             let port = fake.port
-            let transport = try await loop.submit {
-                NIOLoopBound(
-                    PeerTransport(
-                        eventLoop: loop, peers: [NodeIndex(2): ("127.0.0.1", port)], maxFrameSize: 1 << 20,
-                        logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })),
-                    eventLoop: loop)
-            }.get()
+            let transport = try await transportToPeer2(at: port, on: loop)
             // Sends every 20 ms for 1.5 s, as Raft would: the first ones open the connection.
             for _ in 0..<75 {
                 try await loop.submit {
@@ -187,6 +193,47 @@ import Testing
             try await fake.channel.close()
         }
     }
+    /// During a rolling upgrade, a member that agreed peer protocol 2 (an older build) is sent its
+    /// snapshots in format 1, which it reads; a member of this build gets them as they are (format 2).
+    @Test func anOlderMemberGetsASnapshotItReads() async throws {
+        var machine = StateMachine()
+        _ = machine.apply(.command(ClientID(1), SequenceNumber(1), .addJob(JobSpec(type: "t"))), at: Timestamp(milliseconds: 5))
+        let current = Array(machine.snapshot().readableBytesView)
+        let formatOne = Array(machine.snapshot(version: 1).readableBytesView)
+        #expect(current != formatOne)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let envelope = RaftEnvelope(
+            from: NodeIndex(1), to: NodeIndex(2), term: Term(3),
+            message: .installSnapshot(Snapshot(index: LogIndex(9), term: Term(3), data: current)))
+        for (answer, expected) in [(UInt16(2), formatOne), (PeerPreamble.highest, current)] {
+            let fake = try await FakeListener.start(on: loop, answer: answer)
+            let port = fake.port
+            let transport = try await transportToPeer2(at: port, on: loop)
+            // The first sends open the connection; they are dropped until the listener answers.
+            var received: [RaftEnvelope] = []
+            while received.isEmpty {
+                try await loop.submit {
+                    transport.value.send(envelope)
+                    transport.value.flush()
+                }.get()
+                try await Task.sleep(for: .milliseconds(20))
+                var bytes = ByteBuffer(bytes: fake.state.withLockedValue { $0.received }.dropFirst(PeerPreamble.size))
+                var assembler = SnapshotAssembler()
+                while let length = bytes.readInteger(as: UInt32.self), var body = bytes.readSlice(length: Int(length)) {
+                    if let e = try assembler.add(try PeerFrame.decode(&body)) { received.append(e) }
+                }
+            }
+            guard case .installSnapshot(let sent) = received[0].message else {
+                Issue.record("not a snapshot: \(received[0])")
+                return
+            }
+            #expect(sent.data == expected, "peer protocol \(answer)")
+            #expect(sent.index == LogIndex(9))
+            try await loop.submit { transport.value.close() }.get()
+            try await fake.channel.close()
+        }
+    }
+
     /// A snapshot larger than a chunk goes as several frames, none larger than a chunk and its
     /// header, and only the last completes it.
     @Test func aLargeSnapshotTravelsInChunks() throws {

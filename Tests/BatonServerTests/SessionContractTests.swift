@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 /// PROTOCOL.md §5 and §6 to the letter, in raw frames: which sequence numbers a node refuses as too
-/// old, and what a retry sees (issue 19, items 1, 2 and 9). These pin what the document now says.
+/// old, and what a retry sees (issue 19, items 1, 2, 3 and 9). These pin what the document now says.
 @Suite(.timeLimit(.minutes(1))) struct SessionContractTests {
     /// A release of a lock nobody holds: applied, it is answered STALE_TOKEN, and that is remembered.
     func release(_ sequence: UInt64, token: UInt64 = 1) -> Request {
@@ -46,30 +46,54 @@ import Testing
         }
     }
 
-    /// §5, "What a retry sees": a retry is matched by its sequence number alone and gets the first
-    /// answer, a remembered error included, even when it carries other values and the state changed.
-    @Test func aRetryGetsTheFirstAnswerWhateverItCarries() async throws {
+    /// §5, "What a retry sees": a retry of the same request gets the first answer, a remembered error
+    /// included, even after the state changed; a different request under a used sequence number is
+    /// refused with SEQUENCE_REUSED and not applied (issue 19, item 2). Before, it got the first
+    /// request's reply: a LOCK_ACQUIRE was answered with a JOB_ADD reply (opcode 0xA0).
+    @Test func aRetryMustCarryTheSameRequest() async throws {
         try await withNode { node in
             let raw = try await RawConnection(port: node.port)
             try await raw.hello(client: 503)
-            try await raw.send(.command(SequenceNumber(1), .releaseLock(key: "r", token: FencingToken(1))), id: 1)
+            try await raw.send(.command(SequenceNumber(1), .releaseLock(key: "r", token: FencingToken(1000))), id: 1)
             #expect(errorCode(try await raw.nextReply().reply) == .staleToken)
             try await raw.send(.command(SequenceNumber(2), .acquireLock(key: "r", owner: "raw", ttl: Milliseconds(60_000), wait: .zero)), id: 2)
-            guard case .lockAcquired(.granted(let token, _, _)) = try await raw.nextReply().reply else {
-                Issue.record("the premise failed: the lock was not granted")
+            guard case .lockAcquired(.granted(let token, _, _)) = try await raw.nextReply().reply, token.rawValue != 1000 else {
+                Issue.record("the premise failed: the lock was not granted, or granted with token 1000")
                 return
             }
-            // Sequence 1 again, now with the holder's token: the remembered STALE_TOKEN, not a release.
-            try await raw.send(.command(SequenceNumber(1), .releaseLock(key: "r", token: token)), id: 3)
+            // Sequence 1 again, unchanged: the remembered STALE_TOKEN, though the state changed.
+            try await raw.send(.command(SequenceNumber(1), .releaseLock(key: "r", token: FencingToken(1000))), id: 3)
             #expect(errorCode(try await raw.nextReply().reply) == .staleToken)
-            try await raw.send(.query(.getLock(key: "r")), id: 4)
+            // Sequence 1 with the holder's token is another request: refused, and nothing released.
+            try await raw.send(.command(SequenceNumber(1), .releaseLock(key: "r", token: token)), id: 4)
+            #expect(errorCode(try await raw.nextReply().reply) == .sequenceReused)
+            try await raw.send(.query(.getLock(key: "r")), id: 5)
             guard case .lock(let info?) = try await raw.nextReply().reply else {
-                Issue.record("the lock was released by a retry of another request")
+                Issue.record("the lock was released by a request under a used sequence number")
                 return
             }
             #expect(info.token == token)
+
+            // The issue's case: JOB_ADD with sequence 5, then LOCK_ACQUIRE with sequence 5.
+            try await raw.send(.command(SequenceNumber(5), .addJob(JobSpec(type: "t"))), id: 6)
+            let added = try await raw.nextReply()
+            guard case .jobAdded = added.reply else {
+                Issue.record("the premise failed: the job was not added: \(added.reply)")
+                return
+            }
+            var acquire = ByteBuffer()
+            acquire.writeRequest(.command(SequenceNumber(5), .acquireLock(key: "q", owner: "raw", ttl: Milliseconds(1000), wait: .zero)), requestID: RequestID(7))
+            try await raw.send(acquire)
+            let refused = try await raw.nextReply()
+            #expect(refused.id == 7)
+            #expect(errorCode(refused.reply) == .sequenceReused, "\(refused.reply)")
+            try await raw.send(.query(.getLock(key: "q")), id: 8)
+            #expect(try await raw.nextReply().reply == .lock(nil), "the acquire under a used sequence was applied")
+            // The JOB_ADD's own retry still gets its answer.
+            try await raw.send(.command(SequenceNumber(5), .addJob(JobSpec(type: "t"))), id: 9)
+            #expect(try await raw.nextReply().reply == added.reply)
             // A new sequence number is a new request.
-            try await raw.send(.command(SequenceNumber(3), .releaseLock(key: "r", token: token)), id: 5)
+            try await raw.send(.command(SequenceNumber(3), .releaseLock(key: "r", token: token)), id: 10)
             #expect(try await raw.nextReply().reply == .lockReleased)
             await raw.close()
         }
