@@ -20,6 +20,9 @@ final class ClientChannelHandler: ChannelDuplexHandler {
 
     private var inFlight: [RequestID: (promise: EventLoopPromise<Reply>, timer: Scheduled<Void>?)] = [:]
     private var isOpen = true
+    /// How replies are laid out: the oldest version until HELLO's answer agrees one (HELLO's answer
+    /// itself is the same in every version).
+    private var version = batonProtocolVersions.lowerBound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
@@ -43,7 +46,8 @@ final class ClientChannelHandler: ChannelDuplexHandler {
         let frame = unwrapInboundIn(data)
         let reply: Reply
         do {
-            reply = try Reply.decode(opcode: frame.opcode, body: frame.body)
+            reply = try Reply.decode(opcode: frame.opcode, body: frame.body, version: version)
+            if case .hello(let h) = reply, batonProtocolVersions.contains(h.version) { version = h.version }
         } catch {
             failAll(BatonClientError.unexpectedReply("\(error)"))
             context.close(promise: nil)
@@ -150,8 +154,20 @@ final class Connection: Sendable {
             throw error
         }
         switch reply {
-        case .hello(let h):
+        case .hello(let h) where batonProtocolVersions.contains(h.version):
             return Connection(channel: channel, hello: h, endpoint: endpoint, carrier: carrier)
+        case .hello(let h):
+            try? await channel.close()
+            throw BatonClientError.unexpectedReply("HELLO agreed protocol version \(h.version), which this client does not speak")
+        case .error(let e) where e.code == .unsupportedVersion && hello.version > batonProtocolVersions.lowerBound:
+            // A node of a build that speaks one version only, older than ours (it closes the connection):
+            // ask again for the oldest this client speaks.
+            try? await channel.close()
+            var older = hello
+            older.version = batonProtocolVersions.lowerBound
+            return try await open(
+                to: endpoint, transport: transport, hello: older, group: group, connectTimeout: connectTimeout,
+                requestTimeout: requestTimeout, maxFrameSize: maxFrameSize)
         case .error(let e):
             try? await channel.close()
             throw BatonClientError.server(e)

@@ -3,13 +3,14 @@ import NIOCore
 import NIOHTTP1
 
 /// Reads the one reply on an HTTP/2 stream: a 200 carries the request's reply body, any other
-/// status an error reply body (PROTOCOL.md, "HTTP/2").
+/// status an error reply body (PROTOCOL.md, "HTTP/2"), and a NOT_LEADER its leader in a header.
 final class HTTP2ReplyHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private let replyOpcode: Opcode
     private let promise: EventLoopPromise<Reply>
     private var status: HTTPResponseStatus?
+    private var leader: String?
     private var body = ByteBuffer()
 
     init(replyOpcode: Opcode, promise: EventLoopPromise<Reply>) {
@@ -21,12 +22,18 @@ final class HTTP2ReplyHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             status = head.status
+            leader = head.headers.first(name: HTTP2Route.leaderHeader)
         case .body(var chunk):
             body.writeBuffer(&chunk)
         case .end:
             do {
                 let opcode: Opcode = status == .ok ? replyOpcode : .error
-                promise.succeed(try Reply.decode(opcode: opcode, body: body))
+                var reply = try Reply.decode(opcode: opcode, body: body, version: HTTP2Route.bodyVersion)
+                if case .error(var e) = reply, e.code == .notLeader {
+                    e.leader = leader ?? ""
+                    reply = .error(e)
+                }
+                promise.succeed(reply)
             } catch {
                 promise.fail(BatonClientError.unexpectedReply("HTTP \(status?.code ?? 0) with an unreadable body: \(error)"))
             }

@@ -9,10 +9,21 @@ import NIOCore
 /// builds, so it must not change between runs or versions: Swift's `Hasher` is seeded per process and
 /// cannot be used. Collisions only matter for a client that reuses a sequence number, and then only
 /// let through what every retry got before this check existed (the remembered answer).
+///
+/// `unknown` (0) stands for no digest (an answer restored from a version-1 snapshot), not an
+/// optional: a remembered answer is memory per client, and an optional would add 8 bytes to each.
+/// A command whose digest is 0 is treated the same way, as every retry was before digests.
 struct CommandDigest: Hashable, Sendable {
     var rawValue: UInt64
 
     init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    static let unknown = CommandDigest(rawValue: 0)
+
+    /// Whether a command with digest `other` is the one this digest was taken of (or may be: unknown).
+    func admits(_ other: CommandDigest) -> Bool {
+        self == other || self == .unknown || other == .unknown
+    }
 
     /// The digest of `command`, encoded through `scratch` (cleared first; kept by the caller so a
     /// digest costs no allocation).

@@ -17,8 +17,8 @@ struct LockWaitEntry: Hashable, Sendable {
     var sequence: SequenceNumber
     var ttl: Milliseconds
     var deadline: Timestamp
-    /// The waiting acquire's digest; nil when restored from a version-1 snapshot.
-    var digest: CommandDigest?
+    /// The waiting acquire's digest (`unknown` when restored from a version-1 snapshot).
+    var digest: CommandDigest
 }
 
 /// A lock key with a holder, waiters, or both. A key with neither is removed.
@@ -34,8 +34,8 @@ struct ClaimWaitEntry: Hashable, Sendable {
     var types: [String]
     var worker: String
     var deadline: Timestamp
-    /// The waiting claim's digest; nil when restored from a version-1 snapshot.
-    var digest: CommandDigest?
+    /// The waiting claim's digest (`unknown` when restored from a version-1 snapshot).
+    var digest: CommandDigest
 }
 
 /// Everything the state machine knows about one job.
@@ -136,8 +136,8 @@ struct CompletedEntry: Comparable, Sendable {
 
 /// The answers remembered for one client, so a retried command is answered, not applied again.
 struct Session: Sendable {
-    /// Answers in the order they were given, oldest first, each with its command's digest (nil when
-    /// restored from a version-1 snapshot). Searched only for a retry (a sequence number not above
+    /// Answers in the order they were given, oldest first, each with its command's digest (`unknown`
+    /// when restored from a version-1 snapshot). Searched only for a retry (a sequence number not above
     /// `highestSeen`), so the common path is an append and no lookup.
     var replies: Deque<RememberedReply> = []
     /// The highest sequence number this client has sent.
@@ -152,7 +152,7 @@ struct Session: Sendable {
 
     /// Keeps `reply` as the answer to `sequence`, forgetting the oldest answers beyond `window`.
     /// One mutation of the session, so the caller's dictionary is looked up once.
-    mutating func remember(_ reply: Reply, digest: CommandDigest?, sequence: SequenceNumber, window: Int) {
+    mutating func remember(_ reply: Reply, digest: CommandDigest, sequence: SequenceNumber, window: Int) {
         replies.append(RememberedReply(sequence: sequence, digest: digest, reply: reply))
         while replies.count > window {
             let old = replies.removeFirst().sequence
@@ -164,8 +164,8 @@ struct Session: Sendable {
 /// An answer a session keeps for retries of its command.
 struct RememberedReply: Sendable {
     var sequence: SequenceNumber
-    /// The command's digest; nil when restored from a version-1 snapshot (any retry then gets the reply).
-    var digest: CommandDigest?
+    /// The command's digest; `unknown` when restored from a version-1 snapshot (any retry then gets the reply).
+    var digest: CommandDigest
     var reply: Reply
 }
 

@@ -112,7 +112,7 @@ extension StateMachine {
 
     mutating func claimJob(
         types: [String], worker: String, wait: Milliseconds, client: ClientID, sequence: SequenceNumber,
-        digest: CommandDigest?
+        digest: CommandDigest
     ) -> Reply? {
         if let id = popReady(types: types) {
             return .jobClaimed(startClaim(id, worker: worker))

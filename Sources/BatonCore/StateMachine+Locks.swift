@@ -3,7 +3,7 @@ import BatonProtocol
 extension StateMachine {
     mutating func acquireLock(
         key: String, owner: String, ttl: Milliseconds, wait: Milliseconds, client: ClientID, sequence: SequenceNumber,
-        digest: CommandDigest?
+        digest: CommandDigest
     ) -> Reply? {
         let existing = locks[key]
         if existing == nil && locks.count >= configuration.maxLocks {

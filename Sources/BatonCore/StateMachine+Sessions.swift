@@ -27,17 +27,17 @@ extension StateMachine {
         }
         let session = sessions.values[index]
         if let remembered = session.reply(to: sequence) {
-            return remembered.digest.map { $0 == digest } ?? true ? .answered(remembered.reply) : .reused
+            return remembered.digest.admits(digest) ? .answered(remembered.reply) : .reused
         }
         let key = WaitKey(clientID: client, sequence: sequence)
         if let place = waits[key] {
-            return waitingDigest(key, at: place).map { $0 == digest } ?? true ? .waiting : .reused
+            return (waitingDigest(key, at: place) ?? .unknown).admits(digest) ? .waiting : .reused
         }
         if sequence <= session.forgottenUpTo { return .tooOld }
         return .new
     }
 
-    /// The digest of the command waiting under `key` at `place` (nil: restored from a version-1 snapshot).
+    /// The digest of the command waiting under `key` at `place`.
     func waitingDigest(_ key: WaitKey, at place: WaitPlace) -> CommandDigest? {
         switch place {
         case .lock(let lockKey):
@@ -48,7 +48,7 @@ extension StateMachine {
     }
 
     /// Keeps `reply` as the answer to (client, sequence), forgetting the oldest answer beyond the window.
-    mutating func remember(_ reply: Reply, digest: CommandDigest?, client: ClientID, sequence: SequenceNumber) {
+    mutating func remember(_ reply: Reply, digest: CommandDigest, client: ClientID, sequence: SequenceNumber) {
         guard sequence.rawValue != 0, let index = sessions.index(forKey: client) else { return }
         sessions.values[index].remember(reply, digest: digest, sequence: sequence, window: configuration.sessionWindow)
     }

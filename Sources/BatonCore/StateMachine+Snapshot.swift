@@ -30,9 +30,12 @@ extension StateMachine {
     /// | version | change |
     /// |---|---|
     /// | 1 | first format |
-    /// | 2 | a digest (`CommandDigest`) with every remembered answer and every waiting command |
+    /// | 2 | a digest (`CommandDigest`, `u64`, 0 when unknown) after each lock and claim waiter and after each remembered answer's sequence number |
     public static let snapshotVersion: UInt16 = 2
     public static let oldestSnapshotVersion: UInt16 = 1
+    /// Remembered answers are kept as protocol version 2 lays out their bodies, whatever the clients
+    /// speak. (Version 3 changed only NOT_LEADER, which the state machine never answers.)
+    static let replyBodyVersion: UInt16 = 2
 
     /// The whole state as bytes, in format `version` (1 leaves the digests out, for members of a build
     /// that reads only version 1). Equal states give equal bytes: maps are written in key order.
@@ -121,7 +124,7 @@ extension StateMachine {
                 b.writeU8(remembered.reply.opcode.rawValue)
                 let lengthIndex = b.writerIndex
                 b.writeU32(0)
-                remembered.reply.encodeBody(into: &b)
+                remembered.reply.encodeBody(into: &b, version: Self.replyBodyVersion)
                 b.setInteger(UInt32(b.writerIndex - lengthIndex - 4), at: lengthIndex, endianness: .big)
             }
         }
@@ -161,7 +164,7 @@ extension StateMachine {
                             owner: try b.readStr("owner"), clientID: ClientID(try b.readU64("client")),
                             sequence: SequenceNumber(try b.readU64("sequence")), ttl: Milliseconds(try b.readU32("ttl")),
                             deadline: Timestamp(milliseconds: try b.readU64("deadline")),
-                            digest: digests ? try b.readDigest() : nil))
+                            digest: digests ? try b.readDigest() : .unknown))
                 }
                 locks[key] = record
             }
@@ -197,7 +200,7 @@ extension StateMachine {
                 let deadline = Timestamp(milliseconds: try b.readU64("deadline"))
                 var types: [String] = []
                 for _ in 0..<(try b.readU16("type_count")) { types.append(try b.readStr("type")) }
-                let digest = digests ? try b.readDigest() : nil
+                let digest = digests ? try b.readDigest() : .unknown
                 claimWaiters.append(
                     ClaimWaitEntry(
                         clientID: client, sequence: seq, types: types, worker: worker, deadline: deadline, digest: digest))
@@ -210,12 +213,12 @@ extension StateMachine {
                 s.highestSeen = SequenceNumber(try b.readU64("highest_seen"))
                 for _ in 0..<(try b.readU32("reply_count")) {
                     let seq = SequenceNumber(try b.readU64("sequence"))
-                    let digest = digests ? try b.readDigest() : nil
+                    let digest = digests ? try b.readDigest() : .unknown
                     let opcode = Opcode(rawValue: try b.readU8("opcode"))
                     let length = try b.readU32("length")
                     guard let body = b.readSlice(length: Int(length)) else { throw ErrorReply.truncated("reply") }
                     s.replies.append(
-                        RememberedReply(sequence: seq, digest: digest, reply: try Reply.decode(opcode: opcode, body: body)))
+                        RememberedReply(sequence: seq, digest: digest, reply: try Reply.decode(opcode: opcode, body: body, version: Self.replyBodyVersion)))
                 }
                 sessions[client] = s
             }
@@ -283,21 +286,12 @@ extension StateMachine {
 }
 
 extension ByteBuffer {
-    /// A digest in a version-2 snapshot: `u8` 1 and the `u64`, or `u8` 0 when it is not known.
-    mutating func writeDigest(_ digest: CommandDigest?) {
-        if let digest {
-            writeU8(1)
-            writeU64(digest.rawValue)
-        } else {
-            writeU8(0)
-        }
+    /// A digest in a version-2 snapshot: its `u64` (0: not known).
+    mutating func writeDigest(_ digest: CommandDigest) {
+        writeU64(digest.rawValue)
     }
 
-    mutating func readDigest() throws(ErrorReply) -> CommandDigest? {
-        switch try readU8("has_digest") {
-        case 0: return nil
-        case 1: return CommandDigest(rawValue: try readU64("digest"))
-        case let flag: throw ErrorReply(.malformedFrame, "digest flag \(flag) is neither 0 nor 1")
-        }
+    mutating func readDigest() throws(ErrorReply) -> CommandDigest {
+        CommandDigest(rawValue: try readU64("digest"))
     }
 }

@@ -207,7 +207,7 @@ public struct StateMachine: Sendable {
     // MARK: - Commands
 
     mutating func applyCommand(client: ClientID, sequence: SequenceNumber, _ command: Command) -> Reply? {
-        var digest: CommandDigest?
+        var digest = CommandDigest.unknown
         if sequence.rawValue != 0 {
             if sessions.count >= configuration.maxClients && sessions[client] == nil {
                 return .error(
@@ -215,7 +215,7 @@ public struct StateMachine: Sendable {
                     "\(sessions.count) clients have sessions, the most allowed (limits.maxClients); a session ends \(configuration.sessionTimeout) after its client's last command")
             }
             digest = CommandDigest(command, using: &digestScratch)
-            switch recall(client: client, sequence: sequence, digest: digest!) {
+            switch recall(client: client, sequence: sequence, digest: digest) {
             case .answered(let reply): return reply
             case .waiting: return nil
             case .tooOld:
@@ -239,7 +239,7 @@ public struct StateMachine: Sendable {
         return reply
     }
 
-    mutating func execute(_ command: Command, client: ClientID, sequence: SequenceNumber, digest: CommandDigest?) -> Reply? {
+    mutating func execute(_ command: Command, client: ClientID, sequence: SequenceNumber, digest: CommandDigest) -> Reply? {
         switch command {
         case .acquireLock(let key, let owner, let ttl, let wait):
             return acquireLock(
@@ -363,7 +363,7 @@ public struct StateMachine: Sendable {
     /// Settles a waiting command. Its answer is remembered at once, in the same step as it stops
     /// waiting: a retry of it applied in the same input (its wait ran out as time advanced to the
     /// retry's stamp) is then answered from memory, never run a second time.
-    mutating func complete(_ client: ClientID, _ sequence: SequenceNumber, digest: CommandDigest?, _ reply: Reply) {
+    mutating func complete(_ client: ClientID, _ sequence: SequenceNumber, digest: CommandDigest, _ reply: Reply) {
         waits[WaitKey(clientID: client, sequence: sequence)] = nil
         remember(reply, digest: digest, client: client, sequence: sequence)
         pendingCompletions.append(Completion(clientID: client, sequence: sequence, reply: reply))

@@ -134,8 +134,9 @@ package struct Node: Sendable {
 
     /// The answer for a request that reached a member which does not lead.
     package var notLeader: Reply {
-        let hint = configuration.clientAddresses[raft.leader].map { "; leader=\($0)" } ?? "; no leader is known yet"
-        return .error(.notLeader, "node \(configuration.nodeID) is not the leader\(hint)")
+        let leader = configuration.clientAddresses[raft.leader]
+        let hint = leader.map { "; leader=\($0)" } ?? "; no leader is known yet"
+        return .error(ErrorReply(.notLeader, "node \(configuration.nodeID) is not the leader\(hint)", leader: leader ?? ""))
     }
 
     // MARK: Stepping

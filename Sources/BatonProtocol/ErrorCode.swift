@@ -32,8 +32,9 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let shuttingDown = ErrorCode(rawValue: 13)
     /// An admin release named a lock that nobody holds.
     public static let lockNotHeld = ErrorCode(rawValue: 14)
-    /// This cluster member does not lead. The message ends with `leader=<host:port>` when it knows the
-    /// leader (empty when an election is under way). Retry there, with the same sequence number.
+    /// This cluster member does not lead. From protocol version 3 the error names the leader's
+    /// `host:port` in a field of its own (`ErrorReply.leader`; empty when an election is under way);
+    /// the message ends with `leader=<host:port>` for version 2. Retry there, with the same sequence number.
     public static let notLeader = ErrorCode(rawValue: 15)
     /// Adding the job or taking the lock would pass one of the cluster's quotas (`maxJobs`,
     /// `maxJobBytes`, `maxLocks`): the message names it. Not retried by itself; it succeeds once
@@ -86,9 +87,13 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
 public struct ErrorReply: Error, Hashable, Sendable, CustomStringConvertible {
     public var code: ErrorCode
     public var message: String
-    public init(_ code: ErrorCode, _ message: String) {
+    /// For NOT_LEADER: the leader's client address, `host:port`, or empty when no leader is known. Sent
+    /// in protocol version 3 and later (and in HTTP/2's `baton-leader` header); nil when not sent.
+    public var leader: String?
+    public init(_ code: ErrorCode, _ message: String, leader: String? = nil) {
         self.code = code
         self.message = message
+        self.leader = leader
     }
     public var description: String { "\(code.name): \(message)" }
 
@@ -96,10 +101,12 @@ public struct ErrorReply: Error, Hashable, Sendable, CustomStringConvertible {
         ErrorReply(.malformedFrame, "field '\(field)' runs past the end of the frame")
     }
 
-    /// For NOT_LEADER: the leader's `host:port`, which the message ends with (`leader=<host:port>`)
-    /// when the member knows it; nil otherwise.
+    /// For NOT_LEADER: the leader's `host:port` when the member knows it; nil otherwise. Read from
+    /// `leader` when it was sent, else (protocol version 2) from the message's end, `leader=<host:port>`.
     public var leaderHint: String? {
-        guard code == .notLeader, let marker = message.ranges(of: "leader=").last else { return nil }
+        guard code == .notLeader else { return nil }
+        if let leader { return leader.isEmpty ? nil : leader }
+        guard let marker = message.ranges(of: "leader=").last else { return nil }
         return String(message[marker.upperBound...])
     }
 }

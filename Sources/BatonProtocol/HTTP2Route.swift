@@ -8,6 +8,12 @@ public enum HTTP2Route {
     public static let clientIDHeader = "baton-client-id"
     /// Response header naming the error code of an error reply (`STALE_TOKEN`).
     public static let errorHeader = "baton-error"
+    /// Response header of a NOT_LEADER answer naming the leader's HTTP/2 `host:port`, when it is known
+    /// (the cluster's configuration gives each member's `http2Port`).
+    public static let leaderHeader = "baton-leader"
+    /// Bodies travel as protocol version 2 lays them out, whatever HELLO agreed: a stream has no
+    /// HELLO of its own to say which version it speaks. What a later version adds travels in headers.
+    public static let bodyVersion: UInt16 = 2
 
     /// The operation's path: the opcode's name in lower case (`/baton/v1/lock_acquire`).
     public static func path(_ opcode: Opcode) -> String { pathPrefix + opcode.name.lowercased() }

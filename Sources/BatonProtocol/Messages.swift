@@ -1,10 +1,14 @@
-/// The protocol version this code speaks. HELLO carries it; see Protocol/PROTOCOL.md, "Versioning".
-public let batonProtocolVersion: UInt16 = 2
+/// The newest protocol version this code speaks. HELLO carries it; see Protocol/PROTOCOL.md, "Versioning".
+public let batonProtocolVersion: UInt16 = 3
+/// Every protocol version this code speaks: a node answers HELLO with the newest of these that is not
+/// above the client's, and a client accepts any of them.
+public let batonProtocolVersions: ClosedRange<UInt16> = 2...batonProtocolVersion
 
 // MARK: - Handshake
 
 /// The first request on every connection.
 public struct Hello: Hashable, Sendable {
+    /// The newest protocol version the client speaks.
     public var version: UInt16
     public var clientID: ClientID
     public var clientName: String
@@ -17,6 +21,7 @@ public struct Hello: Hashable, Sendable {
 
 /// The node's answer to HELLO: who it is, its clock, and the limits it enforces.
 public struct HelloReply: Hashable, Sendable {
+    /// The protocol version both ends use on this connection from here on.
     public var version: UInt16
     public var nodeID: String
     public var serverTime: Timestamp
@@ -406,7 +411,7 @@ public enum Reply: Hashable, Sendable {
     case jobsPurged(count: UInt32)
     case leases([LeaseInfo])
     indirect case status(NodeStatus)
-    case error(ErrorReply)
+    indirect case error(ErrorReply)
 
     public static func error(_ code: ErrorCode, _ message: String) -> Reply { .error(ErrorReply(code, message)) }
 

@@ -1,8 +1,8 @@
 import NIOCore
 
 extension Reply {
-    /// Appends this reply's body (everything after the frame header).
-    public func encodeBody(into b: inout ByteBuffer) {
+    /// Appends this reply's body (everything after the frame header) as protocol `version` lays it out.
+    public func encodeBody(into b: inout ByteBuffer, version: UInt16 = batonProtocolVersion) {
         switch self {
         case .hello(let h):
             b.writeU16(h.version)
@@ -92,11 +92,14 @@ extension Reply {
         case .error(let e):
             b.writeU16(e.code.rawValue)
             b.writeStr(e.message)
+            if e.code == .notLeader && version >= 3 { b.writeStr(e.leader ?? "") }
         }
     }
 
-    /// Decodes a reply body. Every byte of `body` must be used.
-    public static func decode(opcode: Opcode, body: ByteBuffer) throws(ErrorReply) -> Reply {
+    /// Decodes a reply body of protocol `version`. Every byte of `body` must be used.
+    public static func decode(
+        opcode: Opcode, body: ByteBuffer, version: UInt16 = batonProtocolVersion
+    ) throws(ErrorReply) -> Reply {
         var b = body
         let reply: Reply
         switch opcode {
@@ -211,7 +214,9 @@ extension Reply {
                     nodeID: nodeID, address: address, role: role, term: term, commitIndex: commit, appliedIndex: applied,
                     uptimeMilliseconds: uptime, serverTime: time, connections: connections, durable: durable, summary: m))
         case .error:
-            reply = .error(ErrorReply(ErrorCode(rawValue: try b.readU16("code")), try b.readStr("message")))
+            var e = ErrorReply(ErrorCode(rawValue: try b.readU16("code")), try b.readStr("message"))
+            if e.code == .notLeader && version >= 3 { e.leader = try b.readStr("leader") }
+            reply = .error(e)
         default:
             throw ErrorReply(.unknownOpcode, "unknown reply opcode \(opcode)")
         }
@@ -330,8 +335,8 @@ extension ByteBuffer {
         writeFrame(opcode: request.opcode, requestID: requestID) { request.encodeBody(into: &$0) }
     }
 
-    /// Writes `reply` as one complete frame.
-    public mutating func writeReply(_ reply: Reply, requestID: RequestID) {
-        writeFrame(opcode: reply.opcode, requestID: requestID) { reply.encodeBody(into: &$0) }
+    /// Writes `reply` as one complete frame of protocol `version`.
+    public mutating func writeReply(_ reply: Reply, requestID: RequestID, version: UInt16 = batonProtocolVersion) {
+        writeFrame(opcode: reply.opcode, requestID: requestID) { reply.encodeBody(into: &$0, version: version) }
     }
 }

@@ -117,7 +117,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
                 if case .hello(let hello)? = request { logger[metadataKey: "client.name"] = "\(hello.clientName)" }
                 logger.debug("hello")
             }
-            answer(.hello(runtime.helloReply), to: frame, started: started)
+            answer(.hello(runtime.helloReply(version: session.version)), to: frame, started: started)
         case .ping:
             answer(.pong(serverTime: runtime.now), to: frame, started: started)
         case .read(let query):
@@ -146,7 +146,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     /// Queues an answer; it is written when the current batch of reads ends.
     func send(_ reply: Reply, requestID: RequestID) {
         guard phase != .closed else { return }
-        outgoing.writeReply(reply, requestID: requestID)
+        outgoing.writeReply(reply, requestID: requestID, version: session.version)
     }
 
     /// Queues the answer to a command. Inside a read it goes out with the read's other answers;

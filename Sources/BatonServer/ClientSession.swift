@@ -37,6 +37,9 @@ struct ClientSession {
     static let noClient = ClientID(0)
 
     let identity: Identity
+    /// The protocol version agreed by the last HELLO (TCP: how replies are laid out; before HELLO, the
+    /// oldest). HTTP/2 lays bodies out as version 2 whatever HELLO agreed (PROTOCOL.md §12).
+    private(set) var version = batonProtocolVersions.lowerBound
     /// The client of this connection (TCP), once it said HELLO.
     private(set) var client: ClientID?
     /// Every client that spoke on this connection; each is detached when it closes.
@@ -70,11 +73,14 @@ struct ClientSession {
             guard hello.clientID != ClientSession.noClient else {
                 return .refuse(.invalidArgument, "client id 0 is reserved: pick a random non-zero 64-bit id")
             }
-            guard hello.version == batonProtocolVersion else {
-                let message = "protocol version \(hello.version) is not supported; this node speaks \(batonProtocolVersion)"
+            let agreed = min(hello.version, batonProtocolVersions.upperBound)
+            guard batonProtocolVersions.contains(agreed) else {
+                let message =
+                    "protocol version \(hello.version) is not supported; this node speaks \(batonProtocolVersions.lowerBound)...\(batonProtocolVersions.upperBound)"
                 return identity == .perConnection
                     ? .refuseAndClose(.unsupportedVersion, message) : .refuse(.unsupportedVersion, message)
             }
+            version = agreed
             let joined = clients.insert(hello.clientID).inserted ? hello.clientID : nil
             var left: ClientID?
             if identity == .perConnection, let old = client, old != hello.clientID {

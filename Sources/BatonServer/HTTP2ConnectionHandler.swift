@@ -192,7 +192,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         switch session.receive(opcode: opcode, body: stream.body ?? ByteBuffer(), named: stream.clientID).0 {
         case .hello(let joined, _):
             if let joined { runtime.clientConnected(joined) }
-            answer(id, .hello(runtime.helloReply))
+            answer(id, .hello(runtime.helloReply(version: session.version)))
         case .ping:
             answer(id, .pong(serverTime: runtime.now))
         case .read(let query):
@@ -242,11 +242,14 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     private func write(_ reply: Reply, on id: HTTP2StreamID, status: HTTPResponseStatus? = nil) {
         guard let context, phase == .open, let stream = streams[id] else { return }  // reset by the peer meanwhile
         var body = context.channel.allocator.buffer(capacity: 64)
-        reply.encodeBody(into: &body)
+        reply.encodeBody(into: &body, version: HTTP2Route.bodyVersion)
         var headers = HPACKHeaders()
         if case .error(let e) = reply {
             headers.add(name: ":status", value: String((status ?? HTTP2Mapping.status(for: e.code)).code))
             headers.add(name: HTTP2Route.errorHeader, value: e.code.name)
+            if let leader = e.leader, let address = runtime.http2Address(ofMemberAt: leader) {
+                headers.add(name: HTTP2Route.leaderHeader, value: address)
+            }
         } else {
             headers.add(name: ":status", value: "200")
         }

@@ -48,19 +48,23 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     /// clients that have not connected to it (they waited on a member that died, and went too).
     public var absentClientGraceMilliseconds: Int = 10_000
 
-    /// A member of a cluster: its name, the address clients use, and the port its peers use.
+    /// A member of a cluster: its name, the address clients use, the port its peers use, and its
+    /// HTTP/2 port if it serves one (so that the others can name it to HTTP/2 clients).
     public struct ClusterMember: Sendable, Hashable, Codable {
         public var nodeID: String
         public var host: String
         public var port: Int
         public var raftPort: Int
-        public init(nodeID: String, host: String, port: Int, raftPort: Int) {
+        public var http2Port: Int?
+        public init(nodeID: String, host: String, port: Int, raftPort: Int, http2Port: Int? = nil) {
             self.nodeID = nodeID
             self.host = host
             self.port = port
             self.raftPort = raftPort
+            self.http2Port = http2Port
         }
         public var clientAddress: String { "\(host):\(port)" }
+        public var http2Address: String? { http2Port.map { "\(host):\($0)" } }
     }
 
     /// The cluster as Raft numbers it, if this node is a member of one.
@@ -192,6 +196,9 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
             if Set(cluster.map(\.nodeID)).count != cluster.count { problems.append("cluster names a nodeID twice") }
             if ![1, 3, 5, 7].contains(cluster.count) { problems.append("cluster must have 1, 3, 5 or 7 members") }
             if dataDirectory == nil { problems.append("a cluster member needs a dataDirectory") }
+            if let mine = cluster.first(where: { $0.nodeID == nodeID }), let theirs = mine.http2Port, theirs != http2Port {
+                problems.append("cluster gives \(nodeID) http2Port \(theirs), but its own http2Port is \(http2Port.map(String.init) ?? "not set")")
+            }
         }
         if !(1...1000).contains(tickMilliseconds) { problems.append("tickMilliseconds must be in 1...1000") }
         if absentClientGraceMilliseconds < 1 { problems.append("absentClientGraceMilliseconds must be at least 1") }

@@ -196,9 +196,16 @@ final class NodeRuntime {
     /// The cluster's time (leases expire by it): on the leader, what it stamps next; elsewhere an estimate.
     var now: Timestamp { node.now(at: SystemClock.monotonic()) }
 
-    var helloReply: HelloReply {
+    /// The HTTP/2 address of the member whose client address is `clientAddress`, if the cluster's
+    /// configuration gives its `http2Port` (what `baton-leader` names to HTTP/2 clients).
+    func http2Address(ofMemberAt clientAddress: String) -> String? {
+        configuration.cluster?.first { $0.clientAddress == clientAddress }?.http2Address
+    }
+
+    /// The answer to a HELLO that agreed protocol `version`.
+    func helloReply(version: UInt16) -> HelloReply {
         HelloReply(
-            version: batonProtocolVersion, nodeID: configuration.nodeID, serverTime: now,
+            version: version, nodeID: configuration.nodeID, serverTime: now,
             maxFrameSize: UInt32(configuration.maxFrameSize), maxKeyLength: UInt16(configuration.limits.maxKeyLength),
             minTTL: Milliseconds(configuration.limits.minTTLMilliseconds),
             maxTTL: Milliseconds(configuration.limits.maxTTLMilliseconds),

@@ -30,7 +30,9 @@ final class FollowerStub: ChannelInboundHandler {
                 out.writeReply(.hello(hello), requestID: frame.requestID)
             } else {
                 let hint = leader.map { "; leader=\($0)" } ?? "; no leader is known yet"
-                out.writeReply(.error(.notLeader, "node follower is not the leader\(hint)"), requestID: frame.requestID)
+                out.writeReply(
+                    .error(ErrorReply(.notLeader, "node follower is not the leader\(hint)", leader: leader ?? "")),
+                    requestID: frame.requestID)
             }
         }
         received.discardReadBytes()
@@ -43,7 +45,7 @@ final class FollowerStub: ChannelInboundHandler {
         var dialect = BatonDialect()
         for (message, leader) in [("node b is not the leader; leader=10.0.0.1:7700", "10.0.0.1:7700"), ("node b is not the leader; no leader is known yet", nil)] {
             var buffer = ByteBuffer()
-            buffer.writeReply(.error(.notLeader, message), requestID: RequestID(1))
+            buffer.writeReply(.error(ErrorReply(.notLeader, message, leader: leader ?? "")), requestID: RequestID(1))
             var pending = [0]
             let read = try #require(try dialect.read(&buffer, pending: &pending))
             #expect(read.outcome == .redirect(leader: leader))

@@ -154,7 +154,7 @@ import Testing
     /// per client: the large answers are boxed (`indirect`) and a remembered answer stays small.
     @Test func aRememberedAnswerIsSmall() {
         #expect(MemoryLayout<Reply>.stride <= 32)
-        #expect(MemoryLayout<(sequence: SequenceNumber, reply: Reply)>.stride <= 40)
+        #expect(MemoryLayout<RememberedReply>.stride <= 48)
     }
 
     @Test func detachDropsWaiters() {

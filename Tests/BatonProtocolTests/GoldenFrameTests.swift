@@ -7,7 +7,8 @@ import Testing
 /// PROTOCOL.md's worked examples are copied from those files.
 enum GoldenMessage {
     case request(Request)
-    case reply(Reply)
+    /// A reply as protocol `version` lays it out.
+    case reply(Reply, version: UInt16 = batonProtocolVersion)
 }
 
 let goldenRequestID = RequestID(0x0000_0007)
@@ -30,7 +31,7 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
     return [
         ("hello.request", .request(.hello(Hello(clientID: ClientID(0x1122_3344_5566_7788), clientName: "worker-a")))),
         ("hello.reply", .reply(.hello(HelloReply(
-            version: 2, nodeID: "baton-1", serverTime: Timestamp(milliseconds: 1_700_000_000_000), maxFrameSize: 1 << 20,
+            version: 3, nodeID: "baton-1", serverTime: Timestamp(milliseconds: 1_700_000_000_000), maxFrameSize: 1 << 20,
             maxKeyLength: 256, minTTL: 100, maxTTL: 86_400_000, idleTimeout: 300_000)))),
         ("ping.request", .request(.ping)),
         ("ping.reply", .reply(.pong(serverTime: Timestamp(milliseconds: 1_700_000_000_000)))),
@@ -94,6 +95,12 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
                 return m
             }())))),
         ("error.reply", .reply(.error(.staleToken, "token 41 does not hold lock 'reports/daily'"))),
+        ("error.reply-not-leader", .reply(.error(ErrorReply(
+            .notLeader, "node baton-2 is not the leader; leader=10.0.0.1:7700", leader: "10.0.0.1:7700")))),
+        ("error.reply-not-leader-unknown", .reply(.error(ErrorReply(
+            .notLeader, "node baton-2 is not the leader; no leader is known yet", leader: "")))),
+        ("error.reply-not-leader-v2", .reply(
+            .error(ErrorReply(.notLeader, "node baton-2 is not the leader; leader=10.0.0.1:7700")), version: 2)),
         ("error.reply-sequence-reused", .reply(.error(.sequenceReused, "sequence 3 was used for a different request"))),
     ]
 }()
@@ -106,7 +113,7 @@ func encodeGolden(_ message: GoldenMessage) -> ByteBuffer {
     var b = ByteBuffer()
     switch message {
     case .request(let r): b.writeRequest(r, requestID: goldenRequestID)
-    case .reply(let r): b.writeReply(r, requestID: goldenRequestID)
+    case .reply(let r, let version): b.writeReply(r, requestID: goldenRequestID, version: version)
     }
     return b
 }
@@ -155,11 +162,11 @@ func parseHex(_ text: String) -> [UInt8] {
             var again = ByteBuffer()
             again.writeRequest(decoded, requestID: frame.requestID)
             #expect(Array(again.readableBytesView) == golden)
-        case .reply(let expected):
-            let decoded = try Reply.decode(opcode: frame.opcode, body: frame.body)
+        case .reply(let expected, let version):
+            let decoded = try Reply.decode(opcode: frame.opcode, body: frame.body, version: version)
             #expect(decoded == expected)
             var again = ByteBuffer()
-            again.writeReply(decoded, requestID: frame.requestID)
+            again.writeReply(decoded, requestID: frame.requestID, version: version)
             #expect(Array(again.readableBytesView) == golden)
         }
     }
@@ -170,7 +177,7 @@ func parseHex(_ text: String) -> [UInt8] {
         for (_, message) in goldenFrames {
             switch message {
             case .request(let r): requests.insert(r.opcode.rawValue)
-            case .reply(let r): replies.insert(r.opcode.rawValue)
+            case .reply(let r, _): replies.insert(r.opcode.rawValue)
             }
         }
         for op in Opcode.requests {

@@ -94,18 +94,36 @@ import Testing
         }
     }
 
-    /// A later version, and version 1, whose lease answers had no `lease_left_ms`: a client of it
-    /// would count its leases wrongly, so it is refused with a message that names the version spoken.
-    @Test(arguments: [UInt16(9), 1])
+    /// Version 1, whose lease answers had no `lease_left_ms`: a client of it would count its leases
+    /// wrongly, so it is refused with a message that names the versions spoken. (A later version is
+    /// answered with the newest this node speaks: `helloAgreesOnAVersion`.)
+    @Test(arguments: [UInt16(1), 0])
     func unsupportedVersionClosesTheConnection(version: UInt16) async throws {
         try await withNode { node in
             let raw = try await RawConnection(port: node.port)
             try await raw.send(.hello(Hello(version: version, clientID: ClientID(1), clientName: "other")), id: 1)
             let r = try await raw.nextReply()
             #expect(errorCode(r.reply) == .unsupportedVersion)
-            if case .error(let e) = r.reply { #expect(e.message.contains("this node speaks 2")) }
+            if case .error(let e) = r.reply { #expect(e.message.contains("this node speaks 2...3")) }
             #expect(try await raw.next() == nil)
             try await assertHealthy(node)
+        }
+    }
+
+    /// PROTOCOL.md §4: HELLO names the newest version the client speaks, and the answer the version
+    /// both use: a client of version 2 keeps version 2, one of a later version gets 3.
+    @Test func helloAgreesOnAVersion() async throws {
+        try await withNode { node in
+            for (asked, agreed) in [(UInt16(2), UInt16(2)), (3, 3), (9, 3)] {
+                let raw = try await RawConnection(port: node.port)
+                try await raw.send(.hello(Hello(version: asked, clientID: ClientID(1), clientName: "v\(asked)")), id: 1)
+                guard case .hello(let h) = try await raw.nextReply().reply else {
+                    Issue.record("HELLO of version \(asked) was not answered with HELLO")
+                    return
+                }
+                #expect(h.version == agreed, "asked \(asked)")
+                await raw.close()
+            }
         }
     }
 

@@ -30,15 +30,25 @@ import Testing
         #expect(session.clients == [ClientID(8)])
     }
 
+    /// HELLO carries the newest version a client speaks; the session uses the newest both speak.
+    @Test func helloAgreesOnTheNewestVersionBothSpeak() {
+        for (asked, agreed) in [(UInt16(2), UInt16(2)), (3, 3), (99, batonProtocolVersion)] {
+            var session = ClientSession(identity: .perConnection)
+            #expect(session.version == 2)
+            #expect(session.receive(hello(7, version: asked), opcode: .hello) == .hello(joined: ClientID(7), left: nil))
+            #expect(session.version == agreed, "asked \(asked)")
+        }
+    }
+
     @Test func anUnsupportedVersionClosesATCPConnectionButOnlyRefusesAStream() {
         var tcp = ClientSession(identity: .perConnection)
-        guard case .refuseAndClose(.unsupportedVersion, _) = tcp.receive(hello(7, version: 99), opcode: .hello) else {
+        guard case .refuseAndClose(.unsupportedVersion, _) = tcp.receive(hello(7, version: 1), opcode: .hello) else {
             Issue.record("TCP did not close on an unsupported version")
             return
         }
         #expect(tcp.client == nil)
         var h2 = ClientSession(identity: .perRequest)
-        guard case .refuse(.unsupportedVersion, _) = h2.receive(hello(7, version: 99), opcode: .hello) else {
+        guard case .refuse(.unsupportedVersion, _) = h2.receive(hello(7, version: 1), opcode: .hello) else {
             Issue.record("HTTP/2 did not refuse an unsupported version")
             return
         }

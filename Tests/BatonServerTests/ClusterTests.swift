@@ -17,19 +17,26 @@ import Testing
         var raftPort: Int
         var directory: String
         var config: String
+        var http2Port: Int?
     }
 
-    func writeConfigs() async throws -> [Member] {
+    /// Three members' configuration files; with `http2`, each serves HTTP/2 too, and the cluster
+    /// list names every member's HTTP/2 port.
+    func writeConfigs(http2: Bool = false) async throws -> [Member] {
         var members: [Member] = []
         for i in 1...3 {
             let dir = temporaryDataDirectory()
             try Unprivileged.makeDirectory(dir)
-            members.append(Member(id: "n\(i)", port: try await freePort(), raftPort: try await freePort(), directory: dir, config: dir + ".json"))
+            members.append(
+                Member(
+                    id: "n\(i)", port: try await freePort(), raftPort: try await freePort(), directory: dir, config: dir + ".json",
+                    http2Port: http2 ? try await freePort() : nil))
         }
-        let cluster = members.map { "{\"nodeID\": \"\($0.id)\", \"host\": \"127.0.0.1\", \"port\": \($0.port), \"raftPort\": \($0.raftPort)}" }
+        func h2(_ m: Member) -> String { m.http2Port.map { ", \"http2Port\": \($0)" } ?? "" }
+        let cluster = members.map { "{\"nodeID\": \"\($0.id)\", \"host\": \"127.0.0.1\", \"port\": \($0.port), \"raftPort\": \($0.raftPort)\(h2($0))}" }
         for m in members {
             let json = """
-                {"nodeID": "\(m.id)", "port": \(m.port), "dataDirectory": "\(m.directory)/data", "metricsPort": 0,
+                {"nodeID": "\(m.id)", "port": \(m.port), "dataDirectory": "\(m.directory)/data", "metricsPort": 0\(h2(m)),
                  "cluster": [\(cluster.joined(separator: ", "))]}
                 """
             try json.write(toFile: m.config, atomically: true, encoding: .utf8)
@@ -58,6 +65,90 @@ import Testing
             if status?.role == .leader { return i }
         }
         return nil
+    }
+
+    /// PROTOCOL.md §6: a follower's NOT_LEADER names the leader in a field of its own on a connection
+    /// of version 3, and only in its message on one of version 2, whose body keeps the version-2
+    /// layout (the raw connection decodes it strictly, every byte used). Issue 19, item 6.
+    @Test func aFollowerNamesTheLeaderInAFieldOfItsOwn() async throws {
+        let members = try await writeConfigs()
+        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
+        let processes = try members.map(launch)
+        defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let release = Command.releaseLock(key: "k", token: FencingToken(1))
+        // A guard against a hang, not a bound on how fast: an election, then a follower that heard of it.
+        let deadline = ContinuousClock.now + .seconds(60)
+        var sequence: UInt64 = 0
+        while true {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("no follower named a leader in 60 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            guard let leader = await leader(members) else { continue }
+            let follower = members[(leader + 1) % 3]
+            let v3 = try await RawConnection(port: follower.port)
+            try await v3.hello(client: 77)
+            sequence += 1
+            try await v3.send(.command(SequenceNumber(sequence), release), id: 2)
+            let answer = try await v3.nextReply().reply
+            await v3.close()
+            guard case .error(let e) = answer, e.code == .notLeader else {
+                continue  // the leader changed meanwhile
+            }
+            #expect(await v3.version == 3)
+            guard e.leader == "127.0.0.1:\(members[leader].port)" else {
+                #expect(e.leader != nil, "no leader field at version 3: \(e)")
+                continue  // not heard from the leader yet (empty), or another took over
+            }
+
+            let v2 = try await RawConnection(port: follower.port)
+            try await v2.hello(client: 78, version: 2)
+            #expect(await v2.version == 2)
+            sequence += 1
+            try await v2.send(.command(SequenceNumber(sequence), release), id: 2)
+            let old = try await v2.nextReply().reply
+            await v2.close()
+            guard case .error(let e2) = old, e2.code == .notLeader else {
+                continue
+            }
+            #expect(e2.leader == nil)
+            #expect(e2.leaderHint == "127.0.0.1:\(members[leader].port)", "\(e2)")
+            return
+        }
+    }
+
+    /// Over HTTP/2 a follower names the leader's HTTP/2 address in the `baton-leader` header
+    /// (PROTOCOL.md §12): a client over HTTP/2 that knows only a follower follows it to the leader.
+    @Test func anHTTP2ClientFollowsTheLeaderHeader() async throws {
+        let members = try await writeConfigs(http2: true)
+        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
+        let processes = try members.map(launch)
+        defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        // A guard against a hang, not a bound on how fast: an election, then a follower that heard of it.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("no HTTP/2 client got through a follower in 60 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            guard let leader = await leader(members), let port = members[(leader + 1) % 3].http2Port else { continue }
+            var c = BatonClient.Configuration(endpoints: ["127.0.0.1:\(port)"], name: "h2-follower")
+            c.transport = .http2
+            c.retryTimeout = .seconds(2)
+            let client = BatonClient(configuration: c)
+            let status = try? await client.nodeStatus()  // NODE_STATUS is answered by any member
+            let added = try? await client.addJob(JobSpec(type: "via-follower"))
+            await client.shutdown()
+            guard status?.role == .follower, let added else { continue }  // the leader changed meanwhile
+            let checker = BatonClient(configuration: BatonClient.Configuration(endpoints: ["127.0.0.1:\(members[leader].port)"], name: "check"))
+            let job = try? await checker.getJob(added.id)
+            await checker.shutdown()
+            guard let job else { continue }  // another leader took over
+            #expect(job.type == "via-follower")
+            return
+        }
     }
 
     @Test func killingTheLeaderLosesNothingAcknowledged() async throws {

@@ -187,6 +187,24 @@ func freePort() async throws -> Int {
         #expect(c.validate().contains { $0.contains("dataDirectory") })
     }
 
+    /// A member's `http2Port` in the cluster list is what the others name to HTTP/2 clients: it
+    /// must be the port the member serves.
+    @Test func aMembersHTTP2PortMatchesItsOwn() throws {
+        let json = #"""
+            {"nodeID": "a", "dataDirectory": "d", "http2Port": 7701, "cluster": [
+              {"nodeID": "a", "host": "h", "port": 1, "raftPort": 2, "http2Port": 7702},
+              {"nodeID": "b", "host": "h", "port": 3, "raftPort": 4}, {"nodeID": "c", "host": "h", "port": 5, "raftPort": 6}]}
+            """#
+        var c = try NodeConfiguration.decode(json: Data(json.utf8))
+        #expect(c.cluster?.first?.http2Address == "h:7702")
+        #expect(c.cluster?.last?.http2Address == nil)
+        #expect(c.validate() == ["cluster gives a http2Port 7702, but its own http2Port is 7701"])
+        c.http2Port = 7702
+        #expect(c.validate().isEmpty)
+        c.http2Port = nil
+        #expect(c.validate() == ["cluster gives a http2Port 7702, but its own http2Port is not set"])
+    }
+
     @Test func emptyFileMeansDefaults() throws {
         // One set of defaults: a file that names nothing is the struct's defaults, a durable node.
         #expect(try NodeConfiguration.decode(json: Data("{}".utf8)) == NodeConfiguration())

@@ -64,6 +64,8 @@ final class FrameCollector: ChannelInboundHandler, Sendable {
 actor RawConnection {
     let channel: any Channel
     private var frames: AsyncThrowingStream<Frame, any Error>.Iterator
+    /// How replies are decoded: the version the last `hello` agreed (the newest before one).
+    private(set) var version = batonProtocolVersion
 
     init(port: Int) async throws {
         let (stream, continuation) = AsyncThrowingStream<Frame, any Error>.makeStream()
@@ -89,13 +91,14 @@ actor RawConnection {
         try await send(b)
     }
 
-    func hello(id: UInt32 = 1, client: UInt64 = 99) async throws {
-        try await send(.hello(Hello(clientID: ClientID(client), clientName: "raw")), id: id)
+    func hello(id: UInt32 = 1, client: UInt64 = 99, version: UInt16 = batonProtocolVersion) async throws {
+        try await send(.hello(Hello(version: version, clientID: ClientID(client), clientName: "raw")), id: id)
         let reply = try await nextReply()
-        guard case .hello = reply.reply else {
+        guard case .hello(let h) = reply.reply else {
             Issue.record("HELLO answered with \(reply.reply)")
             return
         }
+        self.version = h.version
     }
 
     /// The next frame as (request id, reply), or nil when the node closed the connection.
@@ -104,7 +107,7 @@ actor RawConnection {
         let frame = try await iterator.next(isolation: self)
         frames = iterator
         guard let frame else { return nil }
-        return (frame.requestID.rawValue, try Reply.decode(opcode: frame.opcode, body: frame.body))
+        return (frame.requestID.rawValue, try Reply.decode(opcode: frame.opcode, body: frame.body, version: version))
     }
 
     func nextReply() async throws -> (id: UInt32, reply: Reply) {
