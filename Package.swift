@@ -41,6 +41,8 @@ let package = Package(
         ),
         // zlib (Debian: zlib1g-dev) for CRC32 and deflate.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libnghttp2 (Debian: libnghttp2-dev), the node's HTTP/2: the engine of curl, httpd and nghttpd.
+        .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         // The vocabulary of the replicated log (terms, indexes, entries, hard state); the Raft core joins it.
         .target(name: "BatonRaft"),
         // Write-ahead log segments and compressed snapshots on disk.
@@ -63,11 +65,10 @@ let package = Package(
                 "BatonStorage",
                 "BatonRaft",
                 "BatonProtocol",
+                "CNghttp2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

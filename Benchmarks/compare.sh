@@ -6,8 +6,9 @@
 #   VS=/path/to/old/release/bin Benchmarks/compare.sh
 #                                         # this build against an older one (its `baton` in that
 #                                         # directory), alternating, ROUNDS times (default 3): one
-#                                         # node in memory, one with fsync, three nodes with fsync;
-#                                         # requests/s and the server's CPU time per request
+#                                         # node in memory (lock; renew over HTTP/2 and over TCP),
+#                                         # one with fsync, three nodes with fsync; requests/s and
+#                                         # the server's CPU time per request
 #
 # Installs the peers from Debian if they are missing, starts every server on 127.0.0.1, runs the same
 # workload against Baton and against the matching peer with baton-bench, stops everything it started,
@@ -118,12 +119,12 @@ cpu_ticks() {  # cpu_ticks PID... : utime + stime, in clock ticks
     done
     echo "$total"
 }
-versus_row() {  # versus_row LABEL SIDE BIN PORT CONNECTIONS PIDS...
-    local label=$1 side=$2 bin=$3 port=$4 conns=$5; shift 5
+versus_row() {  # versus_row LABEL SIDE BIN PORT WORKLOAD CONNECTIONS PIPELINE PIDS...
+    local label=$1 side=$2 bin=$3 port=$4 workload=$5 conns=$6 pipeline=$7; shift 7
     local before after json
     before=$(cpu_ticks "$@")
-    json=$("$BIN/baton-bench" --target baton --endpoint "127.0.0.1:$port" --workload lock \
-        --connections "$conns" --pipeline 1 --duration "$DURATION" --warmup "$WARMUP" --json)
+    json=$("$BIN/baton-bench" --target baton --endpoint "127.0.0.1:$port" --workload "$workload" \
+        --connections "$conns" --pipeline "$pipeline" --duration "$DURATION" --warmup "$WARMUP" --json)
     after=$(cpu_ticks "$@")
     python3 -c 'import json,sys,os
 r = json.loads(sys.argv[3]); ticks = int(sys.argv[5]) - int(sys.argv[4]); hz = os.sysconf("SC_CLK_TCK")
@@ -132,16 +133,58 @@ r.update(row=sys.argv[1], side=sys.argv[2], cpuMicrosecondsPerRequest=ticks / hz
 print(json.dumps(r))' "$label" "$side" "$json" "$before" "$after" "$DURATION" "$WARMUP" >>"$ROWS"
     echo "  $label, $side: $(tail -1 "$ROWS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("{:,.0f} req/s, {:.1f} µs CPU/request".format(r["requestsPerSecond"], r["cpuMicrosecondsPerRequest"]))')" >&2
 }
-versus() {  # versus SIDE BIN : the three rows against one build
+h2_renew() {  # h2_renew LABEL SIDE PIDS... : h2load renews one lease held on the HTTP/2 port 17710
+    local label=$1 side=$2; shift 2
+    local before after
+    python3 - "$WORK" <<'PY'
+import struct, sys
+key = b"h2-bench"
+head = struct.pack(">Q", 0) + struct.pack(">H", len(key)) + key
+open(sys.argv[1] + "/acquire.bin", "wb").write(head + struct.pack(">H", 2) + b"h2" + struct.pack(">II", 3_600_000, 0))
+PY
+    curl -s --http2-prior-knowledge -X POST -H "content-type: application/x-baton" -H "baton-client-id: 1" \
+        --data-binary "@$WORK/acquire.bin" -o "$WORK/granted.bin" http://127.0.0.1:17710/baton/v1/lock_acquire
+    python3 - "$WORK" <<'PY'
+import struct, sys
+reply = open(sys.argv[1] + "/granted.bin", "rb").read()
+assert reply[0] == 0, "the HTTP/2 benchmark's lock was not granted"
+token = struct.unpack(">Q", reply[1:9])[0]
+key = b"h2-bench"
+open(sys.argv[1] + "/renew.bin", "wb").write(struct.pack(">Q", 0) + struct.pack(">H", len(key)) + key + struct.pack(">QI", token, 3_600_000))
+PY
+    before=$(cpu_ticks "$@")
+    h2load -D "$DURATION" --warm-up-time="$WARMUP" -c 4 -m 16 -t 1 -H "content-type: application/x-baton" -H "baton-client-id: 2" \
+        -d "$WORK/renew.bin" http://127.0.0.1:17710/baton/v1/lock_renew >"$WORK/h2load.txt" 2>&1
+    after=$(cpu_ticks "$@")
+    python3 - "$label" "$WORK/h2load.txt" "$side" "$before" "$after" "$DURATION" "$WARMUP" >>"$ROWS" <<'PY'
+import json, os, re, sys
+text = open(sys.argv[2]).read()
+rate = float(re.search(r"finished in [0-9.]+s, ([0-9.]+) req/s", text).group(1))
+m = re.search(r"requests: (\d+) total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored", text)
+mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", text).group(1)
+ticks = int(sys.argv[5]) - int(sys.argv[4])
+requests = rate * (float(sys.argv[6]) + float(sys.argv[7]))
+print(json.dumps({"row": sys.argv[1], "side": sys.argv[3], "target": "baton over HTTP/2 (h2load)", "cyclesPerSecond": rate,
+                  "requestsPerSecond": rate, "errors": int(m.group(2)) + int(m.group(3)), "latencyMean": mean,
+                  "cpuMicrosecondsPerRequest": ticks / os.sysconf("SC_CLK_TCK") * 1e6 / requests if requests else 0}))
+PY
+    echo "  $label, $side: $(tail -1 "$ROWS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("{:,.0f} req/s, {:.1f} µs CPU/request, {} errors".format(r["requestsPerSecond"], r["cpuMicrosecondsPerRequest"], r["errors"]))')" >&2
+}
+versus() {  # versus SIDE BIN : the rows against one build
     local side=$1 bin=$2 i
     start "vs-mem-$side" "$bin/baton" dev --port 17700 --no-metrics --log-level error
     wait_port 17700
-    versus_row "one node in memory, lock, 50 clients" "$side" "$bin" 17700 50 "${PIDS[-1]}"
+    versus_row "one node in memory, lock, 50 clients" "$side" "$bin" 17700 lock 50 1 "${PIDS[-1]}"
+    stop_last
+    start "vs-h2-$side" "$bin/baton" dev --port 17700 --http2-port 17710 --no-metrics --log-level error
+    wait_port 17710
+    h2_renew "one node in memory, renew over HTTP/2, 4 connections × 16 streams (h2load)" "$side" "${PIDS[-1]}"
+    versus_row "one node in memory, renew over TCP, 4 connections × 16 in flight" "$side" "$bin" 17700 renew 4 16 "${PIDS[-1]}"
     stop_last
     rm -rf "$WORK/vs-data"
     start "vs-fsync-$side" "$bin/baton" dev --port 17701 --no-metrics --data-dir "$WORK/vs-data" --sync always --log-level error
     wait_port 17701
-    versus_row "one node with fsync, lock, 50 clients" "$side" "$bin" 17701 50 "${PIDS[-1]}"
+    versus_row "one node with fsync, lock, 50 clients" "$side" "$bin" 17701 lock 50 1 "${PIDS[-1]}"
     stop_last
     local members='[{"nodeID": "n1", "host": "127.0.0.1", "port": 17721, "raftPort": 17731},
           {"nodeID": "n2", "host": "127.0.0.1", "port": 17722, "raftPort": 17732},
@@ -156,7 +199,7 @@ versus() {  # versus SIDE BIN : the three rows against one build
     wait_port 17721; wait_port 17722; wait_port 17723
     local leader
     leader=$(find_leader)
-    versus_row "three nodes with fsync, lock, 64 clients (CPU of all three)" "$side" "$bin" "$leader" 64 "${pids[@]}"
+    versus_row "three nodes with fsync, lock, 64 clients (CPU of all three)" "$side" "$bin" "$leader" lock 64 1 "${pids[@]}"
     stop_last; stop_last; stop_last
 }
 if [ -n "${VS:-}" ]; then
@@ -189,6 +232,7 @@ fi
 # --- in memory -------------------------------------------------------------------------------------
 echo "in memory" >&2
 start baton "$BIN/baton" dev --port 17700 --http2-port 17710 --no-metrics --log-level error
+BATON_PID=${PIDS[-1]}
 wait_port 17700
 start redis redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no
 wait_port 16379
@@ -210,33 +254,7 @@ bench "job, 16 clients × 8 in flight (Baton vs beanstalkd in memory)" peer bean
 # 16 streams), against baton-bench renewing held leases over TCP with the same 64 requests in flight.
 H2ROW="renew, 4 connections × 16 in flight (Baton over HTTP/2 with h2load vs Baton over TCP)"
 echo "  $H2ROW" >&2
-python3 - "$WORK" <<'PY'
-import struct, sys
-key = b"h2-bench"
-head = struct.pack(">Q", 0) + struct.pack(">H", len(key)) + key
-open(sys.argv[1] + "/acquire.bin", "wb").write(head + struct.pack(">H", 2) + b"h2" + struct.pack(">II", 3_600_000, 0))
-PY
-curl -s --http2-prior-knowledge -X POST -H "content-type: application/x-baton" -H "baton-client-id: 1" \
-    --data-binary "@$WORK/acquire.bin" -o "$WORK/granted.bin" http://127.0.0.1:17710/baton/v1/lock_acquire
-python3 - "$WORK" <<'PY'
-import struct, sys
-reply = open(sys.argv[1] + "/granted.bin", "rb").read()
-assert reply[0] == 0, "the HTTP/2 benchmark's lock was not granted"
-token = struct.unpack(">Q", reply[1:9])[0]
-key = b"h2-bench"
-open(sys.argv[1] + "/renew.bin", "wb").write(struct.pack(">Q", 0) + struct.pack(">H", len(key)) + key + struct.pack(">QI", token, 3_600_000))
-PY
-h2load -D "$DURATION" --warm-up-time="$WARMUP" -c 4 -m 16 -t 1 -H "content-type: application/x-baton" -H "baton-client-id: 2" \
-    -d "$WORK/renew.bin" http://127.0.0.1:17710/baton/v1/lock_renew >"$WORK/h2load.txt" 2>&1
-python3 - "$H2ROW" "$WORK/h2load.txt" >>"$ROWS" <<'PY'
-import json, re, sys
-text = open(sys.argv[2]).read()
-rate = float(re.search(r"finished in [0-9.]+s, ([0-9.]+) req/s", text).group(1))
-m = re.search(r"requests: (\d+) total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored", text)
-mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", text).group(1)
-print(json.dumps({"row": sys.argv[1], "side": "baton", "target": "baton over HTTP/2 (h2load)", "cyclesPerSecond": rate,
-                  "requestsPerSecond": rate, "errors": int(m.group(2)) + int(m.group(3)), "latencyMean": mean}))
-PY
+h2_renew "$H2ROW" baton "$BATON_PID"
 bench "$H2ROW" peer baton 17700 renew 4 16
 stop_last; stop_last; stop_last
 

@@ -3,7 +3,6 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOHTTP2
 import NIOPosix
 import ServiceLifecycle
 
@@ -95,24 +94,12 @@ public final class BatonServer: Sendable {
     /// Binds the HTTP/2 listener: h2c with prior knowledge; each stream is one Baton request.
     private func bindHTTP2(port: Int) async throws -> any Channel {
         let runtime = self.runtime
-        let configuration = self.configuration
-        // Each stream carries one body of at most maxFrameSize bytes: with a larger initial window a
-        // stream never needs a WINDOW_UPDATE, and an oversized body is refused before it stalls.
-        let window = min(max(configuration.maxFrameSize + 1, 65_535), Int(Int32.max))
-        let settings: HTTP2Settings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.http2MaxConcurrentStreams),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024),
-            HTTP2Setting(parameter: .initialWindowSize, value: window),
-        ]
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        NIOHTTP2Handler(mode: .server, initialSettings: settings),
-                        HTTP2ConnectionHandler(runtime: runtime.value),
-                    ])
+                    try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionHandler(runtime: runtime.value))
                 }
             }
             .bind(host: configuration.host, port: port)

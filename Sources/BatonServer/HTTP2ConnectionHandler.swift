@@ -1,27 +1,34 @@
 import BatonProtocol
+import CNghttp2
+import Foundation
 import NIOCore
-import NIOHPACK
 import NIOHTTP1
-import NIOHTTP2
 
-/// One HTTP/2 connection carrying Baton requests, one per stream (PROTOCOL.md, "HTTP/2").
+/// One HTTP/2 connection carrying Baton requests, one per stream (PROTOCOL.md, "HTTP/2"), on
+/// libnghttp2 (`NGHTTP2Session`): the bytes of the connection go to nghttp2, which reports each
+/// request's headers and body; answers go back through it.
 ///
-/// It works on the connection's frames directly, with no child channel per stream: a request is
-/// small and short-lived, and a channel with its own pipeline per request cost more than the
-/// request itself (profiled: retain/release in the stream multiplexer dominated). NIOHTTP2Handler
-/// in front of it still owns the connection state machine, HPACK, header validation and
-/// connection-level flow control. Stream-level windows never need refilling: the initial window is
-/// larger than the largest body accepted, and a stream carries one body. The connection-level window
-/// is refilled here as request bytes arrive.
+/// nghttp2 owns the protocol: the connection and stream state machines, HPACK, flow control in both
+/// directions, the stream limit, and GOAWAY for a connection error. This handler keeps what Baton
+/// adds: the routes and content type, the header-size limit, the body limit, the session of each
+/// client, waiting commands withdrawn on reset, the idle timeout and the goodbye on shutdown.
 ///
-/// Answers produced while reading a batch of frames are flushed together when the batch ends, as
-/// on TCP. A waiting acquire or claim keeps its stream open until it is answered.
-final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlushing {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+/// Answers produced while reading a batch of bytes are written together when the batch ends, as on
+/// TCP. A waiting acquire or claim keeps its stream open until it is answered.
+final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlushing, NGHTTP2SessionDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Most bytes of header names and values a request may carry (SETTINGS_MAX_HEADER_LIST_SIZE).
+    static let maxHeaderListSize = 16 * 1024
 
     /// A request being received or waiting for its answer.
     private struct Stream {
+        var path = ""
+        var method = ""
+        var contentType: String?
+        var clientIDText: String?
+        var headerBytes = 0
         var opcode: Opcode?
         var clientID: ClientID?
         var body: ByteBuffer?
@@ -37,25 +44,27 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
 
     private let runtime: NodeRuntime
     private var context: ChannelHandlerContext?
-    private var streams: [HTTP2StreamID: Stream] = [:]
-    /// The newest stream a request came in on: GOAWAY names it, so the peer knows that every later
-    /// stream was never seen and is safe to send again.
-    private var lastStreamID = HTTP2StreamID(0)
+    private var session: NGHTTP2Session!
+    private var streams: [Int32: Stream] = [:]
     /// The clients that spoke on this connection (each is detached when it closes, as on TCP), and
     /// what each request becomes.
-    private var session = ClientSession(identity: .perRequest)
+    private var clientSession = ClientSession(identity: .perRequest)
+    private var outgoing = ByteBuffer()
     private var reading = false
-    private var flushPending = false
     private var flushQueued = false
+    private var lastActivity = NIODeadline.now()
     /// Whether the connection still carries requests (after it closes, nothing more is written).
     private var phase = Phase.open
+    /// The close was asked for (after the last write); `channelInactive` follows.
+    private var closeIssued = false
 
     enum Phase {
         case open
+        /// GOAWAY is queued (shutdown, idle, or a connection error): close once it is written.
+        case closing
+        /// The channel is inactive.
         case closed
     }
-    /// Request bytes received since the connection's flow-control window was last refilled.
-    private var unacknowledgedBytes = 0
 
     init(runtime: NodeRuntime) {
         self.runtime = runtime
@@ -63,43 +72,45 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let configuration = runtime.configuration
+        // Each stream carries one body of at most maxFrameSize bytes: with a larger initial window a
+        // request body never waits for a window update, and an oversized one is refused first.
+        let window = min(max(configuration.maxFrameSize + 1, 65_535), Int(Int32.max))
+        session = NGHTTP2Session(
+            delegate: self,
+            settings: [
+                (Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), UInt32(configuration.http2MaxConcurrentStreams)),
+                (Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), UInt32(Self.maxHeaderListSize)),
+                (Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), UInt32(window)),
+            ])
+        outgoing = context.channel.allocator.buffer(capacity: 4096)
         runtime.register(self)
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        flush()  // the server's SETTINGS
+        context.fireChannelActive()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        if phase == .open {
+        if phase != .closed {
             phase = .closed
             runtime.unregister(self)
             runtime.sinkClosed(self)
-            for client in session.clients { runtime.clientDisconnected(client) }
+            for client in clientSession.clients { runtime.clientDisconnected(client) }
             streams.removeAll()
         }
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard phase != .closed else { return }
         reading = true
-        let frame = unwrapInboundIn(data)
-        switch frame.payload {
-        case .headers(let headers):
-            if streams[frame.streamID] == nil {
-                lastStreamID = max(lastStreamID, frame.streamID)
-                admit(frame.streamID, headers.headers)
-            }
-            if headers.endStream { finish(frame.streamID) }
-        case .data(let data):
-            refillConnectionWindow(after: data.data.readableBytes + (data.paddingBytes ?? 0))
-            if case .byteBuffer(var chunk) = data.data {
-                receive(&chunk, on: frame.streamID)
-            }
-            if data.endStream { finish(frame.streamID) }
-        case .rstStream:
-            // An answer that comes later is dropped; a command still waiting leaves its line.
-            if let stream = streams.removeValue(forKey: frame.streamID), !stream.answered, let waiting = stream.mayWait {
-                runtime.withdraw(waiting.client, sequence: waiting.sequence)
-            }
-        default:
-            break  // SETTINGS, PING, WINDOW_UPDATE, GOAWAY: NIOHTTP2Handler has dealt with them
+        lastActivity = .now()
+        if let error = session.receive(unwrapInboundIn(data)) {
+            // A bad preface, flooding, a broken frame: nghttp2 queued GOAWAY where it still can.
+            runtime.logger.info("closing HTTP/2 connection", metadata: ["error": "\(error)"])
+            phase = .closing
         }
     }
 
@@ -109,47 +120,50 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         context.fireChannelReadComplete()
     }
 
-    /// Connection errors (bad preface, oversized or malformed headers, flow-control violations):
-    /// NIOHTTP2Handler has sent GOAWAY with the error code; close, or the peer would wait forever.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is NIOHTTP2Errors.StreamClosed || error is NIOHTTP2Errors.NoSuchStream else {
-            context.close(promise: nil)
-            return
+        context.close(promise: nil)
+    }
+
+    // MARK: Requests, as nghttp2 reports them
+
+    func streamOpened(_ id: Int32) {
+        streams[id] = Stream(started: .now())
+    }
+
+    func header(_ id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        guard streams[id] != nil else { return true }
+        streams[id]!.headerBytes += name.count + value.count
+        guard streams[id]!.headerBytes <= Self.maxHeaderListSize else {
+            phase = .closing  // GOAWAY PROTOCOL_ERROR (PROTOCOL.md §12)
+            return false
         }
-        // A stream the peer reset while its answer was on the way: only that stream is gone.
+        switch String(decoding: name, as: UTF8.self) {
+        case ":path": streams[id]!.path = String(decoding: value, as: UTF8.self)
+        case ":method": streams[id]!.method = String(decoding: value, as: UTF8.self)
+        case "content-type": streams[id]!.contentType = String(decoding: value, as: UTF8.self)
+        case HTTP2Route.clientIDHeader: streams[id]!.clientIDText = String(decoding: value, as: UTF8.self)
+        default: break
+        }
+        return true
     }
-
-    /// Without a stream multiplexer nobody else refills the connection-level window: hand back what
-    /// was received once it reaches half the default window, or the peer stalls after 64 KiB.
-    private func refillConnectionWindow(after bytes: Int) {
-        unacknowledgedBytes += bytes
-        guard unacknowledgedBytes >= 32_768, let context else { return }
-        let update = HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: unacknowledgedBytes))
-        context.write(wrapOutboundOut(update), promise: nil)
-        unacknowledgedBytes = 0
-        flushPending = true
-    }
-
-    // MARK: Requests
 
     /// Checks method, path, content type and client id before any body arrives.
-    private func admit(_ id: HTTP2StreamID, _ headers: HPACKHeaders) {
-        streams[id] = Stream(started: .now())
-        let path = headers.first(name: ":path") ?? ""
-        guard let opcode = HTTP2Route.opcode(path: Substring(path)) else {
-            refuse(id, .unknownOpcode, "no operation at \(path); operations are POST \(HTTP2Route.pathPrefix)<operation>")
+    func headersEnded(_ id: Int32) {
+        guard let stream = streams[id] else { return }
+        guard let opcode = HTTP2Route.opcode(path: Substring(stream.path)) else {
+            refuse(id, .unknownOpcode, "no operation at \(stream.path); operations are POST \(HTTP2Route.pathPrefix)<operation>")
             return
         }
         streams[id]?.opcode = opcode
-        guard headers.first(name: ":method") == "POST" else {
+        guard stream.method == "POST" else {
             refuse(id, .invalidArgument, "use POST", status: .methodNotAllowed)
             return
         }
-        guard let type = headers.first(name: "content-type"), Self.isBatonContentType(type) else {
+        guard let type = stream.contentType, Self.isBatonContentType(type) else {
             refuse(id, .invalidArgument, "content-type must be \(HTTP2Route.contentType)", status: .unsupportedMediaType)
             return
         }
-        if let text = headers.first(name: HTTP2Route.clientIDHeader) {
+        if let text = stream.clientIDText {
             guard let raw = UInt64(text, radix: 16), raw != 0 else {
                 refuse(id, .invalidArgument, "\(HTTP2Route.clientIDHeader) must be a non-zero 64-bit hex number")
                 return
@@ -166,33 +180,33 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         return type.trimmingCharacters(in: .whitespaces).lowercased() == HTTP2Route.contentType
     }
 
-    private func receive(_ chunk: inout ByteBuffer, on id: HTTP2StreamID) {
+    func body(_ id: Int32, _ bytes: UnsafeRawBufferPointer) {
         guard let stream = streams[id], !stream.answered else { return }
-        let size = (stream.body?.readableBytes ?? 0) + chunk.readableBytes
+        let size = (stream.body?.readableBytes ?? 0) + bytes.count
         guard size <= runtime.configuration.maxFrameSize else {
             refuse(id, .frameTooLarge, "body larger than \(runtime.configuration.maxFrameSize) bytes")
             return
         }
         if stream.body == nil {
-            streams[id]?.body = chunk  // the usual case: the whole body in one DATA frame, no copy
+            var body = ByteBuffer()
+            body.reserveCapacity(bytes.count)
+            body.writeBytes(bytes)
+            streams[id]?.body = body
         } else {
-            streams[id]?.body?.writeBuffer(&chunk)
+            streams[id]?.body?.writeBytes(bytes)
         }
     }
 
     /// The request is complete: decode it and hand it to the runtime.
-    private func finish(_ id: HTTP2StreamID) {
+    func requestEnded(_ id: Int32) {
         guard let stream = streams[id] else { return }
-        guard !stream.answered, let opcode = stream.opcode else {
-            streams[id] = nil
-            return
-        }
         streams[id]?.ended = true
-        let requestID = RequestID(UInt32(Int(id)))
-        switch session.receive(opcode: opcode, body: stream.body ?? ByteBuffer(), named: stream.clientID).0 {
+        guard !stream.answered, let opcode = stream.opcode else { return }
+        let requestID = RequestID(UInt32(id))
+        switch clientSession.receive(opcode: opcode, body: stream.body ?? ByteBuffer(), named: stream.clientID).0 {
         case .hello(let joined, _):
             if let joined { runtime.clientConnected(joined) }
-            answer(id, .hello(runtime.helloReply(version: session.version)))
+            answer(id, .hello(runtime.helloReply(version: clientSession.version)))
         case .ping:
             answer(id, .pong(serverTime: runtime.now))
         case .read(let query):
@@ -208,17 +222,25 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         }
     }
 
+    /// The stream is gone. An answer that comes later is dropped; a command still waiting (the peer
+    /// reset the stream) leaves its line.
+    func streamClosed(_ id: Int32, errorCode: UInt32) {
+        if let stream = streams.removeValue(forKey: id), !stream.answered, let waiting = stream.mayWait {
+            runtime.withdraw(waiting.client, sequence: waiting.sequence)
+        }
+    }
+
     // MARK: Answers
 
     /// Answers a request that needed no command, and counts it.
-    private func answer(_ id: HTTP2StreamID, _ reply: Reply) {
+    private func answer(_ id: Int32, _ reply: Reply) {
         if let opcode = streams[id]?.opcode, let started = streams[id]?.started {
             runtime.metrics.recordRequest(opcode, reply: reply, since: started)
         }
         write(reply, on: id)
     }
 
-    private func refuse(_ id: HTTP2StreamID, _ code: ErrorCode, _ message: String, status: HTTPResponseStatus? = nil) {
+    private func refuse(_ id: Int32, _ code: ErrorCode, _ message: String, status: HTTPResponseStatus? = nil) {
         if let opcode = streams[id]?.opcode, let started = streams[id]?.started {
             runtime.metrics.recordRequest(opcode, reply: .error(code, message), since: started)
         }
@@ -227,7 +249,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
 
     /// The runtime's answer to a command (counted by the runtime).
     func deliver(_ reply: Reply, requestID: RequestID) {
-        write(reply, on: HTTP2StreamID(Int(requestID.rawValue)))
+        write(reply, on: Int32(requestID.rawValue))
         guard !reading, !flushQueued else { return }
         flushQueued = true
         runtime.flushQueue.enqueue(self)
@@ -238,52 +260,70 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         flush()
     }
 
-    /// Writes HEADERS and DATA (end of stream) for `reply`; flushed at the end of the read batch.
-    private func write(_ reply: Reply, on id: HTTP2StreamID, status: HTTPResponseStatus? = nil) {
-        guard let context, phase == .open, let stream = streams[id] else { return }  // reset by the peer meanwhile
-        var body = context.channel.allocator.buffer(capacity: 64)
+    /// Hands `reply` to nghttp2 as HEADERS and DATA ending the stream; written at the end of the batch.
+    private func write(_ reply: Reply, on id: Int32, status: HTTPResponseStatus? = nil) {
+        guard phase != .closed, let stream = streams[id], !stream.answered else { return }  // reset meanwhile
+        var body = ByteBuffer()
+        body.reserveCapacity(64)
         reply.encodeBody(into: &body, version: HTTP2Route.bodyVersion)
-        var headers = HPACKHeaders()
+        var headers: [(name: String, value: String)] = []
         if case .error(let e) = reply {
-            headers.add(name: ":status", value: String((status ?? HTTP2Mapping.status(for: e.code)).code))
-            headers.add(name: HTTP2Route.errorHeader, value: e.code.name)
+            headers.append((":status", String((status ?? HTTP2Mapping.status(for: e.code)).code)))
+            headers.append((HTTP2Route.errorHeader, e.code.name))
             if let leader = e.leader, let address = runtime.http2Address(ofMemberAt: leader) {
-                headers.add(name: HTTP2Route.leaderHeader, value: address)
+                headers.append((HTTP2Route.leaderHeader, address))
             }
         } else {
-            headers.add(name: ":status", value: "200")
+            headers.append((":status", "200"))
         }
-        headers.add(name: "content-type", value: HTTP2Route.contentType)
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
-        context.write(
-            wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body), endStream: true)))),
-            promise: nil)
-        flushPending = true
-        if stream.ended {
-            streams[id] = nil
-        } else {
-            streams[id]?.answered = true  // the rest of the request's frames are ignored
+        headers.append(("content-type", HTTP2Route.contentType))
+        headers.append(("content-length", String(body.readableBytes)))
+        streams[id]?.answered = true  // the rest of the request's frames are ignored
+        session.respond(id, headers: headers, body: body)
+    }
+
+    /// Writes what nghttp2 has to send; closes once a closing session has nothing left to do.
+    private func flush() {
+        guard let context, phase != .closed, !closeIssued else { return }
+        if !session.drain(into: &outgoing) { phase = .closing }
+        let closing = phase == .closing || !session.isAlive
+        if closing { closeIssued = true }
+        guard outgoing.readableBytes > 0 else {
+            if closing { context.close(promise: nil) }
+            return
+        }
+        let written = context.writeAndFlush(wrapOutboundOut(outgoing))
+        // Usually the write went out at once and the storage is ours again: reuse it.
+        outgoing.clear()
+        if closing {
+            // The GOAWAY must reach the peer before the close.
+            written.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
         }
     }
 
-    private func flush() {
-        guard flushPending, let context, phase == .open else { return }
-        flushPending = false
-        context.flush()
+    /// Closes the connection if it received nothing since `cutoff` and has no command waiting: a
+    /// request whose body never ended gets `408` + `IDLE_TIMEOUT`, then GOAWAY (PROTOCOL.md §12).
+    func closeIfIdle(since cutoff: NIODeadline) {
+        guard phase == .open, lastActivity < cutoff, !streams.values.contains(where: { $0.mayWait != nil && !$0.answered })
+        else { return }
+        goAway(answering: .idleTimeout, "no request for \(runtime.configuration.idleTimeoutMilliseconds) ms")
     }
 
     /// Answers every open request with SHUTTING_DOWN (retriable, as on TCP), sends GOAWAY naming the
     /// last stream taken, then closes once that is written.
     func shutDown() {
-        guard let context, phase == .open else { return }
-        let message = "node \(runtime.configuration.nodeID) is shutting down"
+        guard phase == .open else { return }
+        goAway(answering: .shuttingDown, "node \(runtime.configuration.nodeID) is shutting down")
+    }
+
+    /// Answers every request still open with `code`, in stream order, then GOAWAY (`NO_ERROR`, the
+    /// newest stream taken) and the close once it is written.
+    private func goAway(answering code: ErrorCode, _ message: String) {
         for (id, stream) in streams.sorted(by: { $0.key < $1.key }) where !stream.answered {
-            refuse(id, .shuttingDown, message)
+            refuse(id, code, message)
         }
-        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
-        context.writeAndFlush(wrapOutboundOut(goAway)).whenComplete { [channel = context.channel] _ in
-            channel.close(promise: nil)
-        }
+        session.goAway()
+        phase = .closing
+        flush()
     }
 }

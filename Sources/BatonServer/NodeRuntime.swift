@@ -315,6 +315,7 @@ final class NodeRuntime {
         idleSweep = eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
             let cutoff = NIODeadline.now() - idle
             for connection in this.value.connections.values { connection.closeIfIdle(since: cutoff) }
+            for connection in this.value.http2Connections.values { connection.closeIfIdle(since: cutoff) }
         }
     }
 
