@@ -24,11 +24,6 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
 
     /// A request being received or waiting for its answer.
     private struct Stream {
-        var path = ""
-        var method = ""
-        var contentType: String?
-        var clientIDText: String?
-        var headerBytes = 0
         var opcode: Opcode?
         var clientID: ClientID?
         var body: ByteBuffer?
@@ -46,6 +41,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     private var context: ChannelHandlerContext?
     private var session: NGHTTP2Session!
     private var streams: [Int32: Stream] = [:]
+    /// The header block being received: HTTP/2 sends each one whole, never two interleaved.
+    private var head = HTTP2RequestHead()
     /// The clients that spoke on this connection (each is detached when it closes, as on TCP), and
     /// what each request becomes.
     private var clientSession = ClientSession(identity: .perRequest)
@@ -128,56 +125,39 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
 
     func streamOpened(_ id: Int32) {
         streams[id] = Stream(started: .now())
+        head = HTTP2RequestHead()
     }
 
     func header(_ id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
-        guard streams[id] != nil else { return true }
-        streams[id]!.headerBytes += name.count + value.count
-        guard streams[id]!.headerBytes <= Self.maxHeaderListSize else {
+        head.add(name: name, value: value)
+        guard head.bytes <= Self.maxHeaderListSize else {
             phase = .closing  // GOAWAY PROTOCOL_ERROR (PROTOCOL.md §12)
             return false
-        }
-        switch String(decoding: name, as: UTF8.self) {
-        case ":path": streams[id]!.path = String(decoding: value, as: UTF8.self)
-        case ":method": streams[id]!.method = String(decoding: value, as: UTF8.self)
-        case "content-type": streams[id]!.contentType = String(decoding: value, as: UTF8.self)
-        case HTTP2Route.clientIDHeader: streams[id]!.clientIDText = String(decoding: value, as: UTF8.self)
-        default: break
         }
         return true
     }
 
     /// Checks method, path, content type and client id before any body arrives.
     func headersEnded(_ id: Int32) {
-        guard let stream = streams[id] else { return }
-        guard let opcode = HTTP2Route.opcode(path: Substring(stream.path)) else {
-            refuse(id, .unknownOpcode, "no operation at \(stream.path); operations are POST \(HTTP2Route.pathPrefix)<operation>")
+        guard streams[id] != nil else { return }
+        guard let opcode = head.opcode else {
+            refuse(id, .unknownOpcode, "no operation at \(head.path); operations are POST \(HTTP2Route.pathPrefix)<operation>")
             return
         }
         streams[id]?.opcode = opcode
-        guard stream.method == "POST" else {
+        guard head.isPost else {
             refuse(id, .invalidArgument, "use POST", status: .methodNotAllowed)
             return
         }
-        guard let type = stream.contentType, Self.isBatonContentType(type) else {
+        guard head.isBatonContentType == true else {
             refuse(id, .invalidArgument, "content-type must be \(HTTP2Route.contentType)", status: .unsupportedMediaType)
             return
         }
-        if let text = stream.clientIDText {
-            guard let raw = UInt64(text, radix: 16), raw != 0 else {
-                refuse(id, .invalidArgument, "\(HTTP2Route.clientIDHeader) must be a non-zero 64-bit hex number")
-                return
-            }
-            streams[id]?.clientID = ClientID(raw)
+        switch head.clientID {
+        case .valid(let client): streams[id]?.clientID = client
+        case .invalid: refuse(id, .invalidArgument, "\(HTTP2Route.clientIDHeader) must be a non-zero 64-bit hex number")
+        case nil: break
         }
-    }
-
-    /// `application/x-baton`, possibly with parameters; the exact string is checked first (profiled:
-    /// trimming through Foundation cost 8% of a request).
-    private static func isBatonContentType(_ value: String) -> Bool {
-        if value == HTTP2Route.contentType { return true }
-        let type = value.split(separator: ";", maxSplits: 1).first ?? ""
-        return type.trimmingCharacters(in: .whitespaces).lowercased() == HTTP2Route.contentType
     }
 
     func body(_ id: Int32, _ bytes: UnsafeRawBufferPointer) {
@@ -263,23 +243,18 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     /// Hands `reply` to nghttp2 as HEADERS and DATA ending the stream; written at the end of the batch.
     private func write(_ reply: Reply, on id: Int32, status: HTTPResponseStatus? = nil) {
         guard phase != .closed, let stream = streams[id], !stream.answered else { return }  // reset meanwhile
-        var body = ByteBuffer()
-        body.reserveCapacity(64)
-        reply.encodeBody(into: &body, version: HTTP2Route.bodyVersion)
-        var headers: [(name: String, value: String)] = []
-        if case .error(let e) = reply {
-            headers.append((":status", String((status ?? HTTP2Mapping.status(for: e.code)).code)))
-            headers.append((HTTP2Route.errorHeader, e.code.name))
-            if let leader = e.leader, let address = runtime.http2Address(ofMemberAt: leader) {
-                headers.append((HTTP2Route.leaderHeader, address))
-            }
-        } else {
-            headers.append((":status", "200"))
-        }
-        headers.append(("content-type", HTTP2Route.contentType))
-        headers.append(("content-length", String(body.readableBytes)))
         streams[id]?.answered = true  // the rest of the request's frames are ignored
-        session.respond(id, headers: headers, body: body)
+        guard case .error(let e) = reply else {
+            session.respond(id, status: 200, headers: []) { reply.encodeBody(into: &$0, version: HTTP2Route.bodyVersion) }
+            return
+        }
+        var headers = [(name: HTTP2Route.errorHeader, value: e.code.name)]
+        if let leader = e.leader, let address = runtime.http2Address(ofMemberAt: leader) {
+            headers.append((HTTP2Route.leaderHeader, address))
+        }
+        session.respond(id, status: Int((status ?? HTTP2Mapping.status(for: e.code)).code), headers: headers) {
+            reply.encodeBody(into: &$0, version: HTTP2Route.bodyVersion)
+        }
     }
 
     /// Writes what nghttp2 has to send; closes once a closing session has nothing left to do.

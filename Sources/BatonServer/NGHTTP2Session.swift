@@ -1,3 +1,4 @@
+import BatonProtocol
 import CNghttp2
 import NIOCore
 
@@ -36,12 +37,19 @@ protocol NGHTTP2SessionDelegate: AnyObject {
 /// - `nghttp2_session_mem_send` returns a pointer into nghttp2's own buffer, valid until the next
 ///   call; `drain` copies it into the outgoing buffer at once.
 /// - `respond` passes header names and values that nghttp2 copies before `nghttp2_submit_response`
-///   returns. The body stays here (`bodies`) until nghttp2's data callback has copied all of it.
+///   returns. The body stays here (`answerBytes`) until nghttp2's data callback has copied all of it.
 final class NGHTTP2Session {
     private var session: OpaquePointer?
     unowned let delegate: any NGHTTP2SessionDelegate
-    /// Answer bodies not yet handed to nghttp2, by stream.
-    private var bodies: [Int32: ByteBuffer] = [:]
+    /// The bytes of the answer bodies not yet handed to nghttp2, one after another; cleared (its
+    /// storage kept) whenever none is left, so answers allocate nothing.
+    private var answerBytes = ByteBuffer()
+    /// Where each stream's answer body is in `answerBytes`: its unread part.
+    private var bodies: [Int32: (offset: Int, count: Int)] = [:]
+    /// The text of an answer's header fields, and each field's name and value lengths (kept between
+    /// answers for their storage).
+    private var headerText: [UInt8] = []
+    private var fieldLengths: [(name: Int, value: Int)] = []
 
     /// A server session that sends `settings` first (`NGHTTP2_SETTINGS_*` id, value).
     init(delegate: any NGHTTP2SessionDelegate, settings: [(id: Int32, value: UInt32)]) {
@@ -99,34 +107,66 @@ final class NGHTTP2Session {
         nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
     }
 
-    /// Queues the answer on stream `id`: `headers` (`:status` first) and `body`, ending the stream.
-    func respond(_ id: Int32, headers: [(name: String, value: String)], body: ByteBuffer) {
-        bodies[id] = body
-        // One buffer for every name and value; nghttp2 copies them before submit returns.
-        var text: [UInt8] = []
-        for h in headers {
-            text += h.name.utf8
-            text += h.value.utf8
-        }
-        let rv = text.withUnsafeMutableBufferPointer { storage -> Int32 in
-            var offset = 0
-            var nva: [nghttp2_nv] = []
-            nva.reserveCapacity(headers.count)
-            for h in headers {
-                let name = storage.baseAddress! + offset
-                offset += h.name.utf8.count
-                let value = storage.baseAddress! + offset
-                offset += h.value.utf8.count
-                nva.append(
-                    nghttp2_nv(
-                        name: name, value: value, namelen: h.name.utf8.count, valuelen: h.value.utf8.count,
-                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+    /// Queues the answer on stream `id`, ending the stream: `:status`, `content-type`,
+    /// `content-length`, then `headers`, and the body `writeBody` appends.
+    func respond(
+        _ id: Int32, status: Int, headers: [(name: String, value: String)], body writeBody: (inout ByteBuffer) -> Void
+    ) {
+        let offset = answerBytes.writerIndex
+        writeBody(&answerBytes)
+        let count = answerBytes.writerIndex - offset
+        bodies[id] = (offset, count)
+
+        headerText.removeAll(keepingCapacity: true)
+        fieldLengths.removeAll(keepingCapacity: true)
+        field(Self.statusName, digits: status)
+        field(Self.contentTypeName, Self.contentTypeValue)
+        field(Self.contentLengthName, digits: count)
+        for h in headers { field(Array(h.name.utf8), Array(h.value.utf8)) }
+        // nghttp2 copies every name and value before nghttp2_submit_response returns.
+        let rv = headerText.withUnsafeMutableBufferPointer { text in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: fieldLengths.count) { nva -> Int32 in
+                var at = text.baseAddress!
+                for (i, lengths) in fieldLengths.enumerated() {
+                    nva[i] = nghttp2_nv(
+                        name: at, value: at + lengths.name, namelen: lengths.name, valuelen: lengths.value,
+                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                    at += lengths.name + lengths.value
+                }
+                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
+                return nghttp2_submit_response(session, id, nva.baseAddress, fieldLengths.count, &provider)
             }
-            var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: Self.readBody)
-            return nghttp2_submit_response(session, id, &nva, nva.count, &provider)
         }
-        if rv != 0 { bodies[id] = nil }  // the stream is gone (reset meanwhile): nothing to send
+        if rv != 0 { forgetBody(id) }  // the stream is gone (reset meanwhile): nothing to send
     }
+
+    private func field(_ name: [UInt8], _ value: [UInt8]) {
+        headerText += name
+        headerText += value
+        fieldLengths.append((name.count, value.count))
+    }
+
+    private func field(_ name: [UInt8], digits n: Int) {
+        headerText += name
+        let start = headerText.count
+        var n = n
+        repeat {
+            headerText.append(UInt8(ascii: "0") + UInt8(n % 10))
+            n /= 10
+        } while n > 0
+        headerText[start...].reverse()
+        fieldLengths.append((name.count, headerText.count - start))
+    }
+
+    private func forgetBody(_ id: Int32) {
+        bodies[id] = nil
+        if bodies.isEmpty { answerBytes.clear() }
+    }
+
+    private static let statusName = Array(":status".utf8)
+    private static let contentTypeName = Array("content-type".utf8)
+    private static let contentTypeValue = Array(HTTP2Route.contentType.utf8)
+    private static let contentLengthName = Array("content-length".utf8)
 
     /// Queues GOAWAY (`NO_ERROR`) naming the newest stream a request came in on.
     func goAway() {
@@ -193,7 +233,7 @@ final class NGHTTP2Session {
 
     private static let onStreamClose: nghttp2_on_stream_close_callback = { _, id, errorCode, userData in
         let this = this(userData)
-        this.bodies[id] = nil
+        this.forgetBody(id)
         this.delegate.streamClosed(id, errorCode: errorCode)
         return 0
     }
@@ -201,22 +241,21 @@ final class NGHTTP2Session {
     /// Copies the next part of the answer body on `id` into nghttp2's `buffer`; EOF with the last.
     private static let readBody: nghttp2_data_source_read_callback = { _, id, buffer, length, flags, _, userData in
         let this = this(userData)
-        guard var body = this.bodies[id], let buffer else {
+        guard let body = this.bodies[id], let buffer else {
             flags?.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
             return 0
         }
-        let n = min(length, body.readableBytes)
+        let n = min(length, body.count)
         if n > 0 {
-            body.withUnsafeReadableBytes { bytes in
-                UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress!, byteCount: n)
+            this.answerBytes.withUnsafeReadableBytes { bytes in
+                UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress! + body.offset, byteCount: n)
             }
-            body.moveReaderIndex(forwardBy: n)
         }
-        if body.readableBytes == 0 {
+        if n == body.count {
             flags?.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
-            this.bodies[id] = nil
+            this.forgetBody(id)
         } else {
-            this.bodies[id] = body
+            this.bodies[id] = (body.offset + n, body.count - n)
         }
         return n
     }

@@ -65,6 +65,20 @@ import Testing
         }
     }
 
+    /// A header block over the 16 KiB header list (in HEADERS and CONTINUATION frames) is a
+    /// connection error: GOAWAY PROTOCOL_ERROR, then the close; other connections carry on.
+    @Test func headersOverTheLimitEndTheConnectionWithGoAway() async throws {
+        try await withH2Node { _, port in
+            let h2 = try RawHTTP2(port: port)
+            h2.send(HTTP2FrameWriter.request("ping", stream: 1, endStream: true, extra: [("x-big", String(repeating: "x", count: 20_000))]))
+            let frames = try await offPool { h2.frames { _ in false } }  // to the close
+            let goAway = frames.first { $0.type == RawHTTP2.Frame.goAway }
+            #expect(goAway?.errorCode == RawHTTP2.protocolError, "\(frames.map(\.type))")
+            #expect(!frames.contains { $0.type == RawHTTP2.Frame.data && $0.stream == 1 }, "the request was answered")
+            try await expectPing(try RawHTTP2(port: port), stream: 1)
+        }
+    }
+
     /// A connection that sends nothing for the idle timeout, with no command waiting, is closed: a
     /// request whose body never ended is answered 408 IDLE_TIMEOUT, then GOAWAY (NO_ERROR) naming it.
     /// Before, the idle timeout never fired on HTTP/2.

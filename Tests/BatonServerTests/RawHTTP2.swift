@@ -121,17 +121,45 @@ enum HTTP2FrameWriter {
             + [UInt8(stream >> 24 & 0x7F), UInt8(stream >> 16 & 0xFF), UInt8(stream >> 8 & 0xFF), UInt8(stream & 0xFF)] + payload
     }
 
-    /// HEADERS of a Baton request (END_HEADERS; END_STREAM when `endStream`), every field an HPACK
-    /// literal without indexing.
-    static func request(_ operation: String, stream: UInt32, endStream: Bool, clientID: String? = nil) -> [UInt8] {
+    /// HEADERS of a Baton request (END_STREAM when `endStream`), every field an HPACK literal without
+    /// indexing, `extra` fields after the usual ones; a block over 16,384 bytes goes on in
+    /// CONTINUATION frames, END_HEADERS on the last.
+    static func request(
+        _ operation: String, stream: UInt32, endStream: Bool, clientID: String? = nil, extra: [(String, String)] = []
+    ) -> [UInt8] {
         var fields = [(":method", "POST"), (":scheme", "http"), (":path", "/baton/v1/\(operation)"), (":authority", "baton"),
                       ("content-type", HTTP2Route.contentType)]
         if let clientID { fields.append((HTTP2Route.clientIDHeader, clientID)) }
         var block: [UInt8] = []
-        for (name, value) in fields {
-            precondition(name.utf8.count < 127 && value.utf8.count < 127)
-            block += [0x00, UInt8(name.utf8.count)] + Array(name.utf8) + [UInt8(value.utf8.count)] + Array(value.utf8)
+        for (name, value) in fields + extra {
+            block += [0x00] + string(name) + string(value)
         }
-        return frame(type: 1, flags: 0x04 | (endStream ? 0x01 : 0), stream: stream, payload: block)
+        var frames: [UInt8] = []
+        var chunks = stride(from: 0, to: max(block.count, 1), by: 16_384).map { Array(block[$0..<min(block.count, $0 + 16_384)]) }
+        if chunks.isEmpty { chunks = [[]] }
+        for (i, chunk) in chunks.enumerated() {
+            let last = i == chunks.count - 1
+            let flags: UInt8 = (last ? 0x04 : 0) | (i == 0 && endStream ? 0x01 : 0)
+            frames += frame(type: i == 0 ? 1 : 9, flags: flags, stream: stream, payload: chunk)
+        }
+        return frames
+    }
+
+    /// An HPACK string literal, not Huffman coded: its length as a 7-bit-prefix integer, then the bytes.
+    static func string(_ s: String) -> [UInt8] {
+        var length = s.utf8.count
+        var out: [UInt8] = []
+        if length < 127 {
+            out.append(UInt8(length))
+        } else {
+            out.append(127)
+            length -= 127
+            while length >= 128 {
+                out.append(UInt8(length % 128 + 128))
+                length /= 128
+            }
+            out.append(UInt8(length))
+        }
+        return out + Array(s.utf8)
     }
 }
