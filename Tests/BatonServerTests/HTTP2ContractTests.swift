@@ -79,6 +79,23 @@ import Testing
         }
     }
 
+    /// `http2MaxConcurrentStreams` is the SETTINGS the node sends and keeps: a stream past it is
+    /// refused (RST_STREAM REFUSED_STREAM, safe to send again), and the others are answered.
+    @Test func aStreamPastTheLimitIsRefused() async throws {
+        try await withH2Node({ $0.http2MaxConcurrentStreams = 2 }) { _, port in
+            let h2 = try RawHTTP2(port: port)
+            h2.request("ping", stream: 1, endStream: false)
+            h2.request("ping", stream: 3, endStream: false)
+            h2.request("ping", stream: 5, endStream: false)
+            let reset = try await offPool { h2.frames { $0.type == RawHTTP2.Frame.rstStream || $0.type == RawHTTP2.Frame.goAway } }.last
+            #expect(reset?.type == RawHTTP2.Frame.rstStream && reset?.stream == 5, "\(String(describing: reset))")
+            #expect(reset?.errorCode == RawHTTP2.refusedStream)
+            h2.data([], stream: 1, endStream: true)
+            let answered = try await offPool { h2.frames { $0.stream == 1 && $0.type == RawHTTP2.Frame.data } }
+            #expect(answered.last?.payload.count == 8, "no PONG on stream 1")
+        }
+    }
+
     /// A connection that sends nothing for the idle timeout, with no command waiting, is closed: a
     /// request whose body never ended is answered 408 IDLE_TIMEOUT, then GOAWAY (NO_ERROR) naming it.
     /// Before, the idle timeout never fired on HTTP/2.

@@ -28,7 +28,7 @@ final class RawHTTP2: @unchecked Sendable {
         }
     }
 
-    static let flowControlError: UInt32 = 3, protocolError: UInt32 = 1, noError: UInt32 = 0
+    static let flowControlError: UInt32 = 3, protocolError: UInt32 = 1, noError: UInt32 = 0, refusedStream: UInt32 = 7
 
     let fd: Int32
     private var received: [UInt8] = []
