@@ -56,6 +56,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
         logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0)" } ?? "?")"
     }
 
+    /// The context holds this handler and this handler the context: let go of it when the pipeline
+    /// removes the handler (the channel closed), or neither is ever freed (LeakSanitizer found it).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         if phase != .closed {
             flush()

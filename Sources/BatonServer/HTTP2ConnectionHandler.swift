@@ -84,6 +84,12 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         runtime.register(self)
     }
 
+    /// The context holds this handler and this handler the context: let go of it when the pipeline
+    /// removes the handler (the channel closed), or neither is ever freed (LeakSanitizer found it).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         flush()  // the server's SETTINGS
         context.fireChannelActive()
