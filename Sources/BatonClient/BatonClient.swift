@@ -32,6 +32,8 @@ public final class BatonClient: Sendable {
         public var logger: Logger = Logger(label: "baton.client")
         /// How requests travel; with `.http2` the endpoints are the nodes' HTTP/2 ports.
         public var transport: Transport = .tcp
+        /// TLS to the nodes (TCP transport). Nil: plain TCP.
+        public var tls: TLS?
         /// The event loops the connection runs on (nil: SwiftNIO's shared singleton group). A
         /// service that runs its own group passes it here.
         public var eventLoopGroup: (any EventLoopGroup)?
@@ -126,7 +128,7 @@ public final class BatonClient: Sendable {
             let index = endpoints.firstIndex(of: endpoint) ?? (start + i) % max(endpoints.count, 1)
             do {
                 let c = try await Connection.open(
-                    to: endpoint, transport: configuration.transport,
+                    to: endpoint, transport: configuration.transport, tls: configuration.tls,
                     hello: Hello(clientID: clientID, clientName: configuration.name),
                     group: group, connectTimeout: .init(configuration.connectTimeout),
                     requestTimeout: .init(configuration.requestTimeout), maxFrameSize: Frame.defaultMaxSize)

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
 /// A request on its way out: its frame, and the promise its answer completes.
 struct PendingRequest {
@@ -108,11 +109,20 @@ final class Connection: Sendable {
 
     /// Connects to `endpoint` and exchanges HELLO.
     static func open(
-        to endpoint: Endpoint, transport: BatonClient.Transport, hello: Hello, group: any EventLoopGroup,
-        connectTimeout: TimeAmount, requestTimeout: TimeAmount, maxFrameSize: Int
+        to endpoint: Endpoint, transport: BatonClient.Transport, tls: BatonClient.TLS? = nil, hello: Hello,
+        group: any EventLoopGroup, connectTimeout: TimeAmount, requestTimeout: TimeAmount, maxFrameSize: Int
     ) async throws -> Connection {
         let channel: any Channel
         let carrier: Carrier
+        let tlsContext: NIOSSLContext?
+        do {
+            tlsContext = try tls?.makeContext()
+        } catch {
+            throw BatonClientError.connectFailed("\(endpoint): TLS: \(error)")
+        }
+        if tlsContext != nil, transport == .http2 {
+            throw BatonClientError.connectFailed("\(endpoint): TLS is for the TCP transport; HTTP/2 over TLS is not offered yet")
+        }
         do {
             let bootstrap = ClientBootstrap(group: group)
                 .connectTimeout(connectTimeout)
@@ -121,6 +131,12 @@ final class Connection: Sendable {
             case .tcp:
                 channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tlsContext {
+                            // An IP address is checked against the certificate's IP names; it is not sent as SNI.
+                            let name = endpoint.host.contains(where: { $0.isLetter }) && !endpoint.host.contains(":") ? endpoint.host : nil
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tlsContext, serverHostname: name))
+                        }
                         try channel.pipeline.syncOperations.addHandlers([
                             ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrameSize)),
                             ClientChannelHandler(),
@@ -166,7 +182,7 @@ final class Connection: Sendable {
             var older = hello
             older.version = batonProtocolVersions.lowerBound
             return try await open(
-                to: endpoint, transport: transport, hello: older, group: group, connectTimeout: connectTimeout,
+                to: endpoint, transport: transport, tls: tls, hello: older, group: group, connectTimeout: connectTimeout,
                 requestTimeout: requestTimeout, maxFrameSize: maxFrameSize)
         case .error(let e):
             try? await channel.close()

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// A Baton node serving clients over TCP.
@@ -41,6 +42,7 @@ public final class BatonServer: Sendable {
     public func start() async throws -> any Channel {
         let runtime = self.runtime
         let configuration = self.configuration
+        let tls = try configuration.tls?.makeContext()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -48,6 +50,7 @@ public final class BatonServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(
                         ClientConnectionHandler(runtime: runtime.value, allocator: channel.allocator))
                 }

@@ -14,6 +14,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var host: String = "127.0.0.1"
     /// Port of the client listener; 0 picks a free one.
     public var port: Int = 7700
+    /// TLS on the client port. Nil: plain TCP.
+    public var tls: ClientTLS? = nil
     /// The largest frame a client may send, in bytes (the length field's value).
     public var maxFrameSize: Int = Frame.defaultMaxSize
     /// A connection that sends nothing for this long, and waits on nothing, is closed.
@@ -130,7 +132,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case nodeID, host, port, maxFrameSize, idleTimeoutMilliseconds, limits
+        case nodeID, host, port, tls, maxFrameSize, idleTimeoutMilliseconds, limits
         case dataDirectory, sync, snapshotEveryEntries, snapshotEveryBytes, segmentSizeBytes, slowLogWriteMilliseconds
         case metricsPort, http2Port, http2MaxConcurrentStreams
         case cluster, tickMilliseconds, absentClientGraceMilliseconds
@@ -146,6 +148,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         nodeID = try value(.nodeID, d.nodeID)
         host = try value(.host, d.host)
         port = try value(.port, d.port)
+        tls = try c.decodeIfPresent(ClientTLS.self, forKey: .tls)
         maxFrameSize = try value(.maxFrameSize, d.maxFrameSize)
         idleTimeoutMilliseconds = try value(.idleTimeoutMilliseconds, d.idleTimeoutMilliseconds)
         limits = try value(.limits, d.limits)
@@ -261,6 +264,11 @@ extension NodeConfiguration {
         if let limits = top["limits"] as? [String: Any] {
             let knownLimits = Set(Limits.CodingKeys.allCases.map(\.stringValue))
             unknown += limits.keys.filter { !knownLimits.contains($0) }.sorted().map { "limits.\($0)" }
+        }
+        if let tls = top["tls"] as? [String: Any] {
+            // A misspelt clientCAFile would silently turn client certificates off.
+            let knownTLS = Set(ClientTLS.CodingKeys.allCases.map(\.stringValue))
+            unknown += tls.keys.filter { !knownTLS.contains($0) }.sorted().map { "tls.\($0)" }
         }
         guard unknown.isEmpty else {
             throw ConfigurationError(.unknownKey, "unknown key\(unknown.count == 1 ? "" : "s"): \(unknown.joined(separator: ", "))")

@@ -1,0 +1,54 @@
+import NIOSSL
+
+/// TLS on the client port (PROTOCOL.md §1, "TLS"): the node's certificate chain and key, and, for
+/// mutual TLS, the CA its clients' certificates must chain to. Files in PEM.
+public struct ClientTLS: Sendable, Hashable, Codable {
+    /// The node's certificate, then any intermediates.
+    public var certificateFile: String
+    public var keyFile: String
+    /// The CA that client certificates must chain to. Nil: clients are not asked for one.
+    public var clientCAFile: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case certificateFile, keyFile, clientCAFile
+    }
+
+    public init(certificateFile: String, keyFile: String, clientCAFile: String? = nil) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.clientCAFile = clientCAFile
+    }
+
+    /// The server context, read from the files now; throws a message that names the file at fault.
+    func makeContext() throws -> NIOSSLContext {
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
+        } catch {
+            throw ClientTLSError("tls.certificateFile \(certificateFile): \(error)")
+        }
+        do {
+            key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
+        } catch {
+            throw ClientTLSError("tls.keyFile \(keyFile): \(error)")
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        if let clientCAFile {
+            tls.certificateVerification = .noHostnameVerification
+            tls.trustRoots = .file(clientCAFile)
+        }
+        do {
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            throw ClientTLSError("tls: \(error)")
+        }
+    }
+}
+
+/// A TLS file that cannot be used; the message names it.
+public struct ClientTLSError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

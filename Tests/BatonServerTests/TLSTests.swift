@@ -1,0 +1,112 @@
+import BatonClient
+import BatonProtocol
+import Foundation
+import Testing
+
+@testable import BatonServer
+
+/// TLS on the client port (issue 20, first part): the client checks the node's certificate against
+/// its CA and the endpoint's address, and a node with a client CA admits only clients with a
+/// certificate from it. The certificates are made by openssl for each run.
+@Suite(.timeLimit(.minutes(2))) struct TLSTests {
+    /// A CA, a node certificate for 127.0.0.1 and localhost, a client certificate, and a second CA
+    /// that signed none of them, in a fresh directory.
+    struct Certificates {
+        let directory: String
+        var ca: String { directory + "/ca.pem" }
+        var otherCA: String { directory + "/other-ca.pem" }
+        var node: String { directory + "/node.pem" }
+        var nodeKey: String { directory + "/node-key.pem" }
+        var client: String { directory + "/client.pem" }
+        var clientKey: String { directory + "/client-key.pem" }
+
+        static func make() throws -> Certificates {
+            let directory = temporaryDataDirectory()
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let script = """
+                set -e
+                cd '\(directory)'
+                for ca in ca other-ca; do
+                  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$ca" \\
+                    -keyout $ca-key.pem -out $ca.pem 2>/dev/null
+                done
+                openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=baton-1 -keyout node-key.pem -out node.csr 2>/dev/null
+                printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > node.ext
+                openssl x509 -req -in node.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile node.ext -out node.pem 2>/dev/null
+                openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=worker -keyout client-key.pem -out client.csr 2>/dev/null
+                printf 'extendedKeyUsage=clientAuth\\n' > client.ext
+                openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile client.ext -out client.pem 2>/dev/null
+                """
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", script]
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw ClientTLSError("openssl failed (\(process.terminationStatus))") }
+            return Certificates(directory: directory)
+        }
+
+        func remove() { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    func client(_ port: Int, host: String = "127.0.0.1", tls: BatonClient.TLS?) -> BatonClient {
+        var c = BatonClient.Configuration(endpoints: ["\(host):\(port)"], name: "tls")
+        c.tls = tls
+        c.retryTimeout = .seconds(1)  // a refused handshake is not retried for long
+        c.requestTimeout = .seconds(2)
+        return BatonClient(configuration: c)
+    }
+
+    /// Sends one command; returns the error, or nil when it was answered.
+    func failure(of client: BatonClient) async -> (any Error)? {
+        defer { Task { await client.shutdown() } }
+        do {
+            _ = try await client.addJob(JobSpec(type: "tls"))
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func aClientThatTrustsTheCATalksToTheNode() async throws {
+        let certs = try Certificates.make()
+        defer { certs.remove() }
+        try await withNode({ $0.tls = ClientTLS(certificateFile: certs.node, keyFile: certs.nodeKey) }) { node in
+            for host in ["127.0.0.1", "localhost"] {  // the IP address, and the name, in the certificate
+                let error = await failure(of: client(node.port, host: host, tls: BatonClient.TLS(caFile: certs.ca)))
+                #expect(error == nil, "\(host): \(String(describing: error))")
+            }
+            // Not another CA's node, and not in plain text.
+            #expect(await failure(of: client(node.port, tls: BatonClient.TLS(caFile: certs.otherCA))) != nil)
+            #expect(await failure(of: client(node.port, tls: nil)) != nil)
+        }
+    }
+
+    @Test func withAClientCANodeAdmitsOnlyClientsWithACertificateFromIt() async throws {
+        let certs = try Certificates.make()
+        defer { certs.remove() }
+        try await withNode({ $0.tls = ClientTLS(certificateFile: certs.node, keyFile: certs.nodeKey, clientCAFile: certs.ca) }) { node in
+            #expect(await failure(of: client(node.port, tls: BatonClient.TLS(caFile: certs.ca))) != nil)
+            let error = await failure(
+                of: client(node.port, tls: BatonClient.TLS(caFile: certs.ca, certificateFile: certs.client, keyFile: certs.clientKey)))
+            #expect(error == nil, "\(String(describing: error))")
+        }
+    }
+
+    @Test func aTLSFileThatCannotBeReadIsNamed() throws {
+        let certs = try Certificates.make()
+        defer { certs.remove() }
+        #expect(throws: ClientTLSError.self) { try ClientTLS(certificateFile: certs.directory + "/missing.pem", keyFile: certs.nodeKey).makeContext() }
+        do {
+            _ = try ClientTLS(certificateFile: certs.node, keyFile: certs.directory + "/missing-key.pem").makeContext()
+            Issue.record("a missing key file was accepted")
+        } catch let error as ClientTLSError {
+            #expect(error.description.contains("tls.keyFile") && error.description.contains("missing-key.pem"))
+        }
+        let json = #"{"tls": {"certificateFile": "a.pem", "keyFile": "b.pem", "clientCAFile": "c.pem"}}"#
+        #expect(try NodeConfiguration.decode(json: Data(json.utf8)).tls == ClientTLS(certificateFile: "a.pem", keyFile: "b.pem", clientCAFile: "c.pem"))
+        // A misspelt key would turn client certificates off without a word: it is refused.
+        let misspelt = #"{"tls": {"certificateFile": "a.pem", "keyFile": "b.pem", "clientCaFile": "c.pem"}}"#
+        #expect(throws: ConfigurationError.self) { try NodeConfiguration.decode(json: Data(misspelt.utf8)) }
+    }
+}
