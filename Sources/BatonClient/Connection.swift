@@ -165,6 +165,12 @@ final class Connection: Sendable {
         let reply: Reply
         do {
             reply = try await send(.hello(hello), requestID: RequestID(1), timeout: requestTimeout, on: channel, carrier)
+        } catch BatonClientError.unexpectedReply(let what) {
+            try? await channel.close()
+            // Not Baton's frames at all: most often a node on TLS reached without it (its first bytes,
+            // a TLS alert, read as a frame length far over the maximum), or another service.
+            throw BatonClientError.connectFailed(
+                "\(endpoint) does not answer HELLO in Baton's frames (\(what)): is the node on TLS (configure tls), or is this another service?")
         } catch {
             try? await channel.close()
             throw error

@@ -12,7 +12,9 @@ struct Batonctl: AsyncParsableCommand {
             Exit codes: 0 ok; 1 the operation was refused (for example, the lock is not held); \
             2 usage; 3 the cluster cannot be reached. Errors go to standard error, one line each.
 
-            Endpoints come from --endpoints, else BATON_ENDPOINTS, else 127.0.0.1:7700.
+            Endpoints come from --endpoints, else BATON_ENDPOINTS, else 127.0.0.1:7700. TLS, as \
+            etcdctl names it: --cacert (BATON_CACERT) is the CA the nodes' certificates chain to; \
+            --cert and --key (BATON_CERT, BATON_KEY) are this client's, for nodes that ask for one.
 
             Answers come from the state the node has applied: every command it has acknowledged \
             is in them. In a cluster, status asks every endpoint about itself; every other command \
@@ -51,8 +53,11 @@ struct Batonctl: AsyncParsableCommand {
     }
 }
 
-/// Moves the global options (`--endpoints`, `--output`) behind the subcommand, so they may be written
-/// anywhere: `batonctl --output json locks list` works like `batonctl locks list --output json`.
+/// The options every subcommand takes (`GlobalOptions`).
+let globalOptionNames: Set<String> = ["--endpoints", "--output", "--cacert", "--cert", "--key"]
+
+/// Moves the global options (`--endpoints`, `--output`, TLS) behind the subcommand, so they may be
+/// written anywhere: `batonctl --output json locks list` works like `batonctl locks list --output json`.
 func globalOptionsLast(_ arguments: [String]) -> [String] {
     var rest: [String] = []
     var global: [String] = []
@@ -63,12 +68,12 @@ func globalOptionsLast(_ arguments: [String]) -> [String] {
             rest += arguments[i...]
             break
         }
-        if a == "--endpoints" || a == "--output", i + 1 < arguments.count {
+        if globalOptionNames.contains(a), i + 1 < arguments.count {
             global += [a, arguments[i + 1]]
             i += 2
             continue
         }
-        if a.hasPrefix("--endpoints=") || a.hasPrefix("--output=") {
+        if let name = a.split(separator: "=", maxSplits: 1).first, a.contains("="), globalOptionNames.contains(String(name)) {
             global.append(a)
         } else {
             rest.append(a)
@@ -113,6 +118,28 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Output format: table or json.")
     var output: OutputFormat = .table
 
+    @Option(help: "TLS: the CA file (PEM) the nodes' certificates chain to (default: $BATON_CACERT).")
+    var cacert: String?
+
+    @Option(help: "TLS: this client's certificate file (PEM), for nodes that ask for one (default: $BATON_CERT).")
+    var cert: String?
+
+    @Option(help: "TLS: this client's key file (PEM) (default: $BATON_KEY).")
+    var key: String?
+
+    /// TLS from the options, else the environment; nil (plain TCP) when neither names a file.
+    func tls() throws -> BatonClient.TLS? {
+        let environment = ProcessInfo.processInfo.environment
+        let ca = cacert ?? environment["BATON_CACERT"]
+        let certificate = cert ?? environment["BATON_CERT"]
+        let privateKey = key ?? environment["BATON_KEY"]
+        guard ca != nil || certificate != nil || privateKey != nil else { return nil }
+        guard (certificate == nil) == (privateKey == nil) else {
+            throw ValidationError("--cert and --key go together")
+        }
+        return BatonClient.TLS(caFile: ca, certificateFile: certificate, keyFile: privateKey)
+    }
+
     /// `--endpoints`, else `BATON_ENDPOINTS`, else the local default; each checked.
     func endpointList() throws -> [String] {
         let text = endpoints ?? ProcessInfo.processInfo.environment["BATON_ENDPOINTS"] ?? "127.0.0.1:7700"
@@ -124,6 +151,7 @@ struct GlobalOptions: ParsableArguments {
     func client(endpoint: String? = nil) throws -> BatonClient {
         let list = try endpoint.map { [$0] } ?? endpointList()
         var config = BatonClient.Configuration(endpoints: list, name: "batonctl")
+        config.tls = try tls()
         config.requestTimeout = .seconds(3)
         config.retryTimeout = .seconds(2)
         config.connectTimeout = .seconds(1)

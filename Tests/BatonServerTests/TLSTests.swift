@@ -93,6 +93,29 @@ import Testing
         }
     }
 
+    /// batonctl takes TLS as etcdctl does: --cacert, --cert, --key, or BATON_CACERT, BATON_CERT and
+    /// BATON_KEY; it runs as the unprivileged user, like every executable the tests start.
+    @Test func batonctlSpeaksTLS() async throws {
+        let certs = try Certificates.make()
+        defer { certs.remove() }
+        Unprivileged.handOver(certs.directory)
+        for file in [certs.ca, certs.client, certs.clientKey] { Unprivileged.handOver(file) }
+        try await withNode({ $0.tls = ClientTLS(certificateFile: certs.node, keyFile: certs.nodeKey, clientCAFile: certs.ca) }) { node in
+            let endpoint = "127.0.0.1:\(node.port)"
+            let flags = try await built(
+                "batonctl", ["--cacert", certs.ca, "--cert", certs.client, "--key", certs.clientKey, "status", "--endpoints", endpoint])
+            #expect(flags.status == 0, "\(flags.err)")
+            let environment = try await built(
+                "batonctl", ["locks", "list"],
+                environment: ["BATON_ENDPOINTS": endpoint, "BATON_CACERT": certs.ca, "BATON_CERT": certs.client, "BATON_KEY": certs.clientKey])
+            #expect(environment.status == 0, "\(environment.err)")
+            let plain = try await built("batonctl", ["status", "--endpoints", endpoint])
+            #expect(plain.status == 3, "a plain-TCP batonctl reached a TLS node: \(plain.out) \(plain.err)")
+            let half = try await built("batonctl", ["status", "--endpoints", endpoint, "--cert", certs.client])
+            #expect(half.status == 2 && half.err.contains("--cert and --key go together"), "\(half.err)")
+        }
+    }
+
     @Test func aTLSFileThatCannotBeReadIsNamed() throws {
         let certs = try Certificates.make()
         defer { certs.remove() }
