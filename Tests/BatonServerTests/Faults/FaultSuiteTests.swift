@@ -129,7 +129,14 @@ import Glibc
                 history.operations.contains { if case .write(_, _, true) = $0.call, case .refused = $0.outcome { true } else { false } },
                 "seed \(seed): no paused holder's late write was refused")
             cluster.noteExits()
-            #expect(cluster.exitedOnTheirOwn.isEmpty, "seed \(seed): members exited without being killed: \(cluster.exitedOnTheirOwn)")
+            // The members' logs go with the hosts' directory: show why one exited while they exist.
+            let exitLogs = Set(cluster.exitedOnTheirOwn.map(\.member)).sorted().map { i in
+                let text = (try? String(contentsOfFile: cluster.log(i), encoding: .utf8)) ?? ""
+                return "baton-\(i + 1).log, last lines:\n" + text.split(separator: "\n").suffix(15).joined(separator: "\n")
+            }
+            #expect(
+                cluster.exitedOnTheirOwn.isEmpty,
+                "seed \(seed): members exited without being killed: \(cluster.exitedOnTheirOwn)\n\(exitLogs.joined(separator: "\n"))")
             let snapshots = cluster.snapshotsInstalled()
             print("snapshots installed by members: \(snapshots)")
             #expect(snapshots > 0, "seed \(seed): no member was sent a snapshot; the faults never tested their installation")
