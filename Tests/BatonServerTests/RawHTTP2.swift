@@ -50,7 +50,7 @@ final class RawHTTP2: @unchecked Sendable {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Foundation.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { return }  // the node closed: what it sent before says why
+            if n <= 0 { break }  // the node closed: what it sent before says why
             offset += n
         }
     }
