@@ -34,6 +34,9 @@ public final class BatonClient: Sendable {
         public var transport: Transport = .tcp
         /// TLS to the nodes (TCP transport). Nil: plain TCP.
         public var tls: TLS?
+        /// The bearer token this client proves its user with (AUTH after HELLO on TCP; the
+        /// `authorization` header on HTTP/2). Nil: none, for a cluster without authentication.
+        public var token: String?
         /// The event loops the connection runs on (nil: SwiftNIO's shared singleton group). A
         /// service that runs its own group passes it here.
         public var eventLoopGroup: (any EventLoopGroup)?
@@ -128,7 +131,7 @@ public final class BatonClient: Sendable {
             let index = endpoints.firstIndex(of: endpoint) ?? (start + i) % max(endpoints.count, 1)
             do {
                 let c = try await Connection.open(
-                    to: endpoint, transport: configuration.transport, tls: configuration.tls,
+                    to: endpoint, transport: configuration.transport, tls: configuration.tls, token: configuration.token,
                     hello: Hello(clientID: clientID, clientName: configuration.name),
                     group: group, connectTimeout: .init(configuration.connectTimeout),
                     requestTimeout: .init(configuration.requestTimeout), maxFrameSize: Frame.defaultMaxSize)

@@ -97,7 +97,7 @@ final class Connection: Sendable {
     /// How requests travel: as frames on the TCP connection, or one HTTP/2 stream each.
     enum Carrier: Sendable {
         case tcp
-        case http2(NIOHTTP2Handler.StreamMultiplexer, clientID: String, authority: String)
+        case http2(NIOHTTP2Handler.StreamMultiplexer, clientID: String, authority: String, authorization: String?)
     }
 
     private init(channel: any Channel, hello: HelloReply, endpoint: Endpoint, carrier: Carrier) {
@@ -107,9 +107,9 @@ final class Connection: Sendable {
         self.carrier = carrier
     }
 
-    /// Connects to `endpoint` and exchanges HELLO.
+    /// Connects to `endpoint`, exchanges HELLO and, with a `token`, AUTH.
     static func open(
-        to endpoint: Endpoint, transport: BatonClient.Transport, tls: BatonClient.TLS? = nil, hello: Hello,
+        to endpoint: Endpoint, transport: BatonClient.Transport, tls: BatonClient.TLS? = nil, token: String? = nil, hello: Hello,
         group: any EventLoopGroup, connectTimeout: TimeAmount, requestTimeout: TimeAmount, maxFrameSize: Int
     ) async throws -> Connection {
         let channel: any Channel
@@ -157,7 +157,8 @@ final class Connection: Sendable {
                     }
                 }
                 channel = c
-                carrier = .http2(streams, clientID: hexID(hello.clientID), authority: "\(endpoint)")
+                carrier = .http2(
+                    streams, clientID: hexID(hello.clientID), authority: "\(endpoint)", authorization: token.map { "Bearer \($0)" })
             }
         } catch {
             throw BatonClientError.connectFailed("\(endpoint): \(error)")
@@ -177,6 +178,9 @@ final class Connection: Sendable {
         }
         switch reply {
         case .hello(let h) where batonProtocolVersions.contains(h.version):
+            if let token {
+                try await authenticate(token, on: channel, carrier, endpoint: endpoint, timeout: requestTimeout)
+            }
             return Connection(channel: channel, hello: h, endpoint: endpoint, carrier: carrier)
         case .hello(let h):
             try? await channel.close()
@@ -188,7 +192,7 @@ final class Connection: Sendable {
             var older = hello
             older.version = batonProtocolVersions.lowerBound
             return try await open(
-                to: endpoint, transport: transport, tls: tls, hello: older, group: group, connectTimeout: connectTimeout,
+                to: endpoint, transport: transport, tls: tls, token: token, hello: older, group: group, connectTimeout: connectTimeout,
                 requestTimeout: requestTimeout, maxFrameSize: maxFrameSize)
         case .error(let e):
             try? await channel.close()
@@ -196,6 +200,29 @@ final class Connection: Sendable {
         default:
             try? await channel.close()
             throw BatonClientError.unexpectedReply("\(reply.opcode) in answer to HELLO")
+        }
+    }
+
+    /// AUTH with `token`; a refusal closes the channel and is thrown (`.server`, UNAUTHENTICATED).
+    private static func authenticate(
+        _ token: String, on channel: any Channel, _ carrier: Carrier, endpoint: Endpoint, timeout: TimeAmount
+    ) async throws {
+        let reply: Reply
+        do {
+            reply = try await send(.auth(token: token), requestID: RequestID(2), timeout: timeout, on: channel, carrier)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        switch reply {
+        case .authenticated:
+            return
+        case .error(let e):
+            try? await channel.close()
+            throw BatonClientError.server(e)
+        default:
+            try? await channel.close()
+            throw BatonClientError.unexpectedReply("\(reply.opcode) in answer to AUTH")
         }
     }
 
@@ -213,8 +240,10 @@ final class Connection: Sendable {
             frame.writeRequest(request, requestID: requestID)
             channel.writeAndFlush(PendingRequest(requestID: requestID, frame: frame, timeout: timeout, promise: promise))
                 .whenFailure { promise.fail($0) }
-        case .http2(let streams, let clientID, let authority):
-            sendOnNewStream(request, streams: streams, clientID: clientID, authority: authority, timeout: timeout, promise: promise)
+        case .http2(let streams, let clientID, let authority, let authorization):
+            sendOnNewStream(
+                request, streams: streams, clientID: clientID, authority: authority, authorization: authorization,
+                timeout: timeout, promise: promise)
         }
         // A cancelled caller stops waiting at once; a late answer then completes nothing.
         return try await withTaskCancellationHandler {
@@ -228,7 +257,7 @@ final class Connection: Sendable {
     /// with the reply; the stream is reset when the answer does not come within `timeout`.
     private static func sendOnNewStream(
         _ request: Request, streams: NIOHTTP2Handler.StreamMultiplexer, clientID: String, authority: String,
-        timeout: TimeAmount, promise: EventLoopPromise<Reply>
+        authorization: String?, timeout: TimeAmount, promise: EventLoopPromise<Reply>
     ) {
         let replyOpcode = request.opcode.reply
         streams.createStreamChannel { stream in
@@ -252,6 +281,7 @@ final class Connection: Sendable {
             headers.add(name: "host", value: authority)
             headers.add(name: "content-type", value: HTTP2Route.contentType)
             headers.add(name: HTTP2Route.clientIDHeader, value: clientID)
+            if let authorization { headers.add(name: "authorization", value: authorization) }
             var body = stream.allocator.buffer(capacity: 64)
             request.encodeBody(into: &body)
             headers.add(name: "content-length", value: "\(body.readableBytes)")

@@ -103,6 +103,9 @@ extension StateMachine {
             return ttl == .zero ? nil : checkTTL(ttl)
         case .completeJob, .failJob, .abortJob, .deleteJob, .requeueJob, .purgeJobs:
             return nil
+        case .addUser, .deleteUser, .grantRole, .revokeRole, .addToken, .removeToken, .addRole, .deleteRole,
+            .grantPermission, .revokePermission:
+            return nil  // checked as they are applied
         case .forceReleaseLock(let key):
             return checkName(key, "key")
         }
@@ -115,7 +118,7 @@ extension StateMachine {
         case .getJob: nil
         case .listJobs(let f): checkLength(f.type, "type")
         case .jobRunning(let type): checkName(type, "type")
-        case .listLeases, .nodeStatus: nil
+        case .listLeases, .nodeStatus, .listAuth: nil
         }
     }
 

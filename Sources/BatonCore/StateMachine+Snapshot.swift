@@ -31,7 +31,8 @@ extension StateMachine {
     /// |---|---|
     /// | 1 | first format |
     /// | 2 | a digest (`CommandDigest`, `u64`, 0 when unknown) after each lock and claim waiter and after each remembered answer's sequence number |
-    public static let snapshotVersion: UInt16 = 2
+    /// | 3 | the auth store (`AuthStore`) after the sessions |
+    public static let snapshotVersion: UInt16 = 3
     public static let oldestSnapshotVersion: UInt16 = 1
     /// Remembered answers are kept as protocol version 2 lays out their bodies, whatever the clients
     /// speak. (Version 3 changed only NOT_LEADER, which the state machine never answers.)
@@ -128,6 +129,7 @@ extension StateMachine {
                 b.setInteger(UInt32(b.writerIndex - lengthIndex - 4), at: lengthIndex, endianness: .big)
             }
         }
+        if version >= 3 { auth.write(into: &b) }
         return b
     }
 
@@ -222,6 +224,7 @@ extension StateMachine {
                 }
                 sessions[client] = s
             }
+            if version >= 3 { auth = try AuthStore.read(from: &b) }
         } catch let e as ErrorReply {
             throw SnapshotError(.malformed, e.message)
         }
@@ -293,5 +296,59 @@ extension ByteBuffer {
 
     mutating func readDigest() throws(ErrorReply) -> CommandDigest {
         CommandDigest(rawValue: try readU64("digest"))
+    }
+}
+
+extension AuthStore {
+    /// `enabled:u8  has_bootstrap:u8 [hash:32]  user_count:u32 {name:str role_count:u16 {role:str}
+    /// token_count:u16 {hash:32}}  role_count:u32 {name:str permission_count:u16 {permission}}`, by name.
+    func write(into b: inout ByteBuffer) {
+        b.writeU8(enabled ? 1 : 0)
+        b.writeU8(bootstrap == nil ? 0 : 1)
+        if let bootstrap { for byte in bootstrap.bytes { b.writeU8(byte) } }
+        b.writeU32(UInt32(users.count))
+        for name in users.keys.sorted() {
+            let user = users[name]!
+            b.writeStr(name)
+            b.writeU16(UInt16(user.roles.count))
+            for role in user.roles { b.writeStr(role) }
+            b.writeU16(UInt16(user.tokens.count))
+            for id in user.tokens.keys.sorted() { for byte in user.tokens[id]!.bytes { b.writeU8(byte) } }
+        }
+        b.writeU32(UInt32(roles.count))
+        for name in roles.keys.sorted() {
+            b.writeStr(name)
+            b.writeU16(UInt16(roles[name]!.count))
+            for p in roles[name]! { p.encode(into: &b) }
+        }
+    }
+
+    static func read(from b: inout ByteBuffer) throws(ErrorReply) -> AuthStore {
+        func hash() throws(ErrorReply) -> TokenHash {
+            var bytes: [UInt8] = []
+            for _ in 0..<32 { bytes.append(try b.readU8("token_hash")) }
+            return TokenHash(bytes: bytes)!
+        }
+        var store = AuthStore()
+        store.enabled = try b.readU8("auth_enabled") != 0
+        if try b.readU8("has_bootstrap") != 0 { store.bootstrap = try hash() }
+        for _ in 0..<(try b.readU32("user_count")) {
+            let name = try b.readStr("user")
+            var user = User()
+            for _ in 0..<(try b.readU16("role_count")) { user.roles.append(try b.readStr("role")) }
+            for _ in 0..<(try b.readU16("token_count")) {
+                let h = try hash()
+                user.tokens[h.id] = h
+            }
+            store.users[name] = user
+        }
+        for _ in 0..<(try b.readU32("role_count")) {
+            let name = try b.readStr("role")
+            var permissions: [Permission] = []
+            for _ in 0..<(try b.readU16("permission_count")) { permissions.append(try Permission.decode(from: &b)) }
+            store.roles[name] = permissions
+        }
+        store.rebuildOwners()
+        return store
     }
 }

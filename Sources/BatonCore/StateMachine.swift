@@ -5,8 +5,9 @@ import NIOCore
 
 /// What the state machine is asked to apply. In a replicated cluster each input is one log entry.
 public enum StateMachineInput: Hashable, Sendable {
-    /// A client's command. Sequence number zero opts out of retry deduplication.
-    case command(ClientID, SequenceNumber, Command)
+    /// A client's command, with who sent it when its connection authenticated. Sequence number zero
+    /// opts out of retry deduplication.
+    case command(ClientID, SequenceNumber, Command, by: Principal? = nil)
     /// Only let time pass: fire every deadline up to the entry's time.
     case tick
     /// The client is gone (its last connection closed): drop its waiting acquires and claims.
@@ -15,6 +16,9 @@ public enum StateMachineInput: Hashable, Sendable {
     /// stream): that command stops waiting and is never answered. Nothing else changes; a command that
     /// no longer waits (granted, timed out) is not touched.
     case withdraw(ClientID, SequenceNumber)
+    /// The leader's configured admin token (its hash): authentication is on from here, and the user
+    /// `root` holds this token (see `AuthStore`). Applying the same hash again changes nothing.
+    case bootstrapAuth(TokenHash)
 }
 
 /// An answer to a command that waited: an acquire granted or timed out, a claim that found a job or did not.
@@ -62,6 +66,8 @@ public struct StateMachine: Sendable {
     var completedJobBytes = 0
     /// Answers to waiting commands settled during the current input.
     var pendingCompletions: [Completion] = []
+    /// Users, roles and token hashes.
+    public internal(set) var auth = AuthStore()
     /// Scratch space for `CommandDigest`, empty between inputs: not state (never in a snapshot), kept
     /// only so a digest allocates nothing.
     var digestScratch = ByteBuffer()
@@ -100,8 +106,11 @@ public struct StateMachine: Sendable {
             let key = WaitKey(clientID: client, sequence: sequence)
             if let place = waits[key] { stopWaiting(key, at: place) }
             reply = nil
-        case .command(let client, let sequence, let command):
-            reply = applyCommand(client: client, sequence: sequence, command)
+        case .command(let client, let sequence, let command, let principal):
+            reply = applyCommand(client: client, sequence: sequence, command, by: principal)
+        case .bootstrapAuth(let hash):
+            bootstrapAuth(hash)
+            reply = nil
         }
         let completions = pendingCompletions
         pendingCompletions.removeAll(keepingCapacity: true)
@@ -110,8 +119,10 @@ public struct StateMachine: Sendable {
 
     /// Answers a read-only query from the current state, as seen at `time` (default: the last input's):
     /// a lease that has ended by then is shown as ended even before a `.tick` has been applied.
-    public func query(_ q: Query, at time: Timestamp? = nil) -> Reply {
+    /// With authentication on, `principal` must be allowed to read what `q` asks.
+    public func query(_ q: Query, at time: Timestamp? = nil, by principal: Principal? = nil) -> Reply {
         let time = max(time ?? now, now)
+        if let refusal = auth.refusal(principal, needs(q)) { return .error(refusal) }
         if let error = validate(q) { return .error(error) }
         switch q {
         case .getLock(let key):
@@ -129,6 +140,8 @@ public struct StateMachine: Sendable {
             return .leases(leases(at: time, limit: listLimit(limit)))
         case .nodeStatus:
             return .error(.invalidArgument, "NODE_STATUS is answered by the node, not the state machine")
+        case .listAuth:
+            return .auth(auth.listing)
         }
     }
 
@@ -206,7 +219,9 @@ public struct StateMachine: Sendable {
 
     // MARK: - Commands
 
-    mutating func applyCommand(client: ClientID, sequence: SequenceNumber, _ command: Command) -> Reply? {
+    mutating func applyCommand(client: ClientID, sequence: SequenceNumber, _ command: Command, by principal: Principal? = nil) -> Reply? {
+        // First, before a session is made or an answer recalled: who may not, learns nothing more.
+        if auth.enabled, let refusal = auth.refusal(principal, needs(command)) { return .error(refusal) }
         var digest = CommandDigest.unknown
         if sequence.rawValue != 0 {
             if sessions.count >= configuration.maxClients && sessions[client] == nil {
@@ -272,6 +287,9 @@ public struct StateMachine: Sendable {
             return .lockForceReleased(token: holder.token)
         case .purgeJobs(let state, let olderThan):
             return purgeJobs(state: state, olderThan: olderThan)
+        case .addUser, .deleteUser, .grantRole, .revokeRole, .addToken, .removeToken, .addRole, .deleteRole,
+            .grantPermission, .revokePermission:
+            return executeAuthChange(command)
         }
     }
 

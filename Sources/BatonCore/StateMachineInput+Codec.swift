@@ -9,7 +9,11 @@ import NIOCore
 /// kind 2, tick:    (nothing)
 /// kind 3, detach:  client_id:u64
 /// kind 4, withdraw: client_id:u64  sequence:u64
+/// kind 5, command of an authenticated client: user:str  token_id:u64, then as kind 1
+/// kind 6, bootstrap of authentication: token_hash:32 bytes
 /// ```
+/// Kinds 5 and 6 are written only where authentication is used, so a cluster without it keeps a log
+/// that members of older builds read.
 public struct TimedInput: Hashable, Sendable {
     public var input: StateMachineInput
     public var time: Timestamp
@@ -27,9 +31,13 @@ public struct TimedInput: Hashable, Sendable {
     public func encode(using b: inout ByteBuffer) -> [UInt8] {
         b.clear()
         switch input {
-        case .command(let client, let seq, let command):
-            b.writeU8(1)
+        case .command(let client, let seq, let command, let principal):
+            b.writeU8(principal == nil ? 1 : 5)
             b.writeU64(time.milliseconds)
+            if let principal {
+                b.writeStr(principal.user)
+                b.writeU64(principal.token.rawValue)
+            }
             b.writeU64(client.rawValue)
             b.writeU64(seq.rawValue)
             b.writeU8(command.opcode.rawValue)
@@ -46,6 +54,10 @@ public struct TimedInput: Hashable, Sendable {
             b.writeU64(time.milliseconds)
             b.writeU64(client.rawValue)
             b.writeU64(seq.rawValue)
+        case .bootstrapAuth(let hash):
+            b.writeU8(6)
+            b.writeU64(time.milliseconds)
+            for byte in hash.bytes { b.writeU8(byte) }
         }
         return Array(b.readableBytesView)
     }
@@ -57,17 +69,22 @@ public struct TimedInput: Hashable, Sendable {
             let time = Timestamp(milliseconds: try b.readU64("time"))
             let input: StateMachineInput
             switch kind {
-            case 1:
+            case 1, 5:
+                let principal = kind == 5 ? Principal(user: try b.readStr("user"), token: TokenID(try b.readU64("token_id"))) : nil
                 let client = ClientID(try b.readU64("client_id"))
                 let seq = SequenceNumber(try b.readU64("sequence"))
                 let opcode = Opcode(rawValue: try b.readU8("opcode"))
-                input = .command(client, seq, try Command.decodeBody(opcode: opcode, from: &b))
+                input = .command(client, seq, try Command.decodeBody(opcode: opcode, from: &b), by: principal)
             case 2:
                 input = .tick
             case 3:
                 input = .detach(ClientID(try b.readU64("client_id")))
             case 4:
                 input = .withdraw(ClientID(try b.readU64("client_id")), SequenceNumber(try b.readU64("sequence")))
+            case 6:
+                var bytes: [UInt8] = []
+                for _ in 0..<32 { bytes.append(try b.readU8("token_hash")) }
+                input = .bootstrapAuth(TokenHash(bytes: bytes)!)
             default:
                 throw SnapshotError(.malformed, "log entry of unknown kind \(kind)")
             }

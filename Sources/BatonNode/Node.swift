@@ -35,6 +35,9 @@ package struct Node: Sendable {
         package var snapshotEveryBytes: Int
         /// Old bugs put back, for the simulator's negative controls only.
         package var faults = InjectedFaults()
+        /// The hash of the configured admin token: a leader that finds it not installed proposes
+        /// `StateMachineInput.bootstrapAuth` with it (authentication is on from then). Nil: none.
+        package var authBootstrap: TokenHash?
 
         package init(
             nodeID: String, raft: RaftConfiguration, me: NodeIndex, clientAddresses: [NodeIndex: String] = [:],
@@ -109,6 +112,8 @@ package struct Node: Sendable {
     private var timerAt: UInt64?
     private var snapshotIndex: LogIndex
     private var snapshotInProgress = false
+    /// The term in which this node last proposed the admin token.
+    private var bootstrapProposed: Term?
     private var bytesSinceSnapshot = 0
 
     /// A node starting from `recovered` at monotonic reading `mono`, when the wall clock read `wall`.
@@ -144,14 +149,14 @@ package struct Node: Sendable {
     /// Takes one event at monotonic reading `mono` (milliseconds) and appends what to do to `actions`.
     package mutating func step(_ event: NodeEvent, at mono: UInt64, into actions: inout [NodeAction]) {
         switch event {
-        case .command(let route, let client, let sequence, let command):
-            propose(.command(client, sequence, command), route: route, at: mono, into: &actions)
-        case .read(let route, let query):
+        case .command(let route, let client, let sequence, let command, let principal):
+            propose(.command(client, sequence, command, by: principal), route: route, at: mono, into: &actions)
+        case .read(let route, let query, let principal):
             guard isLeader else {
                 actions.append(.answer(route, notLeader))
                 return
             }
-            reads.add(query, route: route)
+            reads.add(query, route: route, by: principal)
         case .clientConnected(let client):
             connections[client, default: 0] += 1
         case .clientDisconnected(let client):
@@ -171,6 +176,7 @@ package struct Node: Sendable {
             stampHeartbeats(at: mono)
             raft.tick()
             roleMayHaveChanged(at: mono, into: &actions)
+            maybeBootstrapAuth(at: mono, into: &actions)
         case .timer:
             timerAt = nil
             timerFired(at: mono, into: &actions)
@@ -286,7 +292,9 @@ package struct Node: Sendable {
             waits[WaitKey(clientID: client, sequence: sequence)] = nil
         case .detach(let client):
             if !waits.isEmpty { waits = waits.filter { $0.key.clientID != client } }
-        case .command(let client, let sequence, _):
+        case .bootstrapAuth:
+            break
+        case .command(let client, let sequence, _, _):
             if let route {
                 if let reply = applied.reply {
                     answer(route, reply, at: mono, into: &actions)
@@ -321,7 +329,7 @@ package struct Node: Sendable {
     /// leader had already shown ended (the fault suite found this, seed 377112).
     private mutating func answerReads(into actions: inout [NodeAction]) {
         for read in reads.answerable(applied: appliedIndex) {
-            actions.append(.answer(read.route, machine.query(read.query)))
+            actions.append(.answer(read.route, machine.query(read.query, by: read.principal)))
         }
     }
 
@@ -435,6 +443,15 @@ package struct Node: Sendable {
             }
             if !absent.isEmpty { actions.append(.withdrewAbsentClients(absent.count)) }
         }
+    }
+
+    /// On the leader, once per term: proposes the configured admin token when the state does not hold it.
+    private mutating func maybeBootstrapAuth(at mono: UInt64, into actions: inout [NodeAction]) {
+        guard isLeader, let hash = configuration.authBootstrap, !machine.auth.isBootstrapped(with: hash),
+            bootstrapProposed != raft.term
+        else { return }
+        bootstrapProposed = raft.term
+        propose(.bootstrapAuth(hash), route: nil, at: mono, into: &actions)
     }
 
     /// Keeps one timer set, on the leader, for the state machine's next deadline and the absent-client

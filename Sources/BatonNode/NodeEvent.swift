@@ -5,11 +5,12 @@ import BatonRaft
 /// Everything that happens to a node, as `Node.step(_:at:into:)` takes it. The shell feeds these in
 /// the order they happen, each with the monotonic clock's reading.
 package enum NodeEvent: Sendable {
-    /// A client's command: it goes through the log, and its answer goes to the route (none: nobody
-    /// listens for it).
-    case command(RouteID?, ClientID, SequenceNumber, Command)
-    /// A client's read: answered on the leader once a quorum confirms it still leads (read index).
-    case read(RouteID, Query)
+    /// A client's command, with who sent it if its connection authenticated: it goes through the log,
+    /// and its answer goes to the route (none: nobody listens for it).
+    case command(RouteID?, ClientID, SequenceNumber, Command, by: Principal? = nil)
+    /// A client's read: answered on the leader once a quorum confirms it still leads (read index), if
+    /// the principal may read it.
+    case read(RouteID, Query, by: Principal? = nil)
     /// A connection of `client` said HELLO.
     case clientConnected(ClientID)
     /// A connection of `client` closed; when it was the last, the client's waits are withdrawn.

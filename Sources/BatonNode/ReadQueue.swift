@@ -1,3 +1,4 @@
+import BatonCore
 import BatonProtocol
 import BatonRaft
 
@@ -8,6 +9,7 @@ struct ReadQueue: Sendable {
         var id: ReadID
         var query: Query
         var route: RouteID
+        var principal: Principal?
     }
 
     private var waiting: [Read] = []
@@ -17,9 +19,9 @@ struct ReadQueue: Sendable {
     /// A read arrived since the last read index was asked for.
     private(set) var needsIndex = false
 
-    mutating func add(_ query: Query, route: RouteID) {
+    mutating func add(_ query: Query, route: RouteID, by principal: Principal? = nil) {
         newest = newest.next
-        waiting.append(Read(id: newest, query: query, route: route))
+        waiting.append(Read(id: newest, query: query, route: route, principal: principal))
         needsIndex = true
     }
 

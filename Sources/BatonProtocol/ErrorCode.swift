@@ -43,11 +43,18 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// The command's sequence number was answered, or waits, for a different request (another opcode
     /// or other fields). Nothing is applied; the earlier answer stays remembered for its own retries.
     public static let sequenceReused = ErrorCode(rawValue: 17)
+    /// Authentication is on and the request came without a known token: before AUTH, after AUTH was
+    /// refused, or after the token or its user was removed. AUTH with a token that is not known gets it too.
+    public static let unauthenticated = ErrorCode(rawValue: 18)
+    /// The user is known but none of its roles grants what the request needs; the message names the
+    /// permission (`job:work:billing`). Nothing is applied.
+    public static let permissionDenied = ErrorCode(rawValue: 19)
 
     public static let all: [ErrorCode] = [
         .malformedFrame, .unsupportedVersion, .unknownOpcode, .frameTooLarge, .helloRequired,
         .invalidArgument, .staleToken, .claimLost, .jobNotFound, .invalidState, .sequenceTooOld,
         .idleTimeout, .shuttingDown, .lockNotHeld, .notLeader, .quotaExceeded, .sequenceReused,
+        .unauthenticated, .permissionDenied,
     ]
 
     /// Whether the same request may succeed if sent again unchanged (with the same sequence number).
@@ -74,6 +81,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
         case .notLeader: "NOT_LEADER"
         case .quotaExceeded: "QUOTA_EXCEEDED"
         case .sequenceReused: "SEQUENCE_REUSED"
+        case .unauthenticated: "UNAUTHENTICATED"
+        case .permissionDenied: "PERMISSION_DENIED"
         default: "ERROR_\(rawValue)"
         }
     }

@@ -74,3 +74,18 @@ public struct Milliseconds: Hashable, Sendable, Comparable, CustomStringConverti
         Milliseconds(UInt32(clamping: now.distance(to: end)))
     }
 }
+
+/// Names one bearer token of a user: the first 8 bytes of its SHA-256 hash, big-endian. Listing and
+/// removing a token go by it; the token itself is never stored.
+public struct TokenID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var rawValue: UInt64
+    @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { String(rawValue, radix: 16).leftPaddedHex(16) }
+}
+
+extension String {
+    func leftPaddedHex(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

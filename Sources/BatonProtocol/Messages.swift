@@ -74,6 +74,23 @@ public enum Command: Hashable, Sendable {
     case forceReleaseLock(key: String)
     /// Admin: delete every job in `state` (completed or dead) that reached it at least `olderThan` ago.
     case purgeJobs(state: JobState, olderThan: Milliseconds)
+    /// Admin: a user with no role and no token.
+    case addUser(name: String)
+    /// Admin: the user and its tokens are gone; its connections are refused from this entry on.
+    case deleteUser(name: String)
+    case grantRole(user: String, role: String)
+    case revokeRole(user: String, role: String)
+    /// Admin: one more bearer token for `user`, given by its hash; answered with the token's id.
+    case addToken(user: String, hash: TokenHash)
+    case removeToken(user: String, id: TokenID)
+    /// Admin: a role with no permission.
+    case addRole(name: String)
+    /// Admin: the role is gone, and taken from every user that had it.
+    case deleteRole(name: String)
+    /// Admin: adds the permission's actions to the role's permission on the same resource and pattern.
+    case grantPermission(role: String, Permission)
+    /// Admin: takes the permission's actions from the role's permission on the same resource and pattern.
+    case revokePermission(role: String, Permission)
 }
 
 extension Command {
@@ -132,6 +149,8 @@ public enum Query: Hashable, Sendable {
     case listLeases(limit: UInt16)
     /// The node's role, log position and what it holds.
     case nodeStatus
+    /// Admin: every user and role.
+    case listAuth
 }
 
 public struct JobFilter: Hashable, Sendable {
@@ -411,6 +430,12 @@ public enum Reply: Hashable, Sendable {
     case jobsPurged(count: UInt32)
     case leases([LeaseInfo])
     indirect case status(NodeStatus)
+    /// AUTH accepted the token: the user it belongs to.
+    case authenticated(user: String)
+    /// A user or role change (the request's opcode) was applied.
+    case authUpdated(Opcode)
+    case tokenAdded(TokenID)
+    indirect case auth(AuthListing)
     indirect case error(ErrorReply)
 
     public static func error(_ code: ErrorCode, _ message: String) -> Reply { .error(ErrorReply(code, message)) }
@@ -442,6 +467,8 @@ public enum Reply: Hashable, Sendable {
 public enum Request: Hashable, Sendable {
     case hello(Hello)
     case ping
+    /// Proves who the client is with a bearer token, for the rest of the connection.
+    case auth(token: String)
     case command(SequenceNumber, Command)
     case query(Query)
 }

@@ -6,6 +6,7 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
 
     public static let hello = Opcode(rawValue: 0x01)
     public static let ping = Opcode(rawValue: 0x02)
+    public static let auth = Opcode(rawValue: 0x03)
 
     public static let lockAcquire = Opcode(rawValue: 0x10)
     public static let lockRenew = Opcode(rawValue: 0x11)
@@ -30,6 +31,18 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
     public static let jobPurge = Opcode(rawValue: 0x2C)
     public static let nodeStatus = Opcode(rawValue: 0x40)
 
+    public static let userAdd = Opcode(rawValue: 0x50)
+    public static let userDelete = Opcode(rawValue: 0x51)
+    public static let userGrant = Opcode(rawValue: 0x52)
+    public static let userRevoke = Opcode(rawValue: 0x53)
+    public static let tokenAdd = Opcode(rawValue: 0x54)
+    public static let tokenRemove = Opcode(rawValue: 0x55)
+    public static let roleAdd = Opcode(rawValue: 0x56)
+    public static let roleDelete = Opcode(rawValue: 0x57)
+    public static let roleGrant = Opcode(rawValue: 0x58)
+    public static let roleRevoke = Opcode(rawValue: 0x59)
+    public static let authList = Opcode(rawValue: 0x5A)
+
     public static let error = Opcode(rawValue: 0xFF)
 
     /// Every request opcode, in table order.
@@ -38,6 +51,13 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         .jobAdd, .jobClaim, .jobClaimByID, .jobExtend, .jobComplete, .jobFail, .jobAbort,
         .jobGet, .jobList, .jobDelete, .jobRequeue, .jobRunning,
         .lockForceRelease, .leaseList, .jobPurge, .nodeStatus,
+        .auth, .userAdd, .userDelete, .userGrant, .userRevoke, .tokenAdd, .tokenRemove,
+        .roleAdd, .roleDelete, .roleGrant, .roleRevoke, .authList,
+    ]
+
+    /// The user and role changes whose success reply has an empty body (TOKEN_ADD answers with an id).
+    public static let authChanges: Set<Opcode> = [
+        .userAdd, .userDelete, .userGrant, .userRevoke, .tokenRemove, .roleAdd, .roleDelete, .roleGrant, .roleRevoke,
     ]
 
     /// The success-reply opcode for this request opcode.
@@ -72,6 +92,18 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         case .leaseList: n = "LEASE_LIST"
         case .jobPurge: n = "JOB_PURGE"
         case .nodeStatus: n = "NODE_STATUS"
+        case .auth: n = "AUTH"
+        case .userAdd: n = "USER_ADD"
+        case .userDelete: n = "USER_DELETE"
+        case .userGrant: n = "USER_GRANT"
+        case .userRevoke: n = "USER_REVOKE"
+        case .tokenAdd: n = "TOKEN_ADD"
+        case .tokenRemove: n = "TOKEN_REMOVE"
+        case .roleAdd: n = "ROLE_ADD"
+        case .roleDelete: n = "ROLE_DELETE"
+        case .roleGrant: n = "ROLE_GRANT"
+        case .roleRevoke: n = "ROLE_REVOKE"
+        case .authList: n = "AUTH_LIST"
         default: return "0x" + String(rawValue, radix: 16, uppercase: true)
         }
         return isReply ? n + "_OK" : n
@@ -97,6 +129,16 @@ extension Command {
         case .requeueJob: .jobRequeue
         case .forceReleaseLock: .lockForceRelease
         case .purgeJobs: .jobPurge
+        case .addUser: .userAdd
+        case .deleteUser: .userDelete
+        case .grantRole: .userGrant
+        case .revokeRole: .userRevoke
+        case .addToken: .tokenAdd
+        case .removeToken: .tokenRemove
+        case .addRole: .roleAdd
+        case .deleteRole: .roleDelete
+        case .grantPermission: .roleGrant
+        case .revokePermission: .roleRevoke
         }
     }
 }
@@ -111,6 +153,7 @@ extension Query {
         case .jobRunning: .jobRunning
         case .listLeases: .leaseList
         case .nodeStatus: .nodeStatus
+        case .listAuth: .authList
         }
     }
 }
@@ -120,6 +163,7 @@ extension Request {
         switch self {
         case .hello: .hello
         case .ping: .ping
+        case .auth: .auth
         case .command(_, let c): c.opcode
         case .query(let q): q.opcode
         }
@@ -152,6 +196,10 @@ extension Reply {
         case .jobsPurged: Opcode.jobPurge.reply
         case .leases: Opcode.leaseList.reply
         case .status: Opcode.nodeStatus.reply
+        case .authenticated: Opcode.auth.reply
+        case .authUpdated(let request): request.reply
+        case .tokenAdded: Opcode.tokenAdd.reply
+        case .auth: Opcode.authList.reply
         case .error: .error
         }
     }

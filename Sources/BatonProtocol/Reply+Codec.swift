@@ -89,6 +89,14 @@ extension Reply {
             for v in [m.locksHeld, m.lockWaiters, m.claimWaiters, m.jobsQueued, m.jobsRunning, m.jobsCompleted, m.jobsDead, m.sessions] {
                 b.writeU32(v)
             }
+        case .authenticated(let user):
+            b.writeStr(user)
+        case .authUpdated:
+            break
+        case .tokenAdded(let id):
+            b.writeU64(id.rawValue)
+        case .auth(let listing):
+            listing.encode(into: &b)
         case .error(let e):
             b.writeU16(e.code.rawValue)
             b.writeStr(e.message)
@@ -213,6 +221,14 @@ extension Reply {
                 NodeStatus(
                     nodeID: nodeID, address: address, role: role, term: term, commitIndex: commit, appliedIndex: applied,
                     uptimeMilliseconds: uptime, serverTime: time, connections: connections, durable: durable, summary: m))
+        case Opcode.auth.reply:
+            reply = .authenticated(user: try b.readStr("user"))
+        case Opcode.tokenAdd.reply:
+            reply = .tokenAdded(TokenID(try b.readU64("token_id")))
+        case Opcode.authList.reply:
+            reply = .auth(try AuthListing.decode(from: &b))
+        case _ where Opcode.authChanges.contains(Opcode(rawValue: opcode.rawValue & 0x7F)) && opcode.isReply:
+            reply = .authUpdated(Opcode(rawValue: opcode.rawValue & 0x7F))
         case .error:
             var e = ErrorReply(ErrorCode(rawValue: try b.readU16("code")), try b.readStr("message"))
             if e.code == .notLeader && version >= 3 { e.leader = try b.readStr("leader") }

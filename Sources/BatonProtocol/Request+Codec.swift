@@ -10,6 +10,8 @@ extension Request {
             b.writeStr(h.clientName)
         case .ping:
             break
+        case .auth(let token):
+            b.writeStr(token)
         case .command(let seq, let command):
             b.writeU64(seq.rawValue)
             command.encodeBody(into: &b)
@@ -31,7 +33,14 @@ extension Request {
                     clientName: try b.readStr("client_name")))
         case .ping:
             request = .ping
-        case .lockGet, .lockList, .jobGet, .jobList, .jobRunning, .leaseList, .nodeStatus:
+        case .auth:
+            // Measured before it is read: a token longer than any a node hashes is refused unread.
+            guard let length = b.getInteger(at: b.readerIndex, as: UInt16.self), Int(length) <= TokenHash.maxTokenBytes else {
+                if b.readableBytes < 2 { throw ErrorReply.truncated("token") }
+                throw ErrorReply(.invalidArgument, "the token is longer than \(TokenHash.maxTokenBytes) bytes")
+            }
+            request = .auth(token: try b.readStr("token"))
+        case .lockGet, .lockList, .jobGet, .jobList, .jobRunning, .leaseList, .nodeStatus, .authList:
             request = .query(try Query.decodeBody(opcode: opcode, from: &b))
         default:
             guard Opcode.requests.contains(opcode) else {
@@ -101,6 +110,20 @@ extension Command {
         case .purgeJobs(let state, let olderThan):
             b.writeU8(state.rawValue)
             b.writeU32(olderThan.rawValue)
+        case .addUser(let name), .deleteUser(let name), .addRole(let name), .deleteRole(let name):
+            b.writeStr(name)
+        case .grantRole(let user, let role), .revokeRole(let user, let role):
+            b.writeStr(user)
+            b.writeStr(role)
+        case .addToken(let user, let hash):
+            b.writeStr(user)
+            for byte in hash.bytes { b.writeU8(byte) }
+        case .removeToken(let user, let id):
+            b.writeStr(user)
+            b.writeU64(id.rawValue)
+        case .grantPermission(let role, let permission), .revokePermission(let role, let permission):
+            b.writeStr(role)
+            permission.encode(into: &b)
         }
     }
 
@@ -157,6 +180,29 @@ extension Command {
             let raw = try b.readU8("state")
             guard let state = JobState(rawValue: raw) else { throw ErrorReply(.invalidArgument, "unknown job state \(raw)") }
             return .purgeJobs(state: state, olderThan: Milliseconds(try b.readU32("older_than_ms")))
+        case .userAdd:
+            return .addUser(name: try b.readStr("user"))
+        case .userDelete:
+            return .deleteUser(name: try b.readStr("user"))
+        case .userGrant:
+            return .grantRole(user: try b.readStr("user"), role: try b.readStr("role"))
+        case .userRevoke:
+            return .revokeRole(user: try b.readStr("user"), role: try b.readStr("role"))
+        case .tokenAdd:
+            let user = try b.readStr("user")
+            var bytes: [UInt8] = []
+            for _ in 0..<32 { bytes.append(try b.readU8("token_hash")) }
+            return .addToken(user: user, hash: TokenHash(bytes: bytes)!)
+        case .tokenRemove:
+            return .removeToken(user: try b.readStr("user"), id: TokenID(try b.readU64("token_id")))
+        case .roleAdd:
+            return .addRole(name: try b.readStr("role"))
+        case .roleDelete:
+            return .deleteRole(name: try b.readStr("role"))
+        case .roleGrant:
+            return .grantPermission(role: try b.readStr("role"), try Permission.decode(from: &b))
+        case .roleRevoke:
+            return .revokePermission(role: try b.readStr("role"), try Permission.decode(from: &b))
         default:
             throw ErrorReply(.unknownOpcode, "unknown opcode \(opcode)")
         }
@@ -183,7 +229,7 @@ extension Query {
             b.writeStr(type)
         case .listLeases(let limit):
             b.writeU16(limit)
-        case .nodeStatus:
+        case .nodeStatus, .listAuth:
             break
         }
     }
@@ -215,8 +261,72 @@ extension Query {
             return .listLeases(limit: try b.readU16("limit"))
         case .nodeStatus:
             return .nodeStatus
+        case .authList:
+            return .listAuth
         default:
             throw ErrorReply(.unknownOpcode, "unknown opcode \(opcode)")
         }
+    }
+}
+
+extension Permission {
+    /// `resource:u8 actions:u8 pattern:str`.
+    public func encode(into b: inout ByteBuffer) {
+        b.writeU8(resource.rawValue)
+        b.writeU8(actions.rawValue)
+        b.writeStr(pattern)
+    }
+
+    public static func decode(from b: inout ByteBuffer) throws(ErrorReply) -> Permission {
+        let rawResource = try b.readU8("resource")
+        guard let resource = Resource(rawValue: rawResource) else {
+            throw ErrorReply(.invalidArgument, "unknown permission resource \(rawResource)")
+        }
+        let actions = Actions(rawValue: try b.readU8("actions"))
+        guard !actions.isEmpty, Actions.known(for: resource).isSuperset(of: actions) else {
+            throw ErrorReply(.invalidArgument, "actions 0x\(String(actions.rawValue, radix: 16)) are not all \(resource.name) actions")
+        }
+        return Permission(resource, actions, try b.readStr("pattern"))
+    }
+}
+
+extension AuthListing {
+    func encode(into b: inout ByteBuffer) {
+        b.writeU8(enabled ? 1 : 0)
+        b.writeU32(UInt32(users.count))
+        for u in users {
+            b.writeStr(u.name)
+            b.writeU16(UInt16(u.roles.count))
+            for r in u.roles { b.writeStr(r) }
+            b.writeU16(UInt16(u.tokens.count))
+            for t in u.tokens { b.writeU64(t.rawValue) }
+        }
+        b.writeU32(UInt32(roles.count))
+        for r in roles {
+            b.writeStr(r.name)
+            b.writeU16(UInt16(r.permissions.count))
+            for p in r.permissions { p.encode(into: &b) }
+        }
+    }
+
+    static func decode(from b: inout ByteBuffer) throws(ErrorReply) -> AuthListing {
+        let enabled = try b.readU8("enabled") != 0
+        var users: [User] = []
+        for _ in 0..<(try b.readU32("user_count")) {
+            let name = try b.readStr("user")
+            var roles: [String] = []
+            for _ in 0..<(try b.readU16("role_count")) { roles.append(try b.readStr("role")) }
+            var tokens: [TokenID] = []
+            for _ in 0..<(try b.readU16("token_count")) { tokens.append(TokenID(try b.readU64("token_id"))) }
+            users.append(User(name: name, roles: roles, tokens: tokens))
+        }
+        var roles: [Role] = []
+        for _ in 0..<(try b.readU32("role_count")) {
+            let name = try b.readStr("role")
+            var permissions: [Permission] = []
+            for _ in 0..<(try b.readU16("permission_count")) { permissions.append(try Permission.decode(from: &b)) }
+            roles.append(Role(name: name, permissions: permissions))
+        }
+        return AuthListing(enabled: enabled, users: users, roles: roles)
     }
 }

@@ -29,12 +29,15 @@ public final class BatonServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         let metrics = NodeMetrics()
+        let adminToken = try configuration.auth?.adminTokenHash()
         let recovered = try RecoveredState.recover(configuration, logger: logger, metrics: metrics)
         self.storage = recovered.storage
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         self.runtime = NIOLoopBoundBox.makeBoxSendingValue(
-            NodeRuntime(configuration: configuration, eventLoop: loop, recovered: recovered, metrics: metrics, logger: logger),
+            NodeRuntime(
+                configuration: configuration, eventLoop: loop, recovered: recovered, metrics: metrics, adminToken: adminToken,
+                logger: logger),
             eventLoop: loop)
     }
 

@@ -32,6 +32,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     private var decoder: FrameDecoder
     /// The start of a frame whose rest has not arrived yet.
     private var partial: ByteBuffer?
+    private(set) var peerDescription = "?"
 
     enum Phase {
         /// Frames are read and answered.
@@ -53,7 +54,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         runtime.register(self)
-        logger[metadataKey: "peer"] = "\(context.remoteAddress.map { "\($0)" } ?? "?")"
+        peerDescription = context.remoteAddress.map { "\($0)" } ?? "?"
+        logger[metadataKey: "peer"] = "\(peerDescription)"
     }
 
     /// The context holds this handler and this handler the context: let go of it when the pipeline
@@ -126,15 +128,28 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
             answer(.hello(runtime.helloReply(version: session.version)), to: frame, started: started)
         case .ping:
             answer(.pong(serverTime: runtime.now), to: frame, started: started)
+        case .authenticate(let token):
+            switch runtime.authenticate(token, peer: peerDescription) {
+            case .success(let principal):
+                session.principal = principal
+                logger[metadataKey: "user"] = "\(principal.user)"
+                answer(.authenticated(user: principal.user), to: frame, started: started)
+            case .failure(let refusal):
+                session.principal = nil
+                logger[metadataKey: "user"] = nil
+                answer(.error(refusal), to: frame, started: started)
+            }
         case .read(let query):
-            if let reply = runtime.read(query, requestID: frame.requestID, from: self, started: started) {
+            if let reply = runtime.read(query, requestID: frame.requestID, from: self, started: started, by: session.principal) {
                 answer(reply, to: frame, started: started)
             } else {
                 waiting += 1  // answered later, through `deliver`
             }
         case .command(let client, let sequence, let command, _):
             waiting += 1
-            runtime.execute(command, sequence: sequence, client: client, requestID: frame.requestID, from: self, started: started)
+            runtime.execute(
+                command, sequence: sequence, client: client, requestID: frame.requestID, from: self, started: started,
+                by: session.principal)
         case .refuse(let code, let message):
             answer(.error(code, message), to: frame, started: started)
         case .refuseAndClose(let code, let message):

@@ -1,3 +1,4 @@
+import BatonCore
 import BatonProtocol
 import NIOCore
 
@@ -23,6 +24,8 @@ struct ClientSession {
         /// `left` stopped speaking on it (a second HELLO named another client).
         case hello(joined: ClientID?, left: ClientID?)
         case ping
+        /// Check the token, and on TCP let the connection speak as its user from here.
+        case authenticate(token: String)
         /// Answer from the node's state (linearizable on the leader).
         case read(Query)
         /// Run through the log for `client`; `joined` is set when the client is new on this connection.
@@ -44,6 +47,8 @@ struct ClientSession {
     private(set) var client: ClientID?
     /// Every client that spoke on this connection; each is detached when it closes.
     private(set) var clients: Set<ClientID> = []
+    /// Who the connection proved to be with AUTH (TCP); nil before, or after a refused AUTH.
+    var principal: Principal?
 
     init(identity: Identity) {
         self.identity = identity
@@ -91,6 +96,9 @@ struct ClientSession {
             return .hello(joined: joined, left: left)
         case .ping:
             return .ping
+        case .auth(let token):
+            if identity == .perConnection, client == nil { return .refuse(.helloRequired, "send HELLO before \(opcode)") }
+            return .authenticate(token: token)
         case .query(let query):
             if identity == .perConnection, client == nil { return .refuse(.helloRequired, "send HELLO before \(opcode)") }
             return .read(query)

@@ -1,3 +1,4 @@
+import BatonCore
 import BatonProtocol
 import CNghttp2
 import Foundation
@@ -26,6 +27,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     private struct Stream {
         var opcode: Opcode?
         var clientID: ClientID?
+        /// The `authorization` header's bearer token.
+        var bearer: String?
         var body: ByteBuffer?
         /// The answer went out (a refusal may go out before the body ends; the rest is ignored).
         var answered = false
@@ -50,6 +53,12 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     private var reading = false
     private var flushQueued = false
     private var lastActivity = NIODeadline.now()
+    /// The last token this connection's requests showed and whom it proved: a client sends the same
+    /// token on every stream, and it is hashed once. The state machine checks the principal again
+    /// as it applies each command, so a token removed since is refused all the same.
+    private var lastBearer: (token: String, principal: Principal)?
+    private var peerAddress = "?"
+    var peerDescription: String { peerAddress }
     /// Whether the connection still carries requests (after it closes, nothing more is written).
     private var phase = Phase.open
     /// The close was asked for (after the last write); `channelInactive` follows.
@@ -81,6 +90,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
                 (Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), UInt32(window)),
             ])
         outgoing = context.channel.allocator.buffer(capacity: 4096)
+        peerAddress = context.remoteAddress.map { "\($0)" } ?? "?"
         runtime.register(self)
     }
 
@@ -164,6 +174,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         case .invalid: refuse(id, .invalidArgument, "\(HTTP2Route.clientIDHeader) must be a non-zero 64-bit hex number")
         case nil: break
         }
+        switch head.bearer {
+        case .token(let token): streams[id]?.bearer = token
+        case .invalid: refuse(id, .unauthenticated, "authorization must be 'Bearer <token>'")
+        case nil: break
+        }
     }
 
     func body(_ id: Int32, _ bytes: UnsafeRawBufferPointer) {
@@ -189,20 +204,42 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         streams[id]?.ended = true
         guard !stream.answered, let opcode = stream.opcode else { return }
         let requestID = RequestID(UInt32(id))
+        var principal: Principal?
+        if let token = stream.bearer {
+            if let last = lastBearer, last.token == token {
+                principal = last.principal
+            } else {
+                switch runtime.authenticate(token, peer: peerAddress) {
+                case .success(let p):
+                    principal = p
+                    lastBearer = (token, p)
+                case .failure(let refusal):
+                    refuse(id, refusal.code, refusal.message)
+                    return
+                }
+            }
+        }
         switch clientSession.receive(opcode: opcode, body: stream.body ?? ByteBuffer(), named: stream.clientID).0 {
         case .hello(let joined, _):
             if let joined { runtime.clientConnected(joined) }
             answer(id, .hello(runtime.helloReply(version: clientSession.version)))
         case .ping:
             answer(id, .pong(serverTime: runtime.now))
+        case .authenticate(let token):
+            // A stream is one request: AUTH only checks the token (requests carry theirs in a header).
+            switch runtime.authenticate(token, peer: peerAddress) {
+            case .success(let p): answer(id, .authenticated(user: p.user))
+            case .failure(let refusal): answer(id, .error(refusal))
+            }
         case .read(let query):
-            if let reply = runtime.read(query, requestID: requestID, from: self, started: stream.started) {
+            if let reply = runtime.read(query, requestID: requestID, from: self, started: stream.started, by: principal) {
                 answer(id, reply)
             }
         case .command(let client, let sequence, let command, let joined):
             if joined { runtime.clientConnected(client) }
             if command.mayWait { streams[id]?.mayWait = (client, sequence) }
-            runtime.execute(command, sequence: sequence, client: client, requestID: requestID, from: self, started: stream.started)
+            runtime.execute(
+                command, sequence: sequence, client: client, requestID: requestID, from: self, started: stream.started, by: principal)
         case .refuse(let code, let message), .refuseAndClose(let code, let message):
             refuse(id, code, message)  // a stream is one request: the connection carries on
         }

@@ -14,6 +14,8 @@ enum HTTP2Mapping {
         case .notLeader: .misdirectedRequest
         case .idleTimeout: .requestTimeout
         case .quotaExceeded: .insufficientStorage
+        case .unauthenticated: .unauthorized
+        case .permissionDenied: .forbidden
         default: .internalServerError
         }
     }

@@ -13,8 +13,15 @@ struct HTTP2RequestHead {
     var isBatonContentType: Bool?
     /// The `baton-client-id` header: nil when absent; `.invalid` when not a non-zero 64-bit hex number.
     var clientID: ClientIDField?
+    /// The token of an `authorization: Bearer <token>` header; `.invalid` for another scheme.
+    var bearer: BearerField?
     /// Bytes of every name and value so far (the header list's size).
     var bytes = 0
+
+    enum BearerField: Equatable {
+        case token(String)
+        case invalid
+    }
 
     enum ClientIDField: Equatable {
         case valid(ClientID)
@@ -36,6 +43,10 @@ struct HTTP2RequestHead {
             isBatonContentType = Self.equal(value, Self.contentType) || Self.isBatonContentType(String(decoding: value, as: UTF8.self))
         } else if Self.equal(name, Self.clientIDName) {
             clientID = Self.hexClientID(value).map { .valid($0) } ?? .invalid
+        } else if Self.equal(name, Self.authorizationName) {
+            let text = String(decoding: value, as: UTF8.self)
+            let scheme = "bearer "
+            bearer = text.lowercased().hasPrefix(scheme) ? .token(String(text.dropFirst(scheme.count))) : .invalid
         }
     }
 
@@ -71,6 +82,7 @@ struct HTTP2RequestHead {
     static let methodName = Array(":method".utf8)
     static let contentTypeName = Array("content-type".utf8)
     static let clientIDName = Array(HTTP2Route.clientIDHeader.utf8)
+    static let authorizationName = Array("authorization".utf8)
     static let post = Array("POST".utf8)
     static let contentType = Array(HTTP2Route.contentType.utf8)
     /// Every operation's path, as bytes. A query string is not expected, and goes the slow way.

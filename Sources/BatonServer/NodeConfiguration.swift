@@ -16,6 +16,9 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var port: Int = 7700
     /// TLS on the client port. Nil: plain TCP.
     public var tls: ClientTLS? = nil
+    /// Authentication with bearer tokens, users and roles. Nil: not configured here (a cluster whose
+    /// state has it on still enforces it).
+    public var auth: AuthConfiguration? = nil
     /// The largest frame a client may send, in bytes (the length field's value).
     public var maxFrameSize: Int = Frame.defaultMaxSize
     /// A connection that sends nothing for this long, and waits on nothing, is closed.
@@ -132,7 +135,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case nodeID, host, port, tls, maxFrameSize, idleTimeoutMilliseconds, limits
+        case nodeID, host, port, tls, auth, maxFrameSize, idleTimeoutMilliseconds, limits
         case dataDirectory, sync, snapshotEveryEntries, snapshotEveryBytes, segmentSizeBytes, slowLogWriteMilliseconds
         case metricsPort, http2Port, http2MaxConcurrentStreams
         case cluster, tickMilliseconds, absentClientGraceMilliseconds
@@ -149,6 +152,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         host = try value(.host, d.host)
         port = try value(.port, d.port)
         tls = try c.decodeIfPresent(ClientTLS.self, forKey: .tls)
+        auth = try c.decodeIfPresent(AuthConfiguration.self, forKey: .auth)
         maxFrameSize = try value(.maxFrameSize, d.maxFrameSize)
         idleTimeoutMilliseconds = try value(.idleTimeoutMilliseconds, d.idleTimeoutMilliseconds)
         limits = try value(.limits, d.limits)
@@ -238,6 +242,8 @@ public struct ConfigurationError: Error, CustomStringConvertible {
         case wrongType
         /// The node was started in a way its configuration does not allow.
         case notAClusterMember
+        /// A file the configuration names cannot be read or holds no usable value.
+        case unreadableFile
     }
 
     public var code: Code
@@ -269,6 +275,10 @@ extension NodeConfiguration {
             // A misspelt clientCAFile would silently turn client certificates off.
             let knownTLS = Set(ClientTLS.CodingKeys.allCases.map(\.stringValue))
             unknown += tls.keys.filter { !knownTLS.contains($0) }.sorted().map { "tls.\($0)" }
+        }
+        if let auth = top["auth"] as? [String: Any] {
+            let knownAuth = Set(AuthConfiguration.CodingKeys.allCases.map(\.stringValue))
+            unknown += auth.keys.filter { !knownAuth.contains($0) }.sorted().map { "auth.\($0)" }
         }
         guard unknown.isEmpty else {
             throw ConfigurationError(.unknownKey, "unknown key\(unknown.count == 1 ? "" : "s"): \(unknown.joined(separator: ", "))")

@@ -11,6 +11,7 @@ final class NodeMetrics {
     let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     private var requestCounters: [UInt32: Metrics.Counter] = [:]
+    private var authFailureCounters: [String: Metrics.Counter] = [:]
     private var requestTimers: [UInt8: Metrics.Timer] = [:]
     let fsyncTimer: Metrics.Timer
     let batchSize: Recorder
@@ -46,6 +47,19 @@ final class NodeMetrics {
     }
 
     /// Counts one answered request and how long it took.
+    /// Counts one refused authentication or permission, by reason: `unknown_token` (AUTH with a token
+    /// no user holds), `unauthenticated` (a request without a valid token), `permission_denied`.
+    func authFailure(_ reason: String) {
+        let counter: Metrics.Counter
+        if let c = authFailureCounters[reason] {
+            counter = c
+        } else {
+            counter = Metrics.Counter(label: "baton_auth_failures_total", dimensions: [("reason", reason)], factory: factory)
+            authFailureCounters[reason] = counter
+        }
+        counter.increment()
+    }
+
     func recordRequest(_ opcode: Opcode, reply: Reply, since started: NIODeadline) {
         let base = opcode.rawValue & 0x7F
         let code: UInt16 = if case .error(let e) = reply { e.code.rawValue } else { 0 }
@@ -60,6 +74,9 @@ final class NodeMetrics {
             requestCounters[key] = counter
         }
         counter.increment()
+        if code == ErrorCode.unauthenticated.rawValue || code == ErrorCode.permissionDenied.rawValue {
+            authFailure(base == Opcode.auth.rawValue ? "unknown_token" : ErrorCode(rawValue: code).name.lowercased())
+        }
         let timer: Metrics.Timer
         if let t = requestTimers[base] {
             timer = t

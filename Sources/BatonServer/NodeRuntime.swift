@@ -43,18 +43,25 @@ final class NodeRuntime {
         var opcode: Opcode
         /// When the request arrived, for the latency metric.
         var started: NIODeadline
+        /// The authenticated user, for the audit log of admin operations.
+        var user: String?
     }
 
     /// A node whose state was recovered (or is new), ready to serve.
-    init(configuration: NodeConfiguration, eventLoop: any EventLoop, recovered: RecoveredState, metrics: NodeMetrics, logger: Logger) {
+    init(
+        configuration: NodeConfiguration, eventLoop: any EventLoop, recovered: RecoveredState, metrics: NodeMetrics,
+        adminToken: TokenHash? = nil, logger: Logger
+    ) {
         self.metrics = metrics
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.flushQueue = FlushQueue(eventLoop: eventLoop)
         self.logger = logger
         self.storage = recovered.storage
+        var nodeConfiguration = configuration.node
+        nodeConfiguration.authBootstrap = adminToken
         self.node = Node(
-            configuration: configuration.node, recovered: recovered.node, seed: UInt64.random(in: 0...UInt64.max),
+            configuration: nodeConfiguration, recovered: recovered.node, seed: UInt64.random(in: 0...UInt64.max),
             wall: SystemClock.wall(), at: SystemClock.monotonic())
         if let membership = configuration.membership {  // a configured member listens on its raftPort, even alone
             let peers = membership.peers.mapValues { (host: $0.host, port: $0.raftPort) }
@@ -129,6 +136,7 @@ final class NodeRuntime {
             case .answer(let id, let reply):
                 guard let route = routes.remove(id) else { continue }  // its connection closed
                 metrics.recordRequest(route.opcode, reply: reply, since: route.started)
+                audit(route, reply)
                 route.connection.deliver(reply, requestID: route.requestID)
             case .send(let messages):
                 guard let transport else { continue }
@@ -177,14 +185,40 @@ final class NodeRuntime {
         actions.removeAll(keepingCapacity: true)
     }
 
+    /// Admin operations that were applied, and requests refused for lack of a token or a permission,
+    /// go to the log with the user and the client's address.
+    private func audit(_ route: Route, _ reply: Reply) {
+        let denied: Bool
+        if case .error(let e) = reply {
+            denied = e.code == .unauthenticated || e.code == .permissionDenied
+            guard denied else { return }
+        } else {
+            denied = false
+            guard Self.auditedOpcodes.contains(route.opcode) else { return }
+        }
+        let metadata: Logger.Metadata = [
+            "op": "\(route.opcode)", "user": "\(route.user ?? "-")", "peer": "\(route.connection.peerDescription)",
+        ]
+        if case .error(let e) = reply, denied {
+            logger.notice("request refused: \(e.message)", metadata: metadata)
+        } else {
+            logger.notice("admin operation applied", metadata: metadata)
+        }
+    }
+
+    /// The operations whose success the audit log records.
+    static let auditedOpcodes: Set<Opcode> = Opcode.authChanges.union([.tokenAdd, .lockForceRelease, .jobPurge, .jobDelete, .jobRequeue])
+
     /// Nothing more can be made durable, or the state is lost: stop answering rather than answer wrongly.
     private func stop(because reason: String, _ error: (any Error)?) {
         logger.critical("\(reason); the node stops serving", metadata: error.map { ["error": "\($0)"] } ?? [:])
         shutDown()
     }
 
-    private func route(_ connection: any ReplySink, requestID: RequestID, opcode: Opcode, started: NIODeadline) -> RouteID {
-        routes.insert(Route(connection: connection, requestID: requestID, opcode: opcode, started: started))
+    private func route(
+        _ connection: any ReplySink, requestID: RequestID, opcode: Opcode, started: NIODeadline, user: String? = nil
+    ) -> RouteID {
+        routes.insert(Route(connection: connection, requestID: requestID, opcode: opcode, started: started, user: user))
     }
 
     // MARK: Requests
@@ -216,25 +250,47 @@ final class NodeRuntime {
     /// (later still if the command waits).
     func execute(
         _ command: Command, sequence: SequenceNumber, client: ClientID, requestID: RequestID,
-        from connection: any ReplySink, started: NIODeadline
+        from connection: any ReplySink, started: NIODeadline, by principal: Principal? = nil
     ) {
+        var refusal: Reply?
         if isShuttingDown {
-            let reply = Reply.error(.shuttingDown, "node \(configuration.nodeID) is shutting down")
-            metrics.recordRequest(command.opcode, reply: reply, since: started)
-            connection.deliver(reply, requestID: requestID)
+            refusal = .error(.shuttingDown, "node \(configuration.nodeID) is shutting down")
+        } else if principal == nil, node.machine.auth.enabled {
+            // Refused at once, not logged: the state machine would refuse it as it applies it anyway.
+            refusal = .error(.unauthenticated, "authentication is on: send AUTH with a token first")
+        }
+        if let refusal {
+            metrics.recordRequest(command.opcode, reply: refusal, since: started)
+            connection.deliver(refusal, requestID: requestID)
             return
         }
-        let id = route(connection, requestID: requestID, opcode: command.opcode, started: started)
-        handle(.command(id, client, sequence, command))
+        let id = route(connection, requestID: requestID, opcode: command.opcode, started: started, user: principal?.user)
+        handle(.command(id, client, sequence, command, by: principal))
+    }
+
+    /// The user a bearer token belongs to, checked against this member's copy of the auth store. A
+    /// token no user holds is refused (and counted, as `unknown_token`).
+    func authenticate(_ token: String, peer: String) -> Result<Principal, ErrorReply> {
+        if let principal = node.machine.auth.authenticate(TokenHash(of: token)) {
+            logger.debug("authenticated", metadata: ["user": "\(principal.user)", "peer": "\(peer)"])
+            return .success(principal)
+        }
+        logger.notice("authentication refused: no user holds the token", metadata: ["peer": "\(peer)"])
+        return .failure(ErrorReply(.unauthenticated, "no user holds this token"))
     }
 
     /// Answers a query, now (the returned reply) or later (through `sink`, nil returned). Reads are
     /// linearizable: the leader confirms with a quorum that it still leads (read index) and answers
     /// once it has applied everything committed before the query arrived. Every member answers
     /// NODE_STATUS itself; other members send everything else to the leader.
-    func read(_ query: Query, requestID: RequestID, from sink: any ReplySink, started: NIODeadline) -> Reply? {
-        if case .nodeStatus = query { return .status(status) }
-        handle(.read(route(sink, requestID: requestID, opcode: query.opcode, started: started), query))
+    func read(
+        _ query: Query, requestID: RequestID, from sink: any ReplySink, started: NIODeadline, by principal: Principal? = nil
+    ) -> Reply? {
+        if case .nodeStatus = query {
+            if let refusal = node.machine.refusal(query, by: principal) { return .error(refusal) }
+            return .status(status)
+        }
+        handle(.read(route(sink, requestID: requestID, opcode: query.opcode, started: started, user: principal?.user), query, by: principal))
         return nil
     }
 

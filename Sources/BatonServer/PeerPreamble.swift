@@ -15,17 +15,22 @@ import NIOCore
 /// | 1 | first versioned peer protocol (HEARTBEAT_REPLY carries the `syncing` flag); one-way preamble |
 /// | 2 | the listener answers the preamble with the version both use; HEARTBEAT carries the leader's cluster time; INSTALL_SNAPSHOT travels in chunks |
 /// | 3 | INSTALL_SNAPSHOT may carry snapshot format 2 (digests of remembered answers); to a member of version 2 the leader sends format 1 |
+/// | 4 | INSTALL_SNAPSHOT may carry snapshot format 3 (the auth store); to a member of version 3 the leader sends format 2 |
 enum PeerPreamble {
     static let magic: [UInt8] = Array("BTNR".utf8)
     /// The versions this build speaks. Version 1 had no answer to its preamble, so nothing before 2
     /// can be spoken to.
     static let lowest: UInt16 = 2
-    static let highest: UInt16 = 3
+    static let highest: UInt16 = 4
     static let size = magic.count + 2
 
     /// The newest snapshot format (`StateMachine.snapshotVersion`) a member speaking `version` reads.
     static func snapshotVersion(forPeerProtocol version: UInt16) -> UInt16 {
-        version >= 3 ? StateMachine.snapshotVersion : 1
+        switch version {
+        case ...2: 1
+        case 3: 2
+        default: StateMachine.snapshotVersion
+        }
     }
 
     static func write(version: UInt16 = highest, into buffer: inout ByteBuffer) {

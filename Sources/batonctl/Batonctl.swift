@@ -14,13 +14,15 @@ struct Batonctl: AsyncParsableCommand {
 
             Endpoints come from --endpoints, else BATON_ENDPOINTS, else 127.0.0.1:7700. TLS, as \
             etcdctl names it: --cacert (BATON_CACERT) is the CA the nodes' certificates chain to; \
-            --cert and --key (BATON_CERT, BATON_KEY) are this client's, for nodes that ask for one.
+            --cert and --key (BATON_CERT, BATON_KEY) are this client's, for nodes that ask for one. \
+            --token (BATON_TOKEN) is the bearer token batonctl authenticates with, on a cluster \
+            with authentication on.
 
             Answers come from the state the node has applied: every command it has acknowledged \
             is in them. In a cluster, status asks every endpoint about itself; every other command \
             goes to the leader, wherever it is among the endpoints.
             """,
-        subcommands: [Status.self, Locks.self, Leases.self, Jobs.self, Watch.self])
+        subcommands: [Status.self, Locks.self, Leases.self, Jobs.self, Watch.self, Users.self, Roles.self, Tokens.self])
 
     /// Runs the command and turns every failure into one line on stderr and the documented exit code.
     static func main() async {
@@ -54,7 +56,7 @@ struct Batonctl: AsyncParsableCommand {
 }
 
 /// The options every subcommand takes (`GlobalOptions`).
-let globalOptionNames: Set<String> = ["--endpoints", "--output", "--cacert", "--cert", "--key"]
+let globalOptionNames: Set<String> = ["--endpoints", "--output", "--cacert", "--cert", "--key", "--token"]
 
 /// Moves the global options (`--endpoints`, `--output`, TLS) behind the subcommand, so they may be
 /// written anywhere: `batonctl --output json locks list` works like `batonctl locks list --output json`.
@@ -101,6 +103,8 @@ struct CtlError: Error {
             self.init(message: "cannot reach the cluster: \(error)", exitCode: 3)
         case .server(let e) where e.code.isRetriable:
             self.init(message: "cannot reach the cluster: \(error)", exitCode: 3)
+        case .server(let e) where e.code == .unauthenticated:
+            self.init(message: "\(error) (give a token with --token or BATON_TOKEN)", exitCode: 1)
         default:
             self.init(message: "\(error)", exitCode: 1)
         }
@@ -127,6 +131,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "TLS: this client's key file (PEM) (default: $BATON_KEY).")
     var key: String?
 
+    @Option(help: "The bearer token to authenticate with (default: $BATON_TOKEN).")
+    var token: String?
+
     /// TLS from the options, else the environment; nil (plain TCP) when neither names a file.
     func tls() throws -> BatonClient.TLS? {
         let environment = ProcessInfo.processInfo.environment
@@ -152,6 +159,7 @@ struct GlobalOptions: ParsableArguments {
         let list = try endpoint.map { [$0] } ?? endpointList()
         var config = BatonClient.Configuration(endpoints: list, name: "batonctl")
         config.tls = try tls()
+        config.token = token ?? ProcessInfo.processInfo.environment["BATON_TOKEN"]
         config.requestTimeout = .seconds(3)
         config.retryTimeout = .seconds(2)
         config.connectTimeout = .seconds(1)

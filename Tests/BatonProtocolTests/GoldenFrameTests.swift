@@ -12,6 +12,8 @@ enum GoldenMessage {
 }
 
 let goldenRequestID = RequestID(0x0000_0007)
+/// The bearer token of the AUTH and TOKEN_ADD examples (its SHA-256 is what TOKEN_ADD carries).
+let goldenToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 let goldenFrames: [(name: String, message: GoldenMessage)] = {
     let lock = LockInfo(
@@ -102,6 +104,38 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
         ("error.reply-not-leader-v2", .reply(
             .error(ErrorReply(.notLeader, "node baton-2 is not the leader; leader=10.0.0.1:7700")), version: 2)),
         ("error.reply-sequence-reused", .reply(.error(.sequenceReused, "sequence 3 was used for a different request"))),
+        ("auth.request", .request(.auth(token: goldenToken))),
+        ("auth.reply", .reply(.authenticated(user: "thumbs"))),
+        ("error.reply-unauthenticated", .reply(.error(.unauthenticated, "authentication is on: send AUTH with a token first"))),
+        ("error.reply-permission-denied", .reply(.error(.permissionDenied, "user 'thumbs' lacks job:add:billing"))),
+        ("user-add.request", .request(.command(seq, .addUser(name: "thumbs")))),
+        ("user-add.reply", .reply(.authUpdated(.userAdd))),
+        ("user-delete.request", .request(.command(seq, .deleteUser(name: "thumbs")))),
+        ("user-delete.reply", .reply(.authUpdated(.userDelete))),
+        ("user-grant.request", .request(.command(seq, .grantRole(user: "thumbs", role: "thumbnailer")))),
+        ("user-grant.reply", .reply(.authUpdated(.userGrant))),
+        ("user-revoke.request", .request(.command(seq, .revokeRole(user: "thumbs", role: "thumbnailer")))),
+        ("user-revoke.reply", .reply(.authUpdated(.userRevoke))),
+        ("token-add.request", .request(.command(seq, .addToken(user: "thumbs", hash: TokenHash(of: goldenToken))))),
+        ("token-add.reply", .reply(.tokenAdded(TokenHash(of: goldenToken).id))),
+        ("token-remove.request", .request(.command(seq, .removeToken(user: "thumbs", id: TokenHash(of: goldenToken).id)))),
+        ("token-remove.reply", .reply(.authUpdated(.tokenRemove))),
+        ("role-add.request", .request(.command(seq, .addRole(name: "thumbnailer")))),
+        ("role-add.reply", .reply(.authUpdated(.roleAdd))),
+        ("role-delete.request", .request(.command(seq, .deleteRole(name: "thumbnailer")))),
+        ("role-delete.reply", .reply(.authUpdated(.roleDelete))),
+        ("role-grant.request", .request(.command(seq, .grantPermission(role: "thumbnailer", Permission(.job, [.write, .work], "thumbnail"))))),
+        ("role-grant.reply", .reply(.authUpdated(.roleGrant))),
+        ("role-revoke.request", .request(.command(seq, .revokePermission(role: "thumbnailer", Permission(.lock, .read, "reports/*"))))),
+        ("role-revoke.reply", .reply(.authUpdated(.roleRevoke))),
+        ("auth-list.request", .request(.query(.listAuth))),
+        ("auth-list.reply", .reply(.auth(AuthListing(
+            enabled: true,
+            users: [AuthListing.User(name: "thumbs", roles: ["thumbnailer"], tokens: [TokenHash(of: goldenToken).id])],
+            roles: [
+                AuthListing.Role(name: "root", permissions: [Permission(.cluster, .admin)]),
+                AuthListing.Role(name: "thumbnailer", permissions: [Permission(.job, [.write, .work], "thumbnail")]),
+            ])))),
     ]
 }()
 

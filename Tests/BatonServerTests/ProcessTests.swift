@@ -225,7 +225,7 @@ func freePort() async throws -> Int {
     }
 
     /// The README's example file, under "Running a node", is valid and names every key but
-    /// `cluster` and `tls` (which have examples of their own), so the documentation keeps up with the code.
+    /// `cluster`, `tls` and `auth` (which have examples of their own), so the documentation keeps up with the code.
     @Test func theREADMEExampleNamesEveryKey() throws {
         let readme = try String(
             contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md"),
@@ -236,7 +236,7 @@ func freePort() async throws -> Int {
         #expect(configuration.validate().isEmpty)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(example.utf8)) as? [String: Any])
         let limits = try #require(object["limits"] as? [String: Any])
-        #expect(Set(object.keys).union(["cluster", "tls"]) == Set(NodeConfiguration.CodingKeys.allCases.map(\.stringValue)))
+        #expect(Set(object.keys).union(["cluster", "tls", "auth"]) == Set(NodeConfiguration.CodingKeys.allCases.map(\.stringValue)))
         #expect(Set(limits.keys) == Set(NodeConfiguration.Limits.CodingKeys.allCases.map(\.stringValue)))
         // The example shows the defaults, but for the ones a real deployment changes.
         var defaults = NodeConfiguration()

@@ -1,0 +1,155 @@
+import BatonProtocol
+
+extension StateMachine {
+    /// What `command` needs of its principal's roles. A command on a job by id needs the permission on
+    /// that job's type; when no such job exists there is nothing to check, and the command's own
+    /// answer (JOB_NOT_FOUND, CLAIM_LOST) follows.
+    func needs(_ command: Command) -> [AuthStore.Need] {
+        func onJob(_ id: JobID, _ actions: Permission.Actions) -> [AuthStore.Need] {
+            guard let job = jobs[id] else { return [] }
+            return [.name(.job, actions, job.spec.type)]
+        }
+        switch command {
+        case .acquireLock(let key, _, _, _), .renewLock(let key, _, _), .releaseLock(let key, _):
+            return [.name(.lock, .write, key)]
+        case .addJob(let spec):
+            return [.name(.job, .write, spec.type)]
+        case .claimJob(let types, _, _):
+            return types.map { .name(.job, .work, $0) }
+        case .claimJobByID(let id, _), .extendJob(let id, _, _), .completeJob(let id, _, _), .failJob(let id, _, _),
+            .abortJob(let id, _):
+            return onJob(id, .work)
+        case .deleteJob(let id), .requeueJob(let id):
+            return onJob(id, .admin)
+        case .purgeJobs:
+            return [.prefix(.job, .admin, "")]
+        case .forceReleaseLock, .addUser, .deleteUser, .grantRole, .revokeRole, .addToken, .removeToken, .addRole,
+            .deleteRole, .grantPermission, .revokePermission:
+            return [.clusterAdmin]
+        }
+    }
+
+    /// What `query` needs of its principal's roles.
+    func needs(_ query: Query) -> [AuthStore.Need] {
+        switch query {
+        case .getLock(let key):
+            return [.name(.lock, .read, key)]
+        case .listLocks(let prefix, _, _):
+            return [.prefix(.lock, .read, prefix)]
+        case .getJob(let id):
+            guard let job = jobs[id] else { return [] }
+            return [.name(.job, .read, job.spec.type)]
+        case .listJobs(let filter):
+            return [filter.type.isEmpty ? .prefix(.job, .read, "") : .name(.job, .read, filter.type)]
+        case .jobRunning(let type):
+            return [.name(.job, .read, type)]
+        case .nodeStatus:
+            return [.nothing]
+        case .listLeases, .listAuth:
+            return [.clusterAdmin]
+        }
+    }
+
+    /// Why `principal` may not run `query`, or nil when it may: for the node, which answers NODE_STATUS
+    /// itself and reads through the state machine.
+    public func refusal(_ query: Query, by principal: Principal?) -> ErrorReply? {
+        auth.refusal(principal, needs(query))
+    }
+
+    /// Installs the bootstrap token: the user `root` (created when missing) gets the built-in role and
+    /// this token, the previous bootstrap token is taken away, and authentication is on from here.
+    mutating func bootstrapAuth(_ hash: TokenHash) {
+        if auth.isBootstrapped(with: hash) { return }
+        let root = AuthStore.rootUser
+        var user = auth.users[root] ?? AuthStore.User()
+        if !user.roles.contains(AuthStore.rootRole) { user.roles = (user.roles + [AuthStore.rootRole]).sorted() }
+        if let old = auth.bootstrap { user.tokens[old.id] = nil }
+        if let holder = auth.owners[hash.id], holder != root { auth.users[holder]?.tokens[hash.id] = nil }
+        user.tokens[hash.id] = hash
+        auth.users[root] = user
+        auth.bootstrap = hash
+        auth.enabled = true
+        auth.rebuildOwners()
+    }
+
+    /// Applies a user or role change; nil when `command` is not one.
+    mutating func executeAuthChange(_ command: Command) -> Reply? {
+        let done = Reply.authUpdated(command.opcode)
+        func noUser(_ name: String) -> Reply { .error(.invalidArgument, "no user '\(name)'") }
+        func noRole(_ name: String) -> Reply { .error(.invalidArgument, "no role '\(name)'") }
+        let builtIn = Reply.error(.invalidArgument, "role '\(AuthStore.rootRole)' is built in: it grants everything and cannot be changed")
+        switch command {
+        case .addUser(let name):
+            if let e = checkName(name, "user") { return .error(e) }
+            guard auth.users[name] == nil else { return .error(.invalidArgument, "user '\(name)' exists") }
+            auth.users[name] = AuthStore.User()
+            return done
+        case .deleteUser(let name):
+            guard let user = auth.users.removeValue(forKey: name) else { return noUser(name) }
+            for id in user.tokens.keys { auth.owners[id] = nil }
+            return done
+        case .grantRole(let name, let role):
+            guard auth.users[name] != nil else { return noUser(name) }
+            guard role == AuthStore.rootRole || auth.roles[role] != nil else { return noRole(role) }
+            if !auth.users[name]!.roles.contains(role) { auth.users[name]!.roles = (auth.users[name]!.roles + [role]).sorted() }
+            return done
+        case .revokeRole(let name, let role):
+            guard auth.users[name] != nil else { return noUser(name) }
+            guard auth.users[name]!.roles.contains(role) else { return .error(.invalidArgument, "user '\(name)' has no role '\(role)'") }
+            auth.users[name]!.roles.removeAll { $0 == role }
+            return done
+        case .addToken(let name, let hash):
+            guard let user = auth.users[name] else { return noUser(name) }
+            guard auth.owners[hash.id] == nil else { return .error(.invalidArgument, "a token with id \(hash.id) exists; make another") }
+            guard user.tokens.count < AuthStore.maxTokensPerUser else {
+                return .error(.invalidArgument, "user '\(name)' holds \(AuthStore.maxTokensPerUser) tokens, the most allowed; remove one first")
+            }
+            auth.users[name]!.tokens[hash.id] = hash
+            auth.owners[hash.id] = name
+            return .tokenAdded(hash.id)
+        case .removeToken(let name, let id):
+            guard auth.users[name] != nil else { return noUser(name) }
+            guard auth.users[name]!.tokens.removeValue(forKey: id) != nil else {
+                return .error(.invalidArgument, "user '\(name)' has no token \(id)")
+            }
+            auth.owners[id] = nil
+            return done
+        case .addRole(let name):
+            if let e = checkName(name, "role") { return .error(e) }
+            guard name != AuthStore.rootRole, auth.roles[name] == nil else { return .error(.invalidArgument, "role '\(name)' exists") }
+            auth.roles[name] = []
+            return done
+        case .deleteRole(let name):
+            guard name != AuthStore.rootRole else { return builtIn }
+            guard auth.roles.removeValue(forKey: name) != nil else { return noRole(name) }
+            for user in auth.users.keys { auth.users[user]!.roles.removeAll { $0 == name } }
+            return done
+        case .grantPermission(let role, let permission):
+            guard role != AuthStore.rootRole else { return builtIn }
+            guard var permissions = auth.roles[role] else { return noRole(role) }
+            if permission.resource != .cluster, let e = checkName(permission.pattern, "pattern") { return .error(e) }
+            if let i = permissions.firstIndex(where: { $0.resource == permission.resource && $0.pattern == permission.pattern }) {
+                permissions[i].actions.formUnion(permission.actions)
+            } else {
+                guard permissions.count < AuthStore.maxPermissionsPerRole else {
+                    return .error(.invalidArgument, "role '\(role)' has \(AuthStore.maxPermissionsPerRole) permissions, the most allowed")
+                }
+                permissions.append(permission)
+            }
+            auth.roles[role] = permissions
+            return done
+        case .revokePermission(let role, let permission):
+            guard role != AuthStore.rootRole else { return builtIn }
+            guard var permissions = auth.roles[role] else { return noRole(role) }
+            guard let i = permissions.firstIndex(where: { $0.resource == permission.resource && $0.pattern == permission.pattern }),
+                !permissions[i].actions.isDisjoint(with: permission.actions)
+            else { return .error(.invalidArgument, "role '\(role)' has no permission \(permission)") }
+            permissions[i].actions.subtract(permission.actions)
+            if permissions[i].actions.isEmpty { permissions.remove(at: i) }
+            auth.roles[role] = permissions
+            return done
+        default:
+            return nil
+        }
+    }
+}

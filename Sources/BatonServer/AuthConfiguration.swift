@@ -1,0 +1,41 @@
+import BatonProtocol
+import Foundation
+
+/// Authentication (README, "Securing a cluster"): the file that holds the admin token. The leader
+/// installs that token for the user `root` (role `root`, every permission) when the cluster does not
+/// hold it yet, and from then on every request must authenticate. Give every member the same file.
+/// Writing a new token into the files and restarting the members replaces `root`'s old one: the way
+/// back in when the admin token is lost.
+public struct AuthConfiguration: Sendable, Hashable, Codable {
+    /// One line: the admin token, at least `minimumTokenLength` characters (64 hex digits from
+    /// `batonctl token new` or `openssl rand -hex 32`).
+    public var adminTokenFile: String
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case adminTokenFile
+    }
+
+    /// A shorter admin token is refused: it could be guessed.
+    public static let minimumTokenLength = 32
+
+    public init(adminTokenFile: String) {
+        self.adminTokenFile = adminTokenFile
+    }
+
+    /// The admin token's hash, read from the file now; throws a message that names the file.
+    func adminTokenHash() throws -> TokenHash {
+        let text: String
+        do {
+            text = try String(contentsOfFile: adminTokenFile, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(.unreadableFile, "auth.adminTokenFile \(adminTokenFile): \(error.localizedDescription)")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard token.count >= Self.minimumTokenLength, !token.contains(where: \.isWhitespace) else {
+            throw ConfigurationError(
+                .unreadableFile,
+                "auth.adminTokenFile \(adminTokenFile): the token must be one word of at least \(Self.minimumTokenLength) characters (make one with `batonctl token new`)")
+        }
+        return TokenHash(of: token)
+    }
+}
