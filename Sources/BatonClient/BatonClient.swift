@@ -167,7 +167,19 @@ public final class BatonClient: Sendable {
         var delay = Duration.milliseconds(20)
         while true {
             do {
-                let connection = try await connection()
+                let connection: Connection
+                do {
+                    connection = try await self.connection()
+                } catch BatonClientError.server(let e) where e.code == .unauthenticated {
+                    // AUTH refused the token. A member may not know it yet (it lags behind the leader,
+                    // or a new cluster is still installing its admin token): ask again, the next
+                    // member first, until the retry timeout; then the refusal stands.
+                    if clock.now + delay >= giveUp || Task.isCancelled { throw BatonClientError.server(e) }
+                    state.withLockedValue { $0.nextEndpoint = ($0.nextEndpoint + 1) % max(endpoints.count, 1) }
+                    try await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(1))
+                    continue
+                }
                 let id = state.withLockedValue { s in
                     s.lastRequestID = s.lastRequestID == .max ? 2 : s.lastRequestID + 1
                     return RequestID(s.lastRequestID)

@@ -17,9 +17,11 @@ extension BatonClient {
 
         /// The client context: the node's certificate is checked against the CA and against the
         /// endpoint's name, or its IP address when the endpoint is one.
-        func makeContext() throws -> NIOSSLContext {
+        /// `applicationProtocols`: what ALPN offers (`h2` for the HTTP/2 transport).
+        func makeContext(applicationProtocols: [String] = []) throws -> NIOSSLContext {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.minimumTLSVersion = .tlsv12
+            tls.applicationProtocols = applicationProtocols
             if let caFile { tls.trustRoots = .file(caFile) }
             if let certificateFile, let keyFile {
                 tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }

@@ -116,13 +116,12 @@ final class Connection: Sendable {
         let carrier: Carrier
         let tlsContext: NIOSSLContext?
         do {
-            tlsContext = try tls?.makeContext()
+            tlsContext = try tls?.makeContext(applicationProtocols: transport == .http2 ? ["h2"] : [])
         } catch {
             throw BatonClientError.connectFailed("\(endpoint): TLS: \(error)")
         }
-        if tlsContext != nil, transport == .http2 {
-            throw BatonClientError.connectFailed("\(endpoint): TLS is for the TCP transport; HTTP/2 over TLS is not offered yet")
-        }
+        // An IP address is checked against the certificate's IP names; it is not sent as SNI.
+        let serverName = endpoint.host.contains(where: { $0.isLetter }) && !endpoint.host.contains(":") ? endpoint.host : nil
         do {
             let bootstrap = ClientBootstrap(group: group)
                 .connectTimeout(connectTimeout)
@@ -132,10 +131,8 @@ final class Connection: Sendable {
                 channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tlsContext {
-                            // An IP address is checked against the certificate's IP names; it is not sent as SNI.
-                            let name = endpoint.host.contains(where: { $0.isLetter }) && !endpoint.host.contains(":") ? endpoint.host : nil
                             try channel.pipeline.syncOperations.addHandler(
-                                NIOSSLClientHandler(context: tlsContext, serverHostname: name))
+                                NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                         }
                         try channel.pipeline.syncOperations.addHandlers([
                             ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrameSize)),
@@ -148,6 +145,10 @@ final class Connection: Sendable {
             case .http2:
                 let (c, streams) = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tlsContext {  // h2 over TLS, offered by ALPN
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
+                        }
                         var settings = NIOHTTP2Handler.ConnectionConfiguration()
                         settings.initialSettings = [HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20)]
                         let streams = try channel.pipeline.syncOperations.configureHTTP2Pipeline(

@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import UnixSignals
 
 /// A Baton node serving clients over TCP.
 ///
@@ -15,11 +16,12 @@ public final class BatonServer: Sendable {
     public let configuration: NodeConfiguration
     private let group: MultiThreadedEventLoopGroup
     private let runtime: NIOLoopBoundBox<NodeRuntime>
-    private let logger: Logger
+    let logger: Logger
 
     private let storage: any NodeStorage
     private let metricsChannel = NIOLockedValueBox<(any Channel)?>(nil)
     private let http2Channel = NIOLockedValueBox<(any Channel)?>(nil)
+    private let certificates: CertificateStore
 
     /// Recovers the node's state from its data directory (if it has one); throws when the data is
     /// damaged beyond a torn tail.
@@ -30,13 +32,20 @@ public final class BatonServer: Sendable {
         self.logger = logger
         let metrics = NodeMetrics()
         let adminToken = try configuration.auth?.adminTokenHash()
+        let certificates = try CertificateStore(tls: configuration.tls, peerTLS: configuration.peerTLS)
+        self.certificates = certificates
+        var peerTLS: PeerTransport.TLS?
+        if configuration.peerTLS != nil, let membership = configuration.membership {
+            let members = Dictionary(uniqueKeysWithValues: membership.nodes.map { (membership[$0]!.nodeID, $0) })
+            peerTLS = PeerTransport.TLS(certificates: certificates, members: members)
+        }
         let recovered = try RecoveredState.recover(configuration, logger: logger, metrics: metrics)
         self.storage = recovered.storage
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         self.runtime = NIOLoopBoundBox.makeBoxSendingValue(
             NodeRuntime(
-                configuration: configuration, eventLoop: loop, recovered: recovered, metrics: metrics, adminToken: adminToken,
+                configuration: configuration, eventLoop: loop, recovered: recovered, metrics: metrics, adminToken: adminToken, peerTLS: peerTLS,
                 logger: logger),
             eventLoop: loop)
     }
@@ -45,7 +54,7 @@ public final class BatonServer: Sendable {
     public func start() async throws -> any Channel {
         let runtime = self.runtime
         let configuration = self.configuration
-        let tls = try configuration.tls?.makeContext()
+        let certificates = self.certificates
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -53,7 +62,9 @@ public final class BatonServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    if let tls = certificates.current.client {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         ClientConnectionHandler(runtime: runtime.value, allocator: channel.allocator))
                 }
@@ -87,7 +98,7 @@ public final class BatonServer: Sendable {
         if let http2Port = configuration.http2Port {
             let h2 = try await bindHTTP2(port: http2Port)
             http2Channel.withLockedValue { $0 = h2 }
-            logger.info("HTTP/2 (h2c, prior knowledge)", metadata: ["address": "\(h2.localAddress.map { "\($0)" } ?? "?")"])
+            logger.info(configuration.tls == nil ? "HTTP/2 (h2c, prior knowledge)" : "HTTP/2 (h2 over TLS)", metadata: ["address": "\(h2.localAddress.map { "\($0)" } ?? "?")"])
         }
         return channel
     }
@@ -100,16 +111,27 @@ public final class BatonServer: Sendable {
     /// Binds the HTTP/2 listener: h2c with prior knowledge; each stream is one Baton request.
     private func bindHTTP2(port: Int) async throws -> any Channel {
         let runtime = self.runtime
+        let certificates = self.certificates
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = certificates.current.http2 {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionHandler(runtime: runtime.value))
                 }
             }
             .bind(host: configuration.host, port: port)
             .get()
+    }
+
+    /// Reads the TLS certificates and keys again (SIGHUP): new connections use them. Throws, and keeps
+    /// the ones in use, when a file cannot be used.
+    public func reloadCertificates() throws {
+        try certificates.reload()
+        logger.notice("certificates reloaded")
     }
 
     /// The port of the metrics endpoint, once started (nil when it is off).
@@ -139,9 +161,24 @@ public struct BatonNodeService: Service {
         server = try BatonServer(configuration: configuration, logger: logger)
     }
 
+    /// Serves until graceful shutdown; on SIGHUP reads the TLS certificates and keys again.
     public func run() async throws {
         let channel = try await server.start()
-        try? await gracefulShutdown()
+        let server = self.server
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in signals {  // ends when the group is cancelled
+                    do {
+                        try server.reloadCertificates()
+                    } catch {
+                        server.logger.error("SIGHUP: certificates not reloaded; the old ones stay in use", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
         try await server.shutdown(serverChannel: channel)
     }
 }

@@ -20,21 +20,12 @@ public struct ClientTLS: Sendable, Hashable, Codable {
     }
 
     /// The server context, read from the files now; throws a message that names the file at fault.
-    func makeContext() throws -> NIOSSLContext {
-        let chain: [NIOSSLCertificate]
-        let key: NIOSSLPrivateKey
-        do {
-            chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
-        } catch {
-            throw ClientTLSError("tls.certificateFile \(certificateFile): \(error)")
-        }
-        do {
-            key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
-        } catch {
-            throw ClientTLSError("tls.keyFile \(keyFile): \(error)")
-        }
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+    /// `applicationProtocols`: what ALPN offers (`h2` on the HTTP/2 port).
+    func makeContext(applicationProtocols: [String] = []) throws -> NIOSSLContext {
+        let identity = try PEMIdentity(certificateFile: certificateFile, keyFile: keyFile, section: "tls")
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: identity.certificateChain, privateKey: identity.privateKey)
         tls.minimumTLSVersion = .tlsv12
+        tls.applicationProtocols = applicationProtocols
         if let clientCAFile {
             tls.certificateVerification = .noHostnameVerification
             tls.trustRoots = .file(clientCAFile)

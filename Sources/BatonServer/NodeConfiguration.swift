@@ -16,6 +16,11 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var port: Int = 7700
     /// TLS on the client port. Nil: plain TCP.
     public var tls: ClientTLS? = nil
+    /// Serve on an address other than loopback without TLS or without authentication (`exposure`):
+    /// `baton serve` refuses to unless this is true, and then warns on every start.
+    public var insecure: Bool = false
+    /// Mutual TLS between members on the raft port. Nil: plain TCP between members.
+    public var peerTLS: PeerTLS? = nil
     /// Authentication with bearer tokens, users and roles. Nil: not configured here (a cluster whose
     /// state has it on still enforces it).
     public var auth: AuthConfiguration? = nil
@@ -135,7 +140,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case nodeID, host, port, tls, auth, maxFrameSize, idleTimeoutMilliseconds, limits
+        case nodeID, host, port, tls, peerTLS, auth, insecure, maxFrameSize, idleTimeoutMilliseconds, limits
         case dataDirectory, sync, snapshotEveryEntries, snapshotEveryBytes, segmentSizeBytes, slowLogWriteMilliseconds
         case metricsPort, http2Port, http2MaxConcurrentStreams
         case cluster, tickMilliseconds, absentClientGraceMilliseconds
@@ -153,6 +158,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         port = try value(.port, d.port)
         tls = try c.decodeIfPresent(ClientTLS.self, forKey: .tls)
         auth = try c.decodeIfPresent(AuthConfiguration.self, forKey: .auth)
+        peerTLS = try c.decodeIfPresent(PeerTLS.self, forKey: .peerTLS)
+        insecure = try value(.insecure, d.insecure)
         maxFrameSize = try value(.maxFrameSize, d.maxFrameSize)
         idleTimeoutMilliseconds = try value(.idleTimeoutMilliseconds, d.idleTimeoutMilliseconds)
         limits = try value(.limits, d.limits)
@@ -168,6 +175,20 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         cluster = try c.decodeIfPresent([ClusterMember].self, forKey: .cluster)
         tickMilliseconds = try value(.tickMilliseconds, d.tickMilliseconds)
         absentClientGraceMilliseconds = try value(.absentClientGraceMilliseconds, d.absentClientGraceMilliseconds)
+    }
+
+    /// What the node leaves open to the network, or nil: nothing when it listens on loopback only, or
+    /// has TLS on its client and HTTP/2 ports, authentication, and (in a cluster) TLS between members.
+    /// The metrics endpoint is plain HTTP and read only; firewall it where its numbers are private.
+    public var exposure: String? {
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        guard !loopback else { return nil }
+        var missing: [String] = []
+        if tls == nil { missing.append(http2Port == nil ? "TLS (tls)" : "TLS on the client and HTTP/2 ports (tls)") }
+        if auth == nil { missing.append("authentication (auth)") }
+        if (cluster?.count ?? 0) > 1 && peerTLS == nil { missing.append("TLS between members (peerTLS)") }
+        guard !missing.isEmpty else { return nil }
+        return "the node listens on \(host) without \(missing.joined(separator: ", "))"
     }
 
     /// Checks every rule; returns one message per broken rule.
@@ -198,6 +219,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if snapshotEveryBytes < 65536 { problems.append("snapshotEveryBytes must be at least 65536") }
         if segmentSizeBytes < 4096 { problems.append("segmentSizeBytes must be at least 4096") }
         if slowLogWriteMilliseconds < 1 { problems.append("slowLogWriteMilliseconds must be at least 1") }
+        if peerTLS != nil && cluster == nil { problems.append("peerTLS needs a cluster") }
         if let cluster {
             if membership == nil { problems.append("nodeID \(nodeID) is not in cluster") }
             if Set(cluster.map(\.nodeID)).count != cluster.count { problems.append("cluster names a nodeID twice") }
@@ -275,6 +297,10 @@ extension NodeConfiguration {
             // A misspelt clientCAFile would silently turn client certificates off.
             let knownTLS = Set(ClientTLS.CodingKeys.allCases.map(\.stringValue))
             unknown += tls.keys.filter { !knownTLS.contains($0) }.sorted().map { "tls.\($0)" }
+        }
+        if let peerTLS = top["peerTLS"] as? [String: Any] {
+            let knownPeerTLS = Set(PeerTLS.CodingKeys.allCases.map(\.stringValue))
+            unknown += peerTLS.keys.filter { !knownPeerTLS.contains($0) }.sorted().map { "peerTLS.\($0)" }
         }
         if let auth = top["auth"] as? [String: Any] {
             let knownAuth = Set(AuthConfiguration.CodingKeys.allCases.map(\.stringValue))

@@ -50,7 +50,7 @@ final class NodeRuntime {
     /// A node whose state was recovered (or is new), ready to serve.
     init(
         configuration: NodeConfiguration, eventLoop: any EventLoop, recovered: RecoveredState, metrics: NodeMetrics,
-        adminToken: TokenHash? = nil, logger: Logger
+        adminToken: TokenHash? = nil, peerTLS: PeerTransport.TLS? = nil, logger: Logger
     ) {
         self.metrics = metrics
         self.configuration = configuration
@@ -65,7 +65,7 @@ final class NodeRuntime {
             wall: SystemClock.wall(), at: SystemClock.monotonic())
         if let membership = configuration.membership {  // a configured member listens on its raftPort, even alone
             let peers = membership.peers.mapValues { (host: $0.host, port: $0.raftPort) }
-            self.transport = PeerTransport(eventLoop: eventLoop, peers: peers, maxFrameSize: 1 << 28, logger: logger)
+            self.transport = PeerTransport(eventLoop: eventLoop, peers: peers, tls: peerTLS, maxFrameSize: 1 << 28, logger: logger)
         } else {
             self.transport = nil
         }

@@ -4,6 +4,7 @@ import BatonRaft
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Raft messages between cluster members over TCP, framed as in `RaftEnvelope+Codec.swift`, after
 /// the `PeerPreamble` exchange that agrees on the peer protocol version.
@@ -30,10 +31,22 @@ final class PeerTransport {
     static let agreementTimeout: TimeAmount = .seconds(1)
     /// Called on the event loop for every message that arrives.
     var receive: (RaftEnvelope) -> Void = { _ in }
+    private let tls: TLS?
 
-    init(eventLoop: any EventLoop, peers: [NodeIndex: (host: String, port: Int)], maxFrameSize: Int, logger: Logger) {
+    /// Mutual TLS between members (`PeerTLS`): the contexts of both ends (read anew on reload), and
+    /// each member by the name its certificate carries (its nodeID).
+    struct TLS {
+        var certificates: CertificateStore
+        var members: [String: NodeIndex]
+    }
+
+    init(
+        eventLoop: any EventLoop, peers: [NodeIndex: (host: String, port: Int)], tls: TLS? = nil, maxFrameSize: Int,
+        logger: Logger
+    ) {
         self.eventLoop = eventLoop
         self.peers = peers
+        self.tls = tls
         self.maxFrameSize = maxFrameSize
         self.logger = logger
     }
@@ -45,7 +58,26 @@ final class PeerTransport {
         return ServerBootstrap(group: eventLoop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { Self.addPeerHandlers(to: $0, side: .listener, maxFrameSize: maxFrameSize, this) }
+            .childChannelInitializer { channel in
+                let transport = this.value
+                guard let tls = transport.tls, let context = tls.certificates.current.peerListener else {
+                    return Self.addPeerHandlers(to: channel, side: .listener, maxFrameSize: maxFrameSize, this)
+                }
+                let identity = PeerIdentity()
+                let logger = transport.logger
+                let peer = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+                do {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        NIOSSLServerHandler(context: context),
+                        PeerCertificateCheck(members: tls.members, identity: identity) { why in
+                            logger.warning("refused a peer connection", metadata: ["peer": "\(peer)", "reason": "\(why)"])
+                        },
+                    ])
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                return Self.addPeerHandlers(to: channel, side: .listener, maxFrameSize: maxFrameSize, this, identity: identity)
+            }
             .bind(host: host, port: port)
             .map { channel in
                 this.value.listener = channel
@@ -97,7 +129,20 @@ final class PeerTransport {
             // Peers answer over their own connections; after the preamble's answer, anything arriving
             // here is read the same way.
             .channelInitializer { channel in
-                Self.addPeerHandlers(to: channel, side: .opener, maxFrameSize: maxFrameSize, this) { version in
+                let transport = this.value
+                var identity: PeerIdentity?
+                if let tls = transport.tls, let context = tls.certificates.current.peerOpener,
+                    let name = tls.members.first(where: { $0.value == peer })?.key
+                {
+                    // The listener must prove to be the member dialled: its certificate names its nodeID.
+                    do {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
+                    } catch {
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
+                    identity = PeerIdentity(member: peer)
+                }
+                return Self.addPeerHandlers(to: channel, side: .opener, maxFrameSize: maxFrameSize, this, identity: identity) { version in
                     this.value.agreed(peer, channel, version: version)
                 }
             }
@@ -140,12 +185,12 @@ final class PeerTransport {
     /// the preamble exchange (`agreed`: the opener's, once the listener answered).
     private static func addPeerHandlers(
         to channel: any Channel, side: PeerFrameDecoder.Side, maxFrameSize: Int, _ transport: NIOLoopBound<PeerTransport>,
-        agreed: @escaping (UInt16) -> Void = { _ in }
+        identity: PeerIdentity? = nil, agreed: @escaping (UInt16) -> Void = { _ in }
     ) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(PeerFrameDecoder(maxFrameSize: maxFrameSize, side: side)),
-                PeerInboundHandler(logger: transport.value.logger, agreed: agreed) { transport.value.receive($0) },
+                PeerInboundHandler(logger: transport.value.logger, identity: identity, agreed: agreed) { transport.value.receive($0) },
             ])
         }
     }
@@ -211,9 +256,15 @@ final class PeerInboundHandler: ChannelInboundHandler {
     private let agreed: (UInt16) -> Void
     private let deliver: (RaftEnvelope) -> Void
     private var snapshot = SnapshotAssembler()
+    /// With mutual TLS: the member the connection proved to be; its messages must say they are from it.
+    private let identity: PeerIdentity?
 
-    init(logger: Logger, agreed: @escaping (UInt16) -> Void = { _ in }, _ deliver: @escaping (RaftEnvelope) -> Void) {
+    init(
+        logger: Logger, identity: PeerIdentity? = nil, agreed: @escaping (UInt16) -> Void = { _ in },
+        _ deliver: @escaping (RaftEnvelope) -> Void
+    ) {
         self.logger = logger
+        self.identity = identity
         self.agreed = agreed
         self.deliver = deliver
     }
@@ -229,7 +280,13 @@ final class PeerInboundHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var body = unwrapInboundIn(data)
         do {
-            if let envelope = try snapshot.add(try PeerFrame.decode(&body)) { deliver(envelope) }
+            guard let envelope = try snapshot.add(try PeerFrame.decode(&body)) else { return }
+            if let identity, envelope.from != identity.member {
+                throw ErrorReply(
+                    .invalidArgument,
+                    "a message from member \(envelope.from) on the connection of \(identity.member.map { "member \($0)" } ?? "no member")")
+            }
+            deliver(envelope)
         } catch {
             refuse(context: context, error)
         }
@@ -240,9 +297,12 @@ final class PeerInboundHandler: ChannelInboundHandler {
     }
 
     private func refuse(context: ChannelHandlerContext, _ error: any Error) {
+        let peer = "\(context.remoteAddress.map { "\($0)" } ?? "?")"
         if let error = error as? ErrorReply {
-            logger.warning(
-                "closed a peer connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error.message)"])
+            logger.warning("closed a peer connection", metadata: ["peer": "\(peer)", "error": "\(error.message)"])
+        } else if error is NIOSSLError || error is BoringSSLError {
+            // A certificate from another CA, for another member, expired: told once per attempt.
+            logger.warning("peer TLS failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
         }
         context.close(promise: nil)
     }

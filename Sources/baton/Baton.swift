@@ -37,8 +37,11 @@ extension Baton {
                 restarts. Stop with Ctrl-C.
                 """)
 
-        @Option(help: "Address to listen on.")
+        @Option(help: "Address to listen on (another than loopback needs --insecure: dev has no TLS and no authentication).")
         var host = "127.0.0.1"
+
+        @Flag(help: "Listen on an address other than loopback although anyone who reaches it may do anything.")
+        var insecure = false
 
         @Option(help: "Port to listen on (0 picks a free port).")
         var port = 7700
@@ -67,6 +70,7 @@ extension Baton {
             configuration.dataDirectory = dataDir
             configuration.metricsPort = noMetrics ? nil : metricsPort
             configuration.http2Port = http2Port
+            configuration.insecure = insecure
             guard let mode = WriteAheadLog.SyncMode(rawValue: sync) else {
                 throw ValidationError("--sync must be 'always' or 'none'")
             }
@@ -84,9 +88,13 @@ extension Baton {
 
                   {"nodeID": "baton-1", "host": "0.0.0.0", "port": 7700,
                    "dataDirectory": "/var/lib/baton", "sync": "always",
-                   "limits": {"minTTLMilliseconds": 100, "maxTTLMilliseconds": 86400000}}
+                   "tls": {"certificateFile": "/etc/baton/n1.pem",
+                           "keyFile": "/etc/baton/n1-key.pem"},
+                   "auth": {"adminTokenFile": "/etc/baton/admin.token"}}
 
-                See README.md, "Running a node", for every key.
+                On an address other than loopback the node refuses to start without tls and auth \
+                (and peerTLS in a cluster), unless the file says "insecure": true. SIGHUP reads \
+                the certificates again. See README.md, "Running a node" and "Securing a cluster".
                 """)
 
         @Option(help: "Path of the JSON configuration file.")
@@ -115,6 +123,13 @@ extension Baton {
 func serve(_ configuration: NodeConfiguration, logger: Logger) async throws {
     let problems = configuration.validate()
     guard problems.isEmpty else { throw ValidationError(problems.joined(separator: "; ")) }
+    if let exposure = configuration.exposure {
+        guard configuration.insecure else {
+            throw ValidationError(
+                "\(exposure): anyone who reaches it could do anything. Secure it (README, \"Securing a cluster\"; deploy/make-certs.sh), listen on 127.0.0.1, or say \"insecure\": true (baton dev: --insecure)")
+        }
+        logger.warning("insecure: \(exposure); anyone who reaches it may do anything")
+    }
     let group = ServiceGroup(
         configuration: .init(
             services: [.init(service: try BatonNodeService(configuration: configuration, logger: logger))],

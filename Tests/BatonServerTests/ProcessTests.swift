@@ -81,6 +81,42 @@ func freePort() async throws -> Int {
         #expect(text.contains("minTTLMilliseconds must be above zero"))
     }
 
+    /// On an address other than loopback, a node without TLS and authentication refuses to start and
+    /// says what it lacks; `"insecure": true` lets it start, with a warning (issue 20, item 4).
+    @Test func serveRefusesToListenOpenlyUnlessToldInsecure() async throws {
+        let port = try await freePort()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("baton-open-\(UUID()).json")
+        let data = temporaryDataDirectory()
+        try Unprivileged.makeDirectory(data)
+        defer {
+            try? FileManager.default.removeItem(at: file)
+            try? FileManager.default.removeItem(atPath: data)
+        }
+        try #"{"host": "0.0.0.0", "port": \#(port), "metricsPort": 0, "dataDirectory": "\#(data)"}"#.write(to: file, atomically: true, encoding: .utf8)
+        Unprivileged.handOver(file.path)
+        let (refused, output) = try launch(["serve", "--config", file.path])
+        #expect(try await waitForExit(refused) != 0)
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("listens on 0.0.0.0 without TLS (tls), authentication (auth)") && text.contains("\"insecure\": true"), "\(text)")
+
+        try #"{"host": "0.0.0.0", "port": \#(port), "metricsPort": 0, "dataDirectory": "\#(data)", "insecure": true}"#
+            .write(to: file, atomically: true, encoding: .utf8)
+        Unprivileged.handOver(file.path)
+        let (process, log) = try launch(["serve", "--config", file.path, "--log-level", "warning"])
+        let client = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "insecure"))
+        _ = try await client.addJob(JobSpec(type: "open"))
+        await client.shutdown()
+        kill(process.processIdentifier, SIGTERM)
+        #expect(try await waitForExit(process) == 0)
+        let warning = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(warning.contains("insecure: the node listens on 0.0.0.0 without"), "\(warning)")
+
+        // baton dev: loopback by default; another address needs --insecure.
+        let (dev, devOutput) = try launch(["dev", "--host", "0.0.0.0", "--port", "\(port)", "--no-metrics"])
+        #expect(try await waitForExit(dev) != 0)
+        #expect(String(decoding: devOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("--insecure"))
+    }
+
     @Test func serveReadsItsConfiguration() async throws {
         let port = try await freePort()
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(UUID()).json")
@@ -225,7 +261,7 @@ func freePort() async throws -> Int {
     }
 
     /// The README's example file, under "Running a node", is valid and names every key but
-    /// `cluster`, `tls` and `auth` (which have examples of their own), so the documentation keeps up with the code.
+    /// `cluster`, `tls`, `peerTLS` and `auth` (which have examples of their own), so the documentation keeps up with the code.
     @Test func theREADMEExampleNamesEveryKey() throws {
         let readme = try String(
             contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md"),
@@ -236,7 +272,7 @@ func freePort() async throws -> Int {
         #expect(configuration.validate().isEmpty)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(example.utf8)) as? [String: Any])
         let limits = try #require(object["limits"] as? [String: Any])
-        #expect(Set(object.keys).union(["cluster", "tls", "auth"]) == Set(NodeConfiguration.CodingKeys.allCases.map(\.stringValue)))
+        #expect(Set(object.keys).union(["cluster", "tls", "auth", "peerTLS"]) == Set(NodeConfiguration.CodingKeys.allCases.map(\.stringValue)))
         #expect(Set(limits.keys) == Set(NodeConfiguration.Limits.CodingKeys.allCases.map(\.stringValue)))
         // The example shows the defaults, but for the ones a real deployment changes.
         var defaults = NodeConfiguration()

@@ -132,4 +132,73 @@ import Testing
         let misspelt = #"{"tls": {"certificateFile": "a.pem", "keyFile": "b.pem", "clientCaFile": "c.pem"}}"#
         #expect(throws: ConfigurationError.self) { try NodeConfiguration.decode(json: Data(misspelt.utf8)) }
     }
+
+    /// The HTTP/2 port speaks h2 over TLS with the client port's certificate (ALPN h2); a cleartext
+    /// HTTP/2 client gets nothing from it.
+    @Test func theHTTP2PortSpeaksH2OverTLS() async throws {
+        let certs = try Certificates.make()
+        defer { certs.remove() }
+        try await withNode({
+            $0.tls = ClientTLS(certificateFile: certs.node, keyFile: certs.nodeKey)
+            $0.http2Port = 0
+        }) { node in
+            let port = try #require(node.server.http2Port)
+            var config = BatonClient.Configuration(endpoints: ["127.0.0.1:\(port)"], name: "h2-tls")
+            config.transport = .http2
+            config.tls = BatonClient.TLS(caFile: certs.ca)
+            config.retryTimeout = .seconds(1)
+            let h2 = BatonClient(configuration: config)
+            let error = await failure(of: h2)
+            #expect(error == nil, "\(String(describing: error))")
+            config.tls = nil
+            #expect(await failure(of: BatonClient(configuration: config)) != nil)
+        }
+    }
+
+    /// SIGHUP makes a node read its certificate again: after the files are replaced by a certificate
+    /// of another CA, new connections get it, while a client of the old CA no longer connects.
+    @Test func sighupReloadsTheCertificate() async throws {
+        let certs = try Certificates.make()
+        defer { certs.remove() }
+        let directory = certs.directory
+        chmod(directory, 0o755)
+        let live = (cert: directory + "/live.pem", key: directory + "/live-key.pem")
+        try FileManager.default.copyItem(atPath: certs.node, toPath: live.cert)
+        try FileManager.default.copyItem(atPath: certs.nodeKey, toPath: live.key)
+        let port = try await freePort()
+        let config = directory + "/baton.json"
+        try Unprivileged.makeDirectory(directory + "/data")
+        try #"{"port": \#(port), "metricsPort": 0, "dataDirectory": "\#(directory)/data", "tls": {"certificateFile": "\#(live.cert)", "keyFile": "\#(live.key)"}}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        for file in [config, live.cert, live.key] { Unprivileged.handOver(file) }
+        let node = try Unprivileged.process("baton", ["serve", "--config", config, "--log-level", "error"])
+        node.standardOutput = FileHandle.nullDevice
+        node.standardError = FileHandle.nullDevice
+        try node.run()
+        defer { kill(node.processIdentifier, SIGKILL); node.waitUntilExit() }
+        // A guard against a hang, not a bound on how fast: the node comes up, then takes the reload.
+        var served = false
+        for _ in 0..<500 where !served && node.isRunning {
+            served = await failure(of: client(port, tls: BatonClient.TLS(caFile: certs.ca))) == nil
+            if !served { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(served, "the node never served TLS")
+        // A certificate of the other CA for the same names, written over the live files.
+        let made = try runTool("/bin/sh", ["-c", """
+            set -e; cd '\(directory)'
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=baton-1 -keyout next-key.pem -out next.csr 2>/dev/null
+            openssl x509 -req -in next.csr -CA other-ca.pem -CAkey other-ca-key.pem -CAcreateserial -days 2 -extfile node.ext -out next.pem 2>/dev/null
+            cat next.pem > live.pem; cat next-key.pem > live-key.pem
+            """])
+        #expect(made.status == 0, "\(made.output)")
+        kill(node.processIdentifier, SIGHUP)
+        var reloaded = false
+        for _ in 0..<500 where !reloaded && node.isRunning {
+            reloaded = await failure(of: client(port, tls: BatonClient.TLS(caFile: certs.otherCA))) == nil
+            if !reloaded { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(reloaded, "SIGHUP did not bring in the new certificate")
+        #expect(await failure(of: client(port, tls: BatonClient.TLS(caFile: certs.ca))) != nil, "the old certificate is still served")
+        #expect(node.isRunning)
+    }
 }

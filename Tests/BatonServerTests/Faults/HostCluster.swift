@@ -9,7 +9,9 @@ import Glibc
 
 /// The three members of `deploy/three-hosts`, each on a host of `Hosts`, configured from those
 /// files (their addresses mapped onto the test's subnet, a snapshot every 300 entries, completed
-/// jobs kept for a day) and run as an unprivileged user.
+/// jobs kept for a day) and run as an unprivileged user: secured as deployed, with TLS to clients
+/// and between members and authentication, from certificates and a token that
+/// `deploy/make-certs.sh` makes for the test's addresses.
 final class HostCluster {
     let hosts: Hosts
     let directory: String
@@ -21,6 +23,9 @@ final class HostCluster {
     private(set) var processes: [Process?] = [nil, nil, nil]
     /// Members that exited without being killed (a crash, or a refusal to start), with their status.
     private(set) var exitedOnTheirOwn: [(member: Int, status: Int32)] = []
+    /// What clients need to reach the secured members: the CA and the admin token (nil for an older
+    /// build, `BATON_FAULT_BATON`, which runs the files without their security keys).
+    let security: (ca: String, token: String)?
 
     init(hosts: Hosts) throws {
         self.hosts = hosts
@@ -36,13 +41,32 @@ final class HostCluster {
         } else {
             executable = try Unprivileged.executable("baton")
         }
-        let deploy = URL(fileURLWithPath: #filePath)
+        let root = URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("deploy/three-hosts")
+        let deploy = root.appendingPathComponent("deploy/three-hosts")
+        let olderBuild = ProcessInfo.processInfo.environment["BATON_FAULT_BATON"].map { !$0.isEmpty } ?? false
+        let etc = "\(directory)/etc"
+        if olderBuild {
+            security = nil
+        } else {
+            let addresses = (0..<3).map { hosts.address(ofMember: $0) }
+            let (status, output) = try runTool(root.appendingPathComponent("deploy/make-certs.sh").path, [etc] + addresses)
+            guard status == 0 else { throw HostsError("deploy/make-certs.sh failed (\(status)): \(output)") }
+            chmod(etc, 0o755)
+            for file in try FileManager.default.contentsOfDirectory(atPath: etc) { Unprivileged.handOver("\(etc)/\(file)") }
+            let token = try String(contentsOfFile: "\(etc)/admin.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            security = ("\(etc)/ca.pem", token)
+        }
         for i in 0..<3 {
             var text = try String(contentsOf: deploy.appendingPathComponent("baton-\(i + 1).json"), encoding: .utf8)
             text = text.replacingOccurrences(of: "\"10.0.0.", with: "\"\(Hosts.subnet).")
             text = text.replacingOccurrences(of: "\"/var/lib/baton\"", with: "\"\(directory)/data-\(i + 1)\"")
+            text = text.replacingOccurrences(of: "\"/etc/baton/", with: "\"\(etc)/")
+            if olderBuild {
+                text = text.split(separator: "\n", omittingEmptySubsequences: false)
+                    .filter { !$0.contains("\"tls\"") && !$0.contains("\"peerTLS\"") && !$0.contains("\"auth\"") }
+                    .joined(separator: "\n")
+            }
             // Snapshots every few hundred entries, so a member back from a fault is sent one; completed
             // jobs kept for a day, so the jobs checker finds every acknowledged add at the end.
             text = text.replacingOccurrences(
@@ -117,6 +141,10 @@ final class HostCluster {
         c.retryTimeout = retryTimeout
         c.requestTimeout = requestTimeout
         c.eventLoopGroup = clientGroup
+        if let security {
+            c.tls = BatonClient.TLS(caFile: security.ca)
+            c.token = security.token
+        }
         return BatonClient(configuration: c)
     }
 
