@@ -7,19 +7,32 @@ public struct BatonDialect: Dialect {
     var sequence: UInt64 = 0
     let ttl: Milliseconds = 30_000
     public let canWait = true
+    /// Sent with AUTH after HELLO, for a cluster with authentication on.
+    let token: String?
+    private var greetingsLeft = 0
 
-    public init() {}
+    public init(token: String? = nil) {
+        self.token = token
+    }
 
     public mutating func handshake(into buffer: inout ByteBuffer) -> Bool {
         buffer.writeRequest(.hello(Hello(clientID: clientID, clientName: "baton-bench")), requestID: RequestID(UInt32.max))
+        greetingsLeft = 1
+        if let token {
+            buffer.writeRequest(.auth(token: token), requestID: RequestID(UInt32.max - 1))
+            greetingsLeft = 2
+        }
         return true
     }
 
     public mutating func readHandshake(_ buffer: inout ByteBuffer) throws -> Bool? {
         var decoder = FrameDecoder()
-        guard let frame = try decoder.decode(buffer: &buffer) else { return nil }
-        guard case .hello = try Reply.decode(opcode: frame.opcode, body: frame.body) else {
-            throw DialectError("HELLO refused")
+        while greetingsLeft > 0 {
+            guard let frame = try decoder.decode(buffer: &buffer) else { return nil }
+            switch try Reply.decode(opcode: frame.opcode, body: frame.body) {
+            case .hello, .authenticated: greetingsLeft -= 1
+            case let other: throw DialectError("\(greetingsLeft == 2 || token == nil ? "HELLO" : "AUTH") refused: \(other)")
+            }
         }
         return true
     }

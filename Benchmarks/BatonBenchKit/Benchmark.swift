@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A system the benchmark can drive.
 public enum Target: String, CaseIterable, Sendable, Codable {
@@ -26,6 +27,8 @@ public enum Target: String, CaseIterable, Sendable, Codable {
 
 /// Everything one run needs.
 public struct BenchmarkConfiguration: Sendable {
+    /// The TLS context made from `caFile` for the run.
+    var tls: NIOSSLContext? = nil
     public var target: Target = .baton
     public var host = "127.0.0.1"
     public var port: Int? = nil
@@ -40,6 +43,10 @@ public struct BenchmarkConfiguration: Sendable {
     public var duration: Duration = .seconds(5)
     /// Event-loop threads of the load generator.
     public var threads = 1
+    /// TLS to the target, trusting this CA (PEM); nil: plain TCP.
+    public var caFile: String? = nil
+    /// Baton: the bearer token each connection sends with AUTH after HELLO.
+    public var token: String? = nil
 
     public init() {}
 }
@@ -60,7 +67,15 @@ public func runBenchmark(_ config: BenchmarkConfiguration) async throws -> Repor
     }
 }
 
-private func run(_ config: BenchmarkConfiguration, on group: MultiThreadedEventLoopGroup) async throws -> Report {
+private func run(_ given: BenchmarkConfiguration, on group: MultiThreadedEventLoopGroup) async throws -> Report {
+    var configured = given
+    if let caFile = given.caFile {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(caFile)
+        tls.minimumTLSVersion = .tlsv12
+        configured.tls = try NIOSSLContext(configuration: tls)
+    }
+    let config = configured
     let measureFrom = NIODeadline.now() + .init(config.warmup)
     let stopAt = measureFrom + .init(config.duration)
     let endpoint = (host: config.host, port: config.port ?? config.target.defaultPort)
@@ -118,7 +133,7 @@ private func open(
     measureFrom: NIODeadline, stopAt: NIODeadline
 ) async throws -> EventLoopFuture<Measurement> {
     let promise = loop.makePromise(of: Measurement.self)
-    let (workload, target, keys, pipeline) = (config.workload, config.target, config.keys, config.pipeline)
+    let (workload, target, keys, pipeline, tls, token) = (config.workload, config.target, config.keys, config.pipeline, config.tls, config.token)
     @Sendable func connection<D: Dialect>(_ dialect: D) -> LoadConnection<D> {
         LoadConnection(dialect: dialect, workload: workload, keys: keys, pipeline: pipeline,
                        connectionIndex: index, measureFrom: measureFrom, stopAt: stopAt, result: promise)
@@ -128,8 +143,12 @@ private func open(
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 let handler: any ChannelHandler
+                if let tls {
+                    // An IP address is checked against the certificate's IP names.
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil))
+                }
                 switch target {
-                case .baton: handler = connection(BatonDialect())
+                case .baton: handler = connection(BatonDialect(token: token))
                 case .redis: handler = connection(RedisDialect())
                 case .beanstalkd: handler = connection(BeanstalkdDialect())
                 }

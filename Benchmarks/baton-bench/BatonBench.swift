@@ -38,6 +38,8 @@ struct Load: AsyncParsableCommand {
     @Option(help: "Seconds to measure.") var duration: Double = 5
     @Option(help: "Seconds to run before measuring.") var warmup: Double = 1
     @Option(help: "Load-generator threads.") var threads = 1
+    @Option(help: "TLS to the target, trusting this CA file (PEM).") var cacert: String?
+    @Option(help: "Baton: the bearer token to authenticate with (AUTH after HELLO).") var token: String?
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() async throws {
@@ -64,6 +66,8 @@ struct Load: AsyncParsableCommand {
         config.duration = .milliseconds(Int64(duration * 1000))
         config.warmup = .milliseconds(Int64(warmup * 1000))
         config.threads = threads
+        config.caFile = cacert
+        config.token = token
         let report = try await runBenchmark(config)
         print(json ? report.json : report.text)
         if report.cycles == 0 { throw ExitCode(1) }

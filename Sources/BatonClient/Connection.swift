@@ -71,9 +71,18 @@ final class ClientChannelHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A frame that does not decode is the node's fault; anything else (a reset connection, say,
-        // when a node is killed) is a lost connection, which a retry elsewhere may get past.
-        failAll(error is ErrorReply ? BatonClientError.unexpectedReply("\(error)") : BatonClientError.connectionClosed)
+        // A frame that does not decode is the node's fault; a failed TLS handshake is said as such;
+        // anything else (a reset connection, say, when a node is killed) is a lost connection, which
+        // a retry elsewhere may get past.
+        if error is ErrorReply {
+            failAll(BatonClientError.unexpectedReply("\(error)"))
+        } else if error is NIOSSLError || error is BoringSSLError {
+            failAll(
+                BatonClientError.connectFailed(
+                    "TLS handshake failed (\(error)): the node's certificate is not from the CA trusted here, names another host, or has expired; or the node refused this client's certificate"))
+        } else {
+            failAll(BatonClientError.connectionClosed)
+        }
         context.close(promise: nil)
     }
 

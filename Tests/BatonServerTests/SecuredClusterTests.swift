@@ -148,6 +148,19 @@ import Testing
         // baton-2's own certificate, speaking for baton-3: the preamble is answered (6 bytes), the
         // message closes the connection.
         let forged = RaftEnvelope(from: NodeIndex(3), to: NodeIndex(1), term: Term(1_000_000), message: .heartbeatReply(round: 1, syncing: false))
+        // baton-2's name, from the cluster's CA, but expired in 2020.
+        let expired = try runTool("/bin/sh", ["-c", """
+            set -e; cd '\(etc)'
+            rm -rf db && mkdir db && touch db/index.txt && echo 01 > db/serial
+            printf '[ca]\\ndefault_ca=x\\n[x]\\ndir=db\\ndatabase=db/index.txt\\nnew_certs_dir=db\\nserial=db/serial\\ndefault_md=sha256\\npolicy=p\\ncopy_extensions=copy\\n[p]\\ncommonName=supplied\\n' > old.cnf
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=baton-2 -addext subjectAltName=DNS:baton-2 \\
+              -addext extendedKeyUsage=serverAuth,clientAuth -keyout old-key.pem -out old.csr 2>/dev/null
+            openssl ca -batch -config old.cnf -cert ca.pem -keyfile ca-key.pem -in old.csr -startdate 20200101000000Z \\
+              -enddate 20200102000000Z -out old.pem 2>/dev/null
+            """])
+        #expect(expired.status == 0, "\(expired.output)")
+        let old = try await rogue(port: target.raftPort, certificate: "\(etc)/old.pem", key: "\(etc)/old-key.pem")
+        #expect(old.bytes == 0, "a peer with an expired certificate got an answer")
         let stolen = try await rogue(port: target.raftPort, certificate: "\(etc)/baton-2.pem", key: "\(etc)/baton-2-key.pem", message: forged)
         #expect(stolen.bytes == PeerPreamble.size, "a member's certificate spoke for another: \(stolen.bytes) bytes back")
         let refusals = log(target)

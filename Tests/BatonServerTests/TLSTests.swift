@@ -47,6 +47,26 @@ import Testing
         }
 
         func remove() { try? FileManager.default.removeItem(atPath: directory) }
+
+        /// A certificate of `ca` for `name` (DNS and 127.0.0.1) that expired in 2020, with its key,
+        /// as `expired-<name>.pem` and `expired-<name>-key.pem`; made with `openssl ca`, which alone
+        /// of OpenSSL 3.0's commands sets both dates.
+        func expired(_ name: String, ca: String = "ca") throws -> (certificate: String, key: String) {
+            let script = """
+                set -e
+                cd '\(directory)'
+                rm -rf expired-db && mkdir expired-db && touch expired-db/index.txt && echo 01 > expired-db/serial
+                printf '[ca]\\ndefault_ca=x\\n[x]\\ndir=expired-db\\ndatabase=expired-db/index.txt\\nnew_certs_dir=expired-db\\nserial=expired-db/serial\\ndefault_md=sha256\\npolicy=p\\ncopy_extensions=copy\\n[p]\\ncommonName=supplied\\n' > expired.cnf
+                openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=\(name) \\
+                  -addext 'subjectAltName=DNS:\(name),IP:127.0.0.1' -addext 'extendedKeyUsage=serverAuth,clientAuth' \\
+                  -keyout expired-\(name)-key.pem -out expired-\(name).csr 2>/dev/null
+                openssl ca -batch -config expired.cnf -cert \(ca).pem -keyfile \(ca)-key.pem -in expired-\(name).csr \\
+                  -startdate 20200101000000Z -enddate 20200102000000Z -out expired-\(name).pem 2>/dev/null
+                """
+            let (status, output) = try runTool("/bin/sh", ["-c", script])
+            guard status == 0 else { throw ClientTLSError("openssl ca failed (\(status)): \(output)") }
+            return (directory + "/expired-\(name).pem", directory + "/expired-\(name)-key.pem")
+        }
     }
 
     func client(_ port: Int, host: String = "127.0.0.1", tls: BatonClient.TLS?) -> BatonClient {
@@ -200,5 +220,34 @@ import Testing
         #expect(reloaded, "SIGHUP did not bring in the new certificate")
         #expect(await failure(of: client(port, tls: BatonClient.TLS(caFile: certs.ca))) != nil, "the old certificate is still served")
         #expect(node.isRunning)
+    }
+
+    /// An expired certificate is refused on either side: a node that serves one is not trusted, and
+    /// a client that presents one to a node asking for client certificates is not let in.
+    @Test func anExpiredCertificateIsRefused() async throws {
+        let certs = try Certificates.make()
+        defer { certs.remove() }
+        let old = try certs.expired("localhost")
+        try await withNode({ $0.tls = ClientTLS(certificateFile: old.certificate, keyFile: old.key) }) { node in
+            let error = await failure(of: client(node.port, tls: BatonClient.TLS(caFile: certs.ca)))
+            #expect("\(String(describing: error))".contains("TLS handshake failed"), "\(String(describing: error))")
+        }
+        try await withNode({ $0.tls = ClientTLS(certificateFile: certs.node, keyFile: certs.nodeKey, clientCAFile: certs.ca) }) { node in
+            let expiredClient = BatonClient.TLS(caFile: certs.ca, certificateFile: old.certificate, keyFile: old.key)
+            #expect(await failure(of: client(node.port, tls: expiredClient)) != nil)
+            let good = BatonClient.TLS(caFile: certs.ca, certificateFile: certs.client, keyFile: certs.clientKey)
+            #expect(await failure(of: client(node.port, tls: good)) == nil, "the node did not stay healthy")
+        }
+    }
+
+    /// TLS sent to a plaintext port: the client is told, and the node serves plain clients on.
+    @Test func tlsToAPlaintextPortFailsClearlyAndHarmsNoOne() async throws {
+        let certs = try Certificates.make()
+        defer { certs.remove() }
+        try await withNode { node in
+            let error = await failure(of: client(node.port, tls: BatonClient.TLS(caFile: certs.ca)))
+            #expect(error != nil)
+            #expect(await failure(of: client(node.port, tls: nil)) == nil, "a plain client was harmed")
+        }
     }
 }
