@@ -68,28 +68,28 @@ bench() {  # bench ROW ROUND PORT [baton-bench options...]
     echo "  round $round, $row: $(tail -1 "$ROWS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("{:,.0f} cycles/s, {} errors".format(r["cyclesPerSecond"], r["errors"]))')" >&2
 }
 
-one_node() {  # one_node ROUND: plaintext, TLS, TLS with authentication; in memory
-    local round=$1
-    start plain "$BIN/baton" dev --port 18700 --no-metrics --log-level error
-    wait_port 18700
-    bench "one node in memory, plaintext" "$round" 18700
-    stop_all
-    echo "{\"port\": 18701, \"metricsPort\": null, \"dataDirectory\": null,
-      \"tls\": {\"certificateFile\": \"$ETC/baton-1.pem\", \"keyFile\": \"$ETC/baton-1-key.pem\"}}" >"$WORK/tls.json"
-    start tls "$BIN/baton" serve --config "$WORK/tls.json" --log-level error
-    wait_port 18701
-    bench "one node in memory, TLS" "$round" 18701 --cacert "$ETC/ca.pem"
-    stop_all
-    echo "{\"port\": 18702, \"metricsPort\": null, \"dataDirectory\": null, \"auth\": {\"adminTokenFile\": \"$ETC/admin.token\"},
-      \"tls\": {\"certificateFile\": \"$ETC/baton-1.pem\", \"keyFile\": \"$ETC/baton-1-key.pem\"}}" >"$WORK/auth.json"
-    start auth "$BIN/baton" serve --config "$WORK/auth.json" --log-level error
-    wait_port 18702
-    for _ in $(seq 1 50); do  # until the admin token is installed
-        "$BIN/batonctl" --endpoints 127.0.0.1:18702 --cacert "$ETC/ca.pem" --token "$TOKEN" status >/dev/null 2>&1 && break
-        sleep 0.1
+one_node() {  # one_node ROUND: plaintext, TLS, TLS with authentication; in memory, as Redis runs here
+    local round=$1 kind port=18700 security
+    for kind in plaintext TLS "TLS and authentication"; do
+        security=""
+        [ "$kind" != plaintext ] && security="\"tls\": {\"certificateFile\": \"$ETC/baton-1.pem\", \"keyFile\": \"$ETC/baton-1-key.pem\"},"
+        [ "$kind" = "TLS and authentication" ] && security+="\"auth\": {\"adminTokenFile\": \"$ETC/admin.token\"},"
+        echo "{\"port\": $port, \"metricsPort\": 0, \"dataDirectory\": null, $security \"nodeID\": \"one\"}" >"$WORK/one.json"
+        start one "$BIN/baton" serve --config "$WORK/one.json" --log-level error
+        wait_port $port
+        case $kind in
+        plaintext) bench "one node in memory, plaintext" "$round" $port ;;
+        TLS) bench "one node in memory, TLS" "$round" $port --cacert "$ETC/ca.pem" ;;
+        *)
+            for _ in $(seq 1 50); do  # until the admin token is installed
+                "$BIN/batonctl" --endpoints "127.0.0.1:$port" --cacert "$ETC/ca.pem" --token "$TOKEN" status >/dev/null 2>&1 && break
+                sleep 0.1
+            done
+            bench "one node in memory, TLS and authentication" "$round" $port --cacert "$ETC/ca.pem" --token "$TOKEN" ;;
+        esac
+        stop_all
+        port=$((port + 1))
     done
-    bench "one node in memory, TLS and authentication" "$round" 18702 --cacert "$ETC/ca.pem" --token "$TOKEN"
-    stop_all
 }
 
 redis() {  # redis ROUND: plaintext and TLS, no persistence
@@ -119,7 +119,7 @@ three_nodes() {  # three_nodes ROUND SECURED: three members with fsync, plaintex
               \"peerTLS\": {\"certificateFile\": \"$ETC/baton-$i.pem\", \"keyFile\": \"$ETC/baton-$i-key.pem\", \"caFile\": \"$ETC/ca.pem\"},
               \"auth\": {\"adminTokenFile\": \"$ETC/admin.token\"},"
         fi
-        echo "{\"nodeID\": \"baton-$i\", \"port\": 1872$i, \"metricsPort\": null, \"dataDirectory\": \"$WORK/n$i\", \"sync\": \"always\",
+        echo "{\"nodeID\": \"baton-$i\", \"port\": 1872$i, \"metricsPort\": 0, \"dataDirectory\": \"$WORK/n$i\", \"sync\": \"always\",
           $security \"cluster\": [$members]}" >"$WORK/n$i.json"
         start "n$i" "$BIN/baton" serve --config "$WORK/n$i.json" --log-level error
     done
@@ -165,7 +165,9 @@ for row in order:
     rs = by[row]
     p50 = statistics.median(r["latencyMicroseconds"]["p50"] for r in rs) / 1000
     p99 = statistics.median(r["latencyMicroseconds"]["p99"] for r in rs) / 1000
-    print(f"| {row} | {median(row):,.0f} | {' / '.join(f'{r['cyclesPerSecond']:,.0f}' for r in rs)} | {p50:.2f} | {p99:.2f} | {sum(r['errors'] for r in rs)} |")
+    each = " / ".join("{:,.0f}".format(r["cyclesPerSecond"]) for r in rs)
+    errors = sum(r["errors"] for r in rs)
+    print(f"| {row} | {median(row):,.0f} | {each} | {p50:.2f} | {p99:.2f} | {errors} |")
 def ratio(a, b): return median(a) / median(b)
 print()
 print(f"- TLS against plaintext, one node: {ratio('one node in memory, TLS', 'one node in memory, plaintext'):.2f}x "

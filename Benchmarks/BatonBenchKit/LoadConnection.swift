@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One benchmark connection: keeps `pipeline` cycles in flight, each a closed loop (the next request of
 /// a slot goes out when its reply comes), and writes every request produced by one read in one flush.
@@ -95,6 +96,12 @@ final class LoadConnection<D: Dialect>: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // redis-server answers the close at the end of a run without TLS's close_notify: not an
+        // error of the run.
+        if stopping, case NIOSSLError.uncleanShutdown = error {
+            context.close(promise: nil)
+            return
+        }
         measurement.recordError("\(error)")
         context.close(promise: nil)
     }

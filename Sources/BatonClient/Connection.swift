@@ -77,9 +77,7 @@ final class ClientChannelHandler: ChannelDuplexHandler {
         if error is ErrorReply {
             failAll(BatonClientError.unexpectedReply("\(error)"))
         } else if error is NIOSSLError || error is BoringSSLError {
-            failAll(
-                BatonClientError.connectFailed(
-                    "TLS handshake failed (\(error)): the node's certificate is not from the CA trusted here, names another host, or has expired; or the node refused this client's certificate"))
+            failAll(BatonClientError.connectFailed(TLSHandshakeWatch.message("\(error)")))
         } else {
             failAll(BatonClientError.connectionClosed)
         }
@@ -131,6 +129,7 @@ final class Connection: Sendable {
         }
         // An IP address is checked against the certificate's IP names; it is not sent as SNI.
         let serverName = endpoint.host.contains(where: { $0.isLetter }) && !endpoint.host.contains(":") ? endpoint.host : nil
+        let watch = tlsContext.map { _ in TLSHandshakeWatch() }
         do {
             let bootstrap = ClientBootstrap(group: group)
                 .connectTimeout(connectTimeout)
@@ -139,9 +138,10 @@ final class Connection: Sendable {
             case .tcp:
                 channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let tlsContext {
-                            try channel.pipeline.syncOperations.addHandler(
-                                NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
+                        if let tlsContext, let watch {
+                            try channel.pipeline.syncOperations.addHandlers([
+                                NIOSSLClientHandler(context: tlsContext, serverHostname: serverName), watch,
+                            ])
                         }
                         try channel.pipeline.syncOperations.addHandlers([
                             ByteToMessageHandler(FrameDecoder(maxFrameSize: maxFrameSize)),
@@ -154,9 +154,10 @@ final class Connection: Sendable {
             case .http2:
                 let (c, streams) = try await bootstrap.connect(host: endpoint.host, port: endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let tlsContext {  // h2 over TLS, offered by ALPN
-                            try channel.pipeline.syncOperations.addHandler(
-                                NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
+                        if let tlsContext, let watch {  // h2 over TLS, offered by ALPN
+                            try channel.pipeline.syncOperations.addHandlers([
+                                NIOSSLClientHandler(context: tlsContext, serverHostname: serverName), watch,
+                            ])
                         }
                         var settings = NIOHTTP2Handler.ConnectionConfiguration()
                         settings.initialSettings = [HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20)]
@@ -184,6 +185,10 @@ final class Connection: Sendable {
                 "\(endpoint) does not answer HELLO in Baton's frames (\(what)): is the node on TLS (configure tls), or is this another service?")
         } catch {
             try? await channel.close()
+            try? await channel.closeFuture.get()  // the handshake's error, if any, has been seen by now
+            if let failure = watch?.failure.withLockedValue({ $0 }) {
+                throw BatonClientError.connectFailed("\(endpoint): \(TLSHandshakeWatch.message(failure))")
+            }
             throw error
         }
         switch reply {

@@ -64,9 +64,12 @@ public struct AuthStore: Sendable {
             return ErrorReply(.unauthenticated, "authentication is on: send AUTH with a token first")
         }
         guard let user = users[principal.user] else {
+            if principal.token == .certificate {
+                return ErrorReply(.unauthenticated, "no user '\(principal.user)', which the client certificate names")
+            }
             return ErrorReply(.unauthenticated, "user '\(principal.user)' no longer exists")
         }
-        guard user.tokens[principal.token] != nil else {
+        guard principal.token == .certificate || user.tokens[principal.token] != nil else {
             return ErrorReply(.unauthenticated, "token \(principal.token) of user '\(principal.user)' was removed")
         }
         for need in needs where !allows(user, need) {

@@ -4,7 +4,8 @@ import BatonProtocol
 /// entries carry it, so every member checks the same permissions at the same log position.
 public struct Principal: Hashable, Sendable, CustomStringConvertible {
     public var user: String
-    /// The token the connection showed; the entry is refused once that token is removed.
+    /// The token the connection showed, whose removal refuses the entry; `TokenID.certificate` when a
+    /// client certificate proved the user.
     public var token: TokenID
     public init(user: String, token: TokenID) {
         self.user = user

@@ -100,7 +100,9 @@ extension StateMachine {
             return done
         case .addToken(let name, let hash):
             guard let user = auth.users[name] else { return noUser(name) }
-            guard auth.owners[hash.id] == nil else { return .error(.invalidArgument, "a token with id \(hash.id) exists; make another") }
+            guard auth.owners[hash.id] == nil, hash.id != .certificate else {
+                return .error(.invalidArgument, "a token with id \(hash.id) exists; make another")
+            }
             guard user.tokens.count < AuthStore.maxTokensPerUser else {
                 return .error(.invalidArgument, "user '\(name)' holds \(AuthStore.maxTokensPerUser) tokens, the most allowed; remove one first")
             }

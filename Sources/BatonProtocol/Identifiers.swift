@@ -81,7 +81,9 @@ public struct TokenID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var rawValue: UInt64
     @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
-    public var description: String { String(rawValue, radix: 16).leftPaddedHex(16) }
+    public var description: String { self == .certificate ? "certificate" : String(rawValue, radix: 16).leftPaddedHex(16) }
+    /// Not a token: the user was proved by a client certificate naming it (no token hash has this id).
+    public static let certificate = TokenID(0)
 }
 
 extension String {

@@ -1,6 +1,9 @@
+import BatonCore
 import BatonProtocol
 import Logging
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 /// One client connection: cuts the byte stream into frames, turns them into calls on the node
 /// runtime, and answers into frames. Answers produced while reading a batch of frames go out in one
@@ -62,6 +65,19 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     /// removes the handler (the channel closed), or neither is ever freed (LeakSanitizer found it).
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+    }
+
+    /// With client certificates required (`tls.clientCAFile`), the certificate's common name is the
+    /// connection's user until an AUTH says otherwise (README, "Securing a cluster").
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event, runtime.configuration.tls?.clientCAFile != nil,
+            let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate(),
+            let name = CertificateUser.name(of: certificate)
+        {
+            session.principal = Principal(user: name, token: .certificate)
+            logger[metadataKey: "user"] = "\(name)"
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

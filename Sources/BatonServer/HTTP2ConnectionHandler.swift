@@ -4,6 +4,8 @@ import CNghttp2
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
+import NIOTLS
 
 /// One HTTP/2 connection carrying Baton requests, one per stream (PROTOCOL.md, "HTTP/2"), on
 /// libnghttp2 (`NGHTTP2Session`): the bytes of the connection go to nghttp2, which reports each
@@ -58,6 +60,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     /// as it applies each command, so a token removed since is refused all the same.
     private var lastBearer: (token: String, principal: Principal)?
     private var peerAddress = "?"
+    /// The user a client certificate proved (`tls.clientCAFile`), for requests without a token.
+    private var certificatePrincipal: Principal?
     var peerDescription: String { peerAddress }
     /// Whether the connection still carries requests (after it closes, nothing more is written).
     private var phase = Phase.open
@@ -137,6 +141,16 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         context.close(promise: nil)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event, runtime.configuration.tls?.clientCAFile != nil,
+            let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate(),
+            let name = CertificateUser.name(of: certificate)
+        {
+            certificatePrincipal = Principal(user: name, token: .certificate)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     // MARK: Requests, as nghttp2 reports them
 
     func streamOpened(_ id: Int32) {
@@ -204,7 +218,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
         streams[id]?.ended = true
         guard !stream.answered, let opcode = stream.opcode else { return }
         let requestID = RequestID(UInt32(id))
-        var principal: Principal?
+        var principal = certificatePrincipal
         if let token = stream.bearer {
             if let last = lastBearer, last.token == token {
                 principal = last.principal

@@ -30,7 +30,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var idleTimeoutMilliseconds: UInt32 = 300_000
     /// Limits and defaults of locks and jobs.
     public var limits: Limits = Limits()
-    /// Where the write-ahead log and snapshots live. Nil: in memory only (gone when the node stops).
+    /// Where the write-ahead log and snapshots live. Nil (`null` in the file): in memory only, gone
+    /// when the node stops, as `baton dev` runs.
     public var dataDirectory: String? = "baton-data"
     /// `always`: every acknowledged command is on disk (fdatasync per group commit). `none`: never
     /// sync (for tests and throw-away nodes; a machine crash loses recent commands).
@@ -163,7 +164,8 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         maxFrameSize = try value(.maxFrameSize, d.maxFrameSize)
         idleTimeoutMilliseconds = try value(.idleTimeoutMilliseconds, d.idleTimeoutMilliseconds)
         limits = try value(.limits, d.limits)
-        dataDirectory = try value(.dataDirectory, d.dataDirectory)
+        // An explicit null means in memory; a missing key, the default directory.
+        dataDirectory = c.contains(.dataDirectory) ? try c.decodeIfPresent(String.self, forKey: .dataDirectory) : d.dataDirectory
         sync = try value(.sync, d.sync)
         snapshotEveryEntries = try value(.snapshotEveryEntries, d.snapshotEveryEntries)
         snapshotEveryBytes = try value(.snapshotEveryBytes, d.snapshotEveryBytes)

@@ -4,6 +4,8 @@ import Foundation
 import NIOCore
 import Testing
 
+@testable import BatonServer
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,8 +19,15 @@ final class AuthNode {
     let metricsPort: Int
     private(set) var adminToken: String
     private var process: Process?
+    /// With TLS: the CA clients trust (the node's certificate chains to it).
+    let ca: String?
+    /// The client certificate the admin's client shows, for a node that asks for one.
+    private(set) var adminCertificate: (file: String, key: String)?
 
-    init() async throws {
+    /// `tls`: the node's certificate and key and, optionally, the CA its clients' certificates must
+    /// chain to; `ca`: the CA clients trust.
+    init(tls: ClientTLS? = nil, ca: String? = nil) async throws {
+        self.ca = ca
         directory = temporaryDataDirectory()
         try Unprivileged.makeDirectory(directory)
         chmod(directory, 0o755)
@@ -27,10 +36,15 @@ final class AuthNode {
         metricsPort = try await freePort()
         adminToken = TokenHash.newToken()
         try writeAdminToken(adminToken)
+        var tlsKey = ""
+        if let tls {
+            tlsKey = ", \"tls\": {\"certificateFile\": \"\(tls.certificateFile)\", \"keyFile\": \"\(tls.keyFile)\""
+                + (tls.clientCAFile.map { ", \"clientCAFile\": \"\($0)\"" } ?? "") + "}"
+        }
         let config = """
             {"nodeID": "auth-1", "port": \(port), "http2Port": \(http2Port), "metricsPort": \(metricsPort),
              "dataDirectory": "\(directory)/data", "sync": "none",
-             "auth": {"adminTokenFile": "\(directory)/admin.token"}}
+             "auth": {"adminTokenFile": "\(directory)/admin.token"}\(tlsKey)}
             """
         try config.write(toFile: "\(directory)/baton.json", atomically: true, encoding: .utf8)
         Unprivileged.handOver("\(directory)/baton.json")
@@ -45,8 +59,9 @@ final class AuthNode {
         Unprivileged.handOver(path)
     }
 
-    /// Starts the node and waits until the admin token works (the bootstrap entry is applied).
-    func start() async throws {
+    /// Starts the node and waits until the admin token works (the bootstrap entry is applied);
+    /// `certificate`: the client certificate a node that asks for one is shown.
+    func start(certificate: (file: String, key: String)? = nil) async throws {
         let p = try Unprivileged.process("baton", ["serve", "--config", "\(directory)/baton.json", "--log-level", "error"])
         let logPath = "\(directory)/baton.log"
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
@@ -57,7 +72,8 @@ final class AuthNode {
         try p.run()
         try log.close()
         process = p
-        let admin = client(token: adminToken, retryTimeout: .milliseconds(200))
+        let admin = client(token: adminToken, retryTimeout: .milliseconds(200), certificate: certificate ?? adminCertificate)
+        adminCertificate = certificate ?? adminCertificate
         defer { Task { await admin.shutdown() } }
         for _ in 0..<1000 {
             guard p.isRunning else { throw BatonClientError.connectFailed("baton exited: \(output())") }
@@ -87,9 +103,13 @@ final class AuthNode {
 
     var endpoint: String { "127.0.0.1:\(port)" }
 
-    func client(token: String?, transport: BatonClient.Transport = .tcp, retryTimeout: Duration = .seconds(2)) -> BatonClient {
+    func client(
+        token: String?, transport: BatonClient.Transport = .tcp, retryTimeout: Duration = .seconds(2),
+        certificate: (file: String, key: String)? = nil
+    ) -> BatonClient {
         var c = BatonClient.Configuration(endpoints: ["127.0.0.1:\(transport == .tcp ? port : http2Port)"], name: "auth-test")
         c.token = token
+        if let ca { c.tls = BatonClient.TLS(caFile: ca, certificateFile: certificate?.file, keyFile: certificate?.key) }
         c.transport = transport
         c.retryTimeout = retryTimeout
         c.requestTimeout = .seconds(5)
@@ -98,7 +118,7 @@ final class AuthNode {
 
     /// A user with one role granting `permissions`, made by the admin; returns its token.
     func user(_ name: String, _ permissions: [Permission]) async throws -> String {
-        let admin = client(token: adminToken)
+        let admin = client(token: adminToken, certificate: adminCertificate)
         defer { Task { await admin.shutdown() } }
         try await admin.addRole(name + "-role")
         for p in permissions { try await admin.grant(p, to: name + "-role") }
@@ -318,5 +338,31 @@ func serverError(_ call: () async throws -> Void) async -> ErrorReply? {
         p.waitUntilExit()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(p.terminationStatus != 0 && text.contains("auth.adminTokenFile") && text.contains("at least 32"), "\(text)")
+    }
+
+    /// With client certificates required, a certificate proves its user by its common name, without a
+    /// token, over TCP and HTTP/2: a certificate for `worker` is the user `worker`, with that user's
+    /// permissions; a certificate naming no user is refused.
+    @Test func aClientCertificateProvesItsUser() async throws {
+        let certs = try TLSTests.Certificates.make()
+        defer { certs.remove() }
+        chmod(certs.directory, 0o755)
+        for file in [certs.node, certs.nodeKey, certs.ca] { Unprivileged.handOver(file) }
+        let node = try await AuthNode(tls: ClientTLS(certificateFile: certs.node, keyFile: certs.nodeKey, clientCAFile: certs.ca), ca: certs.ca)
+        defer { node.destroy() }
+        try await node.start(certificate: (certs.client, certs.clientKey))
+        let worker = (file: certs.client, key: certs.clientKey)  // CN=worker
+        let anonymous = node.client(token: nil, certificate: worker)
+        defer { Task { await anonymous.shutdown() } }
+        #expect(await serverError { _ = try await anonymous.addJob(JobSpec(type: "thumbnail")) }?.message.contains("which the client certificate names") == true)
+        _ = try await node.user("worker", [Permission(.job, .write, "thumbnail")])
+        let byCertificate = node.client(token: nil, certificate: worker)
+        defer { Task { await byCertificate.shutdown() } }
+        _ = try await byCertificate.addJob(JobSpec(type: "thumbnail"))
+        #expect(await serverError { _ = try await byCertificate.addJob(JobSpec(type: "billing")) }?.code == .permissionDenied)
+        let h2 = node.client(token: nil, transport: .http2, certificate: worker)
+        defer { Task { await h2.shutdown() } }
+        _ = try await h2.addJob(JobSpec(type: "thumbnail"))
+        #expect(await serverError { _ = try await h2.addJob(JobSpec(type: "billing")) }?.code == .permissionDenied)
     }
 }

@@ -247,6 +247,8 @@ func freePort() async throws -> Int {
         #expect(NodeConfiguration().dataDirectory == "baton-data" && NodeConfiguration().metricsPort == 9770)
         #expect(NodeConfiguration.Limits() == NodeConfiguration().limits)
         #expect(NodeConfiguration().stateMachine == StateMachine.Configuration())
+        // An explicit null keeps nothing on disk; before, it fell back to ./baton-data.
+        #expect(try NodeConfiguration.decode(json: Data(#"{"dataDirectory": null}"#.utf8)).dataDirectory == nil)
     }
 
     @Test func partialLimitsKeepOtherDefaults() throws {
