@@ -48,8 +48,6 @@ public struct AuthStore: Sendable {
 
     /// What a request needs besides an authenticated principal.
     enum Need {
-        /// Nothing more.
-        case nothing
         /// The actions on one lock key or job type.
         case name(Permission.Resource, Permission.Actions, String)
         /// The actions on every name that starts with the prefix (a listing).
@@ -79,14 +77,11 @@ public struct AuthStore: Sendable {
     }
 
     func allows(_ user: User, _ need: Need) -> Bool {
-        if case .nothing = need { return true }
         for role in user.roles {
             if role == Self.rootRole { return true }
             for p in roles[role] ?? [] {
                 if p.resource == .cluster && p.actions.contains(.admin) { return true }
                 switch need {
-                case .nothing:
-                    return true
                 case .name(let resource, let actions, let name):
                     if p.resource == resource && p.actions.isSuperset(of: actions) && p.covers(name) { return true }
                 case .prefix(let resource, let actions, let prefix):
@@ -101,7 +96,6 @@ public struct AuthStore: Sendable {
 
     static func describe(_ need: Need) -> String {
         switch need {
-        case .nothing: "nothing"
         case .name(let resource, let actions, let name): "\(Permission(resource, actions, name))"
         case .prefix(let resource, let actions, let prefix): "\(Permission(resource, actions, prefix + "*"))"
         case .clusterAdmin: "\(Permission(.cluster, .admin))"

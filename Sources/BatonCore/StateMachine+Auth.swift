@@ -43,10 +43,8 @@ extension StateMachine {
             return [filter.type.isEmpty ? .prefix(.job, .read, "") : .name(.job, .read, filter.type)]
         case .jobRunning(let type):
             return [.name(.job, .read, type)]
-        case .nodeStatus:
-            return [.nothing]
-        case .listLeases, .listAuth:
-            return [.clusterAdmin]
+        case .nodeStatus, .listLeases, .listAuth:
+            return [.clusterAdmin]  // NODE_STATUS: the cluster's details (PING tells a node is up)
         }
     }
 

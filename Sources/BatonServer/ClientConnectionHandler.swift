@@ -145,7 +145,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
         case .ping:
             answer(.pong(serverTime: runtime.now), to: frame, started: started)
         case .authenticate(let token):
-            switch runtime.authenticate(token, peer: peerDescription) {
+            switch runtime.authenticate(token, peer: peerDescription, client: session.client) {
             case .success(let principal):
                 session.principal = principal
                 logger[metadataKey: "user"] = "\(principal.user)"

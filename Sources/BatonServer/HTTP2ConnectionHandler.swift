@@ -223,7 +223,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
             if let last = lastBearer, last.token == token {
                 principal = last.principal
             } else {
-                switch runtime.authenticate(token, peer: peerAddress) {
+                switch runtime.authenticate(token, peer: peerAddress, client: stream.clientID) {
                 case .success(let p):
                     principal = p
                     lastBearer = (token, p)
@@ -241,7 +241,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
             answer(id, .pong(serverTime: runtime.now))
         case .authenticate(let token):
             // A stream is one request: AUTH only checks the token (requests carry theirs in a header).
-            switch runtime.authenticate(token, peer: peerAddress) {
+            switch runtime.authenticate(token, peer: peerAddress, client: stream.clientID) {
             case .success(let p): answer(id, .authenticated(user: p.user))
             case .failure(let refusal): answer(id, .error(refusal))
             }

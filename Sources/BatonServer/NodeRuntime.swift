@@ -43,8 +43,9 @@ final class NodeRuntime {
         var opcode: Opcode
         /// When the request arrived, for the latency metric.
         var started: NIODeadline
-        /// The authenticated user, for the audit log of admin operations.
+        /// The authenticated user and the client, for the audit log of admin operations.
         var user: String?
+        var client: ClientID?
     }
 
     /// A node whose state was recovered (or is new), ready to serve.
@@ -197,7 +198,8 @@ final class NodeRuntime {
             guard Self.auditedOpcodes.contains(route.opcode) else { return }
         }
         let metadata: Logger.Metadata = [
-            "op": "\(route.opcode)", "user": "\(route.user ?? "-")", "peer": "\(route.connection.peerDescription)",
+            "op": "\(route.opcode)", "user": "\(route.user ?? "-")", "client.id": "\(route.client.map { "\($0)" } ?? "-")",
+            "peer": "\(route.connection.peerDescription)",
         ]
         if case .error(let e) = reply, denied {
             logger.notice("request refused: \(e.message)", metadata: metadata)
@@ -216,9 +218,10 @@ final class NodeRuntime {
     }
 
     private func route(
-        _ connection: any ReplySink, requestID: RequestID, opcode: Opcode, started: NIODeadline, user: String? = nil
+        _ connection: any ReplySink, requestID: RequestID, opcode: Opcode, started: NIODeadline, user: String? = nil,
+        client: ClientID? = nil
     ) -> RouteID {
-        routes.insert(Route(connection: connection, requestID: requestID, opcode: opcode, started: started, user: user))
+        routes.insert(Route(connection: connection, requestID: requestID, opcode: opcode, started: started, user: user, client: client))
     }
 
     // MARK: Requests
@@ -264,18 +267,19 @@ final class NodeRuntime {
             connection.deliver(refusal, requestID: requestID)
             return
         }
-        let id = route(connection, requestID: requestID, opcode: command.opcode, started: started, user: principal?.user)
+        let id = route(connection, requestID: requestID, opcode: command.opcode, started: started, user: principal?.user, client: client)
         handle(.command(id, client, sequence, command, by: principal))
     }
 
     /// The user a bearer token belongs to, checked against this member's copy of the auth store. A
     /// token no user holds is refused (and counted, as `unknown_token`).
-    func authenticate(_ token: String, peer: String) -> Result<Principal, ErrorReply> {
+    func authenticate(_ token: String, peer: String, client: ClientID?) -> Result<Principal, ErrorReply> {
+        let clientID = client.map { "\($0)" } ?? "-"
         if let principal = node.machine.auth.authenticate(TokenHash(of: token)) {
-            logger.debug("authenticated", metadata: ["user": "\(principal.user)", "peer": "\(peer)"])
+            logger.debug("authenticated", metadata: ["user": "\(principal.user)", "client.id": "\(clientID)", "peer": "\(peer)"])
             return .success(principal)
         }
-        logger.notice("authentication refused: no user holds the token", metadata: ["peer": "\(peer)"])
+        logger.notice("authentication refused: no user holds the token", metadata: ["client.id": "\(clientID)", "peer": "\(peer)"])
         return .failure(ErrorReply(.unauthenticated, "no user holds this token"))
     }
 

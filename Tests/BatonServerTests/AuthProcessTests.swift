@@ -62,7 +62,7 @@ final class AuthNode {
     /// Starts the node and waits until the admin token works (the bootstrap entry is applied);
     /// `certificate`: the client certificate a node that asks for one is shown.
     func start(certificate: (file: String, key: String)? = nil) async throws {
-        let p = try Unprivileged.process("baton", ["serve", "--config", "\(directory)/baton.json", "--log-level", "error"])
+        let p = try Unprivileged.process("baton", ["serve", "--config", "\(directory)/baton.json", "--log-level", "notice"])
         let logPath = "\(directory)/baton.log"
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
@@ -206,6 +206,12 @@ func serverError(_ call: () async throws -> Void) async -> ErrorReply? {
             #expect(force?.code == .permissionDenied && force?.message.contains("cluster:admin") == true, "\(String(describing: force))")
             let leases = await serverError { _ = try await thumbs.listLeases() }
             #expect(leases?.code == .permissionDenied)
+            #expect(await serverError { _ = try await thumbs.nodeStatus() }?.code == .permissionDenied)
+            // The audit log: the refusal and the admin's changes, with user, client and peer.
+            let log = node.output()
+            let refusal = log.split(separator: "\n").first { $0.contains("request refused: user 'thumbs' lacks job:work:billing") }
+            #expect(refusal.map { $0.contains("user=thumbs") && $0.contains("client.id=") && $0.contains("peer=") } == true, "\(log)")
+            #expect(log.contains("admin operation applied") && log.contains("op=ROLE_ADD") && log.contains("user=root"), "\(log)")
             // Over HTTP/2 the token travels in the authorization header, with the same rules.
             let h2 = node.client(token: token, transport: .http2)
             defer { Task { await h2.shutdown() } }
