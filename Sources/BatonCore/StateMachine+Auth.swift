@@ -51,7 +51,7 @@ extension StateMachine {
     /// Why `principal` may not run `query`, or nil when it may: for the node, which answers NODE_STATUS
     /// itself and reads through the state machine.
     public func refusal(_ query: Query, by principal: Principal?) -> ErrorReply? {
-        auth.refusal(principal, needs(query))
+        auth.enabled ? auth.refusal(principal, needs(query)) : nil
     }
 
     /// Installs the bootstrap token: the user `root` (created when missing) gets the built-in role and
