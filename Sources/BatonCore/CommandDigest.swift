@@ -5,7 +5,7 @@ import NIOCore
 /// number), kept with the answer to it: a later request with the same sequence number and another
 /// digest is a different request, refused with `SEQUENCE_REUSED`, never answered with this one's reply.
 ///
-/// 64-bit FNV-1a over the encoded bytes. It is stored in snapshots and compared across members and
+/// `FNV1a` over the encoded bytes. It is stored in snapshots and compared across members and
 /// builds, so it must not change between runs or versions: Swift's `Hasher` is seeded per process and
 /// cannot be used. Collisions only matter for a client that reuses a sequence number, and then only
 /// let through what every retry got before this check existed (the remembered answer).
@@ -31,11 +31,9 @@ struct CommandDigest: Hashable, Sendable {
         scratch.clear()
         scratch.writeU8(command.opcode.rawValue)
         command.encodeBody(into: &scratch)
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in scratch.readableBytesView {
-            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-        }
+        var hash = FNV1a()
+        hash.add(scratch.readableBytesView)
         scratch.clear()
-        rawValue = hash
+        rawValue = hash.value
     }
 }

@@ -26,6 +26,13 @@ extension StateMachine {
         case .forceReleaseLock, .addUser, .deleteUser, .grantRole, .revokeRole, .addToken, .removeToken, .addRole,
             .deleteRole, .grantPermission, .revokePermission:
             return [.clusterAdmin]
+        case .putSchedule(let spec):
+            // A schedule adds jobs of its type as it likes: it takes job:admin on that type (and on
+            // the type it replaces).
+            let old = schedules[spec.name].map { [AuthStore.Need.name(.job, .admin, $0.spec.job.type)] } ?? []
+            return old + [.name(.job, .admin, spec.job.type)]
+        case .deleteSchedule(let name), .pauseSchedule(let name), .resumeSchedule(let name), .triggerSchedule(let name):
+            return onSchedule(name, .admin)
         }
     }
 
@@ -45,7 +52,18 @@ extension StateMachine {
             return [.name(.job, .read, type)]
         case .nodeStatus, .listLeases, .listAuth:
             return [.clusterAdmin]  // NODE_STATUS: the cluster's details (PING tells a node is up)
+        case .getSchedule(let name):
+            return onSchedule(name, .read)
+        case .listSchedules:
+            return [.prefix(.job, .read, "")]
         }
+    }
+
+    /// A command or query on a schedule by name needs the permission on its job's type; when no
+    /// such schedule exists there is nothing to check, and the answer says so.
+    func onSchedule(_ name: String, _ actions: Permission.Actions) -> [AuthStore.Need] {
+        guard let record = schedules[name] else { return [] }
+        return [.name(.job, actions, record.spec.job.type)]
     }
 
     /// Why `principal` may not run `query`, or nil when it may: for the node, which answers NODE_STATUS

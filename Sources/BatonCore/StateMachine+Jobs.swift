@@ -182,6 +182,7 @@ extension StateMachine {
             completedJobBytes += job.bytes
             while completedCount > configuration.maxCompletedJobs { dropOldestCompleted() }
             dropCompleted(toFit: 0)
+            jobEnded(id)
             return .jobCompleted
         }
     }
@@ -227,6 +228,7 @@ extension StateMachine {
             job.runAt = now
             jobs[job.id] = job
             releaseUniqueKey(job)
+            jobEnded(job.id)
         } else {
             job.state = .queued
             job.runAt = now.adding(retryDelay(job))
@@ -271,6 +273,7 @@ extension StateMachine {
         }
         releaseUniqueKey(job)
         jobs[id] = nil
+        jobEnded(id)
         return .jobDeleted
     }
 

@@ -108,6 +108,10 @@ extension StateMachine {
             return nil  // checked as they are applied
         case .forceReleaseLock(let key):
             return checkName(key, "key")
+        case .putSchedule(let spec):
+            return validate(spec)
+        case .deleteSchedule(let name), .pauseSchedule(let name), .resumeSchedule(let name), .triggerSchedule(let name):
+            return checkName(name, "schedule name")
         }
     }
 
@@ -119,6 +123,8 @@ extension StateMachine {
         case .listJobs(let f): checkLength(f.type, "type")
         case .jobRunning(let type): checkName(type, "type")
         case .listLeases, .nodeStatus, .listAuth: nil
+        case .getSchedule(let name): checkName(name, "schedule name")
+        case .listSchedules(let after, _): checkLength(after, "after")
         }
     }
 

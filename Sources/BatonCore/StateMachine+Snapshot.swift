@@ -32,7 +32,8 @@ extension StateMachine {
     /// | 1 | first format |
     /// | 2 | a digest (`CommandDigest`, `u64`, 0 when unknown) after each lock and claim waiter and after each remembered answer's sequence number |
     /// | 3 | the auth store (`AuthStore`) after the sessions |
-    public static let snapshotVersion: UInt16 = 3
+    /// | 4 | the schedules after the auth store |
+    public static let snapshotVersion: UInt16 = 4
     public static let oldestSnapshotVersion: UInt16 = 1
     /// Remembered answers are kept as protocol version 2 lays out their bodies, whatever the clients
     /// speak. (Version 3 changed only NOT_LEADER, which the state machine never answers.)
@@ -130,6 +131,7 @@ extension StateMachine {
             }
         }
         if version >= 3 { auth.write(into: &b) }
+        if version >= 4 { writeSchedules(into: &b) }
         return b
     }
 
@@ -225,6 +227,7 @@ extension StateMachine {
                 sessions[client] = s
             }
             if version >= 3 { auth = try AuthStore.read(from: &b) }
+            if version >= 4 { try readSchedules(from: &b) }
         } catch let e as ErrorReply {
             throw SnapshotError(.malformed, e.message)
         }
@@ -271,6 +274,44 @@ extension StateMachine {
         }
         for (client, s) in sessions {
             schedule(.session(client), at: s.lastSeen.adding(configuration.sessionTimeout))
+        }
+        for record in schedules.values where record.buffered != .zero { bufferedSlots[record.lastJob] = record.spec.name }
+        rebuildScheduleQueue()
+    }
+
+    /// `last_revision:u64 count:u32 {spec revision:u64 created_at:u64 plan_from:u64 next_slot:u64
+    /// last_slot:u64 last_fire_at:u64 last_job:u64 buffered:u64 fires:u64 skips:u64 misses:u64}`, by name.
+    func writeSchedules(into b: inout ByteBuffer) {
+        b.writeU64(lastScheduleRevision)
+        b.writeU32(UInt32(schedules.count))
+        for name in schedules.keys.sorted() {
+            let r = schedules[name]!
+            r.spec.encode(into: &b)
+            for v in [
+                r.revision, r.createdAt.milliseconds, r.planFrom.milliseconds, r.nextSlot.milliseconds, r.lastSlot.milliseconds,
+                r.lastFireAt.milliseconds, r.lastJob.rawValue, r.buffered.milliseconds, r.fires, r.skips, r.misses,
+            ] {
+                b.writeU64(v)
+            }
+        }
+    }
+
+    mutating func readSchedules(from b: inout ByteBuffer) throws(ErrorReply) {
+        lastScheduleRevision = try b.readU64("last_revision")
+        for _ in 0..<(try b.readU32("schedule_count")) {
+            let spec = try ScheduleSpec.decode(from: &b)
+            var r = ScheduleRecord(
+                spec: spec, revision: try b.readU64("revision"), createdAt: Timestamp(milliseconds: try b.readU64("created_at")),
+                planFrom: Timestamp(milliseconds: try b.readU64("plan_from")))
+            r.nextSlot = Timestamp(milliseconds: try b.readU64("next_slot"))
+            r.lastSlot = Timestamp(milliseconds: try b.readU64("last_slot"))
+            r.lastFireAt = Timestamp(milliseconds: try b.readU64("last_fire_at"))
+            r.lastJob = JobID(try b.readU64("last_job"))
+            r.buffered = Timestamp(milliseconds: try b.readU64("buffered"))
+            r.fires = try b.readU64("fires")
+            r.skips = try b.readU64("skips")
+            r.misses = try b.readU64("misses")
+            schedules[spec.name] = r
         }
     }
 }

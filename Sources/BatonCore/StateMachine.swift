@@ -19,6 +19,8 @@ public enum StateMachineInput: Hashable, Sendable {
     /// The leader's configured admin token (its hash): authentication is on from here, and the user
     /// `root` holds this token (see `AuthStore`). Applying the same hash again changes nothing.
     case bootstrapAuth(TokenHash)
+    /// The leader's fires of schedule slots, applied in order (see `ScheduleFire`).
+    case fireSchedules([ScheduleFire])
 }
 
 /// An answer to a command that waited: an acquire granted or timed out, a claim that found a job or did not.
@@ -34,6 +36,8 @@ public struct Applied: Hashable, Sendable {
     public var reply: Reply?
     /// Answers to earlier waiting commands that this input (or the time it carries) settled.
     public var completions: [Completion]
+    /// What became of schedule slots: fired, skipped, missed (for metrics).
+    public var schedules: [ScheduleOutcome] = []
 }
 
 /// Baton's deterministic state machine: locks, jobs, leases and client sessions.
@@ -68,6 +72,14 @@ public struct StateMachine: Sendable {
     var pendingCompletions: [Completion] = []
     /// Users, roles and token hashes.
     public internal(set) var auth = AuthStore()
+    var schedules: [String: ScheduleRecord] = [:]
+    var lastScheduleRevision: UInt64 = 0
+    /// The schedules by the time the leader next acts on them (an index: not in a snapshot).
+    var scheduleQueue: Heap<ScheduleDue> = []
+    /// Overlap `bufferOne`: the schedule whose waiting slot each job's end lets fire (an index).
+    var bufferedSlots: [JobID: String] = [:]
+    /// Outcomes of slots during the current input.
+    var scheduleOutcomes: [ScheduleOutcome] = []
     /// Scratch space for `CommandDigest`, empty between inputs: not state (never in a snapshot), kept
     /// only so a digest allocates nothing.
     var digestScratch = ByteBuffer()
@@ -111,10 +123,18 @@ public struct StateMachine: Sendable {
         case .bootstrapAuth(let hash):
             bootstrapAuth(hash)
             reply = nil
+        case .fireSchedules(let fires):
+            fireSchedules(fires)
+            reply = nil
         }
         let completions = pendingCompletions
         pendingCompletions.removeAll(keepingCapacity: true)
-        return Applied(reply: reply, completions: completions)
+        var applied = Applied(reply: reply, completions: completions)
+        if !scheduleOutcomes.isEmpty {
+            applied.schedules = scheduleOutcomes
+            scheduleOutcomes.removeAll()
+        }
+        return applied
     }
 
     /// Answers a read-only query from the current state, as seen at `time` (default: the last input's):
@@ -142,6 +162,10 @@ public struct StateMachine: Sendable {
             return .error(.invalidArgument, "NODE_STATUS is answered by the node, not the state machine")
         case .listAuth:
             return .auth(auth.listing)
+        case .getSchedule(let name):
+            return .schedule(schedules[name]?.info)
+        case .listSchedules(let after, let limit):
+            return .schedules(listSchedules(after: after, limit: listLimit(limit)))
         }
     }
 
@@ -203,6 +227,7 @@ public struct StateMachine: Sendable {
             ("maxJobBytes", unfinishedJobBytes + completedJobBytes, configuration.maxJobBytes),
             ("maxLocks", locks.count, configuration.maxLocks),
             ("maxClients", sessions.count, configuration.maxClients),
+            ("maxSchedules", schedules.count, configuration.maxSchedules),
         ]
     }
 
@@ -290,6 +315,16 @@ public struct StateMachine: Sendable {
         case .addUser, .deleteUser, .grantRole, .revokeRole, .addToken, .removeToken, .addRole, .deleteRole,
             .grantPermission, .revokePermission:
             return executeAuthChange(command)
+        case .putSchedule(let spec):
+            return putSchedule(spec)
+        case .deleteSchedule(let name):
+            return deleteSchedule(name)
+        case .pauseSchedule(let name):
+            return setPaused(name, true)
+        case .resumeSchedule(let name):
+            return setPaused(name, false)
+        case .triggerSchedule(let name):
+            return triggerSchedule(name)
         }
     }
 

@@ -3,6 +3,14 @@ import BatonProtocol
 extension StateMachine {
     /// Limits and defaults of the state machine. Every replica must apply commands with the same values.
     public struct Configuration: Sendable, Hashable {
+        /// Most schedules held; a put of another is refused with QUOTA_EXCEEDED.
+        public var maxSchedules: Int = 100_000
+        /// Shortest interval of a schedule.
+        public var minScheduleInterval: Milliseconds = 1_000
+        /// Longest jitter of a schedule (1 h).
+        public var maxScheduleJitter: Milliseconds = 3_600_000
+        /// Longest catch-up window of a schedule (7 days).
+        public var maxCatchUp: Milliseconds = 604_800_000
         /// Longest key, job type, owner, worker or unique key, in bytes of UTF-8.
         public var maxKeyLength: Int = 256
         /// Shortest lease a lock or a job claim may ask for.

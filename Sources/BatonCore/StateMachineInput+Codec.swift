@@ -11,9 +11,10 @@ import NIOCore
 /// kind 4, withdraw: client_id:u64  sequence:u64
 /// kind 5, command of an authenticated client: user:str  token_id:u64, then as kind 1
 /// kind 6, bootstrap of authentication: token_hash:32 bytes
+/// kind 7, fires of schedules: count:u32 {name:str revision:u64 slot:u64 missed:u32 next:u64}
 /// ```
-/// Kinds 5 and 6 are written only where authentication is used, so a cluster without it keeps a log
-/// that members of older builds read.
+/// Kinds 5 and 6 are written only where authentication is used, and kind 7 only where schedules
+/// are, so a cluster without them keeps a log that members of older builds read.
 public struct TimedInput: Hashable, Sendable {
     public var input: StateMachineInput
     public var time: Timestamp
@@ -58,6 +59,17 @@ public struct TimedInput: Hashable, Sendable {
             b.writeU8(6)
             b.writeU64(time.milliseconds)
             for byte in hash.bytes { b.writeU8(byte) }
+        case .fireSchedules(let fires):
+            b.writeU8(7)
+            b.writeU64(time.milliseconds)
+            b.writeU32(UInt32(fires.count))
+            for f in fires {
+                b.writeStr(f.name)
+                b.writeU64(f.revision)
+                b.writeU64(f.slot.milliseconds)
+                b.writeU32(f.missed)
+                b.writeU64(f.next.milliseconds)
+            }
         }
         return Array(b.readableBytesView)
     }
@@ -85,6 +97,19 @@ public struct TimedInput: Hashable, Sendable {
                 var bytes: [UInt8] = []
                 for _ in 0..<32 { bytes.append(try b.readU8("token_hash")) }
                 input = .bootstrapAuth(TokenHash(bytes: bytes)!)
+            case 7:
+                let count = try b.readU32("fire_count")
+                guard count <= b.readableBytes / 30 else { throw SnapshotError(.malformed, "\(count) fires exceed the entry") }
+                var fires: [ScheduleFire] = []
+                fires.reserveCapacity(Int(count))
+                for _ in 0..<count {
+                    fires.append(
+                        ScheduleFire(
+                            name: try b.readStr("name"), revision: try b.readU64("revision"),
+                            slot: Timestamp(milliseconds: try b.readU64("slot")), missed: try b.readU32("missed"),
+                            next: Timestamp(milliseconds: try b.readU64("next"))))
+                }
+                input = .fireSchedules(fires)
             default:
                 throw SnapshotError(.malformed, "log entry of unknown kind \(kind)")
             }

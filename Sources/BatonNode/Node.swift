@@ -150,6 +150,13 @@ package struct Node: Sendable {
     package mutating func step(_ event: NodeEvent, at mono: UInt64, into actions: inout [NodeAction]) {
         switch event {
         case .command(let route, let client, let sequence, let command, let principal):
+            if case .putSchedule(let spec) = command, !spec.cron.isEmpty {
+                // Only the leader reads cron (members apply its fires), so only it checks one.
+                do { _ = try CronSchedule(parsing: spec.cron) } catch {
+                    if let route { actions.append(.answer(route, .error(error))) }
+                    return
+                }
+            }
             propose(.command(client, sequence, command, by: principal), route: route, at: mono, into: &actions)
         case .read(let route, let query, let principal):
             guard isLeader else {
@@ -292,7 +299,7 @@ package struct Node: Sendable {
             waits[WaitKey(clientID: client, sequence: sequence)] = nil
         case .detach(let client):
             if !waits.isEmpty { waits = waits.filter { $0.key.clientID != client } }
-        case .bootstrapAuth:
+        case .bootstrapAuth, .fireSchedules:
             break
         case .command(let client, let sequence, _, _):
             if let route {
@@ -308,6 +315,9 @@ package struct Node: Sendable {
                     }
                 }
             }
+        }
+        if !applied.schedules.isEmpty && isLeader {
+            actions.append(.schedulesSettled(applied.schedules, at: clock.now(at: mono)))
         }
         for completion in applied.completions {
             guard let routes = waits.removeValue(forKey: WaitKey(clientID: completion.clientID, sequence: completion.sequence))
@@ -381,6 +391,8 @@ package struct Node: Sendable {
             clock.lead(term: raft.term, logNewest: newest, logLastTerm: lastTerm, origin: wall, at: mono)
             stampHeartbeats(at: mono)
             absentCheck = (mono &+ configuration.absentClientGraceMilliseconds, raft.term)
+            // Fire entries an earlier term took from the queue may never have been applied.
+            machine.rebuildScheduleQueue()
             actions.append(.leading(term: raft.term, lastIndex: raft.lastIndex, time: clock.now(at: mono)))
         } else {
             clock.follow(at: mono)
@@ -430,6 +442,7 @@ package struct Node: Sendable {
             pendingTick.proposed(in: raft.term)
             propose(.tick, route: nil, at: mono, into: &actions)
         }
+        proposeDueSchedules(at: mono, into: &actions)
         if let check = absentCheck, check.at <= mono {
             absentCheck = nil
             guard check.term == raft.term else { return }
@@ -445,6 +458,28 @@ package struct Node: Sendable {
         }
     }
 
+    /// Proposes the fire entries of every schedule due by now, up to `maxFiresPerEntry` in one entry.
+    /// The schedules come back into the state machine's queue as their entries are applied.
+    private mutating func proposeDueSchedules(at mono: UInt64, into actions: inout [NodeAction]) {
+        let now = clock.now(at: mono)
+        var batch: [ScheduleFire] = []
+        while true {
+            let due = machine.takeDueSchedules(at: now, limit: 256)
+            if due.isEmpty { break }
+            for schedule in due {
+                batch += SchedulePlanner.fires(for: schedule, at: now)
+                if batch.count >= Self.maxFiresPerEntry {
+                    propose(.fireSchedules(batch), route: nil, at: mono, into: &actions)
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        if !batch.isEmpty { propose(.fireSchedules(batch), route: nil, at: mono, into: &actions) }
+    }
+
+    /// Most fires in one log entry (about 40 bytes each, with a short name).
+    static let maxFiresPerEntry = 1024
+
     /// On the leader, once per term: proposes the configured admin token when the state does not hold it.
     private mutating func maybeBootstrapAuth(at mono: UInt64, into actions: inout [NodeAction]) {
         guard isLeader, let hash = configuration.authBootstrap, !machine.auth.isBootstrapped(with: hash),
@@ -459,7 +494,7 @@ package struct Node: Sendable {
     private mutating func armTimer(at mono: UInt64, into actions: inout [NodeAction]) {
         guard isLeader else { return }
         var want = absentCheck?.at
-        if let next = machine.nextDeadline {
+        for next in [machine.nextDeadline, machine.nextScheduleTime()].compactMap({ $0 }) {
             let delay = UInt64(max(1, clock.now(at: mono).distance(to: next)))
             want = min(want ?? .max, mono &+ delay)
         }

@@ -35,6 +35,9 @@ package enum NodeAction: Sendable {
     case following(term: Term, leader: NodeIndex)
     /// The leader's snapshot replaced this node's state.
     case installedSnapshot(LogIndex)
+    /// On the leader: schedule slots settled by an applied entry, and the cluster's time then (for
+    /// the metrics of fires and their lag).
+    case schedulesSettled([ScheduleOutcome], at: Timestamp)
     /// The waits of clients that did not reconnect to a new leader were withdrawn.
     case withdrewAbsentClients(Int)
     /// The node cannot go on (the leader's snapshot does not decode): stop serving.

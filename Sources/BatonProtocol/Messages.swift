@@ -91,6 +91,14 @@ public enum Command: Hashable, Sendable {
     case grantPermission(role: String, Permission)
     /// Admin: takes the permission's actions from the role's permission on the same resource and pattern.
     case revokePermission(role: String, Permission)
+    /// Creates the schedule, or replaces the one of the same name (the same spec again changes nothing).
+    case putSchedule(ScheduleSpec)
+    case deleteSchedule(name: String)
+    case pauseSchedule(name: String)
+    /// Resumes a paused schedule from its next slot after now.
+    case resumeSchedule(name: String)
+    /// Adds the schedule's job now, outside its slots and whatever its overlap policy.
+    case triggerSchedule(name: String)
 }
 
 extension Command {
@@ -151,6 +159,9 @@ public enum Query: Hashable, Sendable {
     case nodeStatus
     /// Admin: every user and role.
     case listAuth
+    case getSchedule(name: String)
+    /// Schedules whose name sorts after `after`, by name, at most `limit` (zero: 1000).
+    case listSchedules(after: String, limit: UInt16)
 }
 
 public struct JobFilter: Hashable, Sendable {
@@ -436,6 +447,15 @@ public enum Reply: Hashable, Sendable {
     case authUpdated(Opcode)
     case tokenAdded(TokenID)
     indirect case auth(AuthListing)
+    /// SCHEDULE_PUT: whether the schedule is new.
+    case schedulePut(created: Bool)
+    /// SCHEDULE_DELETE, SCHEDULE_PAUSE or SCHEDULE_RESUME done (the request's opcode).
+    case scheduleUpdated(Opcode)
+    /// SCHEDULE_TRIGGER: the job added.
+    case scheduleTriggered(JobID)
+    indirect case schedule(ScheduleInfo?)
+    /// A page of schedules by name; the next page starts after the last one's name.
+    case schedules([ScheduleInfo])
     indirect case error(ErrorReply)
 
     public static func error(_ code: ErrorCode, _ message: String) -> Reply { .error(ErrorReply(code, message)) }

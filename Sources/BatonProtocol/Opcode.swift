@@ -29,6 +29,15 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
     public static let jobRequeue = Opcode(rawValue: 0x2A)
     public static let jobRunning = Opcode(rawValue: 0x2B)
     public static let jobPurge = Opcode(rawValue: 0x2C)
+
+    public static let schedulePut = Opcode(rawValue: 0x30)
+    public static let scheduleDelete = Opcode(rawValue: 0x31)
+    public static let schedulePause = Opcode(rawValue: 0x32)
+    public static let scheduleResume = Opcode(rawValue: 0x33)
+    public static let scheduleTrigger = Opcode(rawValue: 0x34)
+    public static let scheduleGet = Opcode(rawValue: 0x35)
+    public static let scheduleList = Opcode(rawValue: 0x36)
+
     public static let nodeStatus = Opcode(rawValue: 0x40)
 
     public static let userAdd = Opcode(rawValue: 0x50)
@@ -53,7 +62,11 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         .lockForceRelease, .leaseList, .jobPurge, .nodeStatus,
         .auth, .userAdd, .userDelete, .userGrant, .userRevoke, .tokenAdd, .tokenRemove,
         .roleAdd, .roleDelete, .roleGrant, .roleRevoke, .authList,
+        .schedulePut, .scheduleDelete, .schedulePause, .scheduleResume, .scheduleTrigger, .scheduleGet, .scheduleList,
     ]
+
+    /// The schedule changes whose success reply has an empty body.
+    public static let scheduleChanges: Set<Opcode> = [.scheduleDelete, .schedulePause, .scheduleResume]
 
     /// The user and role changes whose success reply has an empty body (TOKEN_ADD answers with an id).
     public static let authChanges: Set<Opcode> = [
@@ -104,6 +117,13 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         case .roleGrant: n = "ROLE_GRANT"
         case .roleRevoke: n = "ROLE_REVOKE"
         case .authList: n = "AUTH_LIST"
+        case .schedulePut: n = "SCHEDULE_PUT"
+        case .scheduleDelete: n = "SCHEDULE_DELETE"
+        case .schedulePause: n = "SCHEDULE_PAUSE"
+        case .scheduleResume: n = "SCHEDULE_RESUME"
+        case .scheduleTrigger: n = "SCHEDULE_TRIGGER"
+        case .scheduleGet: n = "SCHEDULE_GET"
+        case .scheduleList: n = "SCHEDULE_LIST"
         default: return "0x" + String(rawValue, radix: 16, uppercase: true)
         }
         return isReply ? n + "_OK" : n
@@ -139,6 +159,11 @@ extension Command {
         case .deleteRole: .roleDelete
         case .grantPermission: .roleGrant
         case .revokePermission: .roleRevoke
+        case .putSchedule: .schedulePut
+        case .deleteSchedule: .scheduleDelete
+        case .pauseSchedule: .schedulePause
+        case .resumeSchedule: .scheduleResume
+        case .triggerSchedule: .scheduleTrigger
         }
     }
 }
@@ -154,6 +179,8 @@ extension Query {
         case .listLeases: .leaseList
         case .nodeStatus: .nodeStatus
         case .listAuth: .authList
+        case .getSchedule: .scheduleGet
+        case .listSchedules: .scheduleList
         }
     }
 }
@@ -200,6 +227,11 @@ extension Reply {
         case .authUpdated(let request): request.reply
         case .tokenAdded: Opcode.tokenAdd.reply
         case .auth: Opcode.authList.reply
+        case .schedulePut: Opcode.schedulePut.reply
+        case .scheduleUpdated(let request): request.reply
+        case .scheduleTriggered: Opcode.scheduleTrigger.reply
+        case .schedule: Opcode.scheduleGet.reply
+        case .schedules: Opcode.scheduleList.reply
         case .error: .error
         }
     }

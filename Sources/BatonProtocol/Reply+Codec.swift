@@ -97,6 +97,22 @@ extension Reply {
             b.writeU64(id.rawValue)
         case .auth(let listing):
             listing.encode(into: &b)
+        case .schedulePut(let created):
+            b.writeU8(created ? 1 : 0)
+        case .scheduleUpdated:
+            break
+        case .scheduleTriggered(let id):
+            b.writeU64(id.rawValue)
+        case .schedule(let info):
+            if let info {
+                b.writeU8(1)
+                info.encode(into: &b)
+            } else {
+                b.writeU8(0)
+            }
+        case .schedules(let infos):
+            b.writeU32(UInt32(infos.count))
+            for info in infos { info.encode(into: &b) }
         case .error(let e):
             b.writeU16(e.code.rawValue)
             b.writeStr(e.message)
@@ -229,6 +245,18 @@ extension Reply {
             reply = .auth(try AuthListing.decode(from: &b))
         case _ where Opcode.authChanges.contains(Opcode(rawValue: opcode.rawValue & 0x7F)) && opcode.isReply:
             reply = .authUpdated(Opcode(rawValue: opcode.rawValue & 0x7F))
+        case Opcode.schedulePut.reply:
+            reply = .schedulePut(created: try b.readU8("created") != 0)
+        case _ where Opcode.scheduleChanges.contains(Opcode(rawValue: opcode.rawValue & 0x7F)) && opcode.isReply:
+            reply = .scheduleUpdated(Opcode(rawValue: opcode.rawValue & 0x7F))
+        case Opcode.scheduleTrigger.reply:
+            reply = .scheduleTriggered(JobID(try b.readU64("job_id")))
+        case Opcode.scheduleGet.reply:
+            reply = .schedule(try b.readU8("found") != 0 ? try ScheduleInfo.decode(from: &b) : nil)
+        case Opcode.scheduleList.reply:
+            var infos: [ScheduleInfo] = []
+            for _ in 0..<(try b.readU32("count")) { infos.append(try ScheduleInfo.decode(from: &b)) }
+            reply = .schedules(infos)
         case .error:
             var e = ErrorReply(ErrorCode(rawValue: try b.readU16("code")), try b.readStr("message"))
             if e.code == .notLeader && version >= 3 { e.leader = try b.readStr("leader") }

@@ -40,7 +40,8 @@ extension Request {
                 throw ErrorReply(.invalidArgument, "the token is longer than \(TokenHash.maxTokenBytes) bytes")
             }
             request = .auth(token: try b.readStr("token"))
-        case .lockGet, .lockList, .jobGet, .jobList, .jobRunning, .leaseList, .nodeStatus, .authList:
+        case .lockGet, .lockList, .jobGet, .jobList, .jobRunning, .leaseList, .nodeStatus, .authList, .scheduleGet,
+            .scheduleList:
             request = .query(try Query.decodeBody(opcode: opcode, from: &b))
         default:
             guard Opcode.requests.contains(opcode) else {
@@ -124,6 +125,10 @@ extension Command {
         case .grantPermission(let role, let permission), .revokePermission(let role, let permission):
             b.writeStr(role)
             permission.encode(into: &b)
+        case .putSchedule(let spec):
+            spec.encode(into: &b)
+        case .deleteSchedule(let name), .pauseSchedule(let name), .resumeSchedule(let name), .triggerSchedule(let name):
+            b.writeStr(name)
         }
     }
 
@@ -203,6 +208,16 @@ extension Command {
             return .grantPermission(role: try b.readStr("role"), try Permission.decode(from: &b))
         case .roleRevoke:
             return .revokePermission(role: try b.readStr("role"), try Permission.decode(from: &b))
+        case .schedulePut:
+            return .putSchedule(try ScheduleSpec.decode(from: &b))
+        case .scheduleDelete:
+            return .deleteSchedule(name: try b.readStr("name"))
+        case .schedulePause:
+            return .pauseSchedule(name: try b.readStr("name"))
+        case .scheduleResume:
+            return .resumeSchedule(name: try b.readStr("name"))
+        case .scheduleTrigger:
+            return .triggerSchedule(name: try b.readStr("name"))
         default:
             throw ErrorReply(.unknownOpcode, "unknown opcode \(opcode)")
         }
@@ -231,6 +246,11 @@ extension Query {
             b.writeU16(limit)
         case .nodeStatus, .listAuth:
             break
+        case .getSchedule(let name):
+            b.writeStr(name)
+        case .listSchedules(let after, let limit):
+            b.writeStr(after)
+            b.writeU16(limit)
         }
     }
 
@@ -263,6 +283,10 @@ extension Query {
             return .nodeStatus
         case .authList:
             return .listAuth
+        case .scheduleGet:
+            return .getSchedule(name: try b.readStr("name"))
+        case .scheduleList:
+            return .listSchedules(after: try b.readStr("after"), limit: try b.readU16("limit"))
         default:
             throw ErrorReply(.unknownOpcode, "unknown opcode \(opcode)")
         }

@@ -17,6 +17,8 @@ final class NodeMetrics {
     let batchSize: Recorder
     private let gauges: [String: Metrics.Gauge]
     private var jobGauges: [String: Metrics.Gauge] = [:]
+    private var scheduleCounters: [String: [Metrics.Counter]] = [:]
+    let scheduleLag: Metrics.Timer
     private var quotaGauges: [String: (used: Metrics.Gauge, limit: Metrics.Gauge)] = [:]
 
     init() {
@@ -27,6 +29,10 @@ final class NodeMetrics {
                 .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
                 .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2),
             ],
+            "baton_schedule_fire_lag_seconds": [
+                .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5), .seconds(30),
+            ],
             "baton_wal_fsync_duration_seconds": [
                 .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
                 .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50),
@@ -35,6 +41,7 @@ final class NodeMetrics {
         factory.valueHistogramBuckets = ["baton_wal_batch_entries": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]]
         self.factory = factory
         fsyncTimer = Metrics.Timer(label: "baton_wal_fsync_duration_seconds", factory: factory)
+        scheduleLag = Metrics.Timer(label: "baton_schedule_fire_lag_seconds", factory: factory)
         batchSize = Recorder(label: "baton_wal_batch_entries", aggregate: true, factory: factory)
         var g: [String: Metrics.Gauge] = [:]
         for name in [
@@ -87,6 +94,29 @@ final class NodeMetrics {
             requestTimers[base] = timer
         }
         timer.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+    }
+
+    /// Counts what became of schedule slots (on the leader, which fired them) and, for each slot
+    /// fired or skipped, the lag from the slot's time to `time`, when its entry was applied.
+    func schedulesSettled(_ outcomes: [ScheduleOutcome], at time: Timestamp) {
+        for outcome in outcomes {
+            let counters = scheduleCounters[outcome.name] ?? ["fires", "skipped", "missed"].map {
+                Metrics.Counter(label: "baton_schedule_\($0)_total", dimensions: [("schedule", outcome.name)], factory: factory)
+            }
+            scheduleCounters[outcome.name] = counters
+            switch outcome.kind {
+            case .fired:
+                counters[0].increment()
+                scheduleLag.recordNanoseconds(Int64(outcome.slot.distance(to: time)) * 1_000_000)
+            case .skipped:
+                counters[1].increment()
+                scheduleLag.recordNanoseconds(Int64(outcome.slot.distance(to: time)) * 1_000_000)
+            case .buffered:
+                scheduleLag.recordNanoseconds(Int64(outcome.slot.distance(to: time)) * 1_000_000)
+            case .missed(let count):
+                counters[2].increment(by: Int64(count))
+            }
+        }
     }
 
     /// Sets the gauges from the node's current state, just before a scrape.

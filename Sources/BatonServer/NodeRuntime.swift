@@ -177,6 +177,8 @@ final class NodeRuntime {
                 logger.info("following", metadata: ["raft.term": "\(term)", "leader": "\(address)"])
             case .installedSnapshot(let index):
                 logger.info("installed the leader's snapshot", metadata: ["raft.index": "\(index)"])
+            case .schedulesSettled(let outcomes, let time):
+                metrics.schedulesSettled(outcomes, at: time)
             case .withdrewAbsentClients(let count):
                 logger.info("withdrew the waits of clients that did not reconnect", metadata: ["clients": "\(count)"])
             case .halt(let reason):
@@ -209,7 +211,9 @@ final class NodeRuntime {
     }
 
     /// The operations whose success the audit log records.
-    static let auditedOpcodes: Set<Opcode> = Opcode.authChanges.union([.tokenAdd, .lockForceRelease, .jobPurge, .jobDelete, .jobRequeue])
+    static let auditedOpcodes: Set<Opcode> = Opcode.authChanges.union(Opcode.scheduleChanges).union([
+        .tokenAdd, .lockForceRelease, .jobPurge, .jobDelete, .jobRequeue, .schedulePut, .scheduleTrigger,
+    ])
 
     /// Nothing more can be made durable, or the state is lost: stop answering rather than answer wrongly.
     private func stop(because reason: String, _ error: (any Error)?) {

@@ -16,12 +16,13 @@ import NIOCore
 /// | 2 | the listener answers the preamble with the version both use; HEARTBEAT carries the leader's cluster time; INSTALL_SNAPSHOT travels in chunks |
 /// | 3 | INSTALL_SNAPSHOT may carry snapshot format 2 (digests of remembered answers); to a member of version 2 the leader sends format 1 |
 /// | 4 | INSTALL_SNAPSHOT may carry snapshot format 3 (the auth store); to a member of version 3 the leader sends format 2 |
+/// | 5 | INSTALL_SNAPSHOT may carry snapshot format 4 (the schedules); to a member of version 4 the leader sends format 3 |
 enum PeerPreamble {
     static let magic: [UInt8] = Array("BTNR".utf8)
     /// The versions this build speaks. Version 1 had no answer to its preamble, so nothing before 2
     /// can be spoken to.
     static let lowest: UInt16 = 2
-    static let highest: UInt16 = 4
+    static let highest: UInt16 = 5
     static let size = magic.count + 2
 
     /// The newest snapshot format (`StateMachine.snapshotVersion`) a member speaking `version` reads.
@@ -29,6 +30,7 @@ enum PeerPreamble {
         switch version {
         case ...2: 1
         case 3: 2
+        case 4: 3
         default: StateMachine.snapshotVersion
         }
     }

@@ -22,7 +22,9 @@ struct Batonctl: AsyncParsableCommand {
             is in them. In a cluster, status asks every endpoint about itself; every other command \
             goes to the leader, wherever it is among the endpoints.
             """,
-        subcommands: [Status.self, Locks.self, Leases.self, Jobs.self, Watch.self, Users.self, Roles.self, Tokens.self])
+        subcommands: [
+            Status.self, Locks.self, Leases.self, Jobs.self, Schedules.self, Watch.self, Users.self, Roles.self, Tokens.self,
+        ])
 
     /// Runs the command and turns every failure into one line on stderr and the documented exit code.
     static func main() async {

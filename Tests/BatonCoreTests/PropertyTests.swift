@@ -89,6 +89,7 @@ struct Simulation {
             machine.jobs.values.reduce(0) { $0 + $1.spec.payload.count + $1.result.count },
             machine.locks.count,
             machine.sessions.count,
+            machine.schedules.count,
         ]
     }
 

@@ -37,6 +37,9 @@ struct NodeSimulation {
         var faults = InjectedFaults()
         /// The client library's old bug put back: a lease counted from when its answer arrived.
         var clientCountsFromArrival = false
+        /// A schedule the run puts as soon as there is a leader, and checks at the end: every
+        /// slot fired once or counted missed, none twice, none early or outside its window.
+        var schedule: ScheduleSpec?
     }
 
     /// What a host holds on its disk: only this survives a crash.
@@ -183,14 +186,23 @@ struct NodeSimulation {
         var configuration = Node.Configuration(
             nodeID: "n\(i + 1)", raft: raft, me: members[i],
             clientAddresses: Dictionary(uniqueKeysWithValues: members.map { ($0, "host\($0)") }),
-            absentClientGraceMilliseconds: 600, snapshotEveryEntries: 40, snapshotEveryBytes: 1 << 30)
+            stateMachine: Self.stateMachineConfiguration, absentClientGraceMilliseconds: 600, snapshotEveryEntries: 40, snapshotEveryBytes: 1 << 30)
         configuration.faults = options.faults
         return configuration
     }
 
+    /// Schedules as short as a simulated run needs.
+    static let stateMachineConfiguration: StateMachine.Configuration = {
+        var c = StateMachine.Configuration()
+        c.minScheduleInterval = 10
+        return c
+    }()
+
     mutating func makeNode(_ i: Int, disk: Disk, at mono: UInt64) -> Node {
+        let c = Self.stateMachineConfiguration
         let machine =
-            disk.snapshot.data.isEmpty ? StateMachine() : try! StateMachine(restoring: ByteBuffer(bytes: disk.snapshot.data))
+            disk.snapshot.data.isEmpty
+            ? StateMachine(configuration: c) : try! StateMachine(restoring: ByteBuffer(bytes: disk.snapshot.data), configuration: c)
         let recovered = Node.Recovered(hardState: disk.hardState, snapshot: disk.snapshot, machine: machine, entries: disk.entries)
         return Node(
             configuration: configuration(i), recovered: recovered, seed: rng.next(),
@@ -265,6 +277,7 @@ struct NodeSimulation {
             }
         }
         driveClients()
+        putSchedule()
         for i in hosts.indices where runs(i) && hosts[i].stepped {
             hosts[i].stepped = false
             step(i, .endOfTurn)
@@ -309,7 +322,7 @@ struct NodeSimulation {
             trace(8, index.rawValue)
         case .leading(let term, _, _):
             tookOffice[term] = now
-        case .following, .installedSnapshot, .withdrewAbsentClients:
+        case .following, .installedSnapshot, .withdrewAbsentClients, .schedulesSettled:
             break
         case .halt(let reason):
             fail("host \(i + 1) halted: \(reason)")
@@ -698,6 +711,7 @@ struct NodeSimulation {
             fail("host \(i + 1) applied \(hosts[i].node.appliedIndex), the leader committed \(hosts[leader].node.raft.commit), 2 s after the clients stopped")
             return
         }
+        if let spec = options.schedule { checkSchedule(spec, on: hosts[leader].node.machine) }
         for i in hosts.indices {
             for job in acknowledgedJobs {
                 guard case .job = hosts[i].node.machine.query(.getJob(job)) else {
@@ -707,6 +721,62 @@ struct NodeSimulation {
             }
         }
     }
+
+    // MARK: - Schedules
+
+    /// Sends the schedule's put to a leader every 50 ms until one holds it (a put is idempotent).
+    mutating func putSchedule() {
+        guard let spec = options.schedule, now % 50 == 0,
+            let leader = hosts.indices.first(where: { runs($0) && hosts[$0].node.isLeader }),
+            case .schedule(nil) = hosts[leader].node.machine.query(.getSchedule(name: spec.name))
+        else { return }
+        nextRoute += 1
+        step(leader, .command(RouteID(nextRoute), ClientID(9_999), SequenceNumber(0), .putSchedule(spec)))
+    }
+
+    /// Every slot from the first to the last settled was fired once or counted missed, and none was
+    /// fired twice, before its time, or later than its catch-up window.
+    mutating func checkSchedule(_ spec: ScheduleSpec, on machine: StateMachine) {
+        guard case .schedule(let found) = machine.query(.getSchedule(name: spec.name)), let info = found else {
+            fail("schedule \(spec.name) missing at the end")
+            return
+        }
+        guard case .jobs(let jobs, _) = machine.query(.listJobs(JobFilter(type: spec.job.type))) else { return }
+        let every = UInt64(spec.every.rawValue)
+        var slots = Set<UInt64>()
+        for job in jobs {
+            guard let slot = job.uniqueKey.split(separator: ":").last.flatMap({ UInt64($0) }) else {
+                fail("job \(job.id) of the schedule has unique key \(job.uniqueKey)")
+                continue
+            }
+            if !slots.insert(slot).inserted { fail("slot \(slot) added two jobs") }
+            if slot % every != 0 { fail("slot \(slot) is not a multiple of \(every)") }
+            if job.createdAt.milliseconds < slot { fail("slot \(slot) fired early, at \(job.createdAt)") }
+            if job.createdAt.milliseconds - slot > UInt64(spec.catchUpWindow.rawValue) {
+                fail("slot \(slot) fired at \(job.createdAt), later than its window of \(spec.catchUpWindow)")
+            }
+        }
+        if info.fires != UInt64(jobs.count) { fail("\(info.fires) fires counted, \(jobs.count) jobs added: a slot fired twice") }
+        guard info.nextSlot != .zero, info.nextSlot != .never, let first = slots.min() ?? (info.misses > 0 ? nil : info.nextSlot.milliseconds)
+        else {
+            if info.misses == 0 { fail("the schedule never fired: next slot \(info.nextSlot)") }
+            return
+        }
+        // The first slot is the first after the put; count from the earlier of it and the first fired.
+        let start = min(first, (info.createdAt.milliseconds / every + 1) * every)
+        let expected = (info.nextSlot.milliseconds - start) / every
+        if info.fires + info.misses != expected {
+            fail("\(info.fires) fires and \(info.misses) misses for the \(expected) slots from \(start) to \(info.nextSlot)")
+        }
+        if info.nextSlot.milliseconds + 2 * every < machine.now.milliseconds {
+            fail("the schedule stands still: next slot \(info.nextSlot), the cluster's time \(machine.now)")
+        }
+        scheduleFires += Int(info.fires)
+        scheduleMisses += Int(info.misses)
+    }
+
+    var scheduleFires = 0
+    var scheduleMisses = 0
 
     mutating func fail(_ text: String) {
         failures.append("seed \(seed), \(now) ms: \(text)")

@@ -30,6 +30,15 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
         runAt: Timestamp(milliseconds: 1_700_000_000_000), leaseExpiresAt: Timestamp(milliseconds: 1_700_000_060_000),
         worker: "worker-a", lastError: "", payload: Array("cat.png".utf8), result: [])
     let seq = SequenceNumber(3)
+    let schedule = ScheduleSpec(
+        name: "scan-uploads", every: 60_000, jitter: 5_000,
+        job: JobSpec(type: "image.scan", payload: Array("uploads/".utf8), priority: 1, maxAttempts: 3, timeout: 30_000, backoff: 1000),
+        overlap: .skip, catchUp: 300_000)
+    let nightly = ScheduleSpec(name: "nightly-report", cron: "0 3 * * *", job: JobSpec(type: "report"), overlap: .bufferOne)
+    let scheduleInfo = ScheduleInfo(
+        spec: schedule, nextSlot: Timestamp(milliseconds: 1_700_000_040_000), lastSlot: Timestamp(milliseconds: 1_699_999_980_000),
+        lastFireAt: Timestamp(milliseconds: 1_699_999_980_004), lastJob: JobID(9), fires: 12, skips: 1, misses: 2,
+        createdAt: Timestamp(milliseconds: 1_699_999_000_000))
     return [
         ("hello.request", .request(.hello(Hello(clientID: ClientID(0x1122_3344_5566_7788), clientName: "worker-a")))),
         ("hello.reply", .reply(.hello(HelloReply(
@@ -136,6 +145,22 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
                 AuthListing.Role(name: "root", permissions: [Permission(.cluster, .admin)]),
                 AuthListing.Role(name: "thumbnailer", permissions: [Permission(.job, [.write, .work], "thumbnail")]),
             ])))),
+        ("schedule-put.request", .request(.command(seq, .putSchedule(schedule)))),
+        ("schedule-put.request-cron", .request(.command(seq, .putSchedule(nightly)))),
+        ("schedule-put.reply", .reply(.schedulePut(created: true))),
+        ("schedule-delete.request", .request(.command(seq, .deleteSchedule(name: "scan-uploads")))),
+        ("schedule-delete.reply", .reply(.scheduleUpdated(.scheduleDelete))),
+        ("schedule-pause.request", .request(.command(seq, .pauseSchedule(name: "scan-uploads")))),
+        ("schedule-pause.reply", .reply(.scheduleUpdated(.schedulePause))),
+        ("schedule-resume.request", .request(.command(seq, .resumeSchedule(name: "scan-uploads")))),
+        ("schedule-resume.reply", .reply(.scheduleUpdated(.scheduleResume))),
+        ("schedule-trigger.request", .request(.command(seq, .triggerSchedule(name: "scan-uploads")))),
+        ("schedule-trigger.reply", .reply(.scheduleTriggered(JobID(10)))),
+        ("schedule-get.request", .request(.query(.getSchedule(name: "scan-uploads")))),
+        ("schedule-get.reply", .reply(.schedule(scheduleInfo))),
+        ("schedule-get.reply-none", .reply(.schedule(nil))),
+        ("schedule-list.request", .request(.query(.listSchedules(after: "", limit: 100)))),
+        ("schedule-list.reply", .reply(.schedules([scheduleInfo]))),
     ]
 }()
 
