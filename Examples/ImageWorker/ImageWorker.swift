@@ -15,7 +15,7 @@ import Foundation
 struct ImageWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image-worker",
-        abstract: "Example worker service: analyse newly uploaded images with Baton, three ways.",
+        abstract: "Example worker service: analyse newly uploaded images with Baton, four ways.",
         subcommands: [Upload.self, Run.self, Status.self])
 }
 
@@ -26,6 +26,9 @@ enum Pattern: String, ExpressibleByArgument, CaseIterable {
     case periodic
     /// Every replica's timer adds a job per new image (deduplicated by unique key); workers claim them.
     case jobs
+    /// No replica runs a timer: the scan is a schedule the cluster fires, as a job, once per interval;
+    /// whichever replica claims it scans. Every replica puts the same schedule at start (idempotent).
+    case schedule
 }
 
 extension ImageWorker {
@@ -110,6 +113,19 @@ extension ImageWorker {
                     }
                     try await group.waitForAll()
                 }
+            case .schedule:
+                // The cluster knows the scan runs every interval; a failover neither skips nor repeats
+                // a slot. Overlap `skip`: no second scan is queued while one is still waiting or running.
+                try await baton.putSchedule(
+                    ScheduleSpec(
+                        name: "images/scan", every: Milliseconds(UInt32(interval * 1000)),
+                        job: JobSpec(type: "image.scan", timeout: 30_000), overlap: .skip))
+                let worker = JobWorker(client: baton, types: ["image.scan"], concurrency: 1, name: replica) { job in
+                    print("[\(replica)] scan job \(job.id) (attempt \(job.attempt))")
+                    try await uploads.analyseNew(token: job.token)
+                    return []
+                }
+                try await worker.run()
             }
         }
     }

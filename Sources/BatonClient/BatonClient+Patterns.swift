@@ -50,6 +50,12 @@ extension BatonClient {
     /// renewed. Runs never overlap: a run that takes longer than `interval` delays the next one. When
     /// the holder dies, the next replica in line takes over once the lease (`ttl`) runs out. Errors
     /// thrown by `body` are logged and the schedule goes on. Returns when the calling task is cancelled.
+    ///
+    /// Prefer a schedule (`putSchedule`) when the work can be a job: the cluster then fires it once
+    /// per slot even while every replica is down (slots inside its catch-up window run late), counts
+    /// what it missed, and the runs get the job's retries and dead-lettering. `runPeriodic` is for
+    /// work that must run in this process, where a run missed while no replica held the lock does
+    /// not matter (README, "Schedules").
     public func runPeriodic(
         _ name: String, every interval: Duration, ttl: Duration = .seconds(10),
         _ body: @escaping @Sendable () async throws -> Void

@@ -100,12 +100,13 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         public var maxJobBytes: Int = machine.maxJobBytes
         public var maxLocks: Int = machine.maxLocks
         public var maxClients: Int = machine.maxClients
+        public var maxSchedules: Int = machine.maxSchedules
         public init() {}
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case maxKeyLength, minTTLMilliseconds, maxTTLMilliseconds, maxWaitMilliseconds
             case defaultJobTimeoutMilliseconds, defaultMaxAttempts, defaultBackoffMilliseconds
-            case completedRetentionMilliseconds, maxCompletedJobs, maxJobs, maxJobBytes, maxLocks, maxClients
+            case completedRetentionMilliseconds, maxCompletedJobs, maxJobs, maxJobBytes, maxLocks, maxClients, maxSchedules
         }
 
         public init(from decoder: any Decoder) throws {
@@ -127,6 +128,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
             maxJobBytes = try value(.maxJobBytes, d.maxJobBytes)
             maxLocks = try value(.maxLocks, d.maxLocks)
             maxClients = try value(.maxClients, d.maxClients)
+            maxSchedules = try value(.maxSchedules, d.maxSchedules)
         }
     }
 
@@ -216,6 +218,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if limits.maxJobBytes < maxFrameSize { problems.append("limits.maxJobBytes must be at least maxFrameSize (\(maxFrameSize))") }
         if limits.maxLocks < 1 { problems.append("limits.maxLocks must be at least 1") }
         if limits.maxClients < 1 { problems.append("limits.maxClients must be at least 1") }
+        if limits.maxSchedules < 0 { problems.append("limits.maxSchedules must not be negative") }
         if let dir = dataDirectory, dir.isEmpty { problems.append("dataDirectory must not be empty") }
         if snapshotEveryEntries < 100 { problems.append("snapshotEveryEntries must be at least 100") }
         if snapshotEveryBytes < 65536 { problems.append("snapshotEveryBytes must be at least 65536") }
@@ -251,6 +254,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         c.maxJobBytes = limits.maxJobBytes
         c.maxLocks = limits.maxLocks
         c.maxClients = limits.maxClients
+        c.maxSchedules = limits.maxSchedules
         return c
     }
 }
