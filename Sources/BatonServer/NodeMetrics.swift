@@ -30,8 +30,10 @@ final class NodeMetrics {
                 .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2),
             ],
             "baton_schedule_fire_lag_seconds": [
-                .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-                .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5), .seconds(30),
+                .milliseconds(1), .milliseconds(2), .milliseconds(3), .milliseconds(5), .milliseconds(7), .milliseconds(10),
+                .milliseconds(15), .milliseconds(20), .milliseconds(25), .milliseconds(30), .milliseconds(40),
+                .milliseconds(50), .milliseconds(75), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+                .seconds(1), .seconds(5), .seconds(30), .seconds(60),
             ],
             "baton_wal_fsync_duration_seconds": [
                 .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
