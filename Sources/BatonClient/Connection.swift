@@ -253,8 +253,9 @@ final class Connection: Sendable {
         case .tcp:
             var frame = channel.allocator.buffer(capacity: 64)
             frame.writeRequest(request, requestID: requestID)
+            // A write that fails never reached the node (the connection closed under it): retriable.
             channel.writeAndFlush(PendingRequest(requestID: requestID, frame: frame, timeout: timeout, promise: promise))
-                .whenFailure { promise.fail($0) }
+                .whenFailure { promise.fail($0 as? BatonClientError ?? .connectionClosed) }
         case .http2(let streams, let clientID, let authority, let authorization):
             sendOnNewStream(
                 request, streams: streams, clientID: clientID, authority: authority, authorization: authorization,

@@ -121,6 +121,36 @@ func parseExposition(_ text: String) throws -> (types: [String: String], samples
         }
     }
 
+    /// Issue 22: the leader counts each schedule's fires, skips and misses, and the lag of each fire.
+    @Test func schedulesAreCountedPerScheduleWithTheirLag() async throws {
+        try await withNode({ $0.metricsPort = 0 }) { node in
+            let port = try #require(node.server.metricsPort)
+            let c = node.client()
+            try await c.putSchedule(ScheduleSpec(name: "every-second", every: 1_000, job: JobSpec(type: "m"), overlap: .skip))
+            // Two slots: the first fires, the second is skipped (the first job is still queued).
+            var info: ScheduleInfo?
+            for _ in 0..<600 {  // a guard against a hang: 60 s
+                info = try await c.getSchedule("every-second")
+                if let info, info.fires + info.skips >= 2 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let settled = try #require(info)
+            #expect(settled.fires == 1 && settled.skips >= 1, "\(settled)")
+            let (_, body) = try await httpGet(port: port, path: "/metrics")
+            let (types, samples) = try parseExposition(body)
+            func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+                samples.first { s in s.name == name && labels.allSatisfy { k, v in s.labels[k] == v } }?.value
+            }
+            #expect(types["baton_schedule_fires_total"] == "counter")
+            #expect(types["baton_schedule_fire_lag_seconds"] == "histogram")
+            #expect(value("baton_schedule_fires_total", ["schedule": "every-second"]) == 1)
+            #expect(value("baton_schedule_skipped_total", ["schedule": "every-second"]).map { $0 >= 1 } == true)
+            #expect(value("baton_schedule_missed_total", ["schedule": "every-second"]) == 0)
+            #expect(value("baton_schedule_fire_lag_seconds_count").map { $0 >= 2 } == true)
+            #expect(value("baton_quota_limit", ["quota": "maxSchedules"]) == 100_000)
+        }
+    }
+
     @Test func malformedExpositionIsCaught() {
         #expect(throws: (any Error).self) { try parseExposition("baton_x{op=unquoted} 1\n") }
         #expect(throws: (any Error).self) { try parseExposition("# TYPE baton_x sometype\n") }
