@@ -204,6 +204,14 @@ extension StateMachine {
 
     // MARK: Queries
 
+    /// Each schedule's slots fired, skipped and missed, by name (for metrics).
+    public func scheduleCounts() -> [(name: String, fires: UInt64, skips: UInt64, misses: UInt64)] {
+        schedules.keys.sorted().map { name in
+            let r = schedules[name]!
+            return (name, r.fires, r.skips, r.misses)
+        }
+    }
+
     func listSchedules(after: String, limit: Int) -> [ScheduleInfo] {
         var selection = SmallestSelection<String>(limit: limit)
         for name in schedules.keys where name > after { selection.offer(name) }

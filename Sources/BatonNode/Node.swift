@@ -458,21 +458,19 @@ package struct Node: Sendable {
         }
     }
 
-    /// Proposes the fire entries of every schedule due by now, up to `maxFiresPerEntry` in one entry.
-    /// The schedules come back into the state machine's queue as their entries are applied.
+    /// Proposes the fire entries of the schedules due by now: one entry of at most `maxFiresPerEntry`
+    /// fires per turn of the loop. When more are due (10,000 schedules on one slot), the timer is
+    /// set again at once (`armTimer` finds them due), so heartbeats and answers go out between the
+    /// entries: one turn planning every schedule held the loop long enough for a follower to start
+    /// an election (`baton-bench schedules`). The schedules come back into the state machine's
+    /// queue as their entries are applied.
     private mutating func proposeDueSchedules(at mono: UInt64, into actions: inout [NodeAction]) {
         let now = clock.now(at: mono)
         var batch: [ScheduleFire] = []
-        while true {
-            let due = machine.takeDueSchedules(at: now, limit: 256)
+        while batch.count < Self.maxFiresPerEntry {
+            let due = machine.takeDueSchedules(at: now, limit: min(256, Self.maxFiresPerEntry - batch.count))
             if due.isEmpty { break }
-            for schedule in due {
-                batch += SchedulePlanner.fires(for: schedule, at: now)
-                if batch.count >= Self.maxFiresPerEntry {
-                    propose(.fireSchedules(batch), route: nil, at: mono, into: &actions)
-                    batch.removeAll(keepingCapacity: true)
-                }
-            }
+            for schedule in due { batch += SchedulePlanner.fires(for: schedule, at: now) }
         }
         if !batch.isEmpty { propose(.fireSchedules(batch), route: nil, at: mono, into: &actions) }
     }

@@ -28,9 +28,9 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
                 respond(context, head, status: .methodNotAllowed, body: "only GET\n")
             } else if path == "/metrics" {
                 runtime.refreshMetrics()
-                respond(
-                    context, head, status: .ok, body: runtime.metrics.registry.emitToString(),
-                    contentType: "text/plain; version=0.0.4; charset=utf-8")
+                var body = runtime.metrics.registry.emitToString()
+                ScheduleExposition.write(runtime.node.machine.scheduleCounts(), into: &body)
+                respond(context, head, status: .ok, body: body, contentType: "text/plain; version=0.0.4; charset=utf-8")
             } else {
                 respond(context, head, status: .notFound, body: "try /metrics\n")
             }

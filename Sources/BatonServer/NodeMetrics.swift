@@ -17,7 +17,6 @@ final class NodeMetrics {
     let batchSize: Recorder
     private let gauges: [String: Metrics.Gauge]
     private var jobGauges: [String: Metrics.Gauge] = [:]
-    private var scheduleCounters: [String: [Metrics.Counter]] = [:]
     let scheduleLag: Metrics.Timer
     private var quotaGauges: [String: (used: Metrics.Gauge, limit: Metrics.Gauge)] = [:]
 
@@ -98,26 +97,13 @@ final class NodeMetrics {
         timer.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
     }
 
-    /// Counts what became of schedule slots (on the leader, which fired them) and, for each slot
-    /// fired or skipped, the lag from the slot's time to `time`, when its entry was applied.
+    /// Records, for each slot fired, skipped or buffered, the lag from the slot's time to `time`, when
+    /// its entry was applied on the leader. (The counts per schedule come from the replicated state:
+    /// `ScheduleExposition`.)
     func schedulesSettled(_ outcomes: [ScheduleOutcome], at time: Timestamp) {
         for outcome in outcomes {
-            let counters = scheduleCounters[outcome.name] ?? ["fires", "skipped", "missed"].map {
-                Metrics.Counter(label: "baton_schedule_\($0)_total", dimensions: [("schedule", outcome.name)], factory: factory)
-            }
-            scheduleCounters[outcome.name] = counters
-            switch outcome.kind {
-            case .fired:
-                counters[0].increment()
-                scheduleLag.recordNanoseconds(Int64(outcome.slot.distance(to: time)) * 1_000_000)
-            case .skipped:
-                counters[1].increment()
-                scheduleLag.recordNanoseconds(Int64(outcome.slot.distance(to: time)) * 1_000_000)
-            case .buffered:
-                scheduleLag.recordNanoseconds(Int64(outcome.slot.distance(to: time)) * 1_000_000)
-            case .missed(let count):
-                counters[2].increment(by: Int64(count))
-            }
+            if case .missed = outcome.kind { continue }
+            scheduleLag.recordNanoseconds(Int64(outcome.slot.distance(to: time)) * 1_000_000)
         }
     }
 

@@ -151,6 +151,16 @@ func parseExposition(_ text: String) throws -> (types: [String: String], samples
         }
     }
 
+    @Test func aScheduleNameIsEscapedAsALabelValue() throws {
+        var text = ""
+        ScheduleExposition.write([(name: "a\"b\\c\nd", fires: 3, skips: 1, misses: 0)], into: &text)
+        #expect(text.contains(#"baton_schedule_fires_total{schedule="a\"b\\c\nd"} 3"#), "\(text)")
+        #expect(text.split(separator: "\n").count == 9)  // HELP, TYPE and one sample for each of three counters
+        var none = ""
+        ScheduleExposition.write([], into: &none)
+        #expect(none.isEmpty)
+    }
+
     @Test func malformedExpositionIsCaught() {
         #expect(throws: (any Error).self) { try parseExposition("baton_x{op=unquoted} 1\n") }
         #expect(throws: (any Error).self) { try parseExposition("# TYPE baton_x sometype\n") }
