@@ -120,8 +120,9 @@ import Testing
         #expect(h.run(.completeJob(done, token: job.token, result: [4, 5])) == .jobCompleted)
         _ = h.add(JobSpec(type: "t", payload: [6]))
         _ = h.grantedToken("k")
+        _ = h.run(.putSchedule(ScheduleSpec(name: "s", every: 60_000, job: JobSpec(type: "t"))))
         let restored = try StateMachine(restoring: h.machine.snapshot(), configuration: h.machine.configuration)
-        #expect(restored.quotas.map(\.used) == [1, 6, 1, 1])
+        #expect(restored.quotas.map(\.used) == [1, 6, 1, 1, 1])
         #expect(restored.quotas.map(\.used) == h.machine.quotas.map(\.used))
     }
 }
