@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import socket
 import ssl
-import struct
 import threading
 import time
 from concurrent.futures import Future
