@@ -1,0 +1,111 @@
+"""The blocking client against a real node."""
+
+import threading
+
+import pytest
+
+from baton import errors, patterns
+
+
+def test_the_node_runs_without_privileges_and_answers(node):
+    with node.client() as c:
+        assert c.ping() > 0
+
+
+def test_lock_grant_busy_stale_and_release(node):
+    with node.client("a") as a, node.client("b") as b:
+        granted = a.acquire_lock("k", ttl=10)
+        assert granted["granted"] and granted["token"] > 0 and granted["lease_left_ms"] > 0
+        busy = b.acquire_lock("k", ttl=10)
+        assert busy == {"granted": False, "holder": "a", "expires_at": granted["expires_at"]}
+        with pytest.raises(errors.StaleToken):
+            a.release_lock("k", granted["token"] + 1)
+        a.release_lock("k", granted["token"])
+        assert a.get_lock("k") is None
+        with pytest.raises(errors.LockNotHeld):
+            a.call("lock_force_release", key="k")
+
+
+def test_jobs_unique_claim_complete_fail(node):
+    with node.client() as c:
+        first = c.add_job("t", b"x", unique_key="u")
+        assert first["created"] == 1
+        assert c.add_job("t", b"x", unique_key="u") == {"job_id": first["job_id"], "created": 0}
+        job = c.claim_job(["t"])
+        assert job["payload"] == b"x" and job["attempt"] == 1
+        c.complete_job(job["job_id"], job["token"], b"done")
+        with pytest.raises(errors.ClaimLost):
+            c.complete_job(job["job_id"], job["token"], b"again")
+        with pytest.raises(errors.JobNotFound):
+            c.get_job(999)
+        assert c.get_job(job["job_id"])["result"] == b"done"
+
+
+def test_many_requests_in_flight_from_many_threads(node):
+    with node.client() as c:
+        ids = []
+        lock = threading.Lock()
+
+        def add(i):
+            r = c.add_job("p", str(i).encode())
+            with lock:
+                ids.append(r["job_id"])
+
+        threads = [threading.Thread(target=add, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(ids) == list(range(1, 51))
+
+
+def test_a_retry_with_the_same_sequence_is_applied_once(node):
+    with node.client() as c:
+        request = {"sequence": 77, "type": "once", "payload": b"", "priority": 0, "delay_ms": 0, "max_attempts": 0,
+                   "timeout_ms": 0, "backoff_ms": 0, "unique_key": ""}
+        from baton import protocol
+
+        first = c._exchange(c._connect(), protocol.Request("job_add", dict(request)))
+        again = c._exchange(c._connect(), protocol.Request("job_add", dict(request)))
+        assert first == again
+        other = dict(request, type="other")
+        with pytest.raises(errors.SequenceReused):
+            c._exchange(c._connect(), protocol.Request("job_add", other))
+
+
+def test_a_lock_is_renewed_while_held_and_released_after(node):
+    with node.client() as c:
+        with patterns.lock(c, "reports/daily", ttl=0.6) as lease:
+            threading.Event().wait(1.5)  # two renewals at least; the outcome is checked, not the time
+            assert lease.held
+            assert c.get_lock("reports/daily")["token"] == lease.token
+        assert c.get_lock("reports/daily") is None
+
+
+def test_the_worker_completes_and_fails_jobs(node):
+    with node.client() as c:
+        for payload in (b"1", b"2", b"boom"):
+            c.add_job("w", payload, max_attempts=1)
+        done = threading.Event()
+        seen = []
+
+        def handler(job):
+            if job["payload"] == b"boom":
+                raise RuntimeError("bad input")
+            seen.append(job["payload"])
+            return b"ok"
+
+        worker = patterns.JobWorker(c, ["w"], handler, concurrency=2, wait=0.2)
+        t = threading.Thread(target=worker.run)
+        t.start()
+        deadline = threading.Event()
+        for _ in range(300):  # until the three are settled; a guard against a hang
+            states = [c.get_job(i)["state"] for i in (1, 2, 3)]
+            if states == [2, 2, 3]:
+                break
+            deadline.wait(0.1)
+        worker.stop()
+        t.join()
+        assert sorted(seen) == [b"1", b"2"]
+        assert [c.get_job(i)["state"] for i in (1, 2, 3)] == [2, 2, 3]  # completed, completed, dead
+        assert c.get_job(3)["last_error"] == "RuntimeError: bad input"
