@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from . import errors, protocol
 
 
-def _split(endpoint: str) -> tuple:
+def split_endpoint(endpoint: str) -> tuple:
+    """`host:port` (port 7700 when it is left out) as a pair."""
     host, _, port = endpoint.rpartition(":")
     return (host or endpoint, int(port) if port else 7700)
 
@@ -151,7 +152,7 @@ class Client:
         raise errors.ConnectionClosed(f"no endpoint answered: {last}")
 
     def _open(self, endpoint: str) -> _Connection:
-        host, port = _split(endpoint)
+        host, port = split_endpoint(endpoint)
         sock = socket.create_connection((host, port), timeout=self.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls is not None:

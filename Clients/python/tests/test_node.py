@@ -109,3 +109,23 @@ def test_the_worker_completes_and_fails_jobs(node):
         assert sorted(seen) == [b"1", b"2"]
         assert [c.get_job(i)["state"] for i in (1, 2, 3)] == [2, 2, 3]  # completed, completed, dead
         assert c.get_job(3)["last_error"] == "RuntimeError: bad input"
+
+
+def test_the_asyncio_client_pipelines_and_raises_per_code(node):
+    import asyncio
+
+    from baton import aio
+
+    async def main():
+        async with aio.Client([node.endpoint], name="aio") as c:
+            assert await c.ping() > 0
+            added = await asyncio.gather(*(c.add_job("a", str(i).encode()) for i in range(50)))
+            assert sorted(r["job_id"] for r in added) == list(range(1, 51))
+            lock = await c.acquire_lock("k", ttl=5)
+            with pytest.raises(errors.StaleToken):
+                await c.release_lock("k", lock["token"] + 1)
+            await c.release_lock("k", lock["token"])
+            job = await c.claim_job(["a"])
+            await c.complete_job(job["job_id"], job["token"])
+
+    asyncio.run(main())
