@@ -9,7 +9,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import errors, protocol
-from .client import split_endpoint
+from .client import schedule_fields, split_endpoint
 
 
 class _Connection:
@@ -150,13 +150,13 @@ class Client:
             raise errors.server_error(reply.fields["code"], reply.fields["message"], reply.fields.get("leader"))
         return reply.fields
 
-    async def call(self, name: str, wait: float = 0.0, **fields: Any) -> Dict[str, Any]:
+    async def call(self, operation: str, /, wait: float = 0.0, **fields: Any) -> Dict[str, Any]:
         """Sends one request and returns its reply's fields, retrying what may be retried with the
         same sequence number (see `baton.client.Client.call`)."""
-        if protocol.BY_NAME[name].kind == "command":
+        if protocol.BY_NAME[operation].kind == "command":
             self._sequence += 1
             fields["sequence"] = self._sequence
-        request = protocol.Request(name, fields)
+        request = protocol.Request(operation, fields)
         give_up = time.monotonic() + wait + self.retry_timeout
         delay = 0.02
         while True:
@@ -203,3 +203,13 @@ class Client:
 
     async def complete_job(self, job_id: int, token: int, result: bytes = b"") -> None:
         await self.call("job_complete", job_id=job_id, token=token, result=result)
+
+    async def put_schedule(self, name: str, type: str, every: float = 0.0, cron: str = "", payload: bytes = b"",
+                           priority: int = 0, max_attempts: int = 0, timeout: float = 0.0, backoff: float = 0.0,
+                           jitter: float = 0.0, overlap: str = "skip", catch_up: float = 0.0, paused: bool = False) -> bool:
+        """See `baton.client.Client.put_schedule`."""
+        return bool((await self.call("schedule_put", **schedule_fields(
+            name, type, every, cron, payload, priority, max_attempts, timeout, backoff, jitter, overlap, catch_up, paused)))["created"])
+
+    async def get_schedule(self, name: str) -> Optional[Dict[str, Any]]:
+        return (await self.call("schedule_get", name=name))["schedule"]

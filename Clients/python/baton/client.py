@@ -185,15 +185,15 @@ class Client:
 
     # -- requests ----------------------------------------------------------------------------------
 
-    def call(self, name: str, wait: float = 0.0, **fields: Any) -> Dict[str, Any]:
+    def call(self, operation: str, /, wait: float = 0.0, **fields: Any) -> Dict[str, Any]:
         """Sends one request (a command gets the next sequence number) and returns its reply's fields,
         retrying what may be retried with the same sequence number."""
-        op = protocol.BY_NAME[name]
+        op = protocol.BY_NAME[operation]
         if op.kind == "command":
             with self._lock:
                 self._sequence += 1
                 fields["sequence"] = self._sequence
-        request = protocol.Request(name, fields)
+        request = protocol.Request(operation, fields)
         give_up = time.monotonic() + wait + self.retry_timeout
         delay = 0.02
         while True:
@@ -262,3 +262,46 @@ class Client:
         return self.call("job_get", job_id=job_id)
 
 
+
+    # -- schedules (PROTOCOL.md section 8a) ------------------------------------------------------------
+
+    def put_schedule(self, name: str, type: str, every: float = 0.0, cron: str = "", payload: bytes = b"",
+                     priority: int = 0, max_attempts: int = 0, timeout: float = 0.0, backoff: float = 0.0,
+                     jitter: float = 0.0, overlap: str = "skip", catch_up: float = 0.0, paused: bool = False) -> bool:
+        """Creates the schedule or replaces the one of that name (the same again changes nothing);
+        returns whether it is new. ``every`` seconds or a five-field ``cron`` expression in UTC;
+        ``overlap`` is "skip", "allow" or "buffer-one"."""
+        return bool(self.call("schedule_put", **schedule_fields(
+            name, type, every, cron, payload, priority, max_attempts, timeout, backoff, jitter, overlap, catch_up, paused))["created"])
+
+    def get_schedule(self, name: str) -> Optional[Dict[str, Any]]:
+        return self.call("schedule_get", name=name)["schedule"]
+
+    def list_schedules(self, after: str = "", limit: int = 0) -> List[Dict[str, Any]]:
+        return self.call("schedule_list", after=after, limit=limit)["schedules"]
+
+    def delete_schedule(self, name: str) -> None:
+        self.call("schedule_delete", name=name)
+
+    def pause_schedule(self, name: str) -> None:
+        self.call("schedule_pause", name=name)
+
+    def resume_schedule(self, name: str) -> None:
+        self.call("schedule_resume", name=name)
+
+    def trigger_schedule(self, name: str) -> int:
+        return self.call("schedule_trigger", name=name)["job_id"]
+
+
+OVERLAP = {"skip": 0, "allow": 1, "buffer-one": 2}
+
+
+def schedule_fields(name: str, type: str, every: float, cron: str, payload: bytes, priority: int, max_attempts: int,
+                    timeout: float, backoff: float, jitter: float, overlap: str, catch_up: float, paused: bool) -> Dict[str, Any]:
+    """A ScheduleSpec's fields as SCHEDULE_PUT lays them out."""
+    if overlap not in OVERLAP:
+        raise ValueError(f"overlap is one of {', '.join(OVERLAP)}, not {overlap!r}")
+    return {"name": name, "every_ms": int(every * 1000), "cron": cron, "jitter_ms": int(jitter * 1000),
+            "overlap": OVERLAP[overlap], "catch_up_ms": int(catch_up * 1000), "paused": int(paused), "type": type,
+            "payload": payload, "priority": priority, "max_attempts": max_attempts, "timeout_ms": int(timeout * 1000),
+            "backoff_ms": int(backoff * 1000)}

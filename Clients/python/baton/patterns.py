@@ -156,3 +156,30 @@ class JobWorker:
             self.client.complete_job(job["job_id"], job["token"], bytes(result or b""))
         except errors.BatonError:
             pass
+
+
+def run_periodic(client: Client, name: str, every: float, fn: Callable[[], None], ttl: float = 10.0,
+                 stop: Optional[threading.Event] = None) -> None:
+    """Runs ``fn`` every ``every`` seconds on exactly one of the replicas that call this with the same
+    ``name``: they queue for the lock ``periodic/<name>``, and its holder runs ``fn`` at each multiple
+    of ``every`` (wall-clock aligned) while it renews the lease. Runs never overlap. When the holder
+    dies, the next in line takes over once the lease runs out. Errors from ``fn`` are swallowed and
+    the schedule goes on. Returns when ``stop`` is set. (A schedule in the cluster,
+    ``client.put_schedule``, survives every replica being down; README, "Schedules".)"""
+    stop = stop or threading.Event()
+    key = f"periodic/{name}"
+    while not stop.is_set():
+        try:
+            lease_cm = lock(client, key, ttl=ttl, wait=max(every, ttl))
+        except (LockBusy, errors.BatonError):
+            stop.wait(0.1)
+            continue
+        with lease_cm as lease:
+            while not stop.is_set() and lease.held:
+                now = time.time()
+                if stop.wait(every - now % every) or not lease.held:
+                    break
+                try:
+                    fn()
+                except Exception:  # the schedule goes on
+                    pass

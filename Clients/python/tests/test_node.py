@@ -129,3 +129,53 @@ def test_the_asyncio_client_pipelines_and_raises_per_code(node):
             await c.complete_job(job["job_id"], job["token"])
 
     asyncio.run(main())
+
+
+def test_schedules_put_get_list_trigger_pause_delete(node):
+    with node.client() as c:
+        assert c.put_schedule("nightly", type="report", cron="0 3 * * *") is True
+        assert c.put_schedule("nightly", type="report", cron="0 3 * * *") is False
+        s = c.get_schedule("nightly")
+        assert s["cron"] == "0 3 * * *" and s["type"] == "report" and s["fires"] == 0
+        assert [x["name"] for x in c.list_schedules()] == ["nightly"]
+        job_id = c.trigger_schedule("nightly")
+        assert c.get_job(job_id)["type"] == "report"
+        c.pause_schedule("nightly")
+        assert c.get_schedule("nightly")["paused"] == 1
+        with pytest.raises(errors.InvalidArgument):
+            c.put_schedule("bad", type="t", cron="61 * * * *")
+        with pytest.raises(ValueError):
+            c.put_schedule("bad", type="t", every=1, overlap="sometimes")
+        c.delete_schedule("nightly")
+        assert c.get_schedule("nightly") is None
+
+
+def test_a_one_second_schedule_fires_slot_jobs(node):
+    with node.client() as c:
+        c.put_schedule("tick", type="tick", every=1, overlap="allow")
+        for _ in range(100):  # until two slots fired; a guard against a hang, not a bound on speed
+            if (c.get_schedule("tick") or {}).get("fires", 0) >= 2:
+                break
+            threading.Event().wait(0.1)
+        jobs = c.call("job_list", type="tick", state=0xFF, after=0, limit=0)["jobs"]
+        slots = [int(j["unique_key"].rsplit(":", 1)[1]) for j in jobs]
+        assert len(slots) >= 2 and len(set(slots)) == len(slots) and all(s % 1000 == 0 for s in slots)
+
+
+def test_run_periodic_runs_on_one_replica(node):
+    with node.client("r1") as a, node.client("r2") as b:
+        runs = []
+        stop = threading.Event()
+        threads = [threading.Thread(target=patterns.run_periodic, args=(c, "scan", 0.2, lambda n=n: runs.append(n)),
+                                    kwargs={"ttl": 2.0, "stop": stop}) for n, c in (("a", a), ("b", b))]
+        for t in threads:
+            t.start()
+        for _ in range(100):  # until three runs
+            if len(runs) >= 3:
+                break
+            threading.Event().wait(0.1)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert len(runs) >= 3
+        assert len(set(runs)) == 1, "one replica holds the lock and runs them all"
