@@ -179,3 +179,15 @@ def test_run_periodic_runs_on_one_replica(node):
             t.join()
         assert len(runs) >= 3
         assert len(set(runs)) == 1, "one replica holds the lock and runs them all"
+
+
+def test_a_lost_lease_is_visible(node):
+    with node.client("holder") as c, node.client("admin") as admin:
+        lost = []
+        with patterns.lock(c, "contested", ttl=0.6, on_lost=lambda lease: lost.append(lease.token)) as lease:
+            admin.call("lock_force_release", key="contested")  # an operator breaks the lock
+            assert lease.lost.wait(30), "the next renewal fails and says so"  # a guard against a hang
+            assert not lease.held
+        assert lost == [lease.token]
+        # Nothing was released on its behalf: whoever holds the lock now keeps it.
+        assert admin.get_lock("contested") is None
