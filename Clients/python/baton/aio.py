@@ -122,6 +122,8 @@ class Client:
                 self._connection = connection
                 return connection
             self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
+            if isinstance(last, errors.Unauthenticated):
+                raise last  # AUTH refused the token (a member may not know it yet: `call` asks again)
             raise errors.ConnectionClosed(f"no endpoint answered: {last}")
 
     async def _open(self, endpoint: str) -> _Connection:
@@ -130,12 +132,16 @@ class Client:
             asyncio.open_connection(host, port, ssl=self.tls, server_hostname=host if self.tls else None),
             self.connect_timeout)
         connection = _Connection(reader, writer)
-        hello = await self._exchange(connection, protocol.Request(
-            "hello", {"version": protocol.PROTOCOL_VERSION, "client_id": self.client_id, "client_name": self.name}))
-        connection.version = hello["version"]
-        connection.decoder.max_frame_size = max(hello["max_frame_size"], protocol.DEFAULT_MAX_FRAME_SIZE)
-        if self.token is not None:
-            await self._exchange(connection, protocol.Request("auth", {"token": self.token}))
+        try:
+            hello = await self._exchange(connection, protocol.Request(
+                "hello", {"version": protocol.PROTOCOL_VERSION, "client_id": self.client_id, "client_name": self.name}))
+            connection.version = hello["version"]
+            connection.decoder.max_frame_size = max(hello["max_frame_size"], protocol.DEFAULT_MAX_FRAME_SIZE)
+            if self.token is not None:
+                await self._exchange(connection, protocol.Request("auth", {"token": self.token}))
+        except BaseException:
+            await connection.close()
+            raise
         return connection
 
     async def _exchange(self, connection: _Connection, request: protocol.Request, timeout: Optional[float] = None) -> Dict[str, Any]:
@@ -161,7 +167,14 @@ class Client:
         delay = 0.02
         while True:
             try:
-                connection = await self._connect()
+                try:
+                    connection = await self._connect()
+                except errors.Unauthenticated:
+                    if time.monotonic() + delay >= give_up:
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
                 return await self._exchange(connection, request, timeout=self.request_timeout + wait)
             except (errors.ConnectionClosed, errors.Timeout, errors.ShuttingDown, errors.NotLeader) as e:
                 if time.monotonic() + delay >= give_up:

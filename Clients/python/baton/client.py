@@ -149,6 +149,8 @@ class Client:
             return connection
         with self._lock:
             self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
+        if isinstance(last, errors.Unauthenticated):
+            raise last  # AUTH refused the token (a member may not know it yet: `call` asks again)
         raise errors.ConnectionClosed(f"no endpoint answered: {last}")
 
     def _open(self, endpoint: str) -> _Connection:
@@ -160,12 +162,16 @@ class Client:
         sock.settimeout(None)
         connection = _Connection(sock, protocol.DEFAULT_MAX_FRAME_SIZE)
         connection.start()
-        hello = self._exchange(connection, protocol.Request(
-            "hello", {"version": protocol.PROTOCOL_VERSION, "client_id": self.client_id, "client_name": self.name}))
-        connection.version = hello["version"]
-        connection.decoder.max_frame_size = max(hello["max_frame_size"], protocol.DEFAULT_MAX_FRAME_SIZE)
-        if self.token is not None:
-            self._exchange(connection, protocol.Request("auth", {"token": self.token}))
+        try:
+            hello = self._exchange(connection, protocol.Request(
+                "hello", {"version": protocol.PROTOCOL_VERSION, "client_id": self.client_id, "client_name": self.name}))
+            connection.version = hello["version"]
+            connection.decoder.max_frame_size = max(hello["max_frame_size"], protocol.DEFAULT_MAX_FRAME_SIZE)
+            if self.token is not None:
+                self._exchange(connection, protocol.Request("auth", {"token": self.token}))
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def _exchange(self, connection: _Connection, request: protocol.Request, timeout: Optional[float] = None) -> Dict[str, Any]:
@@ -198,7 +204,15 @@ class Client:
         delay = 0.02
         while True:
             try:
-                connection = self._connect()
+                try:
+                    connection = self._connect()
+                except errors.Unauthenticated:
+                    # As the Swift client: the token may be new to a member behind the leader.
+                    if time.monotonic() + delay >= give_up:
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
                 return self._exchange(connection, request, timeout=self.request_timeout + wait)
             except (errors.ConnectionClosed, errors.Timeout, errors.ShuttingDown, errors.NotLeader) as e:
                 if time.monotonic() + delay >= give_up:
@@ -262,6 +276,43 @@ class Client:
         return self.call("job_get", job_id=job_id)
 
 
+
+    def abort_job(self, job_id: int, token: int) -> None:
+        self.call("job_abort", job_id=job_id, token=token)
+
+    def claim_job_by_id(self, job_id: int, worker: Optional[str] = None) -> Dict[str, Any]:
+        return self.call("job_claim_id", job_id=job_id, worker=worker or self.name)
+
+    def list_jobs(self, type: str = "", state: Optional[int] = None, after: int = 0, limit: int = 0) -> Dict[str, Any]:
+        """A page of jobs in id order: ``{"jobs": [...], "next": id}`` (pass ``next`` as ``after``; 0 at the end)."""
+        return self.call("job_list", type=type, state=0xFF if state is None else state, after=after, limit=limit)
+
+    def delete_job(self, job_id: int) -> None:
+        self.call("job_delete", job_id=job_id)
+
+    def requeue_job(self, job_id: int) -> None:
+        self.call("job_requeue", job_id=job_id)
+
+    def running_jobs(self, type: str) -> int:
+        return self.call("job_running", type=type)["count"]
+
+    def list_locks(self, prefix: str = "", after: str = "", limit: int = 0) -> List[Dict[str, Any]]:
+        return self.call("lock_list", prefix=prefix, after=after, limit=limit)["locks"]
+
+    # -- admin ---------------------------------------------------------------------------------------
+
+    def force_release_lock(self, key: str) -> int:
+        """Ends the lease on ``key`` whoever holds it; returns the token that held it."""
+        return self.call("lock_force_release", key=key)["token"]
+
+    def purge_jobs(self, state: int, older_than: float) -> int:
+        return self.call("job_purge", state=state, older_than_ms=int(older_than * 1000))["count"]
+
+    def list_leases(self, limit: int = 0) -> List[Dict[str, Any]]:
+        return self.call("lease_list", limit=limit)["leases"]
+
+    def node_status(self) -> Dict[str, Any]:
+        return self.call("node_status")
 
     # -- schedules (PROTOCOL.md section 8a) ------------------------------------------------------------
 

@@ -1,0 +1,76 @@
+"""TLS and token authentication from Python, against a node secured as deploy/make-certs.sh makes it."""
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from baton import Client, errors
+from conftest import ROOT, baton_executable, free_port, unprivileged
+
+
+@pytest.fixture
+def secured():
+    out = tempfile.mkdtemp(prefix="baton-secured-")
+    os.chmod(out, 0o755)
+    subprocess.run(["bash", str(ROOT / "deploy" / "make-certs.sh"), out, "127.0.0.1", "127.0.0.2", "127.0.0.3"], check=True)
+    port = free_port()
+    config = os.path.join(out, "node.json")
+    with open(config, "w") as f:
+        f.write(f'{{"nodeID": "baton-1", "host": "127.0.0.1", "port": {port}, "dataDirectory": null, "metricsPort": 0,'
+                f' "tls": {{"certificateFile": "{out}/baton-1.pem", "keyFile": "{out}/baton-1-key.pem"}},'
+                f' "auth": {{"adminTokenFile": "{out}/admin.token"}}}}')
+    if os.geteuid() == 0:
+        for name in os.listdir(out):
+            os.chown(os.path.join(out, name), 65534, 65534)
+    process = subprocess.Popen(unprivileged([baton_executable(), "serve", "--config", config, "--log-level", "error"]),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30  # a guard against a hang
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the secured node did not start: {process.stderr.read().decode()}")
+            time.sleep(0.05)
+    context = ssl.create_default_context(cafile=os.path.join(out, "ca.pem"))
+    with open(os.path.join(out, "admin.token")) as f:
+        token = f.read().strip()
+    yield f"127.0.0.1:{port}", context, token
+    process.terminate()
+    process.wait()
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def test_tls_and_a_token_get_in(secured):
+    endpoint, context, token = secured
+    with Client([endpoint], tls=context, token=token) as c:
+        c.add_job("secured", b"x")
+        assert c.get_job(1)["type"] == "secured"
+
+
+def test_without_a_token_requests_are_refused(secured):
+    endpoint, context, _ = secured
+    with Client([endpoint], tls=context, retry_timeout=0.2) as c:
+        with pytest.raises(errors.Unauthenticated):
+            c.add_job("secured", b"x")
+
+
+def test_a_wrong_token_is_refused(secured):
+    endpoint, context, _ = secured
+    with Client([endpoint], tls=context, token="x" * 64, retry_timeout=0.2) as c:
+        with pytest.raises(errors.Unauthenticated):
+            c.ping()
+
+
+def test_a_node_whose_certificate_the_ca_did_not_sign_is_refused(secured):
+    endpoint, _, token = secured
+    with Client([endpoint], tls=ssl.create_default_context(), token=token, retry_timeout=0.2) as c:
+        with pytest.raises(errors.ConnectionClosed, match="CERTIFICATE_VERIFY_FAILED"):
+            c.ping()
