@@ -9,7 +9,9 @@ ROUNDS=${ROUNDS:-3}
 command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 venv=$(mktemp -d)
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q redis ./Clients/python
+# From a copy: building in place would leave build/ and *.egg-info in the source tree.
+cp -r Clients/python "$venv/src"
+"$venv/bin/pip" install -q redis "$venv/src"
 swift build -c release --product baton >/dev/null
 .build/release/baton dev --port 17720 --no-metrics --log-level error &
 baton_pid=$!
