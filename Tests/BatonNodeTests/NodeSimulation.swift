@@ -741,7 +741,10 @@ struct NodeSimulation {
             fail("schedule \(spec.name) missing at the end")
             return
         }
-        guard case .jobs(let jobs, _) = machine.query(.listJobs(JobFilter(type: spec.job.type))) else { return }
+        guard case .jobs(let jobs, _) = machine.query(.listJobs(JobFilter(type: spec.job.type))) else {
+            fail("listing the schedule's jobs did not answer with jobs")
+            return
+        }
         let every = UInt64(spec.every.rawValue)
         var slots = Set<UInt64>()
         for job in jobs {
