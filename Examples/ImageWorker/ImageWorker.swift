@@ -82,7 +82,9 @@ extension ImageWorker {
                 while !Task.isCancelled {
                     do {
                         try await baton.withLock("images/scan", ttl: .seconds(10)) { lease in
+                            try uploads.noteScan("begin", token: lease.token)
                             try await uploads.analyseNew(token: lease.token)
+                            try uploads.noteScan("end", token: lease.token)
                         }
                     } catch BatonClientError.lockBusy(_, let holder) {
                         print("[\(replica)] timer fired; \(holder) is scanning")
@@ -180,6 +182,16 @@ struct Uploads: Sendable {
 
     func analyseNew(token: FencingToken?) async throws {
         for name in pending() { _ = try await analyse(name, token: token) }
+    }
+
+    /// Appends "begin|end <replica> <token>" to scans.log in one write, so the scans of every replica
+    /// (Python's too) show in order: a begin after a begin would be two holders at once.
+    func noteScan(_ what: String, token: FencingToken) throws {
+        let fd = open("\(directory)/scans.log", O_WRONLY | O_APPEND | O_CREAT, 0o666)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        let line = Array("\(what) \(replica) \(token.rawValue)\n".utf8)
+        guard write(fd, line, line.count) == line.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 
     /// "Analyses" an image (a checksum and a pause) and writes the result, unless a write with a newer

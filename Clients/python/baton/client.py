@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-import random
 import socket
 import ssl
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import errors, protocol
+from . import calls, errors, protocol
+from .session import InFlight, Session, fields_of, split_endpoint
 
-
-def split_endpoint(endpoint: str) -> tuple:
-    """`host:port` (port 7700 when it is left out) as a pair."""
-    host, _, port = endpoint.rpartition(":")
-    return (host or endpoint, int(port) if port else 7700)
+__all__ = ["Client", "split_endpoint"]
 
 
 class _Connection:
     """A socket with a reader thread that hands each reply to the request that waits for it."""
 
-    def __init__(self, sock: socket.socket, max_frame_size: int) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.decoder = protocol.FrameDecoder(max_frame_size)
-        self.pending: Dict[int, Future] = {}
+        self.in_flight: InFlight[Future] = InFlight()
         self.lock = threading.Lock()
-        self.closed = False
-        self.version = protocol.PROTOCOL_VERSION
         self.reader = threading.Thread(target=self._read, name="baton-reader", daemon=True)
+
+    @property
+    def closed(self) -> bool:
+        return self.in_flight.closed
 
     def start(self) -> None:
         self.reader.start()
@@ -37,15 +35,17 @@ class _Connection:
     def send(self, frame: bytes, request_id: int) -> Future:
         future: Future = Future()
         with self.lock:
-            if self.closed:
-                raise errors.ConnectionClosed("connection closed")
-            self.pending[request_id] = future
+            self.in_flight.sent(request_id, future)
             try:
                 self.sock.sendall(frame)
             except OSError as e:
-                self.pending.pop(request_id, None)
+                self.in_flight.forget(request_id)
                 raise errors.ConnectionClosed(str(e)) from e
         return future
+
+    def forget(self, request_id: int) -> None:
+        with self.lock:
+            self.in_flight.forget(request_id)
 
     def _read(self) -> None:
         try:
@@ -53,29 +53,27 @@ class _Connection:
                 data = self.sock.recv(65536)
                 if not data:
                     break
-                for frame in self.decoder.feed(data):
-                    with self.lock:
-                        future = self.pending.pop(frame.request_id, None)
-                    if future is not None:
-                        try:
-                            future.set_result(protocol.Reply.decode(frame.opcode, frame.body, self.version))
-                        except protocol.DecodeError as e:
-                            future.set_exception(errors.BatonError(f"undecodable reply: {e}"))
+                with self.lock:
+                    answered = self.in_flight.received(data)
+                for future, outcome in answered:
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
         except (OSError, protocol.DecodeError):
             pass
         self.close()
 
     def close(self) -> None:
         with self.lock:
-            if self.closed:
+            if self.in_flight.closed:
                 return
-            self.closed = True
-            pending, self.pending = self.pending, {}
+            waiting = self.in_flight.close()
         try:
             self.sock.close()
         except OSError:
             pass
-        for future in pending.values():
+        for future in waiting:
             if not future.done():
                 future.set_exception(errors.ConnectionClosed("connection closed"))
 
@@ -94,20 +92,21 @@ class Client:
         tls: Optional[ssl.SSLContext] = None, retry_timeout: float = 10.0, request_timeout: float = 10.0,
         connect_timeout: float = 5.0,
     ) -> None:
-        self.endpoints = list(endpoints)
-        self.name = name
+        self.session = Session(endpoints, name, retry_timeout)
         self.token = token
         self.tls = tls
-        self.retry_timeout = retry_timeout
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
-        self.client_id = random.getrandbits(64) or 1
         self._lock = threading.Lock()
         self._connection: Optional[_Connection] = None
-        self._next_endpoint = 0
-        self._leader_hint: Optional[str] = None
-        self._sequence = 0
-        self._request_id = 1
+
+    @property
+    def name(self) -> str:
+        return self.session.name
+
+    @property
+    def client_id(self) -> int:
+        return self.session.client_id
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -123,35 +122,23 @@ class Client:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _next_request_id(self) -> int:
-        with self._lock:
-            self._request_id = self._request_id + 1 if self._request_id < 0xFFFFFFFF else 2
-            return self._request_id
-
     def _connect(self) -> _Connection:
         with self._lock:
             if self._connection and not self._connection.closed:
                 return self._connection
-            hint, self._leader_hint = self._leader_hint, None
-            start = self._next_endpoint
-        candidates = ([hint] if hint else []) + [self.endpoints[(start + i) % len(self.endpoints)] for i in range(len(self.endpoints))]
-        last: Exception = errors.ConnectionClosed("no endpoint")
-        for endpoint in candidates:
+        last: BaseException = errors.ConnectionClosed("no endpoint")
+        for endpoint in self.session.candidates():
             try:
                 connection = self._open(endpoint)
             except (OSError, errors.BatonError) as e:
                 last = e
                 continue
+            self.session.connected(endpoint)
             with self._lock:
-                if endpoint in self.endpoints:
-                    self._next_endpoint = self.endpoints.index(endpoint)
                 self._connection = connection
             return connection
-        with self._lock:
-            self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
-        if isinstance(last, errors.Unauthenticated):
-            raise last  # AUTH refused the token (a member may not know it yet: `call` asks again)
-        raise errors.ConnectionClosed(f"no endpoint answered: {last}")
+        self.session.rotate()
+        raise self.session.none_answered(last)
 
     def _open(self, endpoint: str) -> _Connection:
         host, port = split_endpoint(endpoint)
@@ -160,13 +147,10 @@ class Client:
         if self.tls is not None:
             sock = self.tls.wrap_socket(sock, server_hostname=host)
         sock.settimeout(None)
-        connection = _Connection(sock, protocol.DEFAULT_MAX_FRAME_SIZE)
+        connection = _Connection(sock)
         connection.start()
         try:
-            hello = self._exchange(connection, protocol.Request(
-                "hello", {"version": protocol.PROTOCOL_VERSION, "client_id": self.client_id, "client_name": self.name}))
-            connection.version = hello["version"]
-            connection.decoder.max_frame_size = max(hello["max_frame_size"], protocol.DEFAULT_MAX_FRAME_SIZE)
+            connection.in_flight.greeted(self._exchange(connection, self.session.hello()))
             if self.token is not None:
                 self._exchange(connection, protocol.Request("auth", {"token": self.token}))
         except BaseException:
@@ -175,144 +159,132 @@ class Client:
         return connection
 
     def _exchange(self, connection: _Connection, request: protocol.Request, timeout: Optional[float] = None) -> Dict[str, Any]:
-        request_id = self._next_request_id()
+        request_id = self.session.next_request_id()
         future = connection.send(request.frame(request_id), request_id)
         try:
             reply: protocol.Reply = future.result(timeout=timeout if timeout is not None else self.request_timeout)
-        except TimeoutError as e:  # concurrent.futures.TimeoutError is TimeoutError from 3.11
+        except FutureTimeout as e:
+            connection.forget(request_id)
             raise errors.Timeout(f"{request.name}: no answer in time") from e
-        except Exception as e:
-            if type(e).__name__ == "TimeoutError":
-                raise errors.Timeout(f"{request.name}: no answer in time") from e
-            raise
-        if reply.is_error:
-            raise errors.server_error(reply.fields["code"], reply.fields["message"], reply.fields.get("leader"))
-        return reply.fields
+        return fields_of(reply)
 
     # -- requests ----------------------------------------------------------------------------------
 
     def call(self, operation: str, /, wait: float = 0.0, **fields: Any) -> Dict[str, Any]:
         """Sends one request (a command gets the next sequence number) and returns its reply's fields,
-        retrying what may be retried with the same sequence number."""
-        op = protocol.BY_NAME[operation]
-        if op.kind == "command":
-            with self._lock:
-                self._sequence += 1
-                fields["sequence"] = self._sequence
-        request = protocol.Request(operation, fields)
-        give_up = time.monotonic() + wait + self.retry_timeout
-        delay = 0.02
+        retrying what may be retried with the same sequence number. ``wait`` is how long the node
+        may hold it (a lock or a claim waiting in line), in seconds."""
+        request = self.session.request(operation, fields)
+        attempts = self.session.attempts(wait, time.monotonic())
         while True:
+            connecting = True
             try:
-                try:
-                    connection = self._connect()
-                except errors.Unauthenticated:
-                    # As the Swift client: the token may be new to a member behind the leader.
-                    if time.monotonic() + delay >= give_up:
-                        raise
-                    time.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
+                connection = self._connect()
+                connecting = False
                 return self._exchange(connection, request, timeout=self.request_timeout + wait)
-            except (errors.ConnectionClosed, errors.Timeout, errors.ShuttingDown, errors.NotLeader) as e:
-                if time.monotonic() + delay >= give_up:
+            except errors.BatonError as e:
+                backoff = attempts.after(e, time.monotonic(), connecting)
+                if backoff is None:
                     raise
-                if isinstance(e, errors.NotLeader):
-                    with self._lock:
-                        self._leader_hint = e.leader
-                        if not e.leader:
-                            self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
-                    self.close()
-                    if e.leader:
-                        continue
-                elif isinstance(e, (errors.ConnectionClosed, errors.ShuttingDown)):
-                    self.close()
-                    with self._lock:
-                        self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+            if backoff.reconnect:
+                self.close()
+            if backoff.delay:
+                time.sleep(backoff.delay)
+
+    def _run(self, call: calls.Call) -> Any:
+        return call.result(self.call(call.operation, wait=call.wait, **call.fields))
 
     # -- operations ----------------------------------------------------------------------------------
 
     def ping(self) -> int:
         """The node's clock, in milliseconds since the epoch."""
-        return self.call("ping")["server_time"]
+        return self._run(calls.ping())
 
     def acquire_lock(self, key: str, ttl: float, wait: float = 0.0, owner: Optional[str] = None) -> Dict[str, Any]:
-        """Takes the lock for `ttl` seconds, waiting in line up to `wait`. Returns the acquisition:
-        ``{"granted": True, "token", "expires_at", "lease_left_ms"}`` or ``{"granted": False, "holder", ...}``."""
-        return self.call("lock_acquire", wait=wait, key=key, owner=owner or self.name, ttl_ms=int(ttl * 1000),
-                         wait_ms=int(wait * 1000))["acquisition"]
+        """Takes the lock for ``ttl`` seconds, waiting in line up to ``wait``. Returns the acquisition:
+        ``{"granted": 1, "token", "expires_at", "lease_left_ms"}`` or ``{"granted": 0, "holder", ...}``.
+        Count the lease from before the call (`baton.lock` does)."""
+        return self._run(calls.acquire_lock(key, ttl, wait, owner or self.name))
 
     def renew_lock(self, key: str, token: int, ttl: float) -> Dict[str, Any]:
-        return self.call("lock_renew", key=key, token=token, ttl_ms=int(ttl * 1000))
+        """Extends the lease held with ``token`` to ``ttl`` seconds from now; `StaleToken` if it is gone."""
+        return self._run(calls.renew_lock(key, token, ttl))
 
     def release_lock(self, key: str, token: int) -> None:
-        self.call("lock_release", key=key, token=token)
+        """Ends the lease held with ``token``; the next in line is granted the lock."""
+        self._run(calls.release_lock(key, token))
 
     def get_lock(self, key: str) -> Optional[Dict[str, Any]]:
-        return self.call("lock_get", key=key)["lock"]
+        """The lock's holder, token and lease, or None when it is free."""
+        return self._run(calls.get_lock(key))
+
+    def list_locks(self, prefix: str = "", after: str = "", limit: int = 0) -> List[Dict[str, Any]]:
+        """The held locks whose keys start with ``prefix``, in key order after ``after``."""
+        return self._run(calls.list_locks(prefix, after, limit))
 
     def add_job(self, type: str, payload: bytes = b"", priority: int = 0, delay: float = 0.0, max_attempts: int = 0,
                 timeout: float = 0.0, backoff: float = 0.0, unique_key: str = "") -> Dict[str, Any]:
-        """Adds a job; returns ``{"job_id", "created"}`` (created is 0 when the unique key's job exists)."""
-        return self.call("job_add", type=type, payload=payload, priority=priority, delay_ms=int(delay * 1000),
-                         max_attempts=max_attempts, timeout_ms=int(timeout * 1000), backoff_ms=int(backoff * 1000),
-                         unique_key=unique_key)
+        """Adds a job; returns ``{"job_id", "created"}`` (created is 0 when the unique key's job exists).
+        Zero for ``max_attempts``, ``timeout`` or ``backoff`` means the node's default."""
+        return self._run(calls.add_job(type, payload, priority, delay, max_attempts, timeout, backoff, unique_key))
 
     def claim_job(self, types: List[str], wait: float = 0.0, worker: Optional[str] = None) -> Optional[Dict[str, Any]]:
-        return self.call("job_claim", wait=wait, worker=worker or self.name, wait_ms=int(wait * 1000), types=list(types))["job"]
-
-    def extend_job(self, job_id: int, token: int, ttl: float = 0.0) -> Dict[str, Any]:
-        return self.call("job_extend", job_id=job_id, token=token, ttl_ms=int(ttl * 1000))
-
-    def complete_job(self, job_id: int, token: int, result: bytes = b"") -> None:
-        self.call("job_complete", job_id=job_id, token=token, result=result)
-
-    def fail_job(self, job_id: int, token: int, error: str) -> Dict[str, Any]:
-        return self.call("job_fail", job_id=job_id, token=token, error=error)
-
-    def get_job(self, job_id: int) -> Dict[str, Any]:
-        return self.call("job_get", job_id=job_id)
-
-
-
-    def abort_job(self, job_id: int, token: int) -> None:
-        self.call("job_abort", job_id=job_id, token=token)
+        """The next ready job of one of ``types``, claimed with a lease and a token; waits up to ``wait``
+        seconds for one, then None."""
+        return self._run(calls.claim_job(types, wait, worker or self.name))
 
     def claim_job_by_id(self, job_id: int, worker: Optional[str] = None) -> Dict[str, Any]:
-        return self.call("job_claim_id", job_id=job_id, worker=worker or self.name)
+        """Claims one particular ready job."""
+        return self._run(calls.claim_job_by_id(job_id, worker or self.name))
+
+    def extend_job(self, job_id: int, token: int, ttl: float = 0.0) -> Dict[str, Any]:
+        """Extends the claim (by its timeout when ``ttl`` is 0); `ClaimLost` when it is no longer held."""
+        return self._run(calls.extend_job(job_id, token, ttl))
+
+    def complete_job(self, job_id: int, token: int, result: bytes = b"") -> None:
+        self._run(calls.complete_job(job_id, token, result))
+
+    def fail_job(self, job_id: int, token: int, error: str) -> Dict[str, Any]:
+        """Fails the attempt: the job is retried after its backoff, or dead after its last attempt."""
+        return self._run(calls.fail_job(job_id, token, error))
+
+    def abort_job(self, job_id: int, token: int) -> None:
+        """Gives the claim back without counting the attempt."""
+        self._run(calls.abort_job(job_id, token))
+
+    def get_job(self, job_id: int) -> Dict[str, Any]:
+        return self._run(calls.get_job(job_id))
 
     def list_jobs(self, type: str = "", state: Optional[int] = None, after: int = 0, limit: int = 0) -> Dict[str, Any]:
         """A page of jobs in id order: ``{"jobs": [...], "next": id}`` (pass ``next`` as ``after``; 0 at the end)."""
-        return self.call("job_list", type=type, state=0xFF if state is None else state, after=after, limit=limit)
+        return self._run(calls.list_jobs(type, state, after, limit))
 
     def delete_job(self, job_id: int) -> None:
-        self.call("job_delete", job_id=job_id)
+        self._run(calls.delete_job(job_id))
 
     def requeue_job(self, job_id: int) -> None:
-        self.call("job_requeue", job_id=job_id)
+        """Puts a dead job back in the queue."""
+        self._run(calls.requeue_job(job_id))
 
     def running_jobs(self, type: str) -> int:
-        return self.call("job_running", type=type)["count"]
-
-    def list_locks(self, prefix: str = "", after: str = "", limit: int = 0) -> List[Dict[str, Any]]:
-        return self.call("lock_list", prefix=prefix, after=after, limit=limit)["locks"]
+        return self._run(calls.running_jobs(type))
 
     # -- admin ---------------------------------------------------------------------------------------
 
     def force_release_lock(self, key: str) -> int:
         """Ends the lease on ``key`` whoever holds it; returns the token that held it."""
-        return self.call("lock_force_release", key=key)["token"]
+        return self._run(calls.force_release_lock(key))
 
     def purge_jobs(self, state: int, older_than: float) -> int:
-        return self.call("job_purge", state=state, older_than_ms=int(older_than * 1000))["count"]
+        """Deletes the finished jobs in ``state`` (2 completed, 3 dead) older than ``older_than`` seconds."""
+        return self._run(calls.purge_jobs(state, older_than))
 
     def list_leases(self, limit: int = 0) -> List[Dict[str, Any]]:
-        return self.call("lease_list", limit=limit)["leases"]
+        """Every lease the node holds: locks and claimed jobs."""
+        return self._run(calls.list_leases(limit))
 
     def node_status(self) -> Dict[str, Any]:
-        return self.call("node_status")
+        return self._run(calls.node_status())
 
     # -- schedules (PROTOCOL.md section 8a) ------------------------------------------------------------
 
@@ -322,37 +294,24 @@ class Client:
         """Creates the schedule or replaces the one of that name (the same again changes nothing);
         returns whether it is new. ``every`` seconds or a five-field ``cron`` expression in UTC;
         ``overlap`` is "skip", "allow" or "buffer-one"."""
-        return bool(self.call("schedule_put", **schedule_fields(
-            name, type, every, cron, payload, priority, max_attempts, timeout, backoff, jitter, overlap, catch_up, paused))["created"])
+        return self._run(calls.put_schedule(name, type, every, cron, payload, priority, max_attempts, timeout, backoff,
+                                            jitter, overlap, catch_up, paused))
 
     def get_schedule(self, name: str) -> Optional[Dict[str, Any]]:
-        return self.call("schedule_get", name=name)["schedule"]
+        return self._run(calls.get_schedule(name))
 
     def list_schedules(self, after: str = "", limit: int = 0) -> List[Dict[str, Any]]:
-        return self.call("schedule_list", after=after, limit=limit)["schedules"]
+        return self._run(calls.list_schedules(after, limit))
 
     def delete_schedule(self, name: str) -> None:
-        self.call("schedule_delete", name=name)
+        self._run(calls.delete_schedule(name))
 
     def pause_schedule(self, name: str) -> None:
-        self.call("schedule_pause", name=name)
+        self._run(calls.pause_schedule(name))
 
     def resume_schedule(self, name: str) -> None:
-        self.call("schedule_resume", name=name)
+        self._run(calls.resume_schedule(name))
 
     def trigger_schedule(self, name: str) -> int:
-        return self.call("schedule_trigger", name=name)["job_id"]
-
-
-OVERLAP = {"skip": 0, "allow": 1, "buffer-one": 2}
-
-
-def schedule_fields(name: str, type: str, every: float, cron: str, payload: bytes, priority: int, max_attempts: int,
-                    timeout: float, backoff: float, jitter: float, overlap: str, catch_up: float, paused: bool) -> Dict[str, Any]:
-    """A ScheduleSpec's fields as SCHEDULE_PUT lays them out."""
-    if overlap not in OVERLAP:
-        raise ValueError(f"overlap is one of {', '.join(OVERLAP)}, not {overlap!r}")
-    return {"name": name, "every_ms": int(every * 1000), "cron": cron, "jitter_ms": int(jitter * 1000),
-            "overlap": OVERLAP[overlap], "catch_up_ms": int(catch_up * 1000), "paused": int(paused), "type": type,
-            "payload": payload, "priority": priority, "max_attempts": max_attempts, "timeout_ms": int(timeout * 1000),
-            "backoff_ms": int(backoff * 1000)}
+        """Adds the schedule's job now, outside its slots; returns the job's id."""
+        return self._run(calls.trigger_schedule(name))

@@ -17,6 +17,11 @@ class Timeout(BatonError):
     """No answer within the request timeout."""
 
 
+class LeaseLost(BatonError):
+    """The lease may have ended while its holder worked: a renewal was refused, or none was confirmed
+    in time. (An asyncio lock block is cancelled and raises this; see `baton.aio.lock`.)"""
+
+
 class ServerError(BatonError):
     """The node answered with an error code (PROTOCOL.md section 6)."""
 

@@ -8,6 +8,7 @@ from typing import Callable, List, Optional
 
 from . import errors
 from .client import Client
+from .lease import LeaseClock
 
 
 class LockBusy(errors.BatonError):
@@ -20,76 +21,116 @@ class LockBusy(errors.BatonError):
 
 
 class Lease:
-    """A held lock: its fencing token, and whether it is still known to be held.
+    """A held lock: its fencing token, and whether it is still surely held.
 
-    The lease is counted from when the request that granted or renewed it was sent, with the time
-    the node said it had left (PROTOCOL.md section 7, "Counting a lease"): never longer than the
-    node holds it. ``lost`` turns true, and ``on_lost`` is called, once a renewal fails or the count
-    runs out without one.
+    The lease is counted from when the request that granted or renewed it was sent
+    (`baton.lease.LeaseClock`). While the block runs, a thread renews it every third of the ttl and
+    another watches the count: ``lost`` is set, and ``on_lost`` called once, when a renewal is
+    refused or none is confirmed in time; ``held`` turns false a tenth of the ttl before the lease
+    can have ended on the node. A thread cannot be cancelled: work that must not outlive the lease
+    checks ``held`` (or carries ``token`` to whatever refuses stale tokens).
     """
 
-    def __init__(self, client: Client, key: str, token: int, ttl: float, valid_until: float,
+    def __init__(self, client: Client, key: str, token: int, clock: LeaseClock,
                  on_lost: Optional[Callable[["Lease"], None]]) -> None:
         self.client = client
         self.key = key
         self.token = token
-        self.ttl = ttl
-        self.valid_until = valid_until
+        self.clock = clock
         self.on_lost = on_lost
         self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._renewer = threading.Thread(target=self._renew, name=f"baton-renew-{key}", daemon=True)
+        self._changed = threading.Condition()
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._renew, name=f"baton-renew-{key}", daemon=True),
+                         threading.Thread(target=self._watch, name=f"baton-watch-{key}", daemon=True)]
+
+    @property
+    def ttl(self) -> float:
+        return self.clock.ttl
 
     @property
     def held(self) -> bool:
-        return not self.lost.is_set() and time.monotonic() < self.valid_until
+        return not self.lost.is_set() and self.clock.holds(time.monotonic())
+
+    def _renew_once(self) -> None:
+        sent = time.monotonic()
+        renewed = self.client.renew_lock(self.key, self.token, self.clock.ttl)
+        with self._changed:
+            self.clock.renewed(sent, renewed["lease_left_ms"])
+            self._changed.notify_all()
 
     def _renew(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
-            sent = time.monotonic()
+        while True:
+            with self._changed:
+                if self._changed.wait_for(lambda: self._stopping or self.lost.is_set(), timeout=self.clock.renew_every):
+                    return
             try:
-                renewed = self.client.renew_lock(self.key, self.token, self.ttl)
-                self.valid_until = sent + renewed["lease_left_ms"] / 1000
-            except errors.BatonError:
-                self._lose()
+                self._renew_once()
+            except errors.BatonError as e:
+                if not LeaseClock.renewal_may_be_retried(e):
+                    self._lose()
+                    return
+
+    def _watch(self) -> None:
+        with self._changed:
+            while not self._stopping:
+                left = self.clock.stop_at - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            if self._stopping:
                 return
-            if time.monotonic() >= self.valid_until:
-                self._lose()
-                return
+        self._lose()
 
     def _lose(self) -> None:
-        if not self.lost.is_set():
+        with self._changed:
+            if self.lost.is_set():
+                return
             self.lost.set()
-            if self.on_lost:
-                self.on_lost(self)
+            self._changed.notify_all()
+        if self.on_lost:
+            self.on_lost(self)
 
     def __enter__(self) -> "Lease":
-        self._renewer.start()
+        if self.clock.needs_confirming(time.monotonic()):
+            try:
+                self._renew_once()
+            except errors.BatonError as e:
+                raise errors.LeaseLost(f"lock '{self.key}': the grant came late and could not be confirmed: {e}") from e
+            if not self.clock.holds(time.monotonic()):
+                raise errors.LeaseLost(f"lock '{self.key}': the renewal that confirmed the grant came too late")
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._renewer.join()
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        for thread in self._threads:
+            thread.join()
         if not self.lost.is_set():
             try:
                 self.client.release_lock(self.key, self.token)
             except errors.BatonError:
-                pass
+                pass  # the lease runs out on its own
 
 
 def lock(client: Client, key: str, ttl: float = 10.0, wait: float = 0.0,
          on_lost: Optional[Callable[[Lease], None]] = None) -> Lease:
-    """Takes ``key`` for ``ttl`` seconds (waiting in line up to ``wait``) and returns a context manager
-    that renews it every ttl/3 in a thread and releases it at the end::
+    """Takes ``key`` for ``ttl`` seconds (waiting in line up to ``wait``; `LockBusy` after that) and
+    returns a context manager that renews it while the block runs and releases it at the end::
 
-        with baton.patterns.lock(client, "reports/daily", ttl=10, wait=30) as lease:
+        with baton.lock(client, "reports/daily", ttl=10, wait=30) as lease:
             write_report(fencing_token=lease.token)
+
+    A grant answered late is renewed before the block starts (`errors.LeaseLost` if it cannot be).
     """
     sent = time.monotonic()
     acquisition = client.acquire_lock(key, ttl=ttl, wait=wait)
     if not acquisition["granted"]:
         raise LockBusy(key, acquisition["holder"])
-    return Lease(client, key, acquisition["token"], ttl, sent + acquisition["lease_left_ms"] / 1000, on_lost)
+    return Lease(client, key, acquisition["token"], LeaseClock(ttl, sent, acquisition["lease_left_ms"]), on_lost)
 
 
 class JobWorker:
@@ -135,8 +176,9 @@ class JobWorker:
             while not done.wait(timeout / 3):
                 try:
                     self.client.extend_job(job["job_id"], job["token"])
-                except errors.BatonError:
-                    return
+                except errors.BatonError as e:
+                    if not LeaseClock.renewal_may_be_retried(e):
+                        return  # the claim is gone: completing will be refused
 
         extender = threading.Thread(target=extend, daemon=True)
         extender.start()

@@ -1,5 +1,6 @@
 """Real `baton` nodes for the tests, run as they are deployed: as `nobody` when the tests run as root."""
 
+import json
 import os
 import pathlib
 import shutil
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from typing import Optional
 
 import pytest
 
@@ -47,11 +49,22 @@ def free_port() -> int:
 
 
 class Node:
-    def __init__(self) -> None:
+    """One node in memory: `baton dev`, or `baton serve` with ``config`` (a dict of configuration
+    file keys, as `{"limits": {"maxLocks": 1}}`)."""
+
+    def __init__(self, config: Optional[dict] = None) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen(
-            unprivileged([baton_executable(), "dev", "--port", str(self.port), "--no-metrics", "--log-level", "error"]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.config_file: Optional[str] = None
+        if config is None:
+            args = ["dev", "--port", str(self.port), "--no-metrics"]
+        else:
+            fd, self.config_file = tempfile.mkstemp(prefix="baton-pytest-", suffix=".json")
+            with os.fdopen(fd, "w") as f:
+                json.dump(dict({"port": self.port, "dataDirectory": None, "metricsPort": 0}, **config), f)
+            os.chmod(self.config_file, 0o644)
+            args = ["serve", "--config", self.config_file]
+        self.process = subprocess.Popen(unprivileged([baton_executable()] + args + ["--log-level", "error"]),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30  # a guard against a hang, not a bound on speed
         while True:
             try:
@@ -72,6 +85,8 @@ class Node:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
+        if self.config_file:
+            os.unlink(self.config_file)
 
 
 @pytest.fixture

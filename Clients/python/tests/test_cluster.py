@@ -3,7 +3,9 @@
 import threading
 import time
 
-from baton import Client, JobWorker
+import pytest
+
+from baton import Client, JobWorker, errors
 
 
 def test_every_acknowledged_job_is_done_once_across_a_leader_kill(cluster):
@@ -26,6 +28,13 @@ def test_every_acknowledged_job_is_done_once_across_a_leader_kill(cluster):
             acknowledged.append(client.add_job("work", str(i).encode(), timeout=2)["job_id"])
         leader = cluster.leader()
         assert leader is not None, "no member says it leads"
+        # A follower, asked directly, says NOT_LEADER and names the leader (the client follows it).
+        follower = Client([cluster.endpoints[(leader + 1) % 3]], name="direct")
+        with pytest.raises(errors.NotLeader) as refused:
+            follower._exchange(follower._connect(), follower.session.request("job_running", {"type": "work"}))
+        assert refused.value.leader == cluster.endpoints[leader] and refused.value.retriable
+        assert follower.running_jobs("work") >= 0, "followed to the leader"
+        follower.close()
         cluster.processes[leader].kill()
         cluster.processes[leader].wait()
         for i in range(40, 80):

@@ -11,6 +11,7 @@ from conftest import ROOT, baton_executable, unprivileged
 
 sys.path.insert(0, str(ROOT / "Examples" / "python"))
 import image_worker  # noqa: E402
+import pytest  # noqa: E402
 
 import baton  # noqa: E402
 
@@ -59,3 +60,76 @@ def test_swift_and_python_workers_share_one_job_queue(node):
     for name in images:
         assert os.path.exists(os.path.join(uploads, name + ".analysis"))
     client.close()
+
+
+def check_scans(lines):
+    """The scans in scans.log, checked: each "begin" is followed by its own "end" before any other
+    begin (one holder at a time), and the fencing tokens only grow. Only the last scan may lack its
+    end (a replica stopped while it scanned). Returns the replicas that scanned, one entry a scan."""
+    scanners = []
+    open_scan = None
+    last_token = 0
+    for number, line in enumerate(lines, 1):
+        what, replica, token = line.split()
+        token = int(token)
+        if what == "begin":
+            assert open_scan is None, f"line {number}: {replica} began a scan while {open_scan} held the lock"
+            assert token > last_token, f"line {number}: token {token} after {last_token}"
+            open_scan, last_token = (replica, token), token
+            scanners.append(replica)
+        else:
+            assert open_scan == (replica, token), f"line {number}: {replica} ended {token}, open was {open_scan}"
+            open_scan = None
+    return scanners
+
+
+def test_swift_and_python_replicas_share_one_lock(node):
+    uploads = tempfile.mkdtemp(prefix="baton-mixed-lock-")
+    os.chmod(uploads, 0o777)  # the Swift replicas run as nobody
+    log = os.path.join(uploads, "scans.log")
+    open(log, "w").close()
+    os.chmod(log, 0o666)
+    swift = [
+        subprocess.Popen(unprivileged([baton_executable("image-worker"), "run", uploads, "--pattern", "lock",
+                                        "--replica", f"swift-{r}", "--endpoints", node.endpoint, "--interval", "1"]),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for r in "ab"
+    ]
+    stop = threading.Event()
+    clients = [node.client(f"python-{r}") for r in "ab"]
+    python = [threading.Thread(target=image_worker.scan_under_lock,
+                               args=(c, image_worker.Uploads(uploads, c.name), 0.2, stop)) for c in clients]
+    for t in python:
+        t.start()
+    try:
+        # New uploads keep every scan busy for a while, so the replicas contend for the lock.
+        for i in range(600):  # until each language scanned twice; a guard against a hang
+            with open(os.path.join(uploads, f"img-{i}.png"), "wb") as f:
+                f.write(bytes([i % 256]) * 64)
+            os.chmod(os.path.join(uploads, f"img-{i}.png"), 0o666)
+            with open(log) as f:
+                scanners = check_scans(f.read().splitlines())
+            if sum(s.startswith("swift-") for s in scanners) >= 2 and sum(s.startswith("python-") for s in scanners) >= 2:
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in python:
+            t.join()
+        for p in swift:
+            p.terminate()
+            p.wait()
+        for c in clients:
+            c.close()
+    with open(log) as f:
+        scanners = check_scans(f.read().splitlines())
+    assert sum(s.startswith("swift-") for s in scanners) >= 2, scanners
+    assert sum(s.startswith("python-") for s in scanners) >= 2, scanners
+
+
+def test_the_scan_check_sees_two_holders_at_once():
+    assert check_scans(["begin a 1", "end a 1", "begin b 2"]) == ["a", "b"]
+    with pytest.raises(AssertionError, match="while"):
+        check_scans(["begin a 1", "begin b 2", "end a 1", "end b 2"])
+    with pytest.raises(AssertionError, match="token"):
+        check_scans(["begin a 2", "end a 2", "begin b 1", "end b 1"])

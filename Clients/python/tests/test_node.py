@@ -191,3 +191,19 @@ def test_a_lost_lease_is_visible(node):
         assert lost == [lease.token]
         # Nothing was released on its behalf: whoever holds the lock now keeps it.
         assert admin.get_lock("contested") is None
+
+
+def test_a_paused_node_makes_the_lease_lost_before_it_can_end(node):
+    import os
+    import signal
+
+    with node.client("holder", request_timeout=30) as c:
+        lost = []
+        with patterns.lock(c, "paused", ttl=1.0, on_lost=lambda lease: lost.append(lease.token)) as lease:
+            os.kill(node.process.pid, signal.SIGSTOP)  # renewals go unanswered
+            try:
+                assert lease.lost.wait(60), "the watch says so without an answer"  # a guard against a hang
+            finally:
+                os.kill(node.process.pid, signal.SIGCONT)
+            assert not lease.held
+        assert lost == [lease.token]

@@ -86,7 +86,7 @@ def test_a_reused_sequence_and_an_unknown_opcode(node):
     with node.client() as c:
         c.add_job("s", b"")
         connection = c._connect()
-        request = protocol.Request("job_add", {"sequence": c._sequence, "type": "other", "payload": b"", "priority": 0,
+        request = protocol.Request("job_add", {"sequence": c.session.sequence, "type": "other", "payload": b"", "priority": 0,
                                                "delay_ms": 0, "max_attempts": 0, "timeout_ms": 0, "backoff_ms": 0,
                                                "unique_key": ""})
         with pytest.raises(errors.SequenceReused):

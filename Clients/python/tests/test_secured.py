@@ -1,5 +1,6 @@
 """TLS and token authentication from Python, against a node secured as deploy/make-certs.sh makes it."""
 
+import hashlib
 import os
 import shutil
 import socket
@@ -74,3 +75,20 @@ def test_a_node_whose_certificate_the_ca_did_not_sign_is_refused(secured):
     with Client([endpoint], tls=ssl.create_default_context(), token=token, retry_timeout=0.2) as c:
         with pytest.raises(errors.ConnectionClosed, match="CERTIFICATE_VERIFY_FAILED"):
             c.ping()
+
+
+def test_a_token_without_the_permission_is_refused_with_its_name(secured):
+    endpoint, context, token = secured
+    worker_token = "w" * 40
+    with Client([endpoint], tls=context, token=token) as admin:
+        admin.call("user_add", user="billing")
+        admin.call("role_add", role="billing-worker")
+        admin.call("role_grant", role="billing-worker", permission={"resource": 2, "actions": 0x0F, "pattern": "billing"})
+        admin.call("user_grant", user="billing", role="billing-worker")
+        admin.call("token_add", user="billing", token_hash=hashlib.sha256(worker_token.encode()).digest())
+    with Client([endpoint], tls=context, token=worker_token) as worker:
+        worker.add_job("billing", b"x")
+        with pytest.raises(errors.PermissionDenied, match="job:.*:reports"):
+            worker.add_job("reports", b"x")
+        with pytest.raises(errors.PermissionDenied, match="lock"):
+            worker.acquire_lock("billing", ttl=5)
