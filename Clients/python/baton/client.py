@@ -242,6 +242,7 @@ class Client:
         return self._run(calls.extend_job(job_id, token, ttl))
 
     def complete_job(self, job_id: int, token: int, result: bytes = b"") -> None:
+        """Completes the claimed job with ``result``; `ClaimLost` if the claim is no longer held."""
         self._run(calls.complete_job(job_id, token, result))
 
     def fail_job(self, job_id: int, token: int, error: str) -> Dict[str, Any]:
@@ -253,6 +254,7 @@ class Client:
         self._run(calls.abort_job(job_id, token))
 
     def get_job(self, job_id: int) -> Dict[str, Any]:
+        """The job: its state, attempts, payload, result, last error and lease."""
         return self._run(calls.get_job(job_id))
 
     def list_jobs(self, type: str = "", state: Optional[int] = None, after: int = 0, limit: int = 0) -> Dict[str, Any]:
@@ -260,6 +262,7 @@ class Client:
         return self._run(calls.list_jobs(type, state, after, limit))
 
     def delete_job(self, job_id: int) -> None:
+        """Deletes the job in any state (a running one's claim ends with it)."""
         self._run(calls.delete_job(job_id))
 
     def requeue_job(self, job_id: int) -> None:
@@ -267,6 +270,7 @@ class Client:
         self._run(calls.requeue_job(job_id))
 
     def running_jobs(self, type: str) -> int:
+        """How many jobs of ``type`` are claimed now."""
         return self._run(calls.running_jobs(type))
 
     # -- admin ---------------------------------------------------------------------------------------
@@ -284,6 +288,7 @@ class Client:
         return self._run(calls.list_leases(limit))
 
     def node_status(self) -> Dict[str, Any]:
+        """The node's id, role, term, leader and log positions (needs ``cluster:admin``)."""
         return self._run(calls.node_status())
 
     # -- schedules (PROTOCOL.md section 8a) ------------------------------------------------------------
@@ -298,18 +303,23 @@ class Client:
                                             jitter, overlap, catch_up, paused))
 
     def get_schedule(self, name: str) -> Optional[Dict[str, Any]]:
+        """The schedule with its next slot and counts (fires, skipped, missed), or None."""
         return self._run(calls.get_schedule(name))
 
     def list_schedules(self, after: str = "", limit: int = 0) -> List[Dict[str, Any]]:
+        """The schedules in name order after ``after``."""
         return self._run(calls.list_schedules(after, limit))
 
     def delete_schedule(self, name: str) -> None:
+        """Deletes the schedule; jobs it added stay."""
         self._run(calls.delete_schedule(name))
 
     def pause_schedule(self, name: str) -> None:
+        """Stops firing the schedule; the slots that pass while it is paused are neither fired nor missed."""
         self._run(calls.pause_schedule(name))
 
     def resume_schedule(self, name: str) -> None:
+        """Fires the schedule again, from the first slot after now."""
         self._run(calls.resume_schedule(name))
 
     def trigger_schedule(self, name: str) -> int:

@@ -8,6 +8,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from .. import calls, errors, protocol
+from ..client import Client as _Blocking
 from ..session import InFlight, Session, fields_of, split_endpoint
 
 
@@ -163,7 +164,7 @@ class Client:
     async def _run(self, call: calls.Call) -> Any:
         return call.result(await self.call(call.operation, wait=call.wait, **call.fields))
 
-    # The operations: each as `baton.Client`'s method of the same name (which has the docs).
+    # The operations: each as `baton.Client`'s method of the same name, whose text it takes (below).
 
     async def ping(self) -> int:
         return await self._run(calls.ping())
@@ -255,3 +256,9 @@ class Client:
 
     async def trigger_schedule(self, name: str) -> int:
         return await self._run(calls.trigger_schedule(name))
+
+
+for _name, _method in list(vars(Client).items()):
+    # One text for each operation: the blocking client's method of the same name has it.
+    if callable(_method) and not _name.startswith("_") and _method.__doc__ is None and hasattr(_Blocking, _name):
+        _method.__doc__ = getattr(_Blocking, _name).__doc__
