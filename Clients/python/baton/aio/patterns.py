@@ -25,6 +25,7 @@ class _Keeper:
         self.lost = asyncio.Event()
         self.why = ""
         self._guarded: Optional[asyncio.Task] = None
+        self._on_lost: Callable[[], None] = lambda: None
         self._tasks: List[asyncio.Task] = []
         self._cancelled_guarded = False
 
