@@ -25,6 +25,8 @@ final class NodeRuntime {
 
     /// Who waits for each answer the node will give.
     private var routes = RouteTable()
+    /// Like refusals (one message, user and host) are logged at most once per 10 s.
+    private var auditThrottle = AuditThrottle()
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     private var http2Connections: [ObjectIdentifier: HTTP2ConnectionHandler] = [:]
     private var timer: Scheduled<Void>?
@@ -204,10 +206,18 @@ final class NodeRuntime {
             "peer": "\(route.connection.peerDescription)",
         ]
         if case .error(let e) = reply, denied {
-            logger.notice("request refused: \(e.message)", metadata: metadata)
+            let group = AuditThrottle.group(e.message, user: route.user, peer: route.connection.peerDescription)
+            guard case .log(let suppressed) = auditThrottle.admit(group, now: NIODeadline.now().uptimeNanoseconds) else {
+                return
+            }
+            logger.notice("request refused: \(e.message)\(Self.suppressedNote(suppressed))", metadata: metadata)
         } else {
             logger.notice("admin operation applied", metadata: metadata)
         }
+    }
+
+    private static func suppressedNote(_ suppressed: Int) -> String {
+        suppressed == 0 ? "" : " (and \(suppressed) more like it from this host since the last such line)"
     }
 
     /// The operations whose success the audit log records.
@@ -283,7 +293,12 @@ final class NodeRuntime {
             logger.debug("authenticated", metadata: ["user": "\(principal.user)", "client.id": "\(clientID)", "peer": "\(peer)"])
             return .success(principal)
         }
-        logger.notice("authentication refused: no user holds the token", metadata: ["client.id": "\(clientID)", "peer": "\(peer)"])
+        let group = AuditThrottle.group("unknown_token", user: nil, peer: peer)
+        if case .log(let suppressed) = auditThrottle.admit(group, now: NIODeadline.now().uptimeNanoseconds) {
+            logger.notice(
+                "authentication refused: no user holds the token\(Self.suppressedNote(suppressed))",
+                metadata: ["client.id": "\(clientID)", "peer": "\(peer)"])
+        }
         return .failure(ErrorReply(.unauthenticated, "no user holds this token"))
     }
 
