@@ -5,16 +5,19 @@ of these, so a field or a unit is written down once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Generic, List, Optional, TypeVar
+
+
+Result = TypeVar("Result")
 
 
 @dataclass
-class Call:
+class Call(Generic[Result]):
     operation: str
     fields: Dict[str, Any]
     wait: float = 0.0
     """Seconds the node may hold the request (a lock or claim waiting in line)."""
-    result: Callable[[Dict[str, Any]], Any] = lambda fields: fields
+    result: Callable[[Dict[str, Any]], Result] = lambda fields: fields  # type: ignore[assignment,return-value]
     """The method's return value, from the reply's fields."""
 
 
@@ -30,101 +33,101 @@ def _nothing(fields: Dict[str, Any]) -> None:
     return None
 
 
-def ping() -> Call:
+def ping() -> "Call[int]":
     return Call("ping", {}, result=_field("server_time"))
 
 
 # -- locks -------------------------------------------------------------------------------------------
 
-def acquire_lock(key: str, ttl: float, wait: float, owner: str) -> Call:
+def acquire_lock(key: str, ttl: float, wait: float, owner: str) -> "Call[Dict[str, Any]]":
     return Call("lock_acquire", {"key": key, "owner": owner, "ttl_ms": _ms(ttl), "wait_ms": _ms(wait)}, wait,
                 _field("acquisition"))
 
 
-def renew_lock(key: str, token: int, ttl: float) -> Call:
+def renew_lock(key: str, token: int, ttl: float) -> "Call[Dict[str, Any]]":
     return Call("lock_renew", {"key": key, "token": token, "ttl_ms": _ms(ttl)})
 
 
-def release_lock(key: str, token: int) -> Call:
+def release_lock(key: str, token: int) -> "Call[None]":
     return Call("lock_release", {"key": key, "token": token}, result=_nothing)
 
 
-def get_lock(key: str) -> Call:
+def get_lock(key: str) -> "Call[Optional[Dict[str, Any]]]":
     return Call("lock_get", {"key": key}, result=_field("lock"))
 
 
-def list_locks(prefix: str, after: str, limit: int) -> Call:
+def list_locks(prefix: str, after: str, limit: int) -> "Call[List[Dict[str, Any]]]":
     return Call("lock_list", {"prefix": prefix, "after": after, "limit": limit}, result=_field("locks"))
 
 
 # -- jobs --------------------------------------------------------------------------------------------
 
 def add_job(type: str, payload: bytes, priority: int, delay: float, max_attempts: int, timeout: float, backoff: float,
-            unique_key: str) -> Call:
+            unique_key: str) -> "Call[Dict[str, Any]]":
     return Call("job_add", {"type": type, "payload": payload, "priority": priority, "delay_ms": _ms(delay),
                             "max_attempts": max_attempts, "timeout_ms": _ms(timeout), "backoff_ms": _ms(backoff),
                             "unique_key": unique_key})
 
 
-def claim_job(types: List[str], wait: float, worker: str) -> Call:
+def claim_job(types: List[str], wait: float, worker: str) -> "Call[Optional[Dict[str, Any]]]":
     return Call("job_claim", {"worker": worker, "wait_ms": _ms(wait), "types": list(types)}, wait, _field("job"))
 
 
-def claim_job_by_id(job_id: int, worker: str) -> Call:
+def claim_job_by_id(job_id: int, worker: str) -> "Call[Dict[str, Any]]":
     return Call("job_claim_id", {"job_id": job_id, "worker": worker})
 
 
-def extend_job(job_id: int, token: int, ttl: float) -> Call:
+def extend_job(job_id: int, token: int, ttl: float) -> "Call[Dict[str, Any]]":
     return Call("job_extend", {"job_id": job_id, "token": token, "ttl_ms": _ms(ttl)})
 
 
-def complete_job(job_id: int, token: int, result: bytes) -> Call:
+def complete_job(job_id: int, token: int, result: bytes) -> "Call[None]":
     return Call("job_complete", {"job_id": job_id, "token": token, "result": result}, result=_nothing)
 
 
-def fail_job(job_id: int, token: int, error: str) -> Call:
+def fail_job(job_id: int, token: int, error: str) -> "Call[Dict[str, Any]]":
     return Call("job_fail", {"job_id": job_id, "token": token, "error": error})
 
 
-def abort_job(job_id: int, token: int) -> Call:
+def abort_job(job_id: int, token: int) -> "Call[None]":
     return Call("job_abort", {"job_id": job_id, "token": token}, result=_nothing)
 
 
-def get_job(job_id: int) -> Call:
+def get_job(job_id: int) -> "Call[Dict[str, Any]]":
     return Call("job_get", {"job_id": job_id})
 
 
-def list_jobs(type: str, state: Optional[int], after: int, limit: int) -> Call:
+def list_jobs(type: str, state: Optional[int], after: int, limit: int) -> "Call[Dict[str, Any]]":
     return Call("job_list", {"type": type, "state": 0xFF if state is None else state, "after": after, "limit": limit})
 
 
-def delete_job(job_id: int) -> Call:
+def delete_job(job_id: int) -> "Call[None]":
     return Call("job_delete", {"job_id": job_id}, result=_nothing)
 
 
-def requeue_job(job_id: int) -> Call:
+def requeue_job(job_id: int) -> "Call[None]":
     return Call("job_requeue", {"job_id": job_id}, result=_nothing)
 
 
-def running_jobs(type: str) -> Call:
+def running_jobs(type: str) -> "Call[int]":
     return Call("job_running", {"type": type}, result=_field("count"))
 
 
 # -- admin -------------------------------------------------------------------------------------------
 
-def force_release_lock(key: str) -> Call:
+def force_release_lock(key: str) -> "Call[int]":
     return Call("lock_force_release", {"key": key}, result=_field("token"))
 
 
-def purge_jobs(state: int, older_than: float) -> Call:
+def purge_jobs(state: int, older_than: float) -> "Call[int]":
     return Call("job_purge", {"state": state, "older_than_ms": _ms(older_than)}, result=_field("count"))
 
 
-def list_leases(limit: int) -> Call:
+def list_leases(limit: int) -> "Call[List[Dict[str, Any]]]":
     return Call("lease_list", {"limit": limit}, result=_field("leases"))
 
 
-def node_status() -> Call:
+def node_status() -> "Call[Dict[str, Any]]":
     return Call("node_status", {})
 
 
@@ -134,7 +137,7 @@ OVERLAP = {"skip": 0, "allow": 1, "buffer-one": 2}
 
 
 def put_schedule(name: str, type: str, every: float, cron: str, payload: bytes, priority: int, max_attempts: int,
-                 timeout: float, backoff: float, jitter: float, overlap: str, catch_up: float, paused: bool) -> Call:
+                 timeout: float, backoff: float, jitter: float, overlap: str, catch_up: float, paused: bool) -> "Call[bool]":
     if overlap not in OVERLAP:
         raise ValueError(f"overlap is one of {', '.join(OVERLAP)}, not {overlap!r}")
     return Call("schedule_put", {
@@ -144,25 +147,25 @@ def put_schedule(name: str, type: str, every: float, cron: str, payload: bytes, 
     }, result=lambda fields: bool(fields["created"]))
 
 
-def get_schedule(name: str) -> Call:
+def get_schedule(name: str) -> "Call[Optional[Dict[str, Any]]]":
     return Call("schedule_get", {"name": name}, result=_field("schedule"))
 
 
-def list_schedules(after: str, limit: int) -> Call:
+def list_schedules(after: str, limit: int) -> "Call[List[Dict[str, Any]]]":
     return Call("schedule_list", {"after": after, "limit": limit}, result=_field("schedules"))
 
 
-def delete_schedule(name: str) -> Call:
+def delete_schedule(name: str) -> "Call[None]":
     return Call("schedule_delete", {"name": name}, result=_nothing)
 
 
-def pause_schedule(name: str) -> Call:
+def pause_schedule(name: str) -> "Call[None]":
     return Call("schedule_pause", {"name": name}, result=_nothing)
 
 
-def resume_schedule(name: str) -> Call:
+def resume_schedule(name: str) -> "Call[None]":
     return Call("schedule_resume", {"name": name}, result=_nothing)
 
 
-def trigger_schedule(name: str) -> Call:
+def trigger_schedule(name: str) -> "Call[int]":
     return Call("schedule_trigger", {"name": name}, result=_field("job_id"))

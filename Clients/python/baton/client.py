@@ -21,7 +21,7 @@ class _Connection:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.in_flight: InFlight[Future] = InFlight()
+        self.in_flight: InFlight[Future[protocol.Reply]] = InFlight()
         self.lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, name="baton-reader", daemon=True)
 
@@ -32,8 +32,8 @@ class _Connection:
     def start(self) -> None:
         self.reader.start()
 
-    def send(self, frame: bytes, request_id: int) -> Future:
-        future: Future = Future()
+    def send(self, frame: bytes, request_id: int) -> Future[protocol.Reply]:
+        future: Future[protocol.Reply] = Future()
         with self.lock:
             self.in_flight.sent(request_id, future)
             try:
@@ -191,7 +191,7 @@ class Client:
             if backoff.delay:
                 time.sleep(backoff.delay)
 
-    def _run(self, call: calls.Call) -> Any:
+    def _run(self, call: "calls.Call[calls.Result]") -> "calls.Result":
         return call.result(self.call(call.operation, wait=call.wait, **call.fields))
 
     # -- operations ----------------------------------------------------------------------------------

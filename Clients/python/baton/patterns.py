@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import errors
 from .client import Client
@@ -138,7 +138,7 @@ class JobWorker:
     extended while the handler runs, the job completed with the bytes it returns, or failed with
     the text of what it raises (retried with backoff by the node)."""
 
-    def __init__(self, client: Client, types: List[str], handler: Callable[[dict], bytes], concurrency: int = 1,
+    def __init__(self, client: Client, types: List[str], handler: Callable[[Dict[str, Any]], Optional[bytes]], concurrency: int = 1,
                  wait: float = 5.0) -> None:
         self.client = client
         self.types = list(types)
@@ -168,7 +168,7 @@ class JobWorker:
             if job is not None:
                 self._work(job)
 
-    def _work(self, job: dict) -> None:
+    def _work(self, job: Dict[str, Any]) -> None:
         done = threading.Event()
         timeout = job["timeout_ms"] / 1000
 

@@ -99,7 +99,7 @@ class Operation:
     reply: Tuple[Tuple[str, Any], ...]
 
 
-def _op(opcode: int, name: str, kind: str, request: Tuple = (), reply: Tuple = ()) -> Operation:
+def _op(opcode: int, name: str, kind: str, request: Tuple[Any, ...] = (), reply: Tuple[Any, ...] = ()) -> Operation:
     return Operation(opcode, name, kind, tuple(request), tuple(reply))
 
 

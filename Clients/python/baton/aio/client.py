@@ -18,14 +18,14 @@ class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.in_flight: InFlight[asyncio.Future] = InFlight()
+        self.in_flight: InFlight[asyncio.Future[protocol.Reply]] = InFlight()
         self.task = asyncio.ensure_future(self._read())
 
     @property
     def closed(self) -> bool:
         return self.in_flight.closed
 
-    def send(self, frame: bytes, request_id: int) -> asyncio.Future:
+    def send(self, frame: bytes, request_id: int) -> asyncio.Future[protocol.Reply]:
         future = asyncio.get_running_loop().create_future()
         self.in_flight.sent(request_id, future)
         self.writer.write(frame)
@@ -161,7 +161,7 @@ class Client:
             if backoff.delay:
                 await asyncio.sleep(backoff.delay)
 
-    async def _run(self, call: calls.Call) -> Any:
+    async def _run(self, call: "calls.Call[calls.Result]") -> "calls.Result":
         return call.result(await self.call(call.operation, wait=call.wait, **call.fields))
 
     # The operations: each as `baton.Client`'s method of the same name, whose text it takes (below).

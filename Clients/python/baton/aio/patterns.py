@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from .. import errors
 from ..lease import LeaseClock
@@ -24,9 +24,9 @@ class _Keeper:
         self.renew = renew
         self.lost = asyncio.Event()
         self.why = ""
-        self._guarded: Optional[asyncio.Task] = None
+        self._guarded: Optional[asyncio.Task[Any]] = None
         self._on_lost: Callable[[], None] = lambda: None
-        self._tasks: List[asyncio.Task] = []
+        self._tasks: List[asyncio.Task[Any]] = []
         self._cancelled_guarded = False
 
     async def confirm(self) -> None:
@@ -40,7 +40,7 @@ class _Keeper:
         if not self.clock.holds(time.monotonic()):
             raise errors.LeaseLost(f"{self.what}: the renewal that confirmed the grant came too late")
 
-    def start(self, guarded: asyncio.Task, on_lost: Callable[[], None]) -> None:
+    def start(self, guarded: asyncio.Task[Any], on_lost: Callable[[], None]) -> None:
         self._guarded = guarded
         self._on_lost = on_lost
         self._tasks = [asyncio.ensure_future(self._renewals()), asyncio.ensure_future(self._deadline())]
@@ -125,7 +125,7 @@ class Lease:
         self.token = acquisition["token"]
 
         async def renew() -> int:
-            return (await self.client.renew_lock(self.key, self.token, self.ttl))["lease_left_ms"]
+            return int((await self.client.renew_lock(self.key, self.token, self.ttl))["lease_left_ms"])
 
         keeper = _Keeper(f"lock '{self.key}'", LeaseClock(self.ttl, sent, acquisition["lease_left_ms"]), renew)
         try:
@@ -181,7 +181,7 @@ class JobWorker:
     handler is cancelled before the claim can have ended on the node, and the job is left to its
     new holder."""
 
-    def __init__(self, client: Client, types: List[str], handler: Callable[[dict], Awaitable[Optional[bytes]]],
+    def __init__(self, client: Client, types: List[str], handler: Callable[[Dict[str, Any]], Awaitable[Optional[bytes]]],
                  concurrency: int = 1, wait: float = 5.0) -> None:
         self.client = client
         self.types = list(types)
@@ -208,9 +208,9 @@ class JobWorker:
             if job is not None:
                 await self._work(job, LeaseClock(job["timeout_ms"] / 1000, sent, job["lease_left_ms"]))
 
-    async def _work(self, job: dict, clock: LeaseClock) -> None:
+    async def _work(self, job: Dict[str, Any], clock: LeaseClock) -> None:
         async def extend() -> int:
-            return (await self.client.extend_job(job["job_id"], job["token"]))["lease_left_ms"]
+            return int((await self.client.extend_job(job["job_id"], job["token"]))["lease_left_ms"])
 
         keeper = _Keeper(f"job {job['job_id']}", clock, extend)
         try:
