@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -9,6 +10,8 @@ from typing import Any, Callable, Dict, List, Optional
 from . import errors
 from .client import Client
 from .lease import LeaseClock
+
+log = logging.getLogger("baton")
 
 
 class LockBusy(errors.BatonError):
@@ -68,7 +71,7 @@ class Lease:
                 self._renew_once()
             except errors.BatonError as e:
                 if not LeaseClock.renewal_may_be_retried(e):
-                    self._lose()
+                    self._lose(f"the renewal was refused: {e}")
                     return
 
     def _watch(self) -> None:
@@ -80,14 +83,15 @@ class Lease:
                 self._changed.wait(left)
             if self._stopping:
                 return
-        self._lose()
+        self._lose("no renewal was confirmed in time")
 
-    def _lose(self) -> None:
+    def _lose(self, why: str) -> None:
         with self._changed:
             if self.lost.is_set():
                 return
             self.lost.set()
             self._changed.notify_all()
+        log.warning("lock '%s' (token %d) lost: %s", self.key, self.token, why)
         if self.on_lost:
             self.on_lost(self)
 
@@ -162,8 +166,9 @@ class JobWorker:
         while not self.stopping.is_set():
             try:
                 job = self.client.claim_job(self.types, wait=self.wait)
-            except errors.BatonError:
-                time.sleep(0.1)
+            except errors.BatonError as e:
+                log.warning("claim of %s failed: %s", self.types, e)
+                self.stopping.wait(0.5)
                 continue
             if job is not None:
                 self._work(job)
@@ -178,7 +183,8 @@ class JobWorker:
                     self.client.extend_job(job["job_id"], job["token"])
                 except errors.BatonError as e:
                     if not LeaseClock.renewal_may_be_retried(e):
-                        return  # the claim is gone: completing will be refused
+                        log.warning("job %d: the claim is gone (%s); its completion will be refused", job["job_id"], e)
+                        return
 
         extender = threading.Thread(target=extend, daemon=True)
         extender.start()
@@ -186,18 +192,19 @@ class JobWorker:
             result = self.handler(job)
         except Exception as e:  # the handler's failure is the job's
             done.set()
+            log.info("job %d failed: %s: %s", job["job_id"], type(e).__name__, e)
             try:
                 self.client.fail_job(job["job_id"], job["token"], f"{type(e).__name__}: {e}")
-            except errors.BatonError:
-                pass
+            except errors.BatonError as refused:
+                log.warning("job %d: the failure was not recorded: %s", job["job_id"], refused)
             return
         finally:
             done.set()
             extender.join()
         try:
             self.client.complete_job(job["job_id"], job["token"], bytes(result or b""))
-        except errors.BatonError:
-            pass
+        except errors.BatonError as e:
+            log.warning("job %d: the completion was refused: %s", job["job_id"], e)
 
 
 def run_periodic(client: Client, name: str, every: float, fn: Callable[[], None], ttl: float = 10.0,
@@ -205,23 +212,24 @@ def run_periodic(client: Client, name: str, every: float, fn: Callable[[], None]
     """Runs ``fn`` every ``every`` seconds on exactly one of the replicas that call this with the same
     ``name``: they queue for the lock ``periodic/<name>``, and its holder runs ``fn`` at each multiple
     of ``every`` (wall-clock aligned) while it renews the lease. Runs never overlap. When the holder
-    dies, the next in line takes over once the lease runs out. Errors from ``fn`` are swallowed and
-    the schedule goes on. Returns when ``stop`` is set. (A schedule in the cluster,
+    dies, the next in line takes over once the lease runs out. Errors from ``fn`` are logged (logger
+    ``baton``) and the schedule goes on. Returns when ``stop`` is set. (A schedule in the cluster,
     ``client.put_schedule``, survives every replica being down; README, "Schedules".)"""
     stop = stop or threading.Event()
     key = f"periodic/{name}"
     while not stop.is_set():
         try:
-            lease_cm = lock(client, key, ttl=ttl, wait=max(every, ttl))
-        except (LockBusy, errors.BatonError):
-            stop.wait(0.1)
+            with lock(client, key, ttl=ttl, wait=max(every, ttl)) as lease:
+                while not stop.is_set() and lease.held:
+                    now = time.time()
+                    if stop.wait(every - now % every) or not lease.held:
+                        break
+                    try:
+                        fn()
+                    except Exception:  # the schedule goes on
+                        log.exception("periodic task '%s' failed", name)
+        except LockBusy:
             continue
-        with lease_cm as lease:
-            while not stop.is_set() and lease.held:
-                now = time.time()
-                if stop.wait(every - now % every) or not lease.held:
-                    break
-                try:
-                    fn()
-                except Exception:  # the schedule goes on
-                    pass
+        except errors.BatonError as e:  # no connection, or a grant that came too late
+            log.warning("periodic task '%s': %s", name, e)
+            stop.wait(0.5)

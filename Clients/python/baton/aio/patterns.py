@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from .. import errors
 from ..lease import LeaseClock
-from ..patterns import LockBusy
+from ..patterns import LockBusy, log
 from .client import Client
 
 
@@ -89,6 +89,7 @@ class _Keeper:
             return
         self.why = why
         self.lost.set()
+        log.warning("%s lost: %s", self.what, why)
         if self._guarded is not None and not self._guarded.done():
             self._cancelled_guarded = True
             self._guarded.cancel()
@@ -202,8 +203,9 @@ class JobWorker:
             sent = time.monotonic()
             try:
                 job = await self.client.claim_job(self.types, wait=self.wait)
-            except errors.BatonError:
-                await asyncio.sleep(0.1)
+            except errors.BatonError as e:
+                log.warning("claim of %s failed: %s", self.types, e)
+                await asyncio.sleep(0.5)
                 continue
             if job is not None:
                 await self._work(job, LeaseClock(job["timeout_ms"] / 1000, sent, job["lease_left_ms"]))
@@ -215,7 +217,8 @@ class JobWorker:
         keeper = _Keeper(f"job {job['job_id']}", clock, extend)
         try:
             await keeper.confirm()
-        except errors.LeaseLost:
+        except errors.LeaseLost as e:
+            log.warning("%s; the job is left to its next claim", e)
             return
         handler = asyncio.ensure_future(self.handler(job))
         keeper.start(handler, lambda: None)
@@ -230,23 +233,24 @@ class JobWorker:
             return  # the claim may have ended: its new holder does the job
         except Exception as e:  # the handler's failure is the job's
             await keeper.stop()
+            log.info("job %d failed: %s: %s", job["job_id"], type(e).__name__, e)
             try:
                 await self.client.fail_job(job["job_id"], job["token"], f"{type(e).__name__}: {e}")
-            except errors.BatonError:
-                pass
+            except errors.BatonError as refused:
+                log.warning("job %d: the failure was not recorded: %s", job["job_id"], refused)
             return
         await keeper.stop()
         try:
             await self.client.complete_job(job["job_id"], job["token"], bytes(result or b""))
-        except errors.BatonError:
-            pass
+        except errors.BatonError as e:
+            log.warning("job %d: the completion was refused: %s", job["job_id"], e)
 
 
 async def run_periodic(client: Client, name: str, every: float, fn: Callable[[], Awaitable[Any]],
                        ttl: float = 10.0) -> None:
     """Awaits ``fn`` every ``every`` seconds (wall-clock aligned) on exactly one of the replicas that run
     this with the same ``name``, until cancelled; as `baton.run_periodic`. A run is cancelled if the
-    lease may end under it; errors from ``fn`` are swallowed and the schedule goes on."""
+    lease may end under it; errors from ``fn`` are logged (logger ``baton``) and the schedule goes on."""
     key = f"periodic/{name}"
     while True:
         try:
@@ -256,6 +260,9 @@ async def run_periodic(client: Client, name: str, every: float, fn: Callable[[],
                     try:
                         await fn()
                     except Exception:  # the schedule goes on
-                        pass
-        except (LockBusy, errors.BatonError):
-            await asyncio.sleep(0.1)
+                        log.exception("periodic task '%s' failed", name)
+        except LockBusy:
+            continue
+        except errors.BatonError as e:  # no connection, a late grant, or the lease lost under a run
+            log.warning("periodic task '%s': %s", name, e)
+            await asyncio.sleep(0.5)
