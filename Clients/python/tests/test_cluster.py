@@ -59,3 +59,41 @@ def test_every_acknowledged_job_is_done_once_across_a_leader_kill(cluster):
     assert set(done) == set(acknowledged)
     client.close()
     worker_client.close()
+
+
+def test_the_asyncio_worker_does_every_acknowledged_job_across_a_leader_kill(cluster):
+    import asyncio
+
+    from baton import aio
+
+    async def main():
+        async with aio.Client(cluster.endpoints, name="producer", retry_timeout=20) as client, \
+                aio.Client(cluster.endpoints, name="worker", retry_timeout=20) as worker_client:
+            done = []
+
+            async def handler(job):
+                done.append(job["job_id"])
+                return job["payload"]
+
+            worker = aio.JobWorker(worker_client, ["work"], handler, concurrency=4, wait=0.5)
+            runner = asyncio.ensure_future(worker.run())
+            acknowledged = [(await client.add_job("work", str(i).encode(), timeout=2))["job_id"] for i in range(30)]
+            leader = cluster.leader()
+            assert leader is not None, "no member says it leads"
+            cluster.processes[leader].kill()
+            cluster.processes[leader].wait()
+            acknowledged += [(await client.add_job("work", str(i).encode(), timeout=2))["job_id"] for i in range(30, 60)]
+            for _ in range(600):  # until every acknowledged job is completed; a guard against a hang
+                states = [(await client.get_job(j))["state"] for j in acknowledged]
+                if all(s == 2 for s in states):
+                    break
+                await asyncio.sleep(0.2)
+            worker.stop()
+            await runner
+            assert len(set(acknowledged)) == 60
+            for j in acknowledged:
+                info = await client.get_job(j)
+                assert info["state"] == 2 and info["result"] == info["payload"], f"job {j}: {info}"
+            assert set(done) == set(acknowledged)
+
+    asyncio.run(main())
