@@ -86,7 +86,6 @@ def test_the_worker_completes_and_fails_jobs(node):
     with node.client() as c:
         for payload in (b"1", b"2", b"boom"):
             c.add_job("w", payload, max_attempts=1)
-        done = threading.Event()
         seen = []
 
         def handler(job):
