@@ -22,6 +22,8 @@ public final class BatonServer: Sendable {
     private let metricsChannel = NIOLockedValueBox<(any Channel)?>(nil)
     private let http2Channel = NIOLockedValueBox<(any Channel)?>(nil)
     private let certificates: CertificateStore
+    /// Why the node stopped serving on its own (see `NodeRuntime.onFatalStop`); at most one element.
+    let fatalStops: AsyncStream<String>
 
     /// Recovers the node's state from its data directory (if it has one); throws when the data is
     /// damaged beyond a torn tail.
@@ -43,11 +45,13 @@ public final class BatonServer: Sendable {
         self.storage = recovered.storage
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        self.runtime = NIOLoopBoundBox.makeBoxSendingValue(
-            NodeRuntime(
-                configuration: configuration, eventLoop: loop, recovered: recovered, metrics: metrics, adminToken: adminToken, peerTLS: peerTLS,
-                logger: logger),
-            eventLoop: loop)
+        let runtime = NodeRuntime(
+            configuration: configuration, eventLoop: loop, recovered: recovered, metrics: metrics, adminToken: adminToken, peerTLS: peerTLS,
+            logger: logger)
+        let (fatalStops, fatal) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingOldest(1))
+        runtime.onFatalStop = { fatal.yield($0) }
+        self.fatalStops = fatalStops
+        self.runtime = NIOLoopBoundBox.makeBoxSendingValue(runtime, eventLoop: loop)
     }
 
     /// Binds the client listener and returns the server channel; the node serves until `shutdown`.
@@ -161,12 +165,14 @@ public struct BatonNodeService: Service {
         server = try BatonServer(configuration: configuration, logger: logger)
     }
 
-    /// Serves until graceful shutdown; on SIGHUP reads the TLS certificates and keys again.
+    /// Serves until graceful shutdown; on SIGHUP reads the TLS certificates and keys again. Throws
+    /// `NodeStopped` when the node stopped serving on its own (a storage failure), so the process
+    /// exits non-zero and its supervisor restarts it.
     public func run() async throws {
         let channel = try await server.start()
         let server = self.server
         let signals = await UnixSignalsSequence(trapping: .sighup)
-        await withTaskGroup(of: Void.self) { group in
+        let fatal: String? = await withTaskGroup(of: String?.self) { group in
             group.addTask {
                 for await _ in signals {  // ends when the group is cancelled
                     do {
@@ -175,10 +181,28 @@ public struct BatonNodeService: Service {
                         server.logger.error("SIGHUP: certificates not reloaded; the old ones stay in use", metadata: ["error": "\(error)"])
                     }
                 }
+                return nil
             }
-            try? await gracefulShutdown()
+            group.addTask {
+                for await reason in server.fatalStops { return reason }
+                return nil
+            }
+            group.addTask {
+                try? await gracefulShutdown()
+                return nil
+            }
+            // The first of: a graceful shutdown (nil), or the node stopping on its own.
+            let first = await group.first { _ in true } ?? nil
             group.cancelAll()
+            return first
         }
         try await server.shutdown(serverChannel: channel)
+        if let fatal { throw NodeStopped(reason: fatal) }
     }
+}
+
+/// The node stopped serving on its own: what it could not do. The process exits non-zero.
+public struct NodeStopped: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { "the node stopped: \(reason)" }
 }

@@ -151,7 +151,8 @@ final class DurableLog: NodeStorage, @unchecked Sendable {
         submit(.rotate)  // later entries start a new segment, so the older ones can go
         return pool.runIfActive(eventLoop: loop) {
             let snapshot = Snapshot(index: index, term: term, data: Array(machine.snapshot().readableBytesView))
-            _ = try self.snapshots.save(snapshot)
+            // The log is compacted only once the snapshot that covers it is durable in place.
+            if case .superseded(let newer) = try self.snapshots.save(snapshot) { throw SnapshotSuperseded(newer: newer) }
             self.submit(.compact(upTo: index))
             return snapshot
         }
@@ -170,6 +171,11 @@ final class DurableLog: NodeStorage, @unchecked Sendable {
         while thread?.isFinished == false { try? await Task.sleep(for: .milliseconds(2)) }
         try? await pool.shutdownGracefully()
     }
+}
+
+/// A local snapshot was not saved: the leader's snapshot at `newer`, installed meanwhile, covers it.
+struct SnapshotSuperseded: Error {
+    var newer: LogIndex
 }
 
 /// A node's state after start-up: recovered from its data directory, or new (in memory).
@@ -195,12 +201,23 @@ struct RecoveredState: Sendable {
         let wal = try WriteAheadLog(
             directory: "\(directory)/wal", segmentSize: configuration.segmentSizeBytes, syncMode: configuration.sync)
         let recovered = try wal.recover(after: newest.index)
+        // The snapshot and the log must continue each other: the log starts right after the
+        // snapshot, has no holes, and reaches what the node knew to be committed. A snapshot skipped
+        // as damaged, with the log already compacted past the one before it, fails here, plainly.
         var expected = newest.index.rawValue + 1
         for entry in recovered.entries {
             guard entry.index.rawValue == expected else {
-                throw StorageError(.gap, "the log jumps from index \(expected - 1) to \(entry.index) after the snapshot at \(newest.index)")
+                throw StorageError(
+                    .gap,
+                    "the log jumps from index \(expected - 1) to \(entry.index) after the snapshot at \(newest.index): the snapshot and the log do not continue each other; restore the data directory from a member (README, \"Operating\")")
             }
             expected += 1
+        }
+        let last = expected - 1
+        guard recovered.hardState.commit.rawValue <= last else {
+            throw StorageError(
+                .gap,
+                "entries up to \(recovered.hardState.commit) were committed, but the snapshot (at \(newest.index)) and the log reach only \(last): the snapshot and the log do not continue each other")
         }
         if recovered.truncatedBytes > 0 {
             logger.warning("cut a torn write off the end of the log", metadata: ["bytes": "\(recovered.truncatedBytes)"])

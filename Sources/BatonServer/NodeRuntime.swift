@@ -33,6 +33,9 @@ final class NodeRuntime {
     private var ticker: RepeatedTask?
     private var idleSweep: RepeatedTask?
     private(set) var isShuttingDown = false
+    /// Told once why the node stopped serving when it cannot go on (a failed log write, a snapshot
+    /// that does not decode): the process then exits non-zero, so its supervisor restarts it.
+    var onFatalStop: @Sendable (String) -> Void = { _ in }
     // The handling loop: events that arrive while actions are carried out wait their turn.
     private var inbox: [NodeEvent] = []
     private var handling = false
@@ -167,6 +170,10 @@ final class NodeRuntime {
                         runtime.logger.info(
                             "snapshot written", metadata: ["raft.index": "\(index)", "snapshot.bytes": "\(snapshot.data.count)"])
                         runtime.handle(.snapshotSaved(snapshot))
+                    case .failure(let error as SnapshotSuperseded):
+                        runtime.logger.info(
+                            "snapshot dropped: a newer one is in place", metadata: ["raft.index": "\(index)", "newer": "\(error.newer)"])
+                        runtime.handle(.snapshotFailed)
                     case .failure(let error):
                         runtime.logger.error("snapshot failed; the log keeps growing", metadata: ["error": "\(error)"])
                         runtime.handle(.snapshotFailed)
@@ -225,10 +232,14 @@ final class NodeRuntime {
         .tokenAdd, .lockForceRelease, .jobPurge, .jobDelete, .jobRequeue, .schedulePut, .scheduleTrigger,
     ])
 
-    /// Nothing more can be made durable, or the state is lost: stop answering rather than answer wrongly.
+    /// Nothing more can be made durable, or the state is lost: stop answering rather than answer
+    /// wrongly, and have the process exit non-zero (its supervisor restarts it, and it recovers from
+    /// its data directory).
     private func stop(because reason: String, _ error: (any Error)?) {
-        logger.critical("\(reason); the node stops serving", metadata: error.map { ["error": "\($0)"] } ?? [:])
+        guard !isShuttingDown else { return }
+        logger.critical("\(reason); the node stops serving and the process exits", metadata: error.map { ["error": "\($0)"] } ?? [:])
         shutDown()
+        onFatalStop(error.map { "\(reason): \($0)" } ?? reason)
     }
 
     private func route(

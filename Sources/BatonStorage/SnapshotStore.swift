@@ -1,4 +1,5 @@
 import BatonRaft
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -11,25 +12,64 @@ import Glibc
 /// compressed bytes (zlib deflate of the state machine's snapshot)      (big-endian; CRC of the compressed bytes)
 /// ```
 ///
-/// A snapshot is written to a temporary file, synced, renamed into place, and the directory is synced,
-/// so a crash leaves either the old snapshot or the new one, never half of one. The two newest are kept.
+/// A snapshot is written to a temporary file of its own, synced, renamed into place, and the directory
+/// is synced, so a crash leaves either the old snapshot or the new one, never half of one. The two
+/// newest are kept.
+///
+/// Two saves may run at once (the log writer installs the leader's snapshot while the thread pool
+/// saves the member's own). Each writes its own temporary file (`snapshot-<index>.<n>.tmp`), and the
+/// renames are serialized: a save whose index is not above the newest already in place is dropped
+/// (`SaveOutcome.superseded`), never renamed over the newer state.
 public struct SnapshotStore: Sendable {
     public let directory: String
     static let magic: [UInt8] = [0x42, 0x54, 0x4E, 0x50, 0, 1]  // "BTNP", version 1
     static let headerSize = 6 + 8 + 8 + 8 + 8 + 4
+    /// What the saves of this store share: the newest index in place, and numbers for temporary files.
+    private let renames: SnapshotRenames
+    /// Called by `save` with the snapshot's index after its temporary file is written and synced,
+    /// before the rename: tests inject a second save there.
+    package var beforeRename: (@Sendable (LogIndex) -> Void)?
 
+    /// What became of a save.
+    public enum SaveOutcome: Hashable, Sendable {
+        /// In place and durable; the file's size.
+        case saved(bytes: Int)
+        /// Not written: a snapshot at this index or a later one is in place already.
+        case superseded(by: LogIndex)
+    }
+
+    /// Opens (creating it if needed) the snapshot directory, and removes temporary files that a
+    /// killed save left behind.
     public init(directory: String) throws {
         self.directory = directory
         try FileIO.makeDirectory(directory)
+        for name in try FileIO.list(directory) where name.hasPrefix("snapshot") && name.hasSuffix(".tmp") {
+            try FileIO.remove("\(directory)/\(name)")
+        }
+        let newest = try FileIO.list(directory).filter(Self.isSnapshotFile).max().flatMap(Self.index(ofFile:))
+        self.renames = SnapshotRenames(newest: newest ?? LogIndex(0))
     }
 
     func path(_ index: LogIndex) -> String {
-        "\(directory)/snapshot-\(String(index.rawValue, radix: 16).leftPadded(16)).snap"
+        "\(directory)/\(Self.fileName(index))"
     }
 
-    /// Writes `snapshot` durably; returns the size of the file.
+    static func fileName(_ index: LogIndex) -> String {
+        "snapshot-\(String(index.rawValue, radix: 16).leftPadded(16)).snap"
+    }
+
+    static func isSnapshotFile(_ name: String) -> Bool {
+        name.hasPrefix("snapshot-") && name.hasSuffix(".snap")
+    }
+
+    static func index(ofFile name: String) -> LogIndex? {
+        UInt64(name.dropFirst("snapshot-".count).dropLast(".snap".count), radix: 16).map(LogIndex.init)
+    }
+
+    /// Writes `snapshot` durably, unless a snapshot at its index or a later one is in place already.
     @discardableResult
-    public func save(_ snapshot: Snapshot) throws -> Int {
+    public func save(_ snapshot: Snapshot) throws -> SaveOutcome {
+        if let newer = renames.supersedes(snapshot.index) { return .superseded(by: newer) }
         let compressed = try Zlib.deflate(snapshot.data)
         var file = Self.magic
         file.appendBE(snapshot.index.rawValue)
@@ -38,25 +78,33 @@ public struct SnapshotStore: Sendable {
         file.appendBE(UInt64(compressed.count))
         file.appendBE(Zlib.crc32(compressed))
         file.append(contentsOf: compressed)
-        let temporary = "\(directory)/snapshot.tmp"
-        let fd = try FileIO.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+        let temporary = "\(directory)/snapshot-\(String(snapshot.index.rawValue, radix: 16).leftPadded(16)).\(renames.nextTemporary()).tmp"
+        let fd = try FileIO.open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
         do {
             try file.withUnsafeBytes { try FileIO.writeAll(fd, $0, at: 0, path: temporary) }
             try FileIO.fsync(fd, path: temporary)
             close(fd)
         } catch {
             close(fd)
+            try? FileIO.remove(temporary)
             throw error
         }
-        try FileIO.rename(temporary, path(snapshot.index))
-        try FileIO.syncDirectory(directory)
-        // Keep the newest two; older ones are covered.
-        for old in try snapshotFiles().dropLast(2) { try FileIO.remove("\(directory)/\(old)") }
-        return file.count
+        beforeRename?(snapshot.index)
+        return try renames.inPlace(snapshot.index) { newer in
+            if let newer {
+                try FileIO.remove(temporary)
+                return .superseded(by: newer)
+            }
+            try FileIO.rename(temporary, path(snapshot.index))
+            try FileIO.syncDirectory(directory)
+            // Keep the newest two; older ones are covered.
+            for old in try snapshotFiles().dropLast(2) { try FileIO.remove("\(directory)/\(old)") }
+            return .saved(bytes: file.count)
+        }
     }
 
     func snapshotFiles() throws -> [String] {
-        try FileIO.list(directory).filter { $0.hasPrefix("snapshot-") && $0.hasSuffix(".snap") }
+        try FileIO.list(directory).filter(Self.isSnapshotFile).sorted()
     }
 
     /// The newest snapshot that reads back intact, or nil when there is none. A damaged newest file is

@@ -44,17 +44,7 @@ struct Acknowledged: Sendable {
             }
             await checker.shutdown()
 
-            // Load from four clients, then a kill at a random moment in the middle of it.
-            let loadFor = Int.random(in: 100...400)  // real processes: the moment cannot be replayed anyway
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<4 {
-                    group.addTask { await load(port: port, round: round, worker: worker, acked: acked) }
-                }
-                try await Task.sleep(for: .milliseconds(loadFor))
-                kill(process.processIdentifier, SIGKILL)
-                try await group.waitForAll()
-            }
-            process.waitUntilExit()
+            try await loadThenKill(process, port: port, round: round, acked: acked)
             #expect(process.terminationReason == .uncaughtSignal)
         }
         let total = acked.withLockedValue { ($0.locks.count, $0.jobs.count, $0.completions.count) }
@@ -92,6 +82,21 @@ struct Acknowledged: Sendable {
         guard case .granted(let token, _, _) = try await client.acquireLock("probe/\(round)", ttl: .seconds(1)) else { Issue.record("the premise failed: the lock was not granted"); return }
         #expect(token > acked.maxToken, "round \(round): token \(token) after \(acked.maxToken)")
     }
+}
+
+/// Load from four clients, then a kill of `process` at a random moment in the middle of it; returns
+/// once the process is gone.
+func loadThenKill(_ process: Process, port: Int, round: Int, acked: NIOLockedValueBox<Acknowledged>) async throws {
+    let loadFor = Int.random(in: 100...400)  // real processes: the moment cannot be replayed anyway
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for worker in 0..<4 {
+            group.addTask { await load(port: port, round: round, worker: worker, acked: acked) }
+        }
+        try await Task.sleep(for: .milliseconds(loadFor))
+        kill(process.processIdentifier, SIGKILL)
+        try await group.waitForAll()
+    }
+    process.waitUntilExit()
 }
 
 /// One client's load: take a lock (kept, long lease), add a job, claim and complete one; record each

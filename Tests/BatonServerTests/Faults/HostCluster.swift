@@ -67,11 +67,11 @@ final class HostCluster {
                     .filter { !$0.contains("\"tls\"") && !$0.contains("\"peerTLS\"") && !$0.contains("\"auth\"") }
                     .joined(separator: "\n")
             }
-            // Snapshots every few hundred entries, so a member back from a fault is sent one; completed
+            // Snapshots every 200 entries and 64 KiB segments (issue 34: saves that collide), so a member back from a fault is sent one; completed
             // jobs kept for a day, so the jobs checker finds every acknowledged add at the end.
             text = text.replacingOccurrences(
                 of: "\"sync\": \"always\",",
-                with: "\"sync\": \"always\", \"snapshotEveryEntries\": 300, \"limits\": {\"completedRetentionMilliseconds\": 86400000},")
+                with: "\"sync\": \"always\", \"snapshotEveryEntries\": 200, \"segmentSizeBytes\": 65536, \"limits\": {\"completedRetentionMilliseconds\": 86400000},")
             guard text.contains("snapshotEveryEntries") else { throw HostsError("deploy/three-hosts/baton-\(i + 1).json has no sync line") }
             try Unprivileged.makeDirectory("\(directory)/data-\(i + 1)")
             try text.write(toFile: config(i), atomically: true, encoding: .utf8)
