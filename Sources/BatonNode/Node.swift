@@ -137,6 +137,22 @@ package struct Node: Sendable {
     /// The cluster's time: on the leader, what it stamps next; on a follower, an estimate.
     package func now(at mono: UInt64) -> Timestamp { clock.now(at: mono) }
 
+    /// Whether this node is configured with an admin token that its state has not applied yet: until
+    /// then authentication is not on, and the node takes no command and no read (issue 33: a client
+    /// looping USER_ADD + TOKEN_ADD + USER_GRANT on a fresh node made itself root in that window).
+    package var awaitsAuthentication: Bool {
+        configuration.authBootstrap != nil && !machine.auth.enabled
+    }
+
+    /// The answer for a request that reached a node still turning authentication on: retriable, as
+    /// NOT_LEADER with no leader named (the node has not taken office for clients yet).
+    package var startingUp: Reply {
+        .error(
+            ErrorReply(
+                .notLeader, "node \(configuration.nodeID) is starting: authentication is not on yet (its admin token is not applied); retry",
+                leader: ""))
+    }
+
     /// The answer for a request that reached a member which does not lead.
     package var notLeader: Reply {
         let leader = configuration.clientAddresses[raft.leader]
@@ -150,6 +166,10 @@ package struct Node: Sendable {
     package mutating func step(_ event: NodeEvent, at mono: UInt64, into actions: inout [NodeAction]) {
         switch event {
         case .command(let route, let client, let sequence, let command, let principal):
+            guard !awaitsAuthentication else {
+                if let route { actions.append(.answer(route, startingUp)) }
+                return
+            }
             if case .putSchedule(let spec) = command, !spec.cron.isEmpty {
                 // Only the leader reads cron (members apply its fires), so only it checks one.
                 do { _ = try CronSchedule(parsing: spec.cron) } catch {
@@ -161,6 +181,10 @@ package struct Node: Sendable {
         case .read(let route, let query, let principal):
             guard isLeader else {
                 actions.append(.answer(route, notLeader))
+                return
+            }
+            guard !awaitsAuthentication else {
+                actions.append(.answer(route, startingUp))
                 return
             }
             reads.add(query, route: route, by: principal)

@@ -321,6 +321,7 @@ final class NodeRuntime {
         _ query: Query, requestID: RequestID, from sink: any ReplySink, started: NIODeadline, by principal: Principal? = nil
     ) -> Reply? {
         if case .nodeStatus = query {
+            if node.awaitsAuthentication { return node.startingUp }
             if let refusal = node.machine.refusal(query, by: principal) { return .error(refusal) }
             return .status(status)
         }
