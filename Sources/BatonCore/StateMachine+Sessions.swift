@@ -53,6 +53,12 @@ extension StateMachine {
         sessions.values[index].remember(reply, digest: digest, sequence: sequence, window: configuration.sessionWindow)
     }
 
+    /// Whether `client` has a command waiting. Linear in the waits: asked only when a client that
+    /// sent no waiting command to this leader goes away.
+    public func hasWaits(of client: ClientID) -> Bool {
+        !waits.isEmpty && waits.keys.contains { $0.clientID == client }
+    }
+
     /// The clients with a command waiting (an acquire in line, a claim with a wait).
     public var waitingClients: Set<ClientID> { Set(waits.keys.lazy.map(\.clientID)) }
 

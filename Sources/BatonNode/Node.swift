@@ -106,6 +106,10 @@ package struct Node: Sendable {
     private var snapshotsPersisting: [(id: PersistID, snapshot: Snapshot)] = []
     /// Open connections per client: a client with none has its waits withdrawn.
     private var connections: [ClientID: Int] = [:]
+    /// Clients that sent a command that may wait (an acquire or a claim with a wait) since they
+    /// connected here: only their going away is worth a log entry. A client that only said HELLO,
+    /// or whose commands were refused before the log, costs the log nothing when it leaves.
+    private var mayHaveWaits: Set<ClientID> = []
     /// When a new leader withdraws the waits of clients that did not reconnect, and in which term.
     private var absentCheck: (at: UInt64, term: Term)?
     /// The timer last set, as a monotonic reading.
@@ -177,6 +181,7 @@ package struct Node: Sendable {
                     return
                 }
             }
+            if command.mayWait { mayHaveWaits.insert(client) }
             propose(.command(client, sequence, command, by: principal), route: route, at: mono, into: &actions)
         case .read(let route, let query, let principal):
             guard isLeader else {
@@ -196,7 +201,10 @@ package struct Node: Sendable {
                 connections[client] = n - 1
             } else {
                 connections[client] = nil
-                propose(.detach(client), route: nil, at: mono, into: &actions)
+                // A wait may also come from the log (sent to an earlier leader): asked only then.
+                if mayHaveWaits.remove(client) != nil || machine.hasWaits(of: client) {
+                    propose(.detach(client), route: nil, at: mono, into: &actions)
+                }
             }
         case .withdrawn(let client, let sequence):
             propose(.withdraw(client, sequence), route: nil, at: mono, into: &actions)

@@ -61,4 +61,36 @@ import Glibc
         #expect(await serverError { _ = try await racing.nodeStatus() }?.code == .unauthenticated)
         await racing.shutdown()
     }
+
+    /// Item 7: an anonymous client that says HELLO and leaves, or sends a command it may not over
+    /// TCP or HTTP/2, costs the log nothing. Before, each HELLO + close wrote a durable detach entry
+    /// (1,000 of them: 1,000 entries, 74 KB of log), and each refused HTTP/2 request one more.
+    @Test func anonymousClientsCostTheLogNothing() async throws {
+        try await withAuthNode { node in
+            let admin = node.client(token: node.adminToken)
+            defer { Task { await admin.shutdown() } }
+            let before = try await admin.nodeStatus().appliedIndex
+            for i in 0..<300 {
+                let raw = try await RawConnection(port: node.port)
+                try await raw.send(.hello(Hello(version: batonProtocolVersion, clientID: ClientID(1000 + UInt64(i)), clientName: "anon")), id: 1)
+                try await raw.send(.command(SequenceNumber(1), .acquireLock(key: "k", owner: "o", ttl: Milliseconds(5000), wait: Milliseconds(5000))), id: 2)
+                let replies = try await raw.nextReplies(2)
+                #expect(errorCode(try #require(replies[2])) == .unauthenticated)
+                await raw.close()
+            }
+            for i in 0..<100 {
+                let h2 = try RawHTTP2(port: node.http2Port)
+                h2.request("job_add", stream: 1, endStream: false, clientID: String(format: "%016x", 5000 + i))
+                var body = ByteBuffer()
+                Request.command(SequenceNumber(1), .addJob(JobSpec(type: "t"))).encodeBody(into: &body)
+                h2.data(Array(body.readableBytesView), stream: 1, endStream: true)
+                let frames = h2.frames { $0.type == RawHTTP2.Frame.data && $0.stream == 1 }
+                #expect(RawHTTP2.errorCode(on: 1, in: frames) == .unauthenticated)
+            }
+            // Every connection above is closed: the node has seen them go.
+            for _ in 0..<1000 where try await admin.nodeStatus().connections > 1 { try await Task.sleep(for: .milliseconds(10)) }
+            let after = try await admin.nodeStatus().appliedIndex
+            #expect(after == before, "anonymous clients wrote \(after - before) log entries")
+        }
+    }
 }
