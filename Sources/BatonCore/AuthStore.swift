@@ -76,6 +76,12 @@ public struct AuthStore: Sendable {
         return nil
     }
 
+    /// Whether `user` holds `root` or a role with `cluster:admin`.
+    func isAdmin(_ user: String) -> Bool {
+        guard let u = users[user] else { return false }
+        return allows(u, .clusterAdmin)
+    }
+
     func allows(_ user: User, _ need: Need) -> Bool {
         for role in user.roles {
             if role == Self.rootRole { return true }

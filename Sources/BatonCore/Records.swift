@@ -145,6 +145,10 @@ struct Session: Sendable {
     /// The highest sequence number whose answer was forgotten.
     var forgottenUpTo = SequenceNumber(0)
     var lastSeen: Timestamp
+    /// With authentication on, who sent the session's latest command: the session belongs to that
+    /// principal's user, and a command of another user under its client id is refused. Nil: made
+    /// while authentication was off (the first authenticated command takes it).
+    var principal: Principal?
 
     func reply(to sequence: SequenceNumber) -> RememberedReply? {
         replies.last { $0.sequence == sequence }

@@ -94,6 +94,12 @@ extension StateMachine {
         func noUser(_ name: String) -> Reply { .error(.invalidArgument, "no user '\(name)'") }
         func noRole(_ name: String) -> Reply { .error(.invalidArgument, "no role '\(name)'") }
         let builtIn = Reply.error(.invalidArgument, "role '\(AuthStore.rootRole)' is built in: it grants everything and cannot be changed")
+        // Issue 33: root could lock everyone out of the cluster for good (a restart did not undo it).
+        func lockout(_ what: String) -> Reply {
+            .error(
+                .invalidArgument,
+                "\(what), or nobody could administer the cluster; to replace the admin token, write a new one into every member's auth.adminTokenFile and restart them")
+        }
         switch command {
         case .addUser(let name):
             if let e = checkName(name, "user") { return .error(e) }
@@ -101,6 +107,7 @@ extension StateMachine {
             auth.users[name] = AuthStore.User()
             return done
         case .deleteUser(let name):
+            if name == AuthStore.rootUser { return lockout("user '\(name)' cannot be deleted: it holds the admin token") }
             guard let user = auth.users.removeValue(forKey: name) else { return noUser(name) }
             for id in user.tokens.keys { auth.owners[id] = nil }
             return done
@@ -110,6 +117,9 @@ extension StateMachine {
             if !auth.users[name]!.roles.contains(role) { auth.users[name]!.roles = (auth.users[name]!.roles + [role]).sorted() }
             return done
         case .revokeRole(let name, let role):
+            if name == AuthStore.rootUser && role == AuthStore.rootRole {
+                return lockout("role '\(role)' cannot be taken from user '\(name)'")
+            }
             guard auth.users[name] != nil else { return noUser(name) }
             guard auth.users[name]!.roles.contains(role) else { return .error(.invalidArgument, "user '\(name)' has no role '\(role)'") }
             auth.users[name]!.roles.removeAll { $0 == role }
@@ -126,6 +136,9 @@ extension StateMachine {
             auth.owners[hash.id] = name
             return .tokenAdded(hash.id)
         case .removeToken(let name, let id):
+            if name == AuthStore.rootUser, id == auth.bootstrap?.id || auth.users[name]?.tokens.keys.elementsEqual([id]) == true {
+                return lockout("token \(id) of user '\(name)' cannot be removed: it is the admin token or root's only one")
+            }
             guard auth.users[name] != nil else { return noUser(name) }
             guard auth.users[name]!.tokens.removeValue(forKey: id) != nil else {
                 return .error(.invalidArgument, "user '\(name)' has no token \(id)")
@@ -168,6 +181,42 @@ extension StateMachine {
             return done
         default:
             return nil
+        }
+    }
+}
+
+extension StateMachine {
+    /// Answers every waiting acquire and claim whose client's user may no longer make it (its token
+    /// or user removed, a role or permission taken away) with the refusal, and takes it out of its
+    /// line, in the entry that revoked it (issue 33: a wait outlived its revocation and was granted
+    /// seconds later). In (client, sequence) order, so every member answers alike.
+    mutating func refuseRevokedWaits() {
+        guard !waits.isEmpty else { return }
+        let keys = waits.keys.sorted { ($0.clientID.rawValue, $0.sequence.rawValue) < ($1.clientID.rawValue, $1.sequence.rawValue) }
+        for key in keys {
+            guard let place = waits[key], let principal = sessions[key.clientID]?.principal else { continue }
+            let needs: [AuthStore.Need]
+            switch place {
+            case .lock(let lockKey):
+                needs = [.name(.lock, .write, lockKey)]
+            case .claim:
+                let types = claimWaiters.first { $0.clientID == key.clientID && $0.sequence == key.sequence }?.types ?? []
+                needs = types.map { .name(.job, .work, $0) }
+            }
+            guard let refusal = auth.refusal(principal, needs) else { continue }
+            let digest = waitingDigest(key, at: place) ?? .unknown
+            stopWaiting(key, at: place)
+            complete(key.clientID, key.sequence, digest: digest, .error(refusal))
+        }
+    }
+}
+
+extension Command {
+    /// An auth change that may take a permission away from someone.
+    var mayRevoke: Bool {
+        switch self {
+        case .deleteUser, .revokeRole, .removeToken, .deleteRole, .revokePermission: true
+        default: false
         }
     }
 }

@@ -8,19 +8,31 @@ extension StateMachine {
         case tooOld
         /// The sequence number was answered, or waits, for a different command (another digest).
         case reused
+        /// The session is another user's, or a new one would break a quota.
+        case refused(ErrorReply)
     }
 
     /// What the state machine already knows about (client, sequence), for a command with `digest`.
-    mutating func recall(client: ClientID, sequence: SequenceNumber, digest: CommandDigest) -> Recall {
+    /// With authentication on, `principal` must own the session (or may make a new one): see
+    /// `sessionRefusal` and `newSessionRefusal`; checked first, so another user learns nothing more.
+    mutating func recall(client: ClientID, sequence: SequenceNumber, digest: CommandDigest, by principal: Principal? = nil) -> Recall {
         guard let index = sessions.index(forKey: client) else {
+            if let refusal = newSessionRefusal(principal) { return .refused(refusal) }
             var session = Session(lastSeen: now)
             session.highestSeen = sequence
+            session.principal = principal
             sessions[client] = session
+            if let user = principal?.user { sessionsPerUser[user, default: 0] += 1 }
             schedule(.session(client), at: now.adding(configuration.sessionTimeout))
             return .new
         }
+        if let principal, let refusal = sessionRefusal(sessions.values[index], client, principal) { return .refused(refusal) }
         // Mutated in place through the index: one hash lookup per command.
         sessions.values[index].lastSeen = now
+        if let principal, sessions.values[index].principal != principal {
+            if sessions.values[index].principal == nil { sessionsPerUser[principal.user, default: 0] += 1 }
+            sessions.values[index].principal = principal
+        }
         if sequence > sessions.values[index].highestSeen {
             sessions.values[index].highestSeen = sequence
             return .new
@@ -70,6 +82,42 @@ extension StateMachine {
             return
         }
         sessions[client] = nil
+        if let user = session.principal?.user { sessionsPerUser.decrement(user) }
+    }
+
+    /// Why `principal` may not use the session of `client`, or nil when it may: with authentication
+    /// on, a session belongs to the user whose command made it (issue 33: a user that knew another's
+    /// client id, which LockInfo shows, could use up its sequence numbers and read its remembered
+    /// answers). Checked before an answer is recalled, so another user learns nothing of it.
+    func sessionRefusal(_ session: Session, _ client: ClientID, _ principal: Principal) -> ErrorReply? {
+        guard let owner = session.principal?.user, owner != principal.user else { return nil }
+        return ErrorReply(
+            .permissionDenied, "client id \(client) belongs to another user's session: each client picks its own random id")
+    }
+
+    /// Why a new session for `principal` would break a quota, or nil. Without authentication (or
+    /// without a principal) only `maxClients` counts; with it, a user without `cluster:admin` holds at
+    /// most `maxClientsPerUser` sessions, and such users together leave a tenth for admins.
+    func newSessionRefusal(_ principal: Principal?) -> ErrorReply? {
+        let total = configuration.maxClients
+        let timeout = "a session ends \(configuration.sessionTimeout) after its client's last command"
+        if sessions.count >= total {
+            return ErrorReply(.quotaExceeded, "\(sessions.count) clients have sessions, the most allowed (limits.maxClients); \(timeout)")
+        }
+        guard auth.enabled, let principal, !auth.isAdmin(principal.user) else { return nil }
+        let perUser = configuration.maxClientsPerUser > 0 ? configuration.maxClientsPerUser : max(1, total / 4)
+        let held = sessionsPerUser[principal.user] ?? 0
+        if held >= perUser {
+            return ErrorReply(
+                .quotaExceeded, "user '\(principal.user)' holds \(held) sessions, the most one user may (limits.maxClientsPerUser); \(timeout)")
+        }
+        let reserve = max(1, total / 10)
+        let admins = sessionsPerUser.reduce(0) { $0 + (auth.isAdmin($1.key) ? $1.value : 0) }
+        if sessions.count - admins >= total - reserve {
+            return ErrorReply(
+                .quotaExceeded, "users without cluster:admin hold \(sessions.count - admins) sessions, all but the \(reserve) kept for admins (limits.maxClients); \(timeout)")
+        }
+        return nil
     }
 }
 
@@ -177,5 +225,13 @@ extension String {
             end = index(after: i)
         }
         return String(self[..<end])
+    }
+}
+
+extension Dictionary where Value == Int {
+    /// Counts one down, dropping the key at zero.
+    mutating func decrement(_ key: Key) {
+        guard let n = self[key] else { return }
+        self[key] = n > 1 ? n - 1 : nil
     }
 }

@@ -33,7 +33,8 @@ extension StateMachine {
     /// | 2 | a digest (`CommandDigest`, `u64`, 0 when unknown) after each lock and claim waiter and after each remembered answer's sequence number |
     /// | 3 | the auth store (`AuthStore`) after the sessions |
     /// | 4 | the schedules after the auth store |
-    public static let snapshotVersion: UInt16 = 4
+    /// | 5 | the sessions' owners after the schedules: `count:u32 {client:u64 user:str token:u64}` by client, for the sessions that have one |
+    public static let snapshotVersion: UInt16 = 5
     public static let oldestSnapshotVersion: UInt16 = 1
     /// Remembered answers are kept as protocol version 2 lays out their bodies, whatever the clients
     /// speak. (Version 3 changed only NOT_LEADER, which the state machine never answers.)
@@ -132,6 +133,7 @@ extension StateMachine {
         }
         if version >= 3 { auth.write(into: &b) }
         if version >= 4 { writeSchedules(into: &b) }
+        if version >= 5 { writeSessionOwners(into: &b) }
         return b
     }
 
@@ -228,6 +230,7 @@ extension StateMachine {
             }
             if version >= 3 { auth = try AuthStore.read(from: &b) }
             if version >= 4 { try readSchedules(from: &b) }
+            if version >= 5 { try readSessionOwners(from: &b) }
         } catch let e as ErrorReply {
             throw SnapshotError(.malformed, e.message)
         }
@@ -274,9 +277,30 @@ extension StateMachine {
         }
         for (client, s) in sessions {
             schedule(.session(client), at: s.lastSeen.adding(configuration.sessionTimeout))
+            if let user = s.principal?.user { sessionsPerUser[user, default: 0] += 1 }
         }
         for record in schedules.values where record.buffered != .zero { bufferedSlots[record.lastJob] = record.spec.name }
         rebuildScheduleQueue()
+    }
+
+    /// The owner of each session that has one (format 5).
+    func writeSessionOwners(into b: inout ByteBuffer) {
+        let owned = sessions.keys.sorted().compactMap { client in sessions[client]!.principal.map { (client, $0) } }
+        b.writeU32(UInt32(owned.count))
+        for (client, principal) in owned {
+            b.writeU64(client.rawValue)
+            b.writeStr(principal.user)
+            b.writeU64(principal.token.rawValue)
+        }
+    }
+
+    mutating func readSessionOwners(from b: inout ByteBuffer) throws(ErrorReply) {
+        for _ in 0..<(try b.readU32("owner_count")) {
+            let client = ClientID(try b.readU64("client"))
+            let principal = Principal(user: try b.readStr("user"), token: TokenID(try b.readU64("token")))
+            guard sessions[client] != nil else { throw ErrorReply(.malformedFrame, "an owner for client \(client), which has no session") }
+            sessions[client]!.principal = principal
+        }
     }
 
     /// `last_revision:u64 count:u32 {spec revision:u64 created_at:u64 plan_from:u64 next_slot:u64

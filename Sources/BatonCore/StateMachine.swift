@@ -60,6 +60,8 @@ public struct StateMachine: Sendable {
     var claimWaiters: Deque<ClaimWaitEntry> = []
     var waits: [WaitKey: WaitPlace] = [:]
     var sessions: [ClientID: Session] = [:]
+    /// Sessions per user that owns them (an index of `sessions`: not in a snapshot).
+    var sessionsPerUser: [String: Int] = [:]
     var deadlines: Heap<Deadline> = []
     /// Completed jobs, oldest first; they are removed after the retention time or beyond the cap.
     var completed: Heap<CompletedEntry> = []
@@ -249,13 +251,9 @@ public struct StateMachine: Sendable {
         if auth.enabled, let refusal = auth.refusal(principal, needs(command)) { return .error(refusal) }
         var digest = CommandDigest.unknown
         if sequence.rawValue != 0 {
-            if sessions.count >= configuration.maxClients && sessions[client] == nil {
-                return .error(
-                    .quotaExceeded,
-                    "\(sessions.count) clients have sessions, the most allowed (limits.maxClients); a session ends \(configuration.sessionTimeout) after its client's last command")
-            }
             digest = CommandDigest(command, using: &digestScratch)
-            switch recall(client: client, sequence: sequence, digest: digest) {
+            switch recall(client: client, sequence: sequence, digest: digest, by: auth.enabled ? principal : nil) {
+            case .refused(let refusal): return .error(refusal)
             case .answered(let reply): return reply
             case .waiting: return nil
             case .tooOld:
@@ -314,7 +312,9 @@ public struct StateMachine: Sendable {
             return purgeJobs(state: state, olderThan: olderThan)
         case .addUser, .deleteUser, .grantRole, .revokeRole, .addToken, .removeToken, .addRole, .deleteRole,
             .grantPermission, .revokePermission:
-            return executeAuthChange(command)
+            let reply = executeAuthChange(command)
+            if auth.enabled, command.mayRevoke { refuseRevokedWaits() }
+            return reply
         case .putSchedule(let spec):
             return putSchedule(spec)
         case .deleteSchedule(let name):

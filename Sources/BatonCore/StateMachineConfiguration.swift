@@ -52,6 +52,10 @@ extension StateMachine {
         /// is refused with QUOTA_EXCEEDED: a session is never dropped early, or a retry could be
         /// applied twice.
         public var maxClients: Int = 100_000
+        /// With authentication on, most sessions one user without `cluster:admin` may hold at once
+        /// (0: a quarter of `maxClients`). Such users together may hold at most nine tenths of
+        /// `maxClients`: the rest is kept for admins, so one user cannot lock the operators out.
+        public var maxClientsPerUser: Int = 0
         /// Longest text a failure may record; longer texts are cut.
         public var maxErrorLength: Int = 4096
         /// Answers remembered per client for retries.

@@ -100,6 +100,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         public var maxJobBytes: Int = machine.maxJobBytes
         public var maxLocks: Int = machine.maxLocks
         public var maxClients: Int = machine.maxClients
+        public var maxClientsPerUser: Int = machine.maxClientsPerUser
         public var maxSchedules: Int = machine.maxSchedules
         public init() {}
 
@@ -107,6 +108,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
             case maxKeyLength, minTTLMilliseconds, maxTTLMilliseconds, maxWaitMilliseconds
             case defaultJobTimeoutMilliseconds, defaultMaxAttempts, defaultBackoffMilliseconds
             case completedRetentionMilliseconds, maxCompletedJobs, maxJobs, maxJobBytes, maxLocks, maxClients, maxSchedules
+            case maxClientsPerUser
         }
 
         public init(from decoder: any Decoder) throws {
@@ -128,6 +130,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
             maxJobBytes = try value(.maxJobBytes, d.maxJobBytes)
             maxLocks = try value(.maxLocks, d.maxLocks)
             maxClients = try value(.maxClients, d.maxClients)
+            maxClientsPerUser = try value(.maxClientsPerUser, d.maxClientsPerUser)
             maxSchedules = try value(.maxSchedules, d.maxSchedules)
         }
     }
@@ -218,6 +221,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         if limits.maxJobBytes < maxFrameSize { problems.append("limits.maxJobBytes must be at least maxFrameSize (\(maxFrameSize))") }
         if limits.maxLocks < 1 { problems.append("limits.maxLocks must be at least 1") }
         if limits.maxClients < 1 { problems.append("limits.maxClients must be at least 1") }
+        if limits.maxClientsPerUser < 0 { problems.append("limits.maxClientsPerUser must be 0 (a quarter of maxClients) or more") }
         if limits.maxSchedules < 0 { problems.append("limits.maxSchedules must not be negative") }
         if let dir = dataDirectory, dir.isEmpty { problems.append("dataDirectory must not be empty") }
         if snapshotEveryEntries < 100 { problems.append("snapshotEveryEntries must be at least 100") }
@@ -254,6 +258,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         c.maxJobBytes = limits.maxJobBytes
         c.maxLocks = limits.maxLocks
         c.maxClients = limits.maxClients
+        c.maxClientsPerUser = limits.maxClientsPerUser
         c.maxSchedules = limits.maxSchedules
         return c
     }

@@ -17,12 +17,13 @@ import NIOCore
 /// | 3 | INSTALL_SNAPSHOT may carry snapshot format 2 (digests of remembered answers); to a member of version 2 the leader sends format 1 |
 /// | 4 | INSTALL_SNAPSHOT may carry snapshot format 3 (the auth store); to a member of version 3 the leader sends format 2 |
 /// | 5 | INSTALL_SNAPSHOT may carry snapshot format 4 (the schedules); to a member of version 4 the leader sends format 3 |
+/// | 6 | INSTALL_SNAPSHOT may carry snapshot format 5 (the sessions' owners); to a member of version 5 the leader sends format 4 |
 enum PeerPreamble {
     static let magic: [UInt8] = Array("BTNR".utf8)
     /// The versions this build speaks. Version 1 had no answer to its preamble, so nothing before 2
     /// can be spoken to.
     static let lowest: UInt16 = 2
-    static let highest: UInt16 = 5
+    static let highest: UInt16 = 6
     static let size = magic.count + 2
 
     /// The newest snapshot format (`StateMachine.snapshotVersion`) a member speaking `version` reads.
@@ -31,6 +32,7 @@ enum PeerPreamble {
         case ...2: 1
         case 3: 2
         case 4: 3
+        case 5: 4
         default: StateMachine.snapshotVersion
         }
     }

@@ -26,7 +26,8 @@ final class AuthNode {
 
     /// `tls`: the node's certificate and key and, optionally, the CA its clients' certificates must
     /// chain to; `ca`: the CA clients trust.
-    init(tls: ClientTLS? = nil, ca: String? = nil) async throws {
+    /// `extra`: more configuration keys, as JSON members (`"limits": {...}`).
+    init(tls: ClientTLS? = nil, ca: String? = nil, extra: String = "") async throws {
         self.ca = ca
         directory = temporaryDataDirectory()
         try Unprivileged.makeDirectory(directory)
@@ -44,7 +45,7 @@ final class AuthNode {
         let config = """
             {"nodeID": "auth-1", "port": \(port), "http2Port": \(http2Port), "metricsPort": \(metricsPort),
              "dataDirectory": "\(directory)/data", "sync": "none",
-             "auth": {"adminTokenFile": "\(directory)/admin.token"}\(tlsKey)}
+             "auth": {"adminTokenFile": "\(directory)/admin.token"}\(tlsKey)\(extra.isEmpty ? "" : ", " + extra)}
             """
         try config.write(toFile: "\(directory)/baton.json", atomically: true, encoding: .utf8)
         Unprivileged.handOver("\(directory)/baton.json")

@@ -93,4 +93,120 @@ import Glibc
             #expect(after == before, "anonymous clients wrote \(after - before) log entries")
         }
     }
+
+    /// A raw connection that said HELLO as `client` and AUTH with `token`.
+    func connect(_ node: AuthNode, client: UInt64, token: String) async throws -> RawConnection {
+        let raw = try await RawConnection(port: node.port)
+        try await raw.hello(client: client)
+        try await raw.send(.auth(token: token), id: 1)
+        guard case .authenticated = try await raw.nextReply().reply else { throw BatonClientError.unexpectedReply("AUTH refused") }
+        return raw
+    }
+
+    func acquire(_ raw: RawConnection, _ key: String, seq: UInt64, id: UInt32, wait: UInt32 = 0) async throws -> Reply {
+        try await raw.send(
+            .command(SequenceNumber(seq), .acquireLock(key: key, owner: "o", ttl: Milliseconds(60_000), wait: Milliseconds(wait))), id: id)
+        return try await raw.nextReply().reply
+    }
+
+    /// Item 2: a user that knows another user's client id (LockInfo shows it) cannot use that
+    /// session: not to use up its sequence numbers, not to read its remembered answers. Before, the
+    /// victim's next command failed with SEQUENCE_REUSED, then SEQUENCE_TOO_OLD for ten minutes, and
+    /// a user with the victim's permissions replaying its sequence numbers got its lock token.
+    @Test func aUserCannotTakeOverAnotherUsersSession() async throws {
+        try await withAuthNode { node in
+            let aToken = try await node.user("a", [Permission(.lock, .write, "a/*")])
+            let a2Token = try await node.user("a2", [Permission(.lock, .write, "a/*")])
+            let mToken = try await node.user("m", [Permission(.lock, .write, "m/*")])
+            let victim: UInt64 = 0x4242
+            let a = try await connect(node, client: victim, token: aToken)
+            guard case .lockAcquired(.granted) = try await acquire(a, "a/x", seq: 1, id: 2) else { Issue.record("a's acquire"); return }
+            let m = try await connect(node, client: victim, token: mToken)
+            #expect(errorCode(try await acquire(m, "m/y", seq: 2, id: 2)) == .permissionDenied)
+            for seq in UInt64(1000)..<1300 { _ = try await acquire(m, "m/\(seq)", seq: seq, id: 3) }
+            let next = try await acquire(a, "a/z", seq: 2, id: 3)
+            guard case .lockAcquired(.granted) = next else { Issue.record("a's own next command: \(next)"); return }
+            let a2 = try await connect(node, client: victim, token: a2Token)
+            let replay = try await acquire(a2, "a/x", seq: 1, id: 2)
+            #expect(errorCode(replay) == .permissionDenied, "another user read a's remembered answer: \(replay)")
+            for raw in [a, m, a2] { await raw.close() }
+        }
+    }
+
+    /// Item 3: with `limits.maxClients` 20, a user that opens 25 client ids gets 5 (a quarter), and
+    /// the admin's new client is served. Before, the admin's client was refused with QUOTA_EXCEEDED.
+    @Test func oneUserCannotUseUpTheSessionsOfEveryone() async throws {
+        let node = try await AuthNode(extra: "\"limits\": {\"maxClients\": 20}")
+        defer { node.destroy() }
+        try await node.start()
+        let token = try await node.user("greedy", [Permission(.job, .write, "t")])
+        let raw = try await RawConnection(port: node.port)
+        var granted = 0
+        for i in 0..<25 {
+            try await raw.hello(client: 9000 + UInt64(i))
+            if i == 0 {
+                try await raw.send(.auth(token: token), id: 1)
+                _ = try await raw.nextReply()
+            }
+            try await raw.send(.command(SequenceNumber(1), .addJob(JobSpec(type: "t"))), id: 2)
+            if case .jobAdded = try await raw.nextReply().reply { granted += 1 }
+        }
+        await raw.close()
+        #expect(granted == 5)
+        let admin = node.client(token: node.adminToken)
+        defer { Task { await admin.shutdown() } }
+        _ = try await admin.addJob(JobSpec(type: "t"))
+    }
+
+    /// Item 4: a wait is answered by the entry that revokes its permission. Before, an acquire waiting
+    /// when its token was removed was granted 2.7 s later, and a claim waiting when its user was
+    /// deleted received the next job and its payload.
+    @Test func aWaitDoesNotOutliveItsRevocation() async throws {
+        try await withAuthNode { node in
+            let wToken = try await node.user("w", [Permission(.lock, .write, "w/*")])
+            let cToken = try await node.user("c", [Permission(.job, .work, "jt")])
+            let admin = node.client(token: node.adminToken)
+            defer { Task { await admin.shutdown() } }
+            guard case .granted(let token, _, _) = try await admin.acquireLock("w/k", ttl: .seconds(60)) else { Issue.record("admin's lock"); return }
+            let w = try await connect(node, client: 0x77, token: wToken)
+            try await w.send(
+                .command(SequenceNumber(1), .acquireLock(key: "w/k", owner: "w", ttl: Milliseconds(60_000), wait: Milliseconds(60_000))), id: 2)
+            let c = try await connect(node, client: 0x78, token: cToken)
+            try await c.send(.command(SequenceNumber(1), .claimJob(types: ["jt"], worker: "c", wait: Milliseconds(60_000))), id: 2)
+            // Both wait: the node lists the waiter on the lock.
+            for _ in 0..<1000 where try await admin.getLock("w/k")?.waiters.isEmpty ?? true { try await Task.sleep(for: .milliseconds(10)) }
+            let listing = try await admin.authListing()
+            let wID = try #require(listing.users.first { $0.name == "w" }?.tokens.first)
+            try await admin.removeToken(wID, of: "w")
+            try await admin.deleteUser("c")
+            #expect(errorCode(try await w.nextReply().reply) == .unauthenticated)
+            #expect(errorCode(try await c.nextReply().reply) == .unauthenticated)
+            try await admin.releaseLock("w/k", token: token)
+            #expect(try await admin.getLock("w/k") == nil, "the lock went to a revoked waiter")
+            _ = try await admin.addJob(JobSpec(type: "jt", payload: Array("secret".utf8)))
+            #expect(try await admin.listJobs(JobFilter(type: "jt")).jobs.first?.state == .queued)
+            await w.close()
+            await c.close()
+        }
+    }
+
+    /// Item 5: root cannot lock the cluster out: revoking root's role, deleting root and removing the
+    /// admin token are refused with a clear error. Before, each succeeded and a restart did not undo it.
+    @Test func rootCannotLockTheClusterOut() async throws {
+        try await withAuthNode { node in
+            let admin = node.client(token: node.adminToken)
+            defer { Task { await admin.shutdown() } }
+            let rootToken = try #require(try await admin.authListing().users.first { $0.name == "root" }?.tokens.first)
+            let refusals = [
+                await serverError { try await admin.revokeRole("root", from: "root") },
+                await serverError { try await admin.deleteUser("root") },
+                await serverError { try await admin.removeToken(rootToken, of: "root") },
+            ]
+            for refusal in refusals {
+                #expect(refusal?.code == .invalidArgument)
+                #expect(refusal?.message.contains("nobody could administer the cluster") == true, "\(String(describing: refusal))")
+            }
+            _ = try await admin.addJob(JobSpec(type: "t"))
+        }
+    }
 }

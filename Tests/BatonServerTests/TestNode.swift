@@ -145,6 +145,9 @@ func rawConnect(port: Int) throws -> Int32 {
     let ok = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard ok == 0 else { throw BatonClientError.connectFailed("port \(port)") }
+    guard ok == 0 else {
+        close(fd)  // a caller that retries until the port opens would run out of descriptors
+        throw BatonClientError.connectFailed("port \(port)")
+    }
     return fd
 }
