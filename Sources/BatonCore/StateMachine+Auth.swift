@@ -59,6 +59,33 @@ extension StateMachine {
         }
     }
 
+    /// What a refused command on one job or schedule, by id or name, answers. PERMISSION_DENIED
+    /// names the job's type, which tells a user that may not even read the job that it exists and
+    /// what it is (issue 33): such a user gets the answer of a missing job or schedule instead. A
+    /// user that may read it (and so knows it exists) is told which permission it lacks.
+    func unseen(_ command: Command, refused refusal: ErrorReply, by principal: Principal?) -> Reply {
+        guard refusal.code == .permissionDenied else { return .error(refusal) }
+        switch command {
+        case .claimJobByID(let id, _), .extendJob(let id, _, _), .completeJob(let id, _, _), .failJob(let id, _, _),
+            .abortJob(let id, _), .deleteJob(let id), .requeueJob(let id):
+            return auth.refusal(principal, needs(Query.getJob(id))) == nil ? .error(refusal) : noJob(id)
+        case .deleteSchedule(let name), .pauseSchedule(let name), .resumeSchedule(let name), .triggerSchedule(let name):
+            return auth.refusal(principal, onSchedule(name, .read)) == nil ? .error(refusal) : noSchedule(name)
+        default:
+            return .error(refusal)
+        }
+    }
+
+    /// `unseen` for queries: a job by id answers as a missing one, a schedule by name `found 0`.
+    func unseen(_ query: Query, refused refusal: ErrorReply) -> Reply {
+        guard refusal.code == .permissionDenied else { return .error(refusal) }
+        switch query {
+        case .getJob(let id): return noJob(id)
+        case .getSchedule: return .schedule(nil)
+        default: return .error(refusal)
+        }
+    }
+
     /// A command or query on a schedule by name needs the permission on its job's type; when no
     /// such schedule exists there is nothing to check, and the answer says so.
     func onSchedule(_ name: String, _ actions: Permission.Actions) -> [AuthStore.Need] {

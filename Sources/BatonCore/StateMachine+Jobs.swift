@@ -136,7 +136,7 @@ extension StateMachine {
     }
 
     mutating func claimJob(id: JobID, worker: String) -> Reply {
-        guard let job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
+        guard let job = jobs[id] else { return noJob(id) }
         guard job.state == .queued else {
             return .error(.invalidState, "job \(id) is \(job.state), only a queued job can be claimed")
         }
@@ -145,7 +145,7 @@ extension StateMachine {
 
     /// The job, if `token` is its current claim; otherwise the error to answer with.
     func runningJob(_ id: JobID, token: FencingToken) -> Result<JobRecord, ErrorReply> {
-        guard let job = jobs[id] else { return .failure(ErrorReply(.jobNotFound, "no job \(id)")) }
+        guard let job = jobs[id] else { return .failure(ErrorReply(.jobNotFound, Self.noJobMessage(id))) }
         guard job.state == .running, job.claimToken == token else {
             return .failure(ErrorReply(.claimLost, "claim \(token) on job \(id) expired or was superseded"))
         }
@@ -263,7 +263,7 @@ extension StateMachine {
     }
 
     mutating func deleteJob(_ id: JobID) -> Reply {
-        guard var job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
+        guard var job = jobs[id] else { return noJob(id) }
         if job.state == .running { stopRunning(&job) }
         if job.state == .completed {
             completedCount -= 1
@@ -278,7 +278,7 @@ extension StateMachine {
     }
 
     mutating func requeueJob(_ id: JobID) -> Reply {
-        guard var job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
+        guard var job = jobs[id] else { return noJob(id) }
         guard job.state == .dead else {
             return .error(.invalidState, "job \(id) is \(job.state), only a dead job can be requeued")
         }
@@ -336,4 +336,11 @@ extension StateMachine {
         let page = ids.prefix(limit).map { jobs[$0]!.info }
         return .jobs(page, next: ids.count > limit ? page.last?.id ?? JobID(0) : JobID(0))
     }
+}
+
+extension StateMachine {
+    /// The answer about a job id that names no job (or none the asker may see: `unseen`).
+    func noJob(_ id: JobID) -> Reply { .error(.jobNotFound, Self.noJobMessage(id)) }
+
+    static func noJobMessage(_ id: JobID) -> String { "no job \(id)" }
 }

@@ -144,7 +144,7 @@ public struct StateMachine: Sendable {
     /// With authentication on, `principal` must be allowed to read what `q` asks.
     public func query(_ q: Query, at time: Timestamp? = nil, by principal: Principal? = nil) -> Reply {
         let time = max(time ?? now, now)
-        if auth.enabled, let refusal = auth.refusal(principal, needs(q)) { return .error(refusal) }
+        if auth.enabled, let refusal = auth.refusal(principal, needs(q)) { return unseen(q, refused: refusal) }
         if let error = validate(q) { return .error(error) }
         switch q {
         case .getLock(let key):
@@ -152,7 +152,7 @@ public struct StateMachine: Sendable {
         case .listLocks(let prefix, let after, let limit):
             return .locks(listLocks(prefix: prefix, after: after, limit: listLimit(limit), at: time))
         case .getJob(let id):
-            guard let job = jobs[id] else { return .error(.jobNotFound, "no job \(id)") }
+            guard let job = jobs[id] else { return noJob(id) }
             return .job(job.info)
         case .listJobs(let filter):
             return listJobs(filter)
@@ -248,7 +248,7 @@ public struct StateMachine: Sendable {
 
     mutating func applyCommand(client: ClientID, sequence: SequenceNumber, _ command: Command, by principal: Principal? = nil) -> Reply? {
         // First, before a session is made or an answer recalled: who may not, learns nothing more.
-        if auth.enabled, let refusal = auth.refusal(principal, needs(command)) { return .error(refusal) }
+        if auth.enabled, let refusal = auth.refusal(principal, needs(command)) { return unseen(command, refused: refusal, by: principal) }
         var digest = CommandDigest.unknown
         if sequence.rawValue != 0 {
             digest = CommandDigest(command, using: &digestScratch)

@@ -209,4 +209,31 @@ import Glibc
             _ = try await admin.addJob(JobSpec(type: "t"))
         }
     }
+
+    /// Item 8: a user that may not read a job or schedule cannot tell whether it exists. Before,
+    /// JOB_GET of an existing id answered "lacks job:read:payroll-secret-type" (naming the type)
+    /// and a missing one JOB_NOT_FOUND; SCHEDULE_GET of an unknown name answered `found 0` unchecked.
+    @Test func aLookupTellsNothingToWhoMayNotRead() async throws {
+        try await withAuthNode { node in
+            let admin = node.client(token: node.adminToken)
+            defer { Task { await admin.shutdown() } }
+            let (id, _) = try await admin.addJob(JobSpec(type: "payroll-secret-type"))
+            _ = try await admin.putSchedule(ScheduleSpec(name: "payroll", every: Milliseconds(3_600_000), job: JobSpec(type: "payroll-secret-type")))
+            let token = try await node.user("nosy", [Permission(.lock, .read, "x")])
+            let nosy = node.client(token: token)
+            defer { Task { await nosy.shutdown() } }
+            let missing = JobID(id.rawValue + 1000)
+            let existing = await serverError { _ = try await nosy.getJob(id) }
+            let absent = await serverError { _ = try await nosy.getJob(missing) }
+            #expect(existing?.code == .jobNotFound && absent?.code == .jobNotFound)
+            #expect(existing?.message == "no job \(id)" && absent?.message == "no job \(missing)")
+            #expect(existing?.message.contains("payroll") == false)
+            let completeExisting = await serverError { try await nosy.completeJob(id, token: FencingToken(1)) }
+            let completeAbsent = await serverError { try await nosy.completeJob(missing, token: FencingToken(1)) }
+            #expect(completeExisting?.code == completeAbsent?.code && completeExisting?.code == .jobNotFound)
+            #expect(try await nosy.getSchedule("payroll") == nil)
+            #expect(try await nosy.getSchedule("no-such-schedule") == nil)
+            #expect(try await admin.getSchedule("payroll") != nil)
+        }
+    }
 }
