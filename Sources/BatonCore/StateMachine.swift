@@ -248,7 +248,11 @@ public struct StateMachine: Sendable {
 
     mutating func applyCommand(client: ClientID, sequence: SequenceNumber, _ command: Command, by principal: Principal? = nil) -> Reply? {
         // First, before a session is made or an answer recalled: who may not, learns nothing more.
-        if auth.enabled, let refusal = auth.refusal(principal, needs(command)) { return unseen(command, refused: refusal, by: principal) }
+        if auth.enabled, let refusal = auth.refusal(principal, needs(command)) {
+            // Bounds first: a refusal names the key, and a 60 KB key must not reach the audit log.
+            if let error = validate(command) { return .error(error) }
+            return unseen(command, refused: refusal, by: principal)
+        }
         var digest = CommandDigest.unknown
         if sequence.rawValue != 0 {
             digest = CommandDigest(command, using: &digestScratch)

@@ -1,7 +1,9 @@
+import BatonProtocol
+
 /// Keeps the audit log readable under a flood of refusals. A worker deployed with a wrong token, or
 /// a role that lacks a permission, retries for as long as it runs: at hundreds of requests a second
-/// the log would hold nothing else (and fill its disk). Refusals are grouped by their reason (the
-/// refusal's message, which names a missing permission), user and host; the first of a group is logged, then at most one line per
+/// the log would hold nothing else (and fill its disk). Refusals are grouped by their kind (the
+/// error code), user and host; the first of a group is logged, then at most one line per
 /// `interval`, which says how many like it were left out since the last. Every refusal is still
 /// counted in `baton_auth_failures_total`. Time comes in as an argument (monotonic nanoseconds),
 /// so the rule is tested without a clock.
@@ -41,10 +43,11 @@ struct AuditThrottle {
         return .log(suppressed: 0)
     }
 
-    /// The group of a refusal: its reason, the user (or "-") and the peer's host without its port
-    /// (a retrying client comes back from a new port each time).
-    static func group(_ reason: String, user: String?, peer: String) -> String {
+    /// The group of a refusal: its kind (the error code, not the message: refusals that differ only
+    /// in a client-chosen key must not each get a line), the user (or "-") and the peer's host
+    /// without its port (a retrying client comes back from a new port each time).
+    static func group(_ code: ErrorCode, user: String?, peer: String) -> String {
         let host = peer.lastIndex(of: ":").map { String(peer[..<$0]) } ?? peer
-        return "\(reason)|\(user ?? "-")|\(host)"
+        return "\(code)|\(user ?? "-")|\(host)"
     }
 }

@@ -75,7 +75,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
             let name = CertificateUser.name(of: certificate)
         {
             session.principal = Principal(user: name, token: .certificate)
-            logger[metadataKey: "user"] = "\(name)"
+            logger[metadataKey: "user"] = "\(LogText.escaped(name))"
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -138,7 +138,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
             if let joined {
                 runtime.clientConnected(joined)
                 logger[metadataKey: "client.id"] = "\(joined)"
-                if case .hello(let hello)? = request { logger[metadataKey: "client.name"] = "\(hello.clientName)" }
+                if case .hello(let hello)? = request { logger[metadataKey: "client.name"] = "\(LogText.escaped(hello.clientName))" }
                 logger.debug("hello")
             }
             answer(.hello(runtime.helloReply(version: session.version)), to: frame, started: started)
@@ -148,7 +148,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
             switch runtime.authenticate(token, peer: peerDescription, client: session.client) {
             case .success(let principal):
                 session.principal = principal
-                logger[metadataKey: "user"] = "\(principal.user)"
+                logger[metadataKey: "user"] = "\(LogText.escaped(principal.user))"
                 answer(.authenticated(user: principal.user), to: frame, started: started)
             case .failure(let refusal):
                 session.principal = nil
@@ -227,7 +227,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
         phase = .draining
         partial = nil
         reading = false
-        logger.info("closing connection after a framing error", metadata: ["error": "\(error)"])
+        logger.info("closing connection after a framing error", metadata: ["error": "\(LogText.escaped("\(error)"))"])
         send(.error(error.code, error.message), requestID: .node)
         flush()
         // Closing with unread bytes in the socket would reset the connection and could destroy the

@@ -209,15 +209,15 @@ final class NodeRuntime {
             guard Self.auditedOpcodes.contains(route.opcode) else { return }
         }
         let metadata: Logger.Metadata = [
-            "op": "\(route.opcode)", "user": "\(route.user ?? "-")", "client.id": "\(route.client.map { "\($0)" } ?? "-")",
+            "op": "\(route.opcode)", "user": "\(LogText.escaped(route.user ?? "-"))", "client.id": "\(route.client.map { "\($0)" } ?? "-")",
             "peer": "\(route.connection.peerDescription)",
         ]
         if case .error(let e) = reply, denied {
-            let group = AuditThrottle.group(e.message, user: route.user, peer: route.connection.peerDescription)
+            let group = AuditThrottle.group(e.code, user: route.user, peer: route.connection.peerDescription)
             guard case .log(let suppressed) = auditThrottle.admit(group, now: NIODeadline.now().uptimeNanoseconds) else {
                 return
             }
-            logger.notice("request refused: \(e.message)\(Self.suppressedNote(suppressed))", metadata: metadata)
+            logger.notice("request refused: \(LogText.escaped(e.message))\(Self.suppressedNote(suppressed))", metadata: metadata)
         } else {
             logger.notice("admin operation applied", metadata: metadata)
         }
@@ -301,10 +301,10 @@ final class NodeRuntime {
     func authenticate(_ token: String, peer: String, client: ClientID?) -> Result<Principal, ErrorReply> {
         let clientID = client.map { "\($0)" } ?? "-"
         if let principal = node.machine.auth.authenticate(TokenHash(of: token)) {
-            logger.debug("authenticated", metadata: ["user": "\(principal.user)", "client.id": "\(clientID)", "peer": "\(peer)"])
+            logger.debug("authenticated", metadata: ["user": "\(LogText.escaped(principal.user))", "client.id": "\(clientID)", "peer": "\(peer)"])
             return .success(principal)
         }
-        let group = AuditThrottle.group("unknown_token", user: nil, peer: peer)
+        let group = AuditThrottle.group(.unauthenticated, user: nil, peer: peer)
         if case .log(let suppressed) = auditThrottle.admit(group, now: NIODeadline.now().uptimeNanoseconds) {
             logger.notice(
                 "authentication refused: no user holds the token\(Self.suppressedNote(suppressed))",

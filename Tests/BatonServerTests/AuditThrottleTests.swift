@@ -8,7 +8,7 @@ import Testing
 
     @Test func aFloodFromOneHostIsOneLinePerIntervalWithItsCount() {
         var throttle = AuditThrottle(intervalNanoseconds: 10 * second)
-        let group = AuditThrottle.group("PERMISSION_DENIED", user: "billing", peer: "[IPv4]10.0.0.7/10.0.0.7:50001")
+        let group = AuditThrottle.group(.permissionDenied, user: "billing", peer: "[IPv4]10.0.0.7/10.0.0.7:50001")
         #expect(throttle.admit(group, now: 0) == .log(suppressed: 0))
         for i in 1...499 {  // 50 a second for 10 s
             #expect(throttle.admit(group, now: UInt64(i) * second / 50) == .suppress)
@@ -19,13 +19,13 @@ import Testing
     }
 
     @Test func groupsAreByReasonUserAndHostNotPort() {
-        let a = AuditThrottle.group("UNAUTHENTICATED", user: nil, peer: "[IPv4]10.0.0.7/10.0.0.7:50001")
-        #expect(a == AuditThrottle.group("UNAUTHENTICATED", user: nil, peer: "[IPv4]10.0.0.7/10.0.0.7:50002"))
-        #expect(a != AuditThrottle.group("UNAUTHENTICATED", user: nil, peer: "[IPv4]10.0.0.8/10.0.0.8:50001"))
-        #expect(a != AuditThrottle.group("PERMISSION_DENIED", user: nil, peer: "[IPv4]10.0.0.7/10.0.0.7:50001"))
-        #expect(a != AuditThrottle.group("UNAUTHENTICATED", user: "x", peer: "[IPv4]10.0.0.7/10.0.0.7:50001"))
+        let a = AuditThrottle.group(.unauthenticated, user: nil, peer: "[IPv4]10.0.0.7/10.0.0.7:50001")
+        #expect(a == AuditThrottle.group(.unauthenticated, user: nil, peer: "[IPv4]10.0.0.7/10.0.0.7:50002"))
+        #expect(a != AuditThrottle.group(.unauthenticated, user: nil, peer: "[IPv4]10.0.0.8/10.0.0.8:50001"))
+        #expect(a != AuditThrottle.group(.permissionDenied, user: nil, peer: "[IPv4]10.0.0.7/10.0.0.7:50001"))
+        #expect(a != AuditThrottle.group(.unauthenticated, user: "x", peer: "[IPv4]10.0.0.7/10.0.0.7:50001"))
         var throttle = AuditThrottle(intervalNanoseconds: 10 * second)
-        let b = AuditThrottle.group("UNAUTHENTICATED", user: nil, peer: "[IPv4]10.0.0.8/10.0.0.8:50001")
+        let b = AuditThrottle.group(.unauthenticated, user: nil, peer: "[IPv4]10.0.0.8/10.0.0.8:50001")
         #expect(throttle.admit(a, now: 0) == .log(suppressed: 0))
         #expect(throttle.admit(b, now: 1) == .log(suppressed: 0), "another host is not held back by the first")
     }

@@ -236,4 +236,28 @@ import Glibc
             #expect(try await admin.getSchedule("payroll") != nil)
         }
     }
+
+    /// Item 9: a key with a line break cannot forge a line in the node's log, and refused acquires
+    /// with distinct 60 KB keys do not flood it. Before, `LOCK_ACQUIRE "x\n<fake line>"` wrote the
+    /// fake line, and 300 such refusals grew the log by 17.2 MiB.
+    @Test func aClientCanNeitherForgeNorFloodTheLog() async throws {
+        try await withAuthNode { node in
+            let token = try await node.user("limited", [Permission(.lock, .write, "ok/*")])
+            let raw = try await connect(node, client: 0x99, token: token)
+            let forged = "2026-12-07T00:00:00+0000 critical baton: FORGED LINE"
+            for (i, key) in ["x\n" + forged, "y\r\n" + forged, "z\u{0}\u{1b}[31m" + forged].enumerated() {
+                #expect(errorCode(try await acquire(raw, key, seq: UInt64(i + 1), id: 2)) == .permissionDenied)
+            }
+            let before = node.output().utf8.count
+            for i in 0..<300 {
+                let key = "\(i)-" + String(repeating: "k", count: 60_000)
+                _ = try await acquire(raw, key, seq: UInt64(100 + i), id: 3)
+            }
+            await raw.close()
+            let output = node.output()
+            #expect(!output.split(separator: "\n").contains { $0.hasPrefix("2026-12-07T00:00:00+0000 critical") }, "a forged line reached the log")
+            #expect(output.contains("\\n" + forged))
+            #expect(output.utf8.count - before < 64 * 1024, "the log grew by \(output.utf8.count - before) bytes")
+        }
+    }
 }
