@@ -22,6 +22,14 @@ public struct AuthConfiguration: Sendable, Hashable, Codable {
         self.adminTokenFile = adminTokenFile
     }
 
+    /// A warning when other users may read the admin token file (its mode allows group or others),
+    /// or nil.
+    func adminTokenFileWarning() -> String? {
+        var st = stat()
+        guard stat(adminTokenFile, &st) == 0, st.st_mode & 0o077 != 0 else { return nil }
+        return "auth.adminTokenFile \(adminTokenFile) may be read by other users (mode \(String(st.st_mode & 0o777, radix: 8))): whoever reads it is the cluster's admin; chmod 600 it"
+    }
+
     /// The admin token's hash, read from the file now; throws a message that names the file.
     func adminTokenHash() throws -> TokenHash {
         let text: String

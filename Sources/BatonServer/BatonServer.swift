@@ -34,6 +34,7 @@ public final class BatonServer: Sendable {
         self.logger = logger
         let metrics = NodeMetrics()
         let adminToken = try configuration.auth?.adminTokenHash()
+        if let warning = configuration.auth?.adminTokenFileWarning() { logger.warning("\(warning)") }
         let certificates = try CertificateStore(tls: configuration.tls, peerTLS: configuration.peerTLS)
         self.certificates = certificates
         var peerTLS: PeerTransport.TLS?
@@ -59,7 +60,9 @@ public final class BatonServer: Sendable {
         let runtime = self.runtime
         let configuration = self.configuration
         let certificates = self.certificates
+        let logger = self.logger
         let channel = try await ServerBootstrap(group: group)
+            .serverChannelInitializer { AcceptErrorLogger.install(on: $0, logger: logger, listener: "clients") }
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -87,6 +90,7 @@ public final class BatonServer: Sendable {
         logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         if let metricsPort = configuration.metricsPort {
             let metrics = try await ServerBootstrap(group: group)
+                .serverChannelInitializer { AcceptErrorLogger.install(on: $0, logger: logger, listener: "metrics") }
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -116,7 +120,9 @@ public final class BatonServer: Sendable {
     private func bindHTTP2(port: Int) async throws -> any Channel {
         let runtime = self.runtime
         let certificates = self.certificates
+        let logger = self.logger
         return try await ServerBootstrap(group: group)
+            .serverChannelInitializer { AcceptErrorLogger.install(on: $0, logger: logger, listener: "http2") }
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in

@@ -36,6 +36,17 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     /// The start of a frame whose rest has not arrived yet.
     private var partial: ByteBuffer?
     private(set) var peerDescription = "?"
+    /// The peer's address without its port, for the per-host caps.
+    private var host = "?"
+    /// Counted by the runtime's admission (it was not refused as it opened).
+    private var admitted = false
+    /// Before HELLO (and AUTH, with authentication on): small frames only, and a deadline.
+    private var pending = true
+    private let openedAt = NIODeadline.now()
+    /// When the first byte of the frame now arriving came (nil: no frame is part-way).
+    private var partialSince: NIODeadline?
+    /// The largest frame a pending connection may send.
+    static let maxPendingFrameSize = 64 * 1024
 
     enum Phase {
         /// Frames are read and answered.
@@ -51,14 +62,26 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
         self.runtime = runtime
         self.logger = runtime.logger
         self.outgoing = allocator.buffer(capacity: 4096)
-        self.decoder = FrameDecoder(maxFrameSize: runtime.configuration.maxFrameSize)
+        self.decoder = FrameDecoder(maxFrameSize: min(runtime.configuration.maxFrameSize, Self.maxPendingFrameSize))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         runtime.register(self)
         peerDescription = context.remoteAddress.map { "\($0)" } ?? "?"
+        host = context.remoteAddress?.ipAddress ?? peerDescription
         logger[metadataKey: "peer"] = "\(peerDescription)"
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        switch runtime.admit(from: host) {
+        case .admit:
+            admitted = true
+        case .refuse(let why):
+            send(.error(.quotaExceeded, why), requestID: .node)
+            closeAfterFlush()
+        }
+        context.fireChannelActive()
     }
 
     /// The context holds this handler and this handler the context: let go of it when the pipeline
@@ -84,6 +107,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
         if phase != .closed {
             flush()
             phase = .closed
+            if admitted { runtime.connectionLeft(from: host, stillPending: pending) }
             runtime.connectionClosed(self, client: session.client)
         }
         context.fireChannelInactive()
@@ -99,12 +123,22 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
             head.writeBuffer(&input)
             input = head
         }
+        var progressed = false
         do {
-            while let frame = try decoder.decode(buffer: &input) { handle(frame) }
+            while let frame = try decoder.decode(buffer: &input) {
+                progressed = true
+                handle(frame)
+            }
         } catch {
-            framingError(error as? ErrorReply ?? ErrorReply(.malformedFrame, "\(error)"), context: context)
+            var reply = error as? ErrorReply ?? ErrorReply(.malformedFrame, "\(error)")
+            if pending, reply.code == .frameTooLarge {
+                reply.message += " (before HELLO and AUTH, frames may be at most \(Self.maxPendingFrameSize) bytes)"
+            }
+            framingError(reply, context: context)
             return
         }
+        // The deadline of a frame runs from its first byte.
+        if progressed || partialSince == nil { partialSince = input.readableBytes > 0 ? .now() : nil }
         guard input.readableBytes > 0 else { return }
         if ownsInput {
             // Already our own buffer: keep growing it (a large frame arrives over many reads).
@@ -172,6 +206,32 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
             answer(.error(code, message), to: frame, started: started)
             closeAfterFlush()
         }
+        if pending, session.client != nil, session.principal != nil || !runtime.authenticationRequired {
+            pending = false
+            if admitted { runtime.handshakeCompleted(from: host) }
+            decoder = FrameDecoder(maxFrameSize: runtime.configuration.maxFrameSize)
+        }
+    }
+
+    /// Closes the connection when it is still pending past its handshake deadline, or when the
+    /// frame part-way in has taken too long (issue 33: silent and dribbling connections).
+    func enforceDeadlines(now: NIODeadline) {
+        guard phase == .open else { return }
+        let handshake = TimeAmount.milliseconds(Int64(runtime.configuration.handshakeTimeoutMilliseconds))
+        let frame = TimeAmount.milliseconds(Int64(runtime.configuration.frameTimeoutMilliseconds))
+        let why: String
+        if pending, now - openedAt > handshake {
+            why = runtime.authenticationRequired
+                ? "no HELLO and AUTH within \(runtime.configuration.handshakeTimeoutMilliseconds) ms of connecting"
+                : "no HELLO within \(runtime.configuration.handshakeTimeoutMilliseconds) ms of connecting"
+        } else if let since = partialSince, now - since > frame {
+            why = "a frame took longer than \(runtime.configuration.frameTimeoutMilliseconds) ms to arrive"
+        } else {
+            return
+        }
+        logger.debug("closing connection", metadata: ["reason": "\(why)"])
+        send(.error(.idleTimeout, why), requestID: .node)
+        closeAfterFlush()
     }
 
     /// Answers a request right away and counts it.

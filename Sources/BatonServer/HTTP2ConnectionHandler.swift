@@ -59,6 +59,13 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     /// token on every stream, and it is hashed once. The state machine checks the principal again
     /// as it applies each command, so a token removed since is refused all the same.
     private var lastBearer: (token: String, principal: Principal)?
+    /// The peer's address without its port, for the per-host caps (`ConnectionAdmission`).
+    private var host = "?"
+    /// Counted by the runtime's admission.
+    private var admitted = false
+    /// No request taken yet (with authentication on: none with a known token).
+    private var pending = true
+    private let openedAt = NIODeadline.now()
     private var peerAddress = "?"
     /// The user a client certificate proved (`tls.clientCAFile`), for requests without a token.
     private var certificatePrincipal: Principal?
@@ -105,13 +112,32 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        flush()  // the server's SETTINGS
+        host = context.remoteAddress?.ipAddress ?? peerAddress
+        switch runtime.admit(from: host) {
+        case .admit:
+            admitted = true
+            flush()  // the server's SETTINGS
+        case .refuse:
+            phase = .closing
+            context.close(promise: nil)
+        }
         context.fireChannelActive()
+    }
+
+    /// Closes the connection when no request of it has been taken (one with a token the node knows,
+    /// with authentication on) within the handshake deadline: GOAWAY, answering what is open with
+    /// `IDLE_TIMEOUT`.
+    func enforceDeadlines(now: NIODeadline) {
+        guard phase == .open, pending,
+            now - openedAt > .milliseconds(Int64(runtime.configuration.handshakeTimeoutMilliseconds))
+        else { return }
+        goAway(answering: .idleTimeout, "no request within \(runtime.configuration.handshakeTimeoutMilliseconds) ms of connecting")
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if phase != .closed {
             phase = .closed
+            if admitted { runtime.connectionLeft(from: host, stillPending: pending) }
             runtime.unregister(self)
             runtime.sinkClosed(self)
             for client in clientSession.clients { runtime.clientDisconnected(client) }
@@ -232,6 +258,10 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
                     return
                 }
             }
+        }
+        if pending, principal != nil || !runtime.authenticationRequired {
+            pending = false
+            if admitted { runtime.handshakeCompleted(from: host) }
         }
         switch clientSession.receive(opcode: opcode, body: stream.body ?? ByteBuffer(), named: stream.clientID).0 {
         case .hello(let joined, _):

@@ -28,6 +28,18 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
     public var maxFrameSize: Int = Frame.defaultMaxSize
     /// A connection that sends nothing for this long, and waits on nothing, is closed.
     public var idleTimeoutMilliseconds: UInt32 = 300_000
+    /// Most client connections (TCP and HTTP/2) at once; more are closed as they come. 0: the
+    /// descriptors the process may open (raised to the hard limit at start) less 64, at most 65,536.
+    public var maxConnections: Int = 0
+    /// Most connections from one address that have not finished HELLO (and AUTH, with
+    /// authentication on) at once (`ConnectionAdmission`).
+    public var maxPendingConnectionsPerHost: Int = 256
+    /// A connection that has not said HELLO (and, with authentication on, proved a user) this long
+    /// after it opened is closed. Before that, a frame may be at most 64 KiB.
+    public var handshakeTimeoutMilliseconds: Int = 10_000
+    /// A frame whose first byte arrived this long ago and whose last has not is closed with its
+    /// connection (a client dribbling a frame a byte at a time holds the node's memory).
+    public var frameTimeoutMilliseconds: Int = 30_000
     /// Limits and defaults of locks and jobs.
     public var limits: Limits = Limits()
     /// Where the write-ahead log and snapshots live. Nil (`null` in the file): in memory only, gone
@@ -147,6 +159,7 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case nodeID, host, port, tls, peerTLS, auth, insecure, maxFrameSize, idleTimeoutMilliseconds, limits
+        case maxConnections, maxPendingConnectionsPerHost, handshakeTimeoutMilliseconds, frameTimeoutMilliseconds
         case dataDirectory, sync, snapshotEveryEntries, snapshotEveryBytes, segmentSizeBytes, slowLogWriteMilliseconds
         case metricsPort, http2Port, http2MaxConcurrentStreams
         case cluster, tickMilliseconds, absentClientGraceMilliseconds
@@ -169,6 +182,10 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
         maxFrameSize = try value(.maxFrameSize, d.maxFrameSize)
         idleTimeoutMilliseconds = try value(.idleTimeoutMilliseconds, d.idleTimeoutMilliseconds)
         limits = try value(.limits, d.limits)
+        maxConnections = try value(.maxConnections, d.maxConnections)
+        maxPendingConnectionsPerHost = try value(.maxPendingConnectionsPerHost, d.maxPendingConnectionsPerHost)
+        handshakeTimeoutMilliseconds = try value(.handshakeTimeoutMilliseconds, d.handshakeTimeoutMilliseconds)
+        frameTimeoutMilliseconds = try value(.frameTimeoutMilliseconds, d.frameTimeoutMilliseconds)
         // An explicit null means in memory; a missing key, the default directory.
         dataDirectory = c.contains(.dataDirectory) ? try c.decodeIfPresent(String.self, forKey: .dataDirectory) : d.dataDirectory
         sync = try value(.sync, d.sync)
@@ -210,6 +227,10 @@ public struct NodeConfiguration: Sendable, Hashable, Codable {
             problems.append("maxFrameSize \(maxFrameSize) is outside 1024...\(Frame.defaultMaxSize * 16)")
         }
         if idleTimeoutMilliseconds < 1000 { problems.append("idleTimeoutMilliseconds must be at least 1000") }
+        if maxConnections < 0 { problems.append("maxConnections must be 0 (from the descriptor limit) or more") }
+        if maxPendingConnectionsPerHost < 1 { problems.append("maxPendingConnectionsPerHost must be at least 1") }
+        if handshakeTimeoutMilliseconds < 100 { problems.append("handshakeTimeoutMilliseconds must be at least 100") }
+        if frameTimeoutMilliseconds < 100 { problems.append("frameTimeoutMilliseconds must be at least 100") }
         if limits.minTTLMilliseconds == 0 { problems.append("limits.minTTLMilliseconds must be above zero") }
         if limits.minTTLMilliseconds > limits.maxTTLMilliseconds {
             problems.append("limits.minTTLMilliseconds exceeds limits.maxTTLMilliseconds")

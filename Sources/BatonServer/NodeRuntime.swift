@@ -32,6 +32,11 @@ final class NodeRuntime {
     private var timer: Scheduled<Void>?
     private var ticker: RepeatedTask?
     private var idleSweep: RepeatedTask?
+    /// Every second: closes pending connections past their handshake deadline and connections
+    /// whose frame is too slow to arrive.
+    private var deadlineSweep: RepeatedTask?
+    /// Which connections are taken (caps and the share kept for clients that finished their handshake).
+    private var admission: ConnectionAdmission
     private(set) var isShuttingDown = false
     /// Told once why the node stopped serving when it cannot go on (a failed log write, a snapshot
     /// that does not decode): the process then exits non-zero, so its supervisor restarts it.
@@ -60,6 +65,9 @@ final class NodeRuntime {
     ) {
         self.metrics = metrics
         self.configuration = configuration
+        self.admission = ConnectionAdmission(
+            maxConnections: FileDescriptorLimit.connections(configured: configuration.maxConnections),
+            maxPendingPerHost: configuration.maxPendingConnectionsPerHost)
         self.eventLoop = eventLoop
         self.flushQueue = FlushQueue(eventLoop: eventLoop)
         self.logger = logger
@@ -85,6 +93,11 @@ final class NodeRuntime {
         let tick = TimeAmount.milliseconds(Int64(configuration.tickMilliseconds))
         ticker = eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in this.value.handle(.tick) }
         startIdleSweep()
+        deadlineSweep = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            let now = NIODeadline.now()
+            for connection in this.value.connections.values { connection.enforceDeadlines(now: now) }
+            for connection in this.value.http2Connections.values { connection.enforceDeadlines(now: now) }
+        }
         handle(.endOfTurn)  // what the node did when it started (a cluster of one elected itself)
         guard let transport, let me = configuration.membership?.mine else { return eventLoop.makeSucceededFuture(nil) }
         transport.receive = { this.value.handle(.message($0)) }
@@ -331,6 +344,31 @@ final class NodeRuntime {
 
     // MARK: Connections
 
+    /// Whether to take a connection from `host` (see `ConnectionAdmission`); a refusal is logged.
+    func admit(from host: String) -> ConnectionAdmission.Verdict {
+        let verdict = admission.arrive(from: host)
+        if case .refuse(let why) = verdict {
+            let group = AuditThrottle.group(.quotaExceeded, user: nil, peer: host)
+            if case .log(let suppressed) = auditThrottle.admit(group, now: NIODeadline.now().uptimeNanoseconds) {
+                logger.notice("connection refused: \(why)\(Self.suppressedNote(suppressed))", metadata: ["peer": "\(host)"])
+            }
+        }
+        return verdict
+    }
+
+    /// An admitted connection from `host` said HELLO (and, with authentication on, proved a user).
+    func handshakeCompleted(from host: String) {
+        admission.handshakeCompleted(from: host)
+    }
+
+    /// An admitted connection from `host` closed.
+    func connectionLeft(from host: String, stillPending: Bool) {
+        admission.left(from: host, stillPending: stillPending)
+    }
+
+    /// Whether a connection must prove a user before its handshake is complete.
+    var authenticationRequired: Bool { node.machine.auth.enabled || node.awaitsAuthentication }
+
     func register(_ connection: ClientConnectionHandler) {
         connections[ObjectIdentifier(connection)] = connection
     }
@@ -421,6 +459,8 @@ final class NodeRuntime {
         timer = nil
         idleSweep?.cancel()
         idleSweep = nil
+        deadlineSweep?.cancel()
+        deadlineSweep = nil
         // Every request still open (a waiting acquire or claim, a command not yet applied) gets an
         // answer of its own first (PROTOCOL.md §1); then each connection gets its goodbye.
         let goodbye = Reply.error(.shuttingDown, "node \(configuration.nodeID) is shutting down")

@@ -10,7 +10,8 @@ enum FileIO {
         StorageError(.io, "\(what) \(path): \(String(cString: strerror(Glibc.errno)))")
     }
 
-    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
+    /// Files the node writes are for its own user only (the log holds every payload).
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o600) throws -> Int32 {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         guard fd >= 0 else { throw errno("cannot open", path) }
         return fd
@@ -83,11 +84,12 @@ enum FileIO {
         return names.sorted()
     }
 
+    /// Creates `path` and any missing parents, for the node's user only (0700, whatever the umask).
     static func makeDirectory(_ path: String) throws {
         var current = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             current += "/" + part
-            if mkdir(current, 0o755) != 0 && Glibc.errno != EEXIST { throw errno("cannot create", current) }
+            if mkdir(current, 0o700) != 0 && Glibc.errno != EEXIST { throw errno("cannot create", current) }
         }
     }
 

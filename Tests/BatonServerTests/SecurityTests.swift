@@ -260,4 +260,98 @@ import Glibc
             #expect(output.utf8.count - before < 64 * 1024, "the log grew by \(output.utf8.count - before) bytes")
         }
     }
+
+    /// Reads from a blocking socket until the node closes it (a guard of 60 s against a hang);
+    /// returns what it sent.
+    func readUntilClosed(_ fd: Int32) -> [UInt8] {
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return n == 0 ? out : out + [0xFF] }  // 0xFF marks a reset or the guard
+            out += buffer[0..<n]
+        }
+    }
+
+    /// The error code of the node's own frame (request id 0) at the start of `bytes`, if any.
+    func nodeError(_ bytes: [UInt8]) -> ErrorCode? {
+        var b = ByteBuffer(bytes: bytes)
+        var decoder = FrameDecoder(maxFrameSize: 1 << 20)
+        guard let frame = try? decoder.decode(buffer: &b), frame.requestID == RequestID.node,
+            case .error(let e)? = try? Reply.decode(opcode: frame.opcode, body: frame.body, version: batonProtocolVersion)
+        else { return nil }
+        return e.code
+    }
+
+    /// Item 6 and item 10: silent connections from one host are capped and closed at their deadline,
+    /// leaving room for a client from elsewhere; a frame dribbled a byte at a time is cut off; and a
+    /// connection before HELLO and AUTH cannot make the node buffer a large frame. Before, 1,100
+    /// silent sockets exhausted the node's descriptors (a client's TLS handshake then timed out),
+    /// 2,000 were held 10 s without one being closed, a dribbled frame was never timed out, and each
+    /// unauthenticated connection could make the node buffer 1 MiB.
+    @Test func silentAndDribblingConnectionsAreCappedAndClosed() async throws {
+        let node = try await AuthNode(
+            extra: "\"maxConnections\": 200, \"maxPendingConnectionsPerHost\": 100, \"handshakeTimeoutMilliseconds\": 2000, \"frameTimeoutMilliseconds\": 2000")
+        defer { node.destroy() }
+        try await node.start()
+        var silent: [Int32] = []
+        defer { for fd in silent { close(fd) } }
+        for _ in 0..<150 { silent.append(try rawConnect(port: node.port, from: "127.0.0.2")) }
+        // The node closes those beyond 100 at once, with QUOTA_EXCEEDED naming the cap.
+        let refused = silent[100...].map { readUntilClosed($0) }
+        #expect(refused.allSatisfy { nodeError($0) == .quotaExceeded }, "\(refused.prefix(3))")
+        // A client from another host is served meanwhile.
+        let admin = node.client(token: node.adminToken)
+        defer { Task { await admin.shutdown() } }
+        _ = try await admin.addJob(JobSpec(type: "t"))
+        // The silent ones are closed at their deadline, with IDLE_TIMEOUT.
+        let closed = silent[..<100].map { readUntilClosed($0) }
+        #expect(closed.allSatisfy { nodeError($0) == .idleTimeout }, "\(closed.prefix(3))")
+
+        // A frame larger than 64 KiB before HELLO and AUTH is refused unread.
+        let big = try rawConnect(port: node.port, from: "127.0.0.3")
+        defer { close(big) }
+        var header = ByteBuffer()
+        header.writeInteger(UInt32(1 << 19))
+        header.writeBytes([0, 0, 0, 0, 0, 0])
+        _ = header.withUnsafeReadableBytes { send(big, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        #expect(nodeError(readUntilClosed(big)) == .frameTooLarge)
+
+        // An authenticated connection that dribbles a frame: cut off at the frame deadline.
+        let dribble = try await connect(node, client: 0x1234, token: node.adminToken)
+        var frame = ByteBuffer()
+        frame.writeRequest(.ping, requestID: RequestID(5))
+        let bytes = Array(frame.readableBytesView)
+        try await dribble.send(ByteBuffer(bytes: bytes.prefix(3)))
+        let cut = try await dribble.next()
+        #expect(cut.map { errorCode($0.reply) } == .idleTimeout, "\(String(describing: cut))")
+        await dribble.close()
+    }
+
+    /// Item 10: the data directory, the log and the snapshots are for the node's user only whatever
+    /// the umask, and an admin token file others may read is warned about. Before, they were
+    /// world-readable under umask 022, and such a token file went unwarned.
+    @Test func theNodesFilesAreItsOwnAndALooseTokenFileIsWarnedAbout() async throws {
+        let node = try await AuthNode()
+        defer { node.destroy() }
+        chmod("\(node.directory)/admin.token", 0o644)
+        try await node.start()
+        let admin = node.client(token: node.adminToken)
+        _ = try await admin.addJob(JobSpec(type: "t"))
+        await admin.shutdown()
+        node.stop()
+        #expect(node.output().contains("may be read by other users (mode 644)"), "\(node.output())")
+        func mode(_ path: String) -> mode_t {
+            var st = stat()
+            return stat(path, &st) == 0 ? st.st_mode & 0o777 : 0o7777
+        }
+        let data = "\(node.directory)/data"
+        #expect(mode(data) == 0o700)
+        #expect(mode("\(data)/wal") == 0o700)
+        let segments = try FileManager.default.contentsOfDirectory(atPath: "\(data)/wal")
+        try #require(!segments.isEmpty)
+        for segment in segments { #expect(mode("\(data)/wal/\(segment)") == 0o600, "\(segment)") }
+    }
 }

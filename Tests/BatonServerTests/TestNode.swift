@@ -135,9 +135,22 @@ func errorCode(_ reply: Reply) -> ErrorCode? {
     return nil
 }
 
-/// A plain TCP socket connected to 127.0.0.1:`port`, for speaking raw bytes to a listener.
-func rawConnect(port: Int) throws -> Int32 {
+/// A plain TCP socket connected to 127.0.0.1:`port`, for speaking raw bytes to a listener; from
+/// another loopback address (`from`, as `127.0.0.2`) to look like another host.
+func rawConnect(port: Int, from source: String? = nil) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    if let source {
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            close(fd)
+            throw BatonClientError.connectFailed("cannot bind to \(source)")
+        }
+    }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
