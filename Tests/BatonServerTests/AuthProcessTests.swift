@@ -61,9 +61,14 @@ final class AuthNode {
     }
 
     /// Starts the node and waits until the admin token works (the bootstrap entry is applied);
-    /// `certificate`: the client certificate a node that asks for one is shown.
-    func start(certificate: (file: String, key: String)? = nil) async throws {
+    /// `certificate`: the client certificate a node that asks for one is shown; `descriptorLimit`:
+    /// the node's RLIMIT_NOFILE, soft and hard (prlimit).
+    func start(certificate: (file: String, key: String)? = nil, descriptorLimit: Int? = nil) async throws {
         let p = try Unprivileged.process("baton", ["serve", "--config", "\(directory)/baton.json", "--log-level", "notice"])
+        if let descriptorLimit, let executable = p.executableURL {
+            p.arguments = ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--", executable.path] + (p.arguments ?? [])
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+        }
         let logPath = "\(directory)/baton.log"
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))

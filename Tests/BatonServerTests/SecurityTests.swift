@@ -354,4 +354,21 @@ import Glibc
         try #require(!segments.isEmpty)
         for segment in segments { #expect(mode("\(data)/wal/\(segment)") == 0o600, "\(segment)") }
     }
+
+    /// Item 6, the attack as the campaign made it: the node's descriptor limit at 1,024 and 1,100
+    /// silent connections from one host; an authenticated client from another must still be served.
+    /// Before, its connection timed out (the node was out of descriptors, spinning on accept).
+    @Test func silentConnectionsCannotKeepAnAuthenticatedClientOut() async throws {
+        _ = FileDescriptorLimit.raise()  // this test process holds the 1,100 sockets
+        let node = try await AuthNode()
+        defer { node.destroy() }
+        try await node.start(descriptorLimit: 1024)
+        var silent: [Int32] = []
+        defer { for fd in silent { close(fd) } }
+        for _ in 0..<1100 { silent.append(try rawConnect(port: node.port, from: "127.0.0.2")) }
+        let admin = node.client(token: node.adminToken, retryTimeout: .seconds(5))
+        defer { Task { await admin.shutdown() } }
+        _ = try await admin.addJob(JobSpec(type: "t"))
+        #expect(try await admin.nodeStatus().connections < 300, "the node kept more silent connections than its per-host cap")
+    }
 }

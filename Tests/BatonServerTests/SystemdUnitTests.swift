@@ -45,6 +45,8 @@ import Glibc
         #expect(s["ReadWritePaths"] == "/var/lib/baton" && s["StateDirectory"] == "baton")
         #expect(s["CapabilityBoundingSet"] == "" && s["AmbientCapabilities"] == "", "no capability at all")
         #expect(s["RestrictAddressFamilies"] == "AF_INET AF_INET6 AF_UNIX")
+        // A node that cannot go on exits 1 (issue 34): the unit restarts it.
+        #expect(s["Restart"] == "on-failure" || s["Restart"] == "always")
     }
 
     /// The unit's ExecStart, run as its User= (created for the test, and removed), serves a client
