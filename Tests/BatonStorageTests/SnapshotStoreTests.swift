@@ -87,8 +87,8 @@ import Testing
     @Test func temporaryFilesOfAKilledSaveAreRemoved() throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: "\(dir)/snapshot-0000000000000007.1.tmp", contents: Data([1, 2, 3]))
-        FileManager.default.createFile(atPath: "\(dir)/snapshot.tmp", contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: "\(dir)/snapshot-0000000000000007.1.tmp", contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: "\(dir)/snapshot.tmp", contents: Data([1, 2, 3]))
         _ = try SnapshotStore(directory: dir)
         #expect(try FileIO.list(dir).filter { $0.hasSuffix(".tmp") } == [])
     }
