@@ -202,8 +202,8 @@ struct RecoveredState: Sendable {
             directory: "\(directory)/wal", segmentSize: configuration.segmentSizeBytes, syncMode: configuration.sync)
         let recovered = try wal.recover(after: newest.index)
         // The snapshot and the log must continue each other: the log starts right after the
-        // snapshot, has no holes, and reaches what the node knew to be committed. A snapshot skipped
-        // as damaged, with the log already compacted past the one before it, fails here, plainly.
+        // snapshot and has no holes. A snapshot skipped as damaged, with the log already compacted
+        // past the one before it, fails here, plainly.
         var expected = newest.index.rawValue + 1
         for entry in recovered.entries {
             guard entry.index.rawValue == expected else {
@@ -212,12 +212,6 @@ struct RecoveredState: Sendable {
                     "the log jumps from index \(expected - 1) to \(entry.index) after the snapshot at \(newest.index): the snapshot and the log do not continue each other; restore the data directory from a member (README, \"Operating\")")
             }
             expected += 1
-        }
-        let last = expected - 1
-        guard recovered.hardState.commit.rawValue <= last else {
-            throw StorageError(
-                .gap,
-                "entries up to \(recovered.hardState.commit) were committed, but the snapshot (at \(newest.index)) and the log reach only \(last): the snapshot and the log do not continue each other")
         }
         if recovered.truncatedBytes > 0 {
             logger.warning("cut a torn write off the end of the log", metadata: ["bytes": "\(recovered.truncatedBytes)"])
