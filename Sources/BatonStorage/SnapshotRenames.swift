@@ -8,6 +8,11 @@ final class SnapshotRenames: Sendable {
     private struct State {
         var newest: LogIndex
         var temporaries: UInt64 = 0
+
+        /// The snapshot in place when it makes one at `index` pointless (the same or a later index).
+        func newer(than index: LogIndex) -> LogIndex? {
+            newest >= index && newest != LogIndex(0) ? newest : nil
+        }
     }
 
     private let state: Mutex<State>
@@ -18,7 +23,7 @@ final class SnapshotRenames: Sendable {
 
     /// The index in place that makes a save at `index` pointless (the same or a later one), if any.
     func supersedes(_ index: LogIndex) -> LogIndex? {
-        state.withLock { $0.newest >= index && $0.newest != LogIndex(0) ? $0.newest : nil }
+        state.withLock { $0.newer(than: index) }
     }
 
     /// A number no other save of this store uses.
@@ -33,7 +38,7 @@ final class SnapshotRenames: Sendable {
     /// save must then drop its file); records `index` as the newest when `rename` succeeds without one.
     func inPlace<T>(_ index: LogIndex, _ rename: (LogIndex?) throws -> T) throws -> T {
         try state.withLock { s in
-            let newer = s.newest >= index && s.newest != LogIndex(0) ? s.newest : nil
+            let newer = s.newer(than: index)
             let result = try rename(newer)
             if newer == nil { s.newest = index }
             return result
