@@ -69,14 +69,7 @@ final class AuthNode {
             p.arguments = ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--", executable.path] + (p.arguments ?? [])
             p.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
         }
-        let logPath = "\(directory)/baton.log"
-        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        try log.seekToEnd()
-        p.standardOutput = log
-        p.standardError = log
-        try p.run()
-        try log.close()
+        try p.run(appendingOutputTo: "\(directory)/baton.log")
         process = p
         let admin = client(token: adminToken, retryTimeout: .milliseconds(200), certificate: certificate ?? adminCertificate)
         adminCertificate = certificate ?? adminCertificate

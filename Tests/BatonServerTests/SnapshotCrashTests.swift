@@ -16,13 +16,7 @@ import Testing
     /// A process of `baton serve` whose output is appended to `log`.
     func launch(config: String, log: String) throws -> Process {
         let process = try Unprivileged.process("baton", ["serve", "--config", config, "--log-level", "info"])
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try handle.seekToEnd()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        try handle.close()
+        try process.run(appendingOutputTo: log)
         return process
     }
 

@@ -107,3 +107,17 @@ enum Unprivileged {
         #expect(bench.status == 0 && report?["errors"] as? Int == 0 && (report?["cycles"] as? Int ?? 0) > 0, "baton-bench: \(bench.out) \(bench.err)")
     }
 }
+
+extension Process {
+    /// Runs the process with its output and errors appended to the file at `path` (made if missing),
+    /// so a node's log covers all its runs.
+    func run(appendingOutputTo path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try log.seekToEnd()
+        standardOutput = log
+        standardError = log
+        try run()
+        try log.close()
+    }
+}
