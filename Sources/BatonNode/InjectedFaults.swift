@@ -5,8 +5,12 @@ package struct InjectedFaults: Sendable, Hashable {
     /// counts from, even stamps of proposals that were never committed (a paused leader stamps on
     /// after it was deposed), so a re-elected leader could cut a lease short.
     package var clockFloorsOwnStamps = false
+    /// Reads before issue 35: answered once the read index (the commit index when the read arrived)
+    /// was applied, even when a command that arrived before it on the same connection was not yet.
+    package var readsIgnoreEarlierCommands = false
 
-    package init(clockFloorsOwnStamps: Bool = false) {
+    package init(clockFloorsOwnStamps: Bool = false, readsIgnoreEarlierCommands: Bool = false) {
         self.clockFloorsOwnStamps = clockFloorsOwnStamps
+        self.readsIgnoreEarlierCommands = readsIgnoreEarlierCommands
     }
 }

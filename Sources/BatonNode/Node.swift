@@ -192,7 +192,9 @@ package struct Node: Sendable {
                 actions.append(.answer(route, startingUp))
                 return
             }
-            reads.add(query, route: route, by: principal)
+            // After every command that arrived before it (PROTOCOL.md §1), not only after the commit index.
+            let after = configuration.faults.readsIgnoreEarlierCommands ? .zero : raft.lastIndex
+            reads.add(query, route: route, by: principal, after: after)
         case .clientConnected(let client):
             connections[client, default: 0] += 1
         case .clientDisconnected(let client):

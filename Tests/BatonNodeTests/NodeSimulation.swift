@@ -40,6 +40,9 @@ struct NodeSimulation {
         /// A schedule the run puts as soon as there is a leader, and checks at the end: every
         /// slot fired once or counted missed, none twice, none early or outside its window.
         var schedule: ScheduleSpec?
+        /// A pipelining session beside the clients: this many pairs of a command and a query of its
+        /// key in flight at once, each pair sent in one write (see `NodeSimulation+Pipelined.swift`).
+        var pipelinedDepth = 0
     }
 
     /// What a host holds on its disk: only this survives a crash.
@@ -81,6 +84,9 @@ struct NodeSimulation {
         case peer(RaftEnvelope)
         case request(client: Int, host: Int, NodeEvent)
         case answer(client: Int, attempt: Int, Reply)
+        /// A request of the pipelining session, and an answer to it.
+        case pipelined(host: Int, NodeEvent)
+        case pipelinedAnswer(PipelinedRoute, Reply)
     }
 
     struct InFlight {
@@ -134,6 +140,7 @@ struct NodeSimulation {
     var routes: [RouteID: (client: Int, attempt: Int)] = [:]
     var nextRoute: UInt64 = 0
     var nextAttempt = 0
+    var pipelined = PipelinedSession()
 
     // Fault parameters, drawn from the seed.
     var dropPerMille: Int
@@ -277,6 +284,7 @@ struct NodeSimulation {
             }
         }
         driveClients()
+        if options.pipelinedDepth > 0 { drivePipelined() }
         putSchedule()
         for i in hosts.indices where runs(i) && hosts[i].stepped {
             hosts[i].stepped = false
@@ -305,6 +313,11 @@ struct NodeSimulation {
             let due = sync ? now + Int(rng.next() % 3) : now
             hosts[i].unsynced.append(Persist(due: due, id: id, snapshot: snapshot, entries: entries, hardState: hardState, sync: sync))
         case .answer(let route, let reply):
+            if let to = pipelined.routes.removeValue(forKey: route) {
+                order += 1
+                network.append(InFlight(due: now + 1 + Int(rng.next() % UInt64(maxDelay)), order: order, packet: .pipelinedAnswer(to, reply)))
+                return
+            }
             guard let to = routes.removeValue(forKey: route) else { return }
             if debugTrace { print("\(now) host \(i + 1) answers client \(to.client) attempt \(to.attempt): \(reply)") }
             observe(reply, for: to.client, attempt: to.attempt)
@@ -450,6 +463,12 @@ struct NodeSimulation {
                 step(to, event)
             case .answer(let c, let attempt, let reply):
                 received(reply, by: c, attempt: attempt)
+            case .pipelined(let to, let event):
+                guard hosts[to].up else { continue }
+                if hosts[to].connected.insert(pipelined.id).inserted { step(to, .clientConnected(pipelined.id)) }
+                step(to, event)
+            case .pipelinedAnswer(let route, let reply):
+                receivedPipelined(reply, route)
             }
         }
     }
@@ -459,9 +478,9 @@ struct NodeSimulation {
         case .peer(let envelope):
             let to = Int(envelope.to.rawValue) - 1
             return hosts[to].up && hosts[to].pausedUntil > now
-        case .request(_, let to, _):
+        case .request(_, let to, _), .pipelined(let to, _):
             return hosts[to].up && hosts[to].pausedUntil > now
-        case .answer:
+        case .answer, .pipelinedAnswer:
             return false
         }
     }

@@ -99,6 +99,31 @@ import Testing
         #expect(misses > 0)
     }
 
+    /// A session pipelining 8 pairs at a time (an acquire, then a query of its key, in one write)
+    /// through partitions, pauses, crashes and leader changes reads its own writes (issue 35).
+    @Test func aPipelinedSessionReadsItsOwnWrites() async {
+        let seeds: [UInt64] = Self.replaySeed.map { [$0] } ?? Array(40_001...40_040)
+        var options = NodeSimulation.Options()
+        options.pipelinedDepth = 8
+        let run = options
+        let (checked, elections, failure) = await OffThePool.run { () -> (Int, Int, String?) in
+            var checked = 0
+            var elections = 0
+            for seed in seeds {
+                var simulation = NodeSimulation(seed: seed, options: run)
+                simulation.run()
+                if let failure = simulation.failures.first { return (checked, elections, "\(failure) (replay: BATON_SEED=\(seed))") }
+                checked += simulation.pipelined.checked
+                elections += simulation.elections
+            }
+            return (checked, elections, nil)
+        }
+        if let failure { Issue.record("\(failure)") }
+        print("pipelined simulation: \(checked) pairs checked, \(elections) elections over \(seeds.count) seeds")
+        #expect(checked >= seeds.count * 200)
+        #expect(elections >= seeds.count)
+    }
+
     @Test func aSeedReplaysExactly() async {
         let hashes = await OffThePool.run {
             [UInt64(7), 7, 4242, 4242, 8].map { seed -> UInt64 in
