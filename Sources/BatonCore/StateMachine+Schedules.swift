@@ -239,8 +239,9 @@ extension StateMachine {
         if spec.job.delay != .zero || !spec.job.uniqueKey.isEmpty {
             return ErrorReply(.invalidArgument, "a schedule's job has no delay or unique key of its own: the schedule sets them (see jitter)")
         }
-        var job = spec.job
-        job.uniqueKey = "schedule:\(spec.name):\(UInt64.max)"
-        return validate(.addJob(job))
+        // The job is checked as the client sent it: the unique key the schedule derives for each slot
+        // (`schedule:<name>:<slot>`) is the node's own, not bound by the limit on client keys (issue 35:
+        // a 227-byte name was refused by a 256-byte limit, and any name by a limit of 32 or less).
+        return validate(.addJob(spec.job))
     }
 }

@@ -133,7 +133,9 @@ extension ScheduleSpec {
             throw ErrorReply(.invalidArgument, "unknown overlap policy \(rawOverlap)")
         }
         let catchUp = Milliseconds(try b.readU32("catch_up_ms"))
-        let paused = try b.readU8("paused") != 0
+        let rawPaused = try b.readU8("paused")
+        guard rawPaused <= 1 else { throw ErrorReply(.invalidArgument, "paused is \(rawPaused); it must be 0 or 1") }
+        let paused = rawPaused == 1
         let job = JobSpec(
             type: try b.readStr("type"), payload: try b.readBytes("payload"), priority: try b.readI32("priority"),
             maxAttempts: try b.readU16("max_attempts"), timeout: Milliseconds(try b.readU32("timeout_ms")),

@@ -224,8 +224,10 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
     func body(_ id: Int32, _ bytes: UnsafeRawBufferPointer) {
         guard let stream = streams[id], !stream.answered else { return }
         let size = (stream.body?.readableBytes ?? 0) + bytes.count
-        guard size <= runtime.configuration.maxFrameSize else {
-            refuse(id, .frameTooLarge, "body larger than \(runtime.configuration.maxFrameSize) bytes")
+        // The body a TCP frame of the maximum size carries: its length counts 6 header bytes too.
+        let maxBody = runtime.configuration.maxFrameSize - Frame.headerAfterLength
+        guard size <= maxBody else {
+            refuse(id, .frameTooLarge, "body larger than \(maxBody) bytes (the maximum frame size less its 6-byte header)")
             return
         }
         if stream.body == nil {
@@ -253,8 +255,10 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlus
                 case .success(let p):
                     principal = p
                     lastBearer = (token, p)
+                case .failure where !runtime.authenticationRequired:
+                    break  // authentication off: a token no user holds is ignored, as after a refused AUTH on TCP
                 case .failure(let refusal):
-                    refuse(id, refusal.code, refusal.message)
+                    answer(id, .error(refusal))  // with the leader it names, when a follower redirects
                     return
                 }
             }

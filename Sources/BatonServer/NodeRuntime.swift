@@ -309,14 +309,19 @@ final class NodeRuntime {
         handle(.command(id, client, sequence, command, by: principal))
     }
 
-    /// The user a bearer token belongs to, checked against this member's copy of the auth store. A
-    /// token no user holds is refused (and counted, as `unknown_token`).
+    /// The user a bearer token belongs to, checked against this member's copy of the auth store. Only
+    /// the leader refuses a token no user holds (UNAUTHENTICATED, counted as `unknown_token`): another
+    /// member's copy may lag behind (restarted, or the token just added), so it answers NOT_LEADER
+    /// naming the leader, and a member still turning authentication on answers as it does to any
+    /// request (PROTOCOL.md §6, AUTH; issue 35).
     func authenticate(_ token: String, peer: String, client: ClientID?) -> Result<Principal, ErrorReply> {
         let clientID = client.map { "\($0)" } ?? "-"
         if let principal = node.machine.auth.authenticate(TokenHash(of: token)) {
             logger.debug("authenticated", metadata: ["user": "\(LogText.escaped(principal.user))", "client.id": "\(clientID)", "peer": "\(peer)"])
             return .success(principal)
         }
+        if node.awaitsAuthentication, case .error(let starting) = node.startingUp { return .failure(starting) }
+        if !node.isLeader, case .error(let redirect) = node.notLeader { return .failure(redirect) }
         let group = AuditThrottle.group(.unauthenticated, user: nil, peer: peer)
         if case .log(let suppressed) = auditThrottle.admit(group, now: NIODeadline.now().uptimeNanoseconds) {
             logger.notice(

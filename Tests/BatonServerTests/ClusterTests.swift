@@ -69,7 +69,8 @@ import Testing
 
     /// PROTOCOL.md §6: a follower's NOT_LEADER names the leader in a field of its own on a connection
     /// of version 3, and only in its message on one of version 2, whose body keeps the version-2
-    /// layout (the raw connection decodes it strictly, every byte used). Issue 19, item 6.
+    /// layout (the raw connection decodes it strictly, every byte used). Issue 19, item 6. And AUTH of
+    /// a token it does not know is sent to the leader too (issue 35, item 3).
     @Test func aFollowerNamesTheLeaderInAFieldOfItsOwn() async throws {
         let members = try await writeConfigs()
         defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
@@ -114,6 +115,26 @@ import Testing
             }
             #expect(e2.leader == nil)
             #expect(e2.leaderHint == "127.0.0.1:\(members[leader].port)", "\(e2)")
+
+            // AUTH (issue 35, item 3): a follower's copy of the users may lag, so it does not refuse a
+            // token it does not know; it names the leader, which does. Before: UNAUTHENTICATED
+            // 'no user holds this token' from the follower.
+            let auth = try await RawConnection(port: follower.port)
+            try await auth.hello(client: 79)
+            try await auth.send(.auth(token: "no-such-token"), id: 2)
+            let refused = try await auth.nextReply().reply
+            await auth.close()
+            guard case .error(let e3) = refused, e3.code == .notLeader else {
+                Issue.record("a follower answered AUTH of an unknown token with \(refused)")
+                return
+            }
+            #expect(e3.leader == "127.0.0.1:\(members[leader].port)", "\(e3)")
+            let atLeader = try await RawConnection(port: members[leader].port)
+            try await atLeader.hello(client: 80)
+            try await atLeader.send(.auth(token: "no-such-token"), id: 2)
+            let answer3 = try await atLeader.nextReply().reply
+            await atLeader.close()
+            #expect(errorCode(answer3) == .unauthenticated || errorCode(answer3) == .notLeader, "\(answer3)")
             return
         }
     }

@@ -130,4 +130,33 @@ import Testing
             await holder.shutdown()
         }
     }
+
+    /// With authentication off a token is never needed: a Bearer token no user holds is ignored, as a
+    /// refused AUTH on TCP leaves the connection serving (issue 35). Before, the request was refused
+    /// UNAUTHENTICATED on HTTP/2 only.
+    @Test func anUnknownBearerTokenIsIgnoredWithAuthenticationOff() async throws {
+        try await withH2Node { _, port in
+            let h2 = try RawHTTP2(port: port)
+            h2.send(HTTP2FrameWriter.request("ping", stream: 1, endStream: true, extra: [("authorization", "Bearer no-such-token")]))
+            let frames = try await offPool { h2.frames { $0.stream == 1 && $0.type == RawHTTP2.Frame.data && $0.flags & 1 != 0 } }
+            #expect(RawHTTP2.errorCode(on: 1, in: frames) == nil, "refused: \(frames.map(\.type))")
+            let body = frames.filter { $0.type == RawHTTP2.Frame.data && $0.stream == 1 }.flatMap(\.payload)
+            #expect(body.count == 8, "no PONG: \(frames.map(\.type))")
+        }
+    }
+
+    /// A WINDOW_UPDATE that takes one stream's window past 2^31 - 1 is a stream error (RFC 9113
+    /// §6.9.1): RST_STREAM FLOW_CONTROL_ERROR on it, and the connection carries on (PROTOCOL.md §12).
+    @Test func aStreamWindowPastTheLimitResetsThatStreamOnly() async throws {
+        try await withH2Node { _, port in
+            let h2 = try RawHTTP2(port: port)
+            h2.request("job_add", stream: 1, endStream: false, clientID: "1")
+            h2.windowUpdate(stream: 1, increment: 0x7FFF_FFFF)
+            let frames = try await offPool { h2.frames { $0.type == RawHTTP2.Frame.rstStream || $0.type == RawHTTP2.Frame.goAway } }
+            let reset = frames.last
+            #expect(reset?.type == RawHTTP2.Frame.rstStream && reset?.stream == 1, "\(frames.map(\.type))")
+            #expect(reset?.errorCode == RawHTTP2.flowControlError)
+            try await expectPing(h2, stream: 3)
+        }
+    }
 }

@@ -268,6 +268,9 @@ func bodyOf(_ request: Request) -> [UInt8] {
             // a body larger than the maximum frame
             let big = try await curlPost(port: port, operation: "job_add", body: [UInt8](repeating: 0, count: 5000))
             #expect(big.status == 413)
+            // The largest body is the one the largest TCP frame carries (issue 35; before, 6 bytes more).
+            #expect(try await curlPost(port: port, operation: "job_add", body: [UInt8](repeating: 0, count: 4091)).status == 413)
+            #expect(try await curlPost(port: port, operation: "job_add", body: [UInt8](repeating: 0, count: 4090)).status == 400)
             // a command without a client id
             let add = bodyOf(.command(SequenceNumber(1), .addJob(JobSpec(type: "t"))))
             #expect(try await curlPost(port: port, operation: "job_add", body: add).status == 400)

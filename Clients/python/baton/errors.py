@@ -35,7 +35,9 @@ class ServerError(BatonError):
 
     @property
     def retriable(self) -> bool:
-        return self.code in (13, 15)
+        from .protocol import RETRIABLE_CODES
+
+        return self.code in RETRIABLE_CODES
 
 
 class MalformedFrame(ServerError): ...
