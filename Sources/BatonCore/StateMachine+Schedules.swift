@@ -84,8 +84,9 @@ extension StateMachine {
         if fire.slot == .zero {
             guard fire.next > record.planFrom else { return }
         } else {
-            // Never before its time, and always forward.
-            guard fire.slot <= now, fire.next > fire.slot else { return }
+            // Always forward. Whether the slot's time has come is the leader's word (on the calendar
+            // clock, which the cluster's clock here may stand behind after outages: issue 36).
+            guard fire.next > fire.slot else { return }
             if fire.missed > 0 {
                 record.misses += UInt64(fire.missed)
                 scheduleOutcomes.append(ScheduleOutcome(name: fire.name, slot: fire.slot, kind: .missed(fire.missed)))
@@ -181,6 +182,11 @@ extension StateMachine {
     /// earlier term took from it and never saw applied.
     public mutating func rebuildScheduleQueue() {
         scheduleQueue = Heap(schedules.values.compactMap { r in r.dueAt.map { ScheduleDue(time: $0, name: r.spec.name, revision: r.revision) } })
+    }
+
+    /// The latest slot any schedule fired: a new leader's calendar clock starts no earlier.
+    public func latestFiredSlot() -> Timestamp {
+        schedules.values.reduce(Timestamp.zero) { max($0, $1.lastSlot) }
     }
 
     /// When the leader next has a schedule to act on.

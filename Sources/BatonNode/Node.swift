@@ -38,6 +38,9 @@ package struct Node: Sendable {
         /// The hash of the configured admin token: a leader that finds it not installed proposes
         /// `StateMachineInput.bootstrapAuth` with it (authentication is on from then). Nil: none.
         package var authBootstrap: TokenHash?
+        /// The lowest peer protocol version the other members speak, until `NodeEvent.peerProtocol`
+        /// says otherwise (0: not known; a test sets it).
+        package var peerProtocol: UInt16 = 0
 
         package init(
             nodeID: String, raft: RaftConfiguration, me: NodeIndex, clientAddresses: [NodeIndex: String] = [:],
@@ -89,6 +92,10 @@ package struct Node: Sendable {
     package private(set) var raft: Raft
     package private(set) var machine: StateMachine
     private var clock: ClusterClock
+    /// UTC as this host reads it, for schedule slots (see `CalendarClock`).
+    private var calendar: CalendarClock
+    /// The lowest peer protocol version agreed with the other members (`NodeEvent.peerProtocol`).
+    private var peersLowest: UInt16 = 0
     /// The wall clock at monotonic reading `originAt`: a new cluster's first leader starts its time here.
     private let origin: (wall: Timestamp, at: UInt64)
     package private(set) var appliedIndex: LogIndex
@@ -130,6 +137,8 @@ package struct Node: Sendable {
         self.machine = recovered.machine
         self.clock = ClusterClock(stateTime: recovered.machine.now, at: mono, faults: configuration.faults)
         self.origin = (wall, mono)
+        self.calendar = CalendarClock(wall: wall, at: mono)
+        self.peersLowest = configuration.peerProtocol
         self.appliedIndex = recovered.snapshot.index
         self.snapshotIndex = recovered.snapshot.index
     }
@@ -213,11 +222,14 @@ package struct Node: Sendable {
         case .message(let envelope):
             raft.step(envelope)
             roleMayHaveChanged(at: mono, into: &actions)
-        case .tick:
+        case .tick(let wall):
+            calendar.read(wall: wall, at: mono)
             stampHeartbeats(at: mono)
             raft.tick()
             roleMayHaveChanged(at: mono, into: &actions)
             maybeBootstrapAuth(at: mono, into: &actions)
+        case .peerProtocol(let lowest):
+            peersLowest = lowest
         case .timer:
             timerAt = nil
             timerFired(at: mono, into: &actions)
@@ -351,7 +363,7 @@ package struct Node: Sendable {
             }
         }
         if !applied.schedules.isEmpty && isLeader {
-            actions.append(.schedulesSettled(applied.schedules, at: clock.now(at: mono)))
+            actions.append(.schedulesSettled(applied.schedules, at: slotTime(at: mono)))
         }
         for completion in applied.completions {
             guard let routes = waits.removeValue(forKey: WaitKey(clientID: completion.clientID, sequence: completion.sequence))
@@ -427,6 +439,7 @@ package struct Node: Sendable {
             absentCheck = (mono &+ configuration.absentClientGraceMilliseconds, raft.term)
             // Fire entries an earlier term took from the queue may never have been applied.
             machine.rebuildScheduleQueue()
+            calendar.raise(to: machine.latestFiredSlot())
             actions.append(.leading(term: raft.term, lastIndex: raft.lastIndex, time: clock.now(at: mono)))
         } else {
             clock.follow(at: mono)
@@ -499,14 +512,28 @@ package struct Node: Sendable {
     /// an election (`baton-bench schedules`). The schedules come back into the state machine's
     /// queue as their entries are applied.
     private mutating func proposeDueSchedules(at mono: UInt64, into actions: inout [NodeAction]) {
-        let now = clock.now(at: mono)
+        let now = slotTime(at: mono)
+        // A put or resume is stamped on the cluster's clock: its slots start from the same moment
+        // on the calendar (zero when slots are judged on the cluster's clock).
+        let shift = now.milliseconds &- min(now.milliseconds, clock.now(at: mono).milliseconds)
         var batch: [ScheduleFire] = []
         while batch.count < Self.maxFiresPerEntry {
             let due = machine.takeDueSchedules(at: now, limit: min(256, Self.maxFiresPerEntry - batch.count))
             if due.isEmpty { break }
-            for schedule in due { batch += SchedulePlanner.fires(for: schedule, at: now) }
+            for schedule in due { batch += SchedulePlanner.fires(for: schedule, at: now, planFromShift: shift) }
         }
         if !batch.isEmpty { propose(.fireSchedules(batch), route: nil, at: mono, into: &actions) }
+    }
+
+    /// The peer protocol version from which members judge slots on the calendar clock.
+    package static let calendarPeerProtocol: UInt16 = 7
+
+    /// The time schedule slots are judged by: the calendar clock once every member speaks
+    /// `calendarPeerProtocol` (a cluster of one always), else the cluster's clock, as members of
+    /// older builds judge them (issue 36: by that clock, an outage moved every later slot for good).
+    private mutating func slotTime(at mono: UInt64) -> Timestamp {
+        let calendarSlots = configuration.raft.members.count == 1 || peersLowest >= Self.calendarPeerProtocol
+        return calendarSlots ? calendar.now(at: mono) : clock.now(at: mono)
     }
 
     /// Most fires in one log entry (about 40 bytes each, with a short name).
@@ -526,9 +553,11 @@ package struct Node: Sendable {
     private mutating func armTimer(at mono: UInt64, into actions: inout [NodeAction]) {
         guard isLeader else { return }
         var want = absentCheck?.at
-        for next in [machine.nextDeadline, machine.nextScheduleTime()].compactMap({ $0 }) {
-            let delay = UInt64(max(1, clock.now(at: mono).distance(to: next)))
-            want = min(want ?? .max, mono &+ delay)
+        if let next = machine.nextDeadline {
+            want = min(want ?? .max, mono &+ UInt64(max(1, clock.now(at: mono).distance(to: next))))
+        }
+        if let next = machine.nextScheduleTime() {
+            want = min(want ?? .max, mono &+ UInt64(max(1, slotTime(at: mono).distance(to: next))))
         }
         guard let want, timerAt.map({ $0 > want }) ?? true else { return }
         timerAt = want

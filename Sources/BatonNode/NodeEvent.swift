@@ -19,8 +19,12 @@ package enum NodeEvent: Sendable {
     case withdrawn(ClientID, SequenceNumber)
     /// A message from another member.
     case message(RaftEnvelope)
-    /// One Raft tick passed.
-    case tick
+    /// One Raft tick passed, and the host's wall clock read `wall` (for the calendar clock).
+    case tick(wall: Timestamp)
+    /// The lowest peer protocol version agreed with the other members (0 while one was not heard
+    /// from): slots are judged on the calendar clock once every member speaks
+    /// `Node.calendarPeerProtocol`, as members of older builds judge them on the cluster's clock.
+    case peerProtocol(lowest: UInt16)
     /// The timer the node last set (`NodeAction.setTimer`) fired.
     case timer
     /// Storage made one `NodeAction.persist` durable (they complete in order).

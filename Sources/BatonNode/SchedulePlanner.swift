@@ -12,13 +12,15 @@ package enum SchedulePlanner {
     /// the following one's `slot`.
     package static let maxChain = 64
 
-    /// The fire entries that settle every slot of `due` up to `now` (at most `maxChain`).
-    package static func fires(for due: DueSchedule, at now: Timestamp) -> [ScheduleFire] {
+    /// The fire entries that settle every slot of `due` up to `now` (at most `maxChain`). A schedule
+    /// with no next slot yet starts from its first slot after `planFrom`, a time on the cluster's
+    /// clock, moved by `planFromShift` onto the clock `now` is read on.
+    package static func fires(for due: DueSchedule, at now: Timestamp, planFromShift: UInt64 = 0) -> [ScheduleFire] {
         let timing = Timing(due.spec)
         var fires: [ScheduleFire] = []
         var slot = due.slot
         if slot == .zero {
-            slot = timing.next(after: due.planFrom)
+            slot = timing.next(after: Timestamp(milliseconds: due.planFrom.milliseconds &+ planFromShift))
             fires.append(ScheduleFire(name: due.name, revision: due.revision, slot: .zero, next: slot))
         }
         let window = UInt64(due.spec.catchUpWindow.rawValue)

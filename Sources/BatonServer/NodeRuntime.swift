@@ -91,7 +91,7 @@ final class NodeRuntime {
     func start() -> EventLoopFuture<(any Channel)?> {
         let this = NIOLoopBound(self, eventLoop: eventLoop)
         let tick = TimeAmount.milliseconds(Int64(configuration.tickMilliseconds))
-        ticker = eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in this.value.handle(.tick) }
+        ticker = eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in this.value.handle(.tick(wall: SystemClock.wall())) }
         startIdleSweep()
         deadlineSweep = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             let now = NIODeadline.now()
@@ -101,6 +101,7 @@ final class NodeRuntime {
         handle(.endOfTurn)  // what the node did when it started (a cluster of one elected itself)
         guard let transport, let me = configuration.membership?.mine else { return eventLoop.makeSucceededFuture(nil) }
         transport.receive = { this.value.handle(.message($0)) }
+        transport.lowestVersionChanged = { this.value.handle(.peerProtocol(lowest: $0)) }
         return transport.listen(host: configuration.host, port: me.raftPort).map { $0 }
     }
 

@@ -31,6 +31,10 @@ final class PeerTransport {
     static let agreementTimeout: TimeAmount = .seconds(1)
     /// Called on the event loop for every message that arrives.
     var receive: (RaftEnvelope) -> Void = { _ in }
+    /// Called on the event loop when the lowest version agreed with the peers changes (0 while a
+    /// peer has not been connected to yet): the node judges schedule slots by it.
+    var lowestVersionChanged: (UInt16) -> Void = { _ in }
+    private var lowestVersion: UInt16 = 0
     private let tls: TLS?
 
     /// Mutual TLS between members (`PeerTLS`): the contexts of both ends (read anew on reload), and
@@ -179,6 +183,11 @@ final class PeerTransport {
         channels[peer] = channel
         versions[peer] = version
         logger.info("connected to peer", metadata: ["peer": "\(peer)", "peer.protocol": "\(version)"])
+        let lowest = peers.keys.map { versions[$0] ?? 0 }.min() ?? PeerPreamble.highest
+        if lowest != lowestVersion {
+            lowestVersion = lowest
+            lowestVersionChanged(lowest)
+        }
     }
 
     /// Frames in, messages handed to `receive`: the same on accepted and on opened connections, after

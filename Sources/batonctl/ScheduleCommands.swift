@@ -14,7 +14,14 @@ struct Schedules: AsyncParsableCommand {
         subcommands: [List.self, Get.self, Put.self, Delete.self, Pause.self, Resume.self, Trigger.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Every schedule, by name, with its next slot and counts.")
+        static let configuration = CommandConfiguration(
+            abstract: "Every schedule, by name, with its next slot, its lag and its counts.",
+            discussion: """
+                Slots are UTC (the calendar clock): NEXT is the time until the next slot and LAG how far \
+                that slot already lies behind UTC now, both by this host's clock; LAG is - while the \
+                slot has not come. A lag that stays above the fire lag (milliseconds) means no leader \
+                can fire: slots older than the catch-up window will be counted missed.
+                """)
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
@@ -25,15 +32,15 @@ struct Schedules: AsyncParsableCommand {
                     all += page
                     if page.count < 1000 { break }
                 }
-                return (all, try await c.serverTime())
+                return (all, utcNow())
             }
             let views = schedules.map { ScheduleView($0, now: now) }
             global.emit(views) {
                 table(
-                    ["NAME", "WHEN", "TYPE", "STATE", "NEXT", "FIRES", "SKIPS", "MISSES", "LAST JOB"],
+                    ["NAME", "WHEN", "TYPE", "STATE", "NEXT", "LAG", "FIRES", "SKIPS", "MISSES", "LAST JOB"],
                     views.map {
-                        [$0.name, $0.when, $0.type, $0.state, $0.nextInMs.map(seconds) ?? "-", "\($0.fires)", "\($0.skips)",
-                         "\($0.misses)", $0.lastJob == 0 ? "-" : "\($0.lastJob)"]
+                        [$0.name, $0.when, $0.type, $0.state, $0.nextInMs.map { $0 > 0 ? seconds($0) : "now" } ?? "-",
+                         $0.lagMs.map(seconds) ?? "-", "\($0.fires)", "\($0.skips)", "\($0.misses)", $0.lastJob == 0 ? "-" : "\($0.lastJob)"]
                     })
             }
         }
@@ -45,7 +52,7 @@ struct Schedules: AsyncParsableCommand {
         @Argument(help: "The schedule's name.") var name: String
 
         func run() async throws {
-            let (info, now) = try await global.withClient { c in (try await c.getSchedule(name), try await c.serverTime()) }
+            let (info, now) = try await global.withClient { c in (try await c.getSchedule(name), utcNow()) }
             guard let info else { throw CtlError.refused("no schedule '\(name)'") }
             let v = ScheduleView(info, now: now)
             global.emit(v) {
@@ -54,6 +61,7 @@ struct Schedules: AsyncParsableCommand {
                 when          \(v.when)
                 state         \(v.state)
                 next slot     \(v.nextInMs.map { "in \(seconds($0))" } ?? "-")
+                lag           \(v.lagMs.map(seconds) ?? "-")
                 last slot     \(v.lastSlotMs == 0 ? "-" : "\(v.lastSlotMs) ms since the epoch")
                 last job      \(v.lastJob == 0 ? "-" : "\(v.lastJob)")
                 fires         \(v.fires)
@@ -171,6 +179,8 @@ struct ScheduleView: Codable {
     var catchUpMs: UInt32
     var nextSlotMs: UInt64?
     var nextInMs: Int64?
+    /// How far the next slot lies behind UTC now; nil while it has not come.
+    var lagMs: Int64?
     var lastSlotMs: UInt64
     var lastJob: UInt64
     var fires: UInt64
@@ -189,6 +199,7 @@ struct ScheduleView: Codable {
         let planned = s.nextSlot != .zero && s.nextSlot != .never && !s.spec.paused
         nextSlotMs = planned ? s.nextSlot.milliseconds : nil
         nextInMs = planned ? Int64(s.nextSlot.milliseconds) - Int64(now.milliseconds) : nil
+        lagMs = nextInMs.flatMap { $0 <= 0 ? -$0 : nil }
         lastSlotMs = s.lastSlot.milliseconds
         lastJob = s.lastJob.rawValue
         fires = s.fires
@@ -196,4 +207,9 @@ struct ScheduleView: Codable {
         misses = s.misses
         payload = JobView.text(s.spec.job.payload)
     }
+}
+
+/// UTC now by this host's clock: schedule slots are UTC (the calendar clock, PROTOCOL.md §8a).
+func utcNow() -> Timestamp {
+    Timestamp(milliseconds: UInt64(max(0, Date().timeIntervalSince1970 * 1000)))
 }

@@ -93,9 +93,8 @@ import Testing
         var h = Harness()
         let slot = planned(spec(), &h)
         let entry = ScheduleFire(name: "scan", revision: revision(h), slot: slot, next: slot.adding(Self.every))
-        // Not before its time.
-        #expect(fire(&h, [entry]).isEmpty)
-        h.advance(slot.milliseconds - h.time.milliseconds)
+        // Whether its time came is the leader's word, on the calendar clock, which the cluster's clock
+        // here may stand behind after outages (issue 36): a member applies the fire as it comes.
         let outcomes = fire(&h, [entry])
         guard case .fired(let id)? = outcomes.first?.kind else { Issue.record("\(outcomes)"); return }
         #expect(h.job(id)?.uniqueKey == "schedule:scan:\(slot.milliseconds)")

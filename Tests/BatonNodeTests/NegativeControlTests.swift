@@ -48,4 +48,16 @@ import Testing
         #expect(faulty.first?.contains("showed no holder") == true, "\(faulty)")
         #expect(await failures(seed: 40_001) { $0.pipelinedDepth = 8 }.isEmpty)
     }
+
+    /// Slots judged on the cluster's clock (before issue 36, and still while a member of an older
+    /// build is in the cluster): after the whole cluster was down, that clock stands behind real
+    /// time by the outage, and every later slot fires late by it, outside its window, never missed.
+    @Test func slotsJudgedOnTheClusterClockFailSeed30001() async {
+        let faulty = await failures(seed: 30_001) {
+            $0 = NodeSimulationTests.scheduleOptions()
+            $0.peerProtocol = 6
+        }
+        #expect(faulty.first?.contains("later than its window") == true, "\(faulty)")
+        #expect(await failures(seed: 30_001) { $0 = NodeSimulationTests.scheduleOptions() }.isEmpty)
+    }
 }

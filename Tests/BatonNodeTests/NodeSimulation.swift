@@ -43,6 +43,16 @@ struct NodeSimulation {
         /// A pipelining session beside the clients: this many pairs of a command and a query of its
         /// key in flight at once, each pair sent in one write (see `NodeSimulation+Pipelined.swift`).
         var pipelinedDepth = 0
+        /// The peer protocol every member agreed: below `Node.calendarPeerProtocol` the leader judges
+        /// slots on the cluster's clock, as before issue 36 (the negative control).
+        var peerProtocol = Node.calendarPeerProtocol
+        /// Each host's wall clock off by up to this many milliseconds either way, and stepped by up to
+        /// as much once during the run (NTP); zero: every host reads real time.
+        var wallClockError = 0
+        /// Every host crashes at this time (real milliseconds) for `outageLength`: the whole cluster
+        /// is down for longer than a schedule's window.
+        var outageAt: Int?
+        var outageLength = 0
     }
 
     /// What a host holds on its disk: only this survives a crash.
@@ -78,6 +88,10 @@ struct NodeSimulation {
         /// Clients that said HELLO to this process.
         var connected: Set<ClientID> = []
         var stepped = false
+        /// This host's wall clock reads real time plus this (milliseconds; see `Options.wallClockError`).
+        var wallOffset = 0
+        /// When the host's wall clock is stepped, and by how much.
+        var wallStep: (at: Int, by: Int)?
     }
 
     enum Packet {
@@ -180,6 +194,14 @@ struct NodeSimulation {
             let offset = 5_000 + rng.next() % 1_000_000
             hosts.append(Host(node: makeNode(i, disk: Disk(), at: offset), offset: offset, nextTick: Int(rng.next() % 10)))
         }
+        if options.wallClockError > 0 {
+            let e = options.wallClockError
+            for i in hosts.indices {
+                hosts[i].wallOffset = Int(rng.next() % UInt64(2 * e + 1)) - e
+                hosts[i].wallStep = (Int(rng.next() % UInt64(options.milliseconds)), Int(rng.next() % UInt64(2 * e + 1)) - e)
+                hosts[i].node = makeNode(i, disk: Disk(), at: hosts[i].offset)
+            }
+        }
         for c in 0..<options.clients { clients.append(Client(id: ClientID(UInt64(1000 + c)), guess: c % options.nodes)) }
     }
 
@@ -195,6 +217,7 @@ struct NodeSimulation {
             clientAddresses: Dictionary(uniqueKeysWithValues: members.map { ($0, "host\($0)") }),
             stateMachine: Self.stateMachineConfiguration, absentClientGraceMilliseconds: 600, snapshotEveryEntries: 40, snapshotEveryBytes: 1 << 30)
         configuration.faults = options.faults
+        configuration.peerProtocol = options.peerProtocol
         return configuration
     }
 
@@ -213,7 +236,19 @@ struct NodeSimulation {
         let recovered = Node.Recovered(hardState: disk.hardState, snapshot: disk.snapshot, machine: machine, entries: disk.entries)
         return Node(
             configuration: configuration(i), recovered: recovered, seed: rng.next(),
-            wall: Timestamp(milliseconds: 1_700_000_000_000 + UInt64(now)), at: mono)
+            wall: wall(i), at: mono)
+    }
+
+    /// The real time in the cluster's epoch: what a host with an exact wall clock reads.
+    var realTime: UInt64 { Self.epoch + UInt64(now) }
+    static let epoch: UInt64 = 1_700_000_000_000
+
+    /// Host `i`'s wall clock: real time, off by its error, and by its step once that came.
+    func wall(_ i: Int) -> Timestamp {
+        guard i < hosts.count else { return Timestamp(milliseconds: realTime) }
+        var error = hosts[i].wallOffset
+        if let step = hosts[i].wallStep, now >= step.at { error += step.by }
+        return Timestamp(milliseconds: UInt64(Int(realTime) + error))
     }
 
     func mono(_ i: Int) -> UInt64 { hosts[i].offset + UInt64(now) }
@@ -249,6 +284,9 @@ struct NodeSimulation {
 
     /// One real millisecond.
     mutating func tick() {
+        if let at = options.outageAt, now == at {
+            for i in hosts.indices where hosts[i].up { crash(i, downFor: options.outageLength) }
+        }
         if now < options.healAfter {
             injectFaults()
         } else if now == options.healAfter {
@@ -280,7 +318,7 @@ struct NodeSimulation {
             }
             if hosts[i].nextTick <= now {
                 hosts[i].nextTick = now + 10
-                step(i, .tick)
+                step(i, .tick(wall: wall(i)))
             }
         }
         driveClients()
@@ -753,8 +791,11 @@ struct NodeSimulation {
         step(leader, .command(RouteID(nextRoute), ClientID(9_999), SequenceNumber(0), .putSchedule(spec)))
     }
 
-    /// Every slot from the first to the last settled was fired once or counted missed, and none was
-    /// fired twice, before its time, or later than its catch-up window.
+    /// Every slot from the first to the last settled was fired once or counted missed, none twice,
+    /// and each was judged on the calendar (issue 36): a fire was proposed no earlier than its slot's
+    /// real time and at most the catch-up window after it, a miss only when the slot was older than
+    /// the window, each give or take the hosts' wall-clock errors. (The cluster's clock, which the
+    /// jobs' `createdAt` is on, stops while no leader serves, so it cannot tell lateness.)
     mutating func checkSchedule(_ spec: ScheduleSpec, on machine: StateMachine) {
         guard case .schedule(let found) = machine.query(.getSchedule(name: spec.name)), let info = found else {
             fail("schedule \(spec.name) missing at the end")
@@ -765,6 +806,25 @@ struct NodeSimulation {
             return
         }
         let every = UInt64(spec.every.rawValue)
+        let window = Int(spec.catchUpWindow.rawValue)
+        let error = 2 * options.wallClockError  // an offset and a step, either way
+        // The committed fire entries in log order, with when (real time) their leader proposed them.
+        var firstFire: [UInt64: Int] = [:]
+        var firstMiss: [UInt64: (proposed: Int, count: UInt32)] = [:]
+        for index in appliedEntries.keys.sorted() {
+            let entry = appliedEntries[index]!
+            guard let timed = try? TimedInput.decode(entry.data), case .fireSchedules(let fires) = timed.input,
+                let proposed = proposedAt[index]?[entry.term]
+            else { continue }
+            for fire in fires where fire.name == spec.name && fire.slot != .zero {
+                let slot = fire.slot.milliseconds
+                if fire.missed == 0 {
+                    if firstFire[slot] == nil { firstFire[slot] = proposed }
+                } else if firstMiss[slot] == nil {
+                    firstMiss[slot] = (proposed, fire.missed)
+                }
+            }
+        }
         var slots = Set<UInt64>()
         for job in jobs {
             guard let slot = job.uniqueKey.split(separator: ":").last.flatMap({ UInt64($0) }) else {
@@ -773,25 +833,31 @@ struct NodeSimulation {
             }
             if !slots.insert(slot).inserted { fail("slot \(slot) added two jobs") }
             if slot % every != 0 { fail("slot \(slot) is not a multiple of \(every)") }
-            if job.createdAt.milliseconds < slot { fail("slot \(slot) fired early, at \(job.createdAt)") }
-            if job.createdAt.milliseconds - slot > UInt64(spec.catchUpWindow.rawValue) {
-                fail("slot \(slot) fired at \(job.createdAt), later than its window of \(spec.catchUpWindow)")
+            guard let proposed = firstFire[slot] else {
+                fail("slot \(slot) added a job, but no committed fire names it")
+                continue
+            }
+            let lateness = Int(Self.epoch) + proposed - Int(slot)
+            if lateness < -error { fail("slot \(slot) fired \(-lateness) ms early (real time)") }
+            if lateness > window + error {
+                fail("slot \(slot) fired \(lateness) ms after its time (real time), later than its window of \(window) ms")
             }
         }
+        for (slot, miss) in firstMiss where miss.count > 0 {
+            let lateness = Int(Self.epoch) + miss.proposed - Int(slot)
+            if lateness <= window - error { fail("slot \(slot) counted missed only \(lateness) ms after its time (window \(window) ms)") }
+        }
         if info.fires != UInt64(jobs.count) { fail("\(info.fires) fires counted, \(jobs.count) jobs added: a slot fired twice") }
-        guard info.nextSlot != .zero, info.nextSlot != .never, let first = slots.min() ?? (info.misses > 0 ? nil : info.nextSlot.milliseconds)
-        else {
-            if info.misses == 0 { fail("the schedule never fired: next slot \(info.nextSlot)") }
+        guard info.nextSlot != .zero, info.nextSlot != .never, let start = (Array(firstFire.keys) + Array(firstMiss.keys)).min() else {
+            if info.misses == 0 && info.fires == 0 { fail("the schedule never fired: next slot \(info.nextSlot)") }
             return
         }
-        // The first slot is the first after the put; count from the earlier of it and the first fired.
-        let start = min(first, (info.createdAt.milliseconds / every + 1) * every)
         let expected = (info.nextSlot.milliseconds - start) / every
         if info.fires + info.misses != expected {
             fail("\(info.fires) fires and \(info.misses) misses for the \(expected) slots from \(start) to \(info.nextSlot)")
         }
-        if info.nextSlot.milliseconds + 2 * every < machine.now.milliseconds {
-            fail("the schedule stands still: next slot \(info.nextSlot), the cluster's time \(machine.now)")
+        if Int(info.nextSlot.milliseconds) + 2 * Int(every) + error < Int(realTime) {
+            fail("the schedule stands still: next slot \(info.nextSlot), real time \(realTime)")
         }
         scheduleFires += Int(info.fires)
         scheduleMisses += Int(info.misses)

@@ -21,6 +21,75 @@ import Testing
         return nil
     }
 
+    /// Every job of `type`, page by page.
+    func allJobs(of type: String, _ client: BatonClient) async throws -> [JobInfo] {
+        var jobs: [JobInfo] = []
+        var cursor = JobID(0)
+        repeat {
+            let page = try await client.listJobs(JobFilter(type: type, after: cursor))
+            jobs += page.jobs
+            cursor = page.next
+        } while cursor != JobID(0)
+        return jobs
+    }
+
+    /// Issue 36: every member killed with SIGKILL for 6 s, longer than the 1.5 s window, then
+    /// restarted. The slots of the outage older than the window are counted missed, the rest fired
+    /// late, and the slots after it fall on UTC again. Before, slots were judged on the cluster's
+    /// clock, which stood still while every member was down: no miss, and every later slot 6 s
+    /// late for good.
+    @Test func afterTheWholeClusterWasDownSlotsFallOnUTCAgain() async throws {
+        let cluster = ClusterTests()
+        let members = try await cluster.writeConfigs()
+        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
+        var processes = try members.map(cluster.launch)
+        defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        var c = BatonClient.Configuration(endpoints: members.map { "127.0.0.1:\($0.port)" }, name: "calendar")
+        c.retryTimeout = .seconds(30)
+        let client = BatonClient(configuration: c)
+        defer { Task { await client.shutdown() } }
+        func utc() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+        let window: UInt64 = 1_500
+        let spec = ScheduleSpec(name: "tick", every: 1_000, job: JobSpec(type: "tick"), overlap: .allow, catchUp: Milliseconds(UInt32(window)))
+        #expect(try await client.putSchedule(spec) == true)
+        guard let before = try await waitForFires(2, client) else { return }
+
+        for p in processes { kill(p.processIdentifier, SIGKILL) }
+        for p in processes { p.waitUntilExit() }
+        let downAt = utc()
+        try await Task.sleep(for: .seconds(6))  // the outage, longer than the window: the input, not a bound
+        let upAt = utc()
+        processes = try members.map(cluster.launch)
+        guard let after = try await waitForFires(before.fires + 3, client) else { return }
+        let seenAt = utc()
+
+        // The outage's slots: those older than the window when a leader judged them (after upAt,
+        // before seenAt) are missed, in one entry; the later ones were fired.
+        // Slots after the kill (none of them could fire) and older than the window at the restart
+        // are surely missed; at most those older than the window when the fires were seen may be.
+        func slots(after low: UInt64, below high: UInt64) -> Int { high <= low ? 0 : Int((high - 1) / 1000 - low / 1000) }
+        let surelyMissed = slots(after: downAt, below: upAt - window)
+        let mayBeMissed = slots(after: before.lastSlot.milliseconds, below: seenAt - window + 1)
+        #expect(after.misses >= UInt64(surelyMissed) && after.misses <= UInt64(mayBeMissed),
+            "\(after.misses) slots counted missed; the outage from \(downAt) to \(upAt) (window \(window) ms) has \(surelyMissed) to \(mayBeMissed) beyond the window")
+        // On the UTC grid again: the next slot is the first after now, give or take the fire lag and
+        // an election (by the cluster's clock it stood 6 s behind).
+        let latest = try #require(try await client.getSchedule("tick"))
+        let now = utc()
+        #expect(latest.nextSlot.milliseconds + 2_000 >= now, "next slot \(latest.nextSlot.milliseconds) stands \(Int64(now) - Int64(latest.nextSlot.milliseconds)) ms behind UTC \(now)")
+        #expect(latest.nextSlot.milliseconds % 1000 == 0)
+        // Every slot from the first on is settled once: fired (a job) or missed.
+        let jobs = try await allJobs(of: "tick", client)
+        let slots = jobs.compactMap { UInt64($0.uniqueKey.split(separator: ":").last ?? "") }
+        #expect(Set(slots).count == jobs.count, "\(jobs.map(\.uniqueKey))")
+        let first = try #require(slots.min())
+        #expect(latest.fires + latest.misses == (latest.nextSlot.milliseconds - first) / 1000, "\(latest)")
+        // batonctl shows the lag from the calendar slot.
+        let list = try await built("batonctl", ["schedules", "list", "--endpoints", members.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")])
+        #expect(list.status == 0 && list.out.contains("LAG") && list.out.contains("tick"), "\(list.out)\(list.err)")
+    }
+
     @Test func aOneSecondScheduleFiresEachSlotOnceAcrossALeaderKill() async throws {
         let cluster = ClusterTests()
         let members = try await cluster.writeConfigs()
@@ -48,13 +117,7 @@ import Testing
         processes[victim] = try cluster.launch(members[victim])
 
         // One job per slot, every slot from the first to the last settled.
-        var jobs: [JobInfo] = []
-        var cursor = JobID(0)
-        repeat {
-            let page = try await client.listJobs(JobFilter(type: "tick", after: cursor))
-            jobs += page.jobs
-            cursor = page.next
-        } while cursor != JobID(0)
+        let jobs = try await allJobs(of: "tick", client)
         let slots = jobs.compactMap { UInt64($0.uniqueKey.split(separator: ":").last ?? "") }
         #expect(slots.count == jobs.count, "\(jobs.map(\.uniqueKey))")
         #expect(Set(slots).count == slots.count, "a slot added two jobs: \(slots.sorted())")
