@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes what a secured three-member cluster needs (README, "Securing a cluster"), with openssl:
+# Makes what a secured three-member cluster needs (docs/operating.md, "Securing a cluster"), with openssl:
 #
 #   deploy/make-certs.sh OUT [ADDRESS1 ADDRESS2 ADDRESS3]     # default 10.0.0.1 10.0.0.2 10.0.0.3
 #

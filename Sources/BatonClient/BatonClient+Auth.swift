@@ -1,6 +1,6 @@
 import BatonProtocol
 
-/// Users, roles and tokens (README, "Securing a cluster"). Each needs the `cluster:admin` permission
+/// Users, roles and tokens (docs/operating.md, "Securing a cluster"). Each needs the `cluster:admin` permission
 /// once authentication is on; before, anyone may prepare users and roles.
 extension BatonClient {
     public func addUser(_ name: String) async throws {

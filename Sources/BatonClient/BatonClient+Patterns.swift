@@ -55,7 +55,7 @@ extension BatonClient {
     /// per slot even while every replica is down (slots inside its catch-up window run late), counts
     /// what it missed, and the runs get the job's retries and dead-lettering. `runPeriodic` is for
     /// work that must run in this process, where a run missed while no replica held the lock does
-    /// not matter (README, "Schedules").
+    /// not matter (docs/concepts.md, "Schedules").
     public func runPeriodic(
         _ name: String, every interval: Duration, ttl: Duration = .seconds(10),
         _ body: @escaping @Sendable () async throws -> Void

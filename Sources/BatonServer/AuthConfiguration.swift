@@ -1,7 +1,7 @@
 import BatonProtocol
 import Foundation
 
-/// Authentication (README, "Securing a cluster"): the file that holds the admin token. The leader
+/// Authentication (docs/operating.md, "Securing a cluster"): the file that holds the admin token. The leader
 /// installs that token for the user `root` (role `root`, every permission) when the cluster does not
 /// hold it yet, and from then on every request must authenticate. Give every member the same file.
 /// Writing a new token into the files and restarting the members replaces `root`'s old one: the way

@@ -91,7 +91,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, ReplySink, AnswerFlu
     }
 
     /// With client certificates required (`tls.clientCAFile`), the certificate's common name is the
-    /// connection's user until an AUTH says otherwise (README, "Securing a cluster").
+    /// connection's user until an AUTH says otherwise (docs/operating.md, "Securing a cluster").
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event, runtime.configuration.tls?.clientCAFile != nil,
             let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate(),

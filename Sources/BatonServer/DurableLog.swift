@@ -209,7 +209,7 @@ struct RecoveredState: Sendable {
             guard entry.index.rawValue == expected else {
                 throw StorageError(
                     .gap,
-                    "the log jumps from index \(expected - 1) to \(entry.index) after the snapshot at \(newest.index): the snapshot and the log do not continue each other; restore the data directory from a member (README, \"Operating\")")
+                    "the log jumps from index \(expected - 1) to \(entry.index) after the snapshot at \(newest.index): the snapshot and the log do not continue each other; restore the data directory from a member (docs/operating.md)")
             }
             expected += 1
         }

@@ -94,7 +94,7 @@ extension Baton {
 
                 On an address other than loopback the node refuses to start without tls and auth \
                 (and peerTLS in a cluster), unless the file says "insecure": true. SIGHUP reads \
-                the certificates again. See README.md, "Running a node" and "Securing a cluster".
+                the certificates again. See docs/operating.md, "Running a node" and "Securing a cluster".
                 """)
 
         @Option(help: "Path of the JSON configuration file.")
@@ -126,7 +126,7 @@ func serve(_ configuration: NodeConfiguration, logger: Logger) async throws {
     if let exposure = configuration.exposure {
         guard configuration.insecure else {
             throw ValidationError(
-                "\(exposure): anyone who reaches it could do anything. Secure it (README, \"Securing a cluster\"; deploy/make-certs.sh), listen on 127.0.0.1, or say \"insecure\": true (baton dev: --insecure)")
+                "\(exposure): anyone who reaches it could do anything. Secure it (docs/operating.md, \"Securing a cluster\"; deploy/make-certs.sh), listen on 127.0.0.1, or say \"insecure\": true (baton dev: --insecure)")
         }
         logger.warning("insecure: \(exposure); anyone who reaches it may do anything")
     }

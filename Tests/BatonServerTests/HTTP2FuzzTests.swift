@@ -9,7 +9,7 @@ import Testing
 /// builds a plausible client conversation (preface, SETTINGS, requests with bodies, resets, window
 /// updates, PINGs), then damages it: flipped bytes, cut frames, repeated or random chunks. The node
 /// must survive every case: afterwards it answers over HTTP/2 and TCP. Run it under AddressSanitizer
-/// (README, "Memory safety") to also catch what does not crash.
+/// (docs/testing.md, "Memory safety") to also catch what does not crash.
 @Suite(.heavy, .timeLimit(.minutes(5))) struct HTTP2FuzzTests {
     static let cases = Int(ProcessInfo.processInfo.environment["BATON_FUZZ_CASES"] ?? "") ?? 300
 

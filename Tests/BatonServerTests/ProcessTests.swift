@@ -262,11 +262,11 @@ func freePort() async throws -> Int {
         #expect(zero.validate().contains { $0.contains("slowLogWriteMilliseconds") })
     }
 
-    /// The README's example file, under "Running a node", is valid and names every key but
+    /// The example file in docs/operating.md, under "Running a node", is valid and names every key but
     /// `cluster`, `tls`, `peerTLS` and `auth` (which have examples of their own), so the documentation keeps up with the code.
     @Test func theREADMEExampleNamesEveryKey() throws {
         let readme = try String(
-            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md"),
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/operating.md"),
             encoding: .utf8)
         let section = try #require(readme.components(separatedBy: "## Running a node").dropFirst().first)
         let example = try #require(section.components(separatedBy: "```json\n").dropFirst().first?.components(separatedBy: "```").first)

@@ -124,11 +124,11 @@ import Testing
         for limit in registry.limits { #expect(text.contains(limit.doc), "PROTOCOL.md does not say \(limit.name): \(limit.doc)") }
     }
 
-    /// README's "Upgrades" names the peer protocol versions this build speaks (issue 36: it said 2
+    /// "Upgrades" in docs/operating.md names the peer protocol versions this build speaks (issue 36: it said 2
     /// and 3 while the members logged `peer.protocol=5`).
     @Test func theReadmeNamesThePeerVersionsSpoken() throws {
-        let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
-        let match = try #require(readme.firstMatch(of: /This build speaks versions (\d+) to (\d+)/), "README no longer says which peer versions")
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("docs/operating.md"), encoding: .utf8)
+        let match = try #require(readme.firstMatch(of: /This build speaks versions (\d+) to (\d+)/), "docs/operating.md no longer says which peer versions")
         #expect(UInt16(match.1) == PeerPreamble.lowest && UInt16(match.2) == PeerPreamble.highest, "README: \(match.0)")
     }
 
