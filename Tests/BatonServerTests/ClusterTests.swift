@@ -11,82 +11,20 @@ import Testing
 /// and again under load from clients that know all three endpoints; every acknowledged operation
 /// must survive, and the clients must carry on after each failover.
 @Suite(.heavy, .timeLimit(.minutes(3))) struct ClusterTests {
-    struct Member {
-        var id: String
-        var port: Int
-        var raftPort: Int
-        var directory: String
-        var config: String
-        var http2Port: Int?
-    }
-
-    /// Three members' configuration files; with `http2`, each serves HTTP/2 too, and the cluster
-    /// list names every member's HTTP/2 port.
-    func writeConfigs(http2: Bool = false) async throws -> [Member] {
-        var members: [Member] = []
-        for i in 1...3 {
-            let dir = temporaryDataDirectory()
-            try Unprivileged.makeDirectory(dir)
-            members.append(
-                Member(
-                    id: "n\(i)", port: try await freePort(), raftPort: try await freePort(), directory: dir, config: dir + ".json",
-                    http2Port: http2 ? try await freePort() : nil))
-        }
-        func h2(_ m: Member) -> String { m.http2Port.map { ", \"http2Port\": \($0)" } ?? "" }
-        let cluster = members.map { "{\"nodeID\": \"\($0.id)\", \"host\": \"127.0.0.1\", \"port\": \($0.port), \"raftPort\": \($0.raftPort)\(h2($0))}" }
-        for m in members {
-            let json = """
-                {"nodeID": "\(m.id)", "port": \(m.port), "dataDirectory": "\(m.directory)/data", "metricsPort": 0\(h2(m)),
-                 "cluster": [\(cluster.joined(separator: ", "))]}
-                """
-            try json.write(toFile: m.config, atomically: true, encoding: .utf8)
-            Unprivileged.handOver(m.config)
-        }
-        return members
-    }
-
-    func launch(_ m: Member) throws -> Process {
-        let process = try Unprivileged.process("baton", ["serve", "--config", m.config, "--log-level", "error"])
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
-    }
-
-    /// The member that says it leads, asked directly.
-    func leader(_ members: [Member]) async -> Int? {
-        for (i, m) in members.enumerated() {
-            var c = BatonClient.Configuration(endpoints: ["127.0.0.1:\(m.port)"], name: "probe")
-            c.retryTimeout = .milliseconds(100)
-            c.requestTimeout = .milliseconds(300)
-            let client = BatonClient(configuration: c)
-            let status = try? await client.nodeStatus()
-            await client.shutdown()
-            if status?.role == .leader { return i }
-        }
-        return nil
-    }
-
     /// PROTOCOL.md §6: a follower's NOT_LEADER names the leader in a field of its own on a connection
     /// of version 3, and only in its message on one of version 2, whose body keeps the version-2
     /// layout (the raw connection decodes it strictly, every byte used). Issue 19, item 6. And AUTH of
     /// a token it does not know is sent to the leader too (issue 35, item 3).
     @Test func aFollowerNamesTheLeaderInAFieldOfItsOwn() async throws {
-        let members = try await writeConfigs()
-        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
-        let processes = try members.map(launch)
+        let members = try await TestCluster.writeConfigs()
+        defer { TestCluster.remove(members) }
+        let processes = try members.map(TestCluster.launch)
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let release = Command.releaseLock(key: "k", token: FencingToken(1))
-        // A guard against a hang, not a bound on how fast: an election, then a follower that heard of it.
-        let deadline = ContinuousClock.now + .seconds(60)
+        // An election, then a follower that heard of it.
         var sequence: UInt64 = 0
-        while true {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("no follower named a leader in 60 s")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(50))
-            guard let leader = await leader(members) else { continue }
+        try await eventually("a follower names the leader") { () async throws -> Bool in
+            guard let leader = await TestCluster.leader(members) else { return false }
             let follower = members[(leader + 1) % 3]
             let v3 = try await RawConnection(port: follower.port)
             try await v3.hello(client: 77)
@@ -95,12 +33,12 @@ import Testing
             let answer = try await v3.nextReply().reply
             await v3.close()
             guard case .error(let e) = answer, e.code == .notLeader else {
-                continue  // the leader changed meanwhile
+                return false  // the leader changed meanwhile
             }
             #expect(await v3.version == 3)
             guard e.leader == "127.0.0.1:\(members[leader].port)" else {
                 #expect(e.leader != nil, "no leader field at version 3: \(e)")
-                continue  // not heard from the leader yet (empty), or another took over
+                return false  // not heard from the leader yet (empty), or another took over
             }
 
             let v2 = try await RawConnection(port: follower.port)
@@ -111,7 +49,7 @@ import Testing
             let old = try await v2.nextReply().reply
             await v2.close()
             guard case .error(let e2) = old, e2.code == .notLeader else {
-                continue
+                return false
             }
             #expect(e2.leader == nil)
             #expect(e2.leaderHint == "127.0.0.1:\(members[leader].port)", "\(e2)")
@@ -126,7 +64,7 @@ import Testing
             await auth.close()
             guard case .error(let e3) = refused, e3.code == .notLeader else {
                 Issue.record("a follower answered AUTH of an unknown token with \(refused)")
-                return
+                return true
             }
             #expect(e3.leader == "127.0.0.1:\(members[leader].port)", "\(e3)")
             let atLeader = try await RawConnection(port: members[leader].port)
@@ -135,26 +73,20 @@ import Testing
             let answer3 = try await atLeader.nextReply().reply
             await atLeader.close()
             #expect(errorCode(answer3) == .unauthenticated || errorCode(answer3) == .notLeader, "\(answer3)")
-            return
+            return true
         }
     }
 
     /// Over HTTP/2 a follower names the leader's HTTP/2 address in the `baton-leader` header
     /// (PROTOCOL.md §12): a client over HTTP/2 that knows only a follower follows it to the leader.
     @Test func anHTTP2ClientFollowsTheLeaderHeader() async throws {
-        let members = try await writeConfigs(http2: true)
-        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
-        let processes = try members.map(launch)
+        let members = try await TestCluster.writeConfigs(http2: true)
+        defer { TestCluster.remove(members) }
+        let processes = try members.map(TestCluster.launch)
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        // A guard against a hang, not a bound on how fast: an election, then a follower that heard of it.
-        let deadline = ContinuousClock.now + .seconds(60)
-        while true {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("no HTTP/2 client got through a follower in 60 s")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(50))
-            guard let leader = await leader(members), let port = members[(leader + 1) % 3].http2Port else { continue }
+        // An election, then a follower that heard of it.
+        try await eventually("an HTTP/2 client got through a follower") { () async -> Bool in
+            guard let leader = await TestCluster.leader(members), let port = members[(leader + 1) % 3].http2Port else { return false }
             var c = BatonClient.Configuration(endpoints: ["127.0.0.1:\(port)"], name: "h2-follower")
             c.transport = .http2
             c.retryTimeout = .seconds(2)
@@ -162,20 +94,20 @@ import Testing
             let status = try? await client.nodeStatus()  // NODE_STATUS is answered by any member
             let added = try? await client.addJob(JobSpec(type: "via-follower"))
             await client.shutdown()
-            guard status?.role == .follower, let added else { continue }  // the leader changed meanwhile
+            guard status?.role == .follower, let added else { return false }  // the leader changed meanwhile
             let checker = BatonClient(configuration: BatonClient.Configuration(endpoints: ["127.0.0.1:\(members[leader].port)"], name: "check"))
             let job = try? await checker.getJob(added.id)
             await checker.shutdown()
-            guard let job else { continue }  // another leader took over
+            guard let job else { return false }  // another leader took over
             #expect(job.type == "via-follower")
-            return
+            return true
         }
     }
 
     @Test func killingTheLeaderLosesNothingAcknowledged() async throws {
-        let members = try await writeConfigs()
-        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
-        var processes = try members.map(launch)
+        let members = try await TestCluster.writeConfigs()
+        defer { TestCluster.remove(members) }
+        var processes = try members.map(TestCluster.launch)
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let endpoints = members.map { "127.0.0.1:\($0.port)" }
         let acked = NIOLockedValueBox(Acknowledged())
@@ -193,17 +125,16 @@ import Testing
         for round in 0..<10 {
             // Let the load run, then kill whoever leads.
             let before = acked.withLockedValue { $0.jobs.count }
-            // A guard against a hang, not a bound on how fast: tests run two to a core in parallel.
-            let deadline = ContinuousClock.now + .seconds(60)
-            while acked.withLockedValue({ $0.jobs.count }) < before + 20 {
-                guard ContinuousClock.now < deadline else {
-                    Issue.record("round \(round): the clients made no progress (\(before) jobs acknowledged): \(acked.withLockedValue { $0.stops })")
-                    load.cancel()
-                    return
+            do {
+                try await eventually("round \(round): the clients make progress", every: .milliseconds(20)) {
+                    acked.withLockedValue { $0.jobs.count } >= before + 20
                 }
-                try await Task.sleep(for: .milliseconds(20))
+            } catch {
+                Issue.record("\(before) jobs acknowledged; the workers stopped: \(acked.withLockedValue { $0.stops })")
+                load.cancel()
+                return
             }
-            guard let victim = await leader(members) else {
+            guard let victim = await TestCluster.leader(members) else {
                 Issue.record("round \(round): no member says it leads")
                 continue
             }
@@ -211,22 +142,21 @@ import Testing
             processes[victim].waitUntilExit()
             kills += 1
             try await Task.sleep(for: .milliseconds(300))
-            processes[victim] = try launch(members[victim])
+            processes[victim] = try TestCluster.launch(members[victim])
         }
         // The clients carried on after the last failover too.
         let before = acked.withLockedValue { $0.jobs.count }
-        let deadline = ContinuousClock.now + .seconds(60)
-        while acked.withLockedValue({ $0.jobs.count }) < before + 20, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+        let progressed = try? await eventually("progress after the last failover", every: .milliseconds(20)) {
+            acked.withLockedValue { $0.jobs.count } >= before + 20
         }
-        #expect(acked.withLockedValue { $0.jobs.count } >= before + 20, "no progress after the last failover: \(acked.withLockedValue { $0.stops })")
+        if progressed == nil { Issue.record("the workers stopped: \(acked.withLockedValue { $0.stops })") }
         load.cancel()
         await load.value
         #expect(kills == 10)
         var c = BatonClient.Configuration(endpoints: endpoints, name: "checker")
         c.retryTimeout = .seconds(10)
         let checker = BatonClient(configuration: c)
-        try await CrashTests().verify(acked.withLockedValue { $0 }, with: checker, round: 99)
+        try await acked.withLockedValue { $0 }.verify(with: checker, round: 99)
         await checker.shutdown()
 
         // batonctl status asks every member: three rows, one leader, everyone in the same term. A
@@ -254,14 +184,14 @@ import Testing
     /// `NodeSimulation` ("a failover added … more than the leaderless gap"), not here on a machine
     /// that may be loaded. And `batonctl leases` counts the remaining time in the cluster's time.
     @Test func aFailoverNearALeasesEndDoesNotRenewIt() async throws {
-        let members = try await writeConfigs()
-        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
-        let processes = try members.map(launch)
+        let members = try await TestCluster.writeConfigs()
+        defer { TestCluster.remove(members) }
+        let processes = try members.map(TestCluster.launch)
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let endpoints = members.map { "127.0.0.1:\($0.port)" }
         var leading: Int?
         for _ in 0..<100 where leading == nil {
-            leading = await leader(members)
+            leading = await TestCluster.leader(members)
             if leading == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
         guard let victim = leading else {

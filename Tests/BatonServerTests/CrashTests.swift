@@ -34,7 +34,7 @@ struct Acknowledged: Sendable {
 
             let checker = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "checker"))
             do {
-                try await verify(acked.withLockedValue { $0 }, with: checker, round: round)
+                try await acked.withLockedValue { $0 }.verify(with: checker, round: round)
             } catch {
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
@@ -49,38 +49,6 @@ struct Acknowledged: Sendable {
         }
         let total = acked.withLockedValue { ($0.locks.count, $0.jobs.count, $0.completions.count) }
         #expect(total.0 > 100 && total.1 > 100 && total.2 > 50, "too little load to mean anything: \(total)")
-    }
-
-    func verify(_ acked: Acknowledged, with client: BatonClient, round: Int) async throws {
-        // The node may still be starting: the client retries its first connection.
-        var locks: [String: FencingToken] = [:]
-        var after = ""
-        while true {
-            let page = try await client.listLocks(prefix: "crash/", after: after, limit: 1000)
-            for l in page { locks[l.key] = l.token }
-            guard let last = page.last, page.count == 1000 else { break }
-            after = last.key
-        }
-        for (key, token) in acked.locks {
-            #expect(locks[key] == token, "round \(round): acknowledged lock \(key) (token \(token)) is \(String(describing: locks[key]))")
-        }
-        var jobs: [JobID: JobInfo] = [:]
-        var cursor = JobID(0)
-        repeat {
-            let page = try await client.listJobs(JobFilter(after: cursor, limit: 1000))
-            for j in page.jobs { jobs[j.id] = j }
-            cursor = page.next
-        } while cursor != JobID(0)
-        for (id, payload) in acked.jobs {
-            #expect(jobs[id]?.payload == payload, "round \(round): acknowledged job \(id) is missing")
-        }
-        for (id, result) in acked.completions {
-            #expect(jobs[id]?.state == .completed && jobs[id]?.result == result, "round \(round): completion of job \(id) is missing")
-        }
-        let payloads = jobs.values.map(\.payload)
-        #expect(Set(payloads).count == payloads.count, "round \(round): a job appears twice")
-        guard case .granted(let token, _, _) = try await client.acquireLock("probe/\(round)", ttl: .seconds(1)) else { Issue.record("the premise failed: the lock was not granted"); return }
-        #expect(token > acked.maxToken, "round \(round): token \(token) after \(acked.maxToken)")
     }
 }
 
@@ -137,3 +105,40 @@ func load(
     }
     await client.shutdown()
 }
+
+extension Acknowledged {
+    /// Checks, through `client`, that everything acknowledged is there and nothing twice: every
+    /// lock with its token, every job with its payload, every completion with its result, and a new
+    /// token above every one handed out.
+    func verify(with client: BatonClient, round: Int) async throws {
+        let acked = self
+        // The node may still be starting: the client retries its first connection.
+        var locks: [String: FencingToken] = [:]
+        var after = ""
+        while true {
+            let page = try await client.listLocks(prefix: "crash/", after: after, limit: 1000)
+            for l in page { locks[l.key] = l.token }
+            guard let last = page.last, page.count == 1000 else { break }
+            after = last.key
+        }
+        for (key, token) in acked.locks {
+            #expect(locks[key] == token, "round \(round): acknowledged lock \(key) (token \(token)) is \(String(describing: locks[key]))")
+        }
+        var jobs: [JobID: JobInfo] = [:]
+        var cursor = JobID(0)
+        repeat {
+            let page = try await client.listJobs(JobFilter(after: cursor, limit: 1000))
+            for j in page.jobs { jobs[j.id] = j }
+            cursor = page.next
+        } while cursor != JobID(0)
+        for (id, payload) in acked.jobs {
+            #expect(jobs[id]?.payload == payload, "round \(round): acknowledged job \(id) is missing")
+        }
+        for (id, result) in acked.completions {
+            #expect(jobs[id]?.state == .completed && jobs[id]?.result == result, "round \(round): completion of job \(id) is missing")
+        }
+        let payloads = jobs.values.map(\.payload)
+        #expect(Set(payloads).count == payloads.count, "round \(round): a job appears twice")
+        guard case .granted(let token, _, _) = try await client.acquireLock("probe/\(round)", ttl: .seconds(1)) else { Issue.record("the premise failed: the lock was not granted"); return }
+        #expect(token > acked.maxToken, "round \(round): token \(token) after \(acked.maxToken)")
+    }}

@@ -25,10 +25,9 @@ import Glibc
     static let rounds = 30
 
     @Test func aPausedLeaderThatReturnsGrantsNoLeaseEarly() async throws {
-        let cluster = ClusterTests()
-        let members = try await cluster.writeConfigs()
-        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
-        var processes = try members.map(cluster.launch)
+        let members = try await TestCluster.writeConfigs()
+        defer { TestCluster.remove(members) }
+        var processes = try members.map(TestCluster.launch)
         defer {
             for p in processes where p.isRunning {
                 kill(p.processIdentifier, SIGCONT)
@@ -39,14 +38,14 @@ import Glibc
         let recorder = Recorder()
 
         for round in 0..<Self.rounds {
-            guard let old = await waitForLeader(among: Array(members.indices), cluster, members) else {
+            guard let old = await waitForLeader(among: Array(members.indices), members) else {
                 Issue.record("round \(round): no leader")
                 return
             }
             try await waitUntilAllAnswer(members)
             kill(processes[old].processIdentifier, SIGSTOP)
             let others = members.indices.filter { $0 != old }
-            guard let interim = await waitForLeader(among: others, cluster, members) else {
+            guard let interim = await waitForLeader(among: others, members) else {
                 kill(processes[old].processIdentifier, SIGCONT)
                 Issue.record("round \(round): no interim leader while \(members[old].id) was paused")
                 return
@@ -81,7 +80,7 @@ import Glibc
             await recorder.acquire(waiter, process: 2 * round + 1, key: "probe-\(round)", ttl: .seconds(1))
             await holder.shutdown()
             await waiter.shutdown()
-            processes[interim] = try cluster.launch(members[interim])
+            processes[interim] = try TestCluster.launch(members[interim])
         }
 
         let history = recorder.history
@@ -104,16 +103,16 @@ import Glibc
     }
 
     /// The member among `candidates` that says it leads, once one does (up to 10 s).
-    func waitForLeader(among candidates: [Int], _ cluster: ClusterTests, _ members: [ClusterTests.Member]) async -> Int? {
+    func waitForLeader(among candidates: [Int], _ members: [TestCluster.Member]) async -> Int? {
         for _ in 0..<100 {
-            if let i = await cluster.leader(candidates.map { members[$0] }) { return candidates[i] }
+            if let i = await TestCluster.leader(candidates.map { members[$0] }) { return candidates[i] }
             try? await Task.sleep(for: .milliseconds(100))
         }
         return nil
     }
 
     /// Waits until every member answers and none lags its leader (a restarted member has caught up).
-    func waitUntilAllAnswer(_ members: [ClusterTests.Member]) async throws {
+    func waitUntilAllAnswer(_ members: [TestCluster.Member]) async throws {
         for _ in 0..<200 {
             var statuses: [NodeStatus] = []
             for m in members {

@@ -199,14 +199,10 @@ func bodyOf(_ request: Request) -> [UInt8] {
             try await channel.writeAndFlush(
                 HTTP2Frame(streamID: stream, payload: .data(.init(data: .byteBuffer(ByteBuffer(bytes: body)), endStream: true)))
             ).get()
-            while (try await tcp.getLock("w"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
+            try await eventually("the HTTP/2 acquire waits", every: .milliseconds(10)) { try await tcp.getLock("w")?.waiters.count == 1 }
 
             try await channel.writeAndFlush(HTTP2Frame(streamID: stream, payload: .rstStream(.cancel))).get()
-            let deadline = ContinuousClock.now + .seconds(5)
-            while (try await tcp.getLock("w"))?.waiters.count != 0 && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            #expect(try await tcp.getLock("w")?.waiters.count == 0, "the reset acquire still waits")
+            try await eventually("the reset acquire stops waiting", every: .milliseconds(10)) { try await tcp.getLock("w")?.waiters.count == 0 }
             try await tcp.releaseLock("w", token: token)
             #expect(try await tcp.getLock("w") == nil)  // free: nobody was granted it
             #expect(channel.isActive)  // only the stream was reset
@@ -231,7 +227,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
             // A waiting acquire over HTTP/2 is granted when the TCP holder lets go.
             guard case .granted(let t2, _, _) = try await tcp.acquireLock("w", ttl: .seconds(10)) else { Issue.record("the premise failed: the lock was not granted"); return }
             async let waited = h2.acquireLock("w", ttl: .seconds(5), wait: .seconds(5))
-            while (try await tcp.getLock("w"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
+            try await eventually("the HTTP/2 acquire waits", every: .milliseconds(10)) { try await tcp.getLock("w")?.waiters.count == 1 }
             try await tcp.releaseLock("w", token: t2)
             guard case .granted(let t3, _, _) = try await waited else {
                 Issue.record("the waiting acquire was not granted")

@@ -8,17 +8,11 @@ import Testing
 /// schedule, the leader killed with SIGKILL in the middle, and the jobs added match the slots one
 /// to one: no slot twice, none skipped, none counted missed (the outage is far inside the window).
 @Suite(.heavy, .timeLimit(.minutes(3))) struct ScheduleProcessTests {
-    /// Waits until the schedule has fired `count` slots; a guard against a hang, not a bound on speed.
-    func waitForFires(_ count: UInt64, _ client: BatonClient) async throws -> ScheduleInfo? {
-        let deadline = ContinuousClock.now + .seconds(60)
-        var info: ScheduleInfo?
-        while ContinuousClock.now < deadline {
-            info = try? await client.getSchedule("tick")
-            if let info, info.fires >= count { return info }
-            try await Task.sleep(for: .milliseconds(100))
+    /// Waits until the schedule has fired `count` slots.
+    func waitForFires(_ count: UInt64, _ client: BatonClient) async throws -> ScheduleInfo {
+        try await eventually("the schedule fired \(count) slots", every: .milliseconds(100)) {
+            try await client.getSchedule("tick").flatMap { $0.fires >= count ? $0 : nil }
         }
-        Issue.record("the schedule fired \(info?.fires ?? 0) slots, not \(count), in 60 s")
-        return nil
     }
 
     /// Every job of `type`, page by page.
@@ -39,10 +33,9 @@ import Testing
     /// clock, which stood still while every member was down: no miss, and every later slot 6 s
     /// late for good.
     @Test func afterTheWholeClusterWasDownSlotsFallOnUTCAgain() async throws {
-        let cluster = ClusterTests()
-        let members = try await cluster.writeConfigs()
-        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
-        var processes = try members.map(cluster.launch)
+        let members = try await TestCluster.writeConfigs()
+        defer { TestCluster.remove(members) }
+        var processes = try members.map(TestCluster.launch)
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         var c = BatonClient.Configuration(endpoints: members.map { "127.0.0.1:\($0.port)" }, name: "calendar")
         c.retryTimeout = .seconds(30)
@@ -53,15 +46,15 @@ import Testing
         let window: UInt64 = 1_500
         let spec = ScheduleSpec(name: "tick", every: 1_000, job: JobSpec(type: "tick"), overlap: .allow, catchUp: Milliseconds(UInt32(window)))
         #expect(try await client.putSchedule(spec) == true)
-        guard let before = try await waitForFires(2, client) else { return }
+        let before = try await waitForFires(2, client)
 
         for p in processes { kill(p.processIdentifier, SIGKILL) }
         for p in processes { p.waitUntilExit() }
         let downAt = utc()
         try await Task.sleep(for: .seconds(6))  // the outage, longer than the window: the input, not a bound
         let upAt = utc()
-        processes = try members.map(cluster.launch)
-        guard let after = try await waitForFires(before.fires + 3, client) else { return }
+        processes = try members.map(TestCluster.launch)
+        let after = try await waitForFires(before.fires + 3, client)
         let seenAt = utc()
 
         // The outage's slots: those older than the window when a leader judged them (after upAt,
@@ -91,10 +84,9 @@ import Testing
     }
 
     @Test func aOneSecondScheduleFiresEachSlotOnceAcrossALeaderKill() async throws {
-        let cluster = ClusterTests()
-        let members = try await cluster.writeConfigs()
-        defer { for m in members { try? FileManager.default.removeItem(atPath: m.directory); try? FileManager.default.removeItem(atPath: m.config) } }
-        var processes = try members.map(cluster.launch)
+        let members = try await TestCluster.writeConfigs()
+        defer { TestCluster.remove(members) }
+        var processes = try members.map(TestCluster.launch)
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let endpoints = members.map { "127.0.0.1:\($0.port)" }
         var c = BatonClient.Configuration(endpoints: endpoints, name: "scheduler")
@@ -105,16 +97,16 @@ import Testing
         let spec = ScheduleSpec(name: "tick", every: 1_000, job: JobSpec(type: "tick"), overlap: .allow)
         #expect(try await client.putSchedule(spec) == true)
         #expect(try await client.putSchedule(spec) == false)  // every replica may put it at start
-        guard let before = try await waitForFires(3, client) else { return }
+        let before = try await waitForFires(3, client)
 
-        guard let victim = await cluster.leader(members) else {
+        guard let victim = await TestCluster.leader(members) else {
             Issue.record("no member says it leads")
             return
         }
         kill(processes[victim].processIdentifier, SIGKILL)
         processes[victim].waitUntilExit()
-        guard let after = try await waitForFires(before.fires + 4, client) else { return }
-        processes[victim] = try cluster.launch(members[victim])
+        let after = try await waitForFires(before.fires + 4, client)
+        processes[victim] = try TestCluster.launch(members[victim])
 
         // One job per slot, every slot from the first to the last settled.
         let jobs = try await allJobs(of: "tick", client)

@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import BatonRaft
 import Foundation
 import NIOCore
@@ -120,14 +121,15 @@ import Testing
         let token = try String(contentsOfFile: "\(etc)/admin.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let admin = client(members, ca: "\(etc)/ca.pem", token: token)
         defer { Task { await admin.shutdown() } }
-        // A guard against a hang, not a bound on how fast: the members meet over mutual TLS and elect.
-        var added = false
-        for _ in 0..<600 where !added {
-            added = (try? await admin.addJob(JobSpec(type: "secured"))) != nil
-            if !added { try await Task.sleep(for: .milliseconds(100)) }
+        // The members meet over mutual TLS and elect.
+        do {
+            try await eventually("the secured cluster serves", every: .milliseconds(100)) {
+                (try? await admin.addJob(JobSpec(type: "secured"))) != nil
+            }
+        } catch {
+            Issue.record("the members' logs: \(members.map(log))")
+            throw error
         }
-        #expect(added, "the secured cluster never served: \(members.map(log))")
-        guard added else { return }
 
         // Certificates a rogue may have: its own (self-signed), and one of the cluster's CA for a
         // name that is no member's (a worker's client certificate, say).

@@ -44,7 +44,7 @@ import Testing
             let process = try launch(config: config, log: log)
             let checker = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "checker"))
             do {
-                try await CrashTests().verify(acked.withLockedValue { $0 }, with: checker, round: round)
+                try await acked.withLockedValue { $0 }.verify(with: checker, round: round)
             } catch {
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
@@ -101,13 +101,11 @@ import Testing
             await client.shutdown()
             return status
         }
-        /// Waits (a guard against a hang, not a bound on speed) until the load acknowledged `more` jobs.
+        /// Waits until the load acknowledged `more` jobs.
         func progress(_ more: Int, _ round: Int) async throws {
             let target = acked.withLockedValue { $0.jobs.count } + more
-            let deadline = ContinuousClock.now + .seconds(90)
-            while acked.withLockedValue({ $0.jobs.count }) < target {
-                try #require(ContinuousClock.now < deadline, "round \(round): no progress: \(acked.withLockedValue { $0.stops })")
-                try await Task.sleep(for: .milliseconds(20))
+            try await eventually("round \(round): progress", timeout: .seconds(90), every: .milliseconds(20)) {
+                acked.withLockedValue { $0.jobs.count } >= target
             }
         }
         try await progress(20, -1)
@@ -128,11 +126,10 @@ import Testing
             // It starts and catches up.
             let others = (0..<3).filter { $0 != f }
             let target = await others.asyncMap { await status($0)?.appliedIndex ?? 0 }.max() ?? 0
-            let deadline = ContinuousClock.now + .seconds(90)
-            while (await status(f)?.appliedIndex ?? 0) < target {
-                try #require(processes[f].isRunning, "round \(round): member n\(f + 1) exited (\(processes[f].terminationStatus)):\n\(text(logs[f]).suffix(3000))")
-                try #require(ContinuousClock.now < deadline, "round \(round): n\(f + 1) never caught up to \(target):\n\(text(logs[f]).suffix(3000))")
-                try await Task.sleep(for: .milliseconds(50))
+            let member = processes[f]
+            try await eventually("round \(round): n\(f + 1) catches up to \(target)", timeout: .seconds(90)) {
+                try #require(member.isRunning, "round \(round): member n\(f + 1) exited (\(member.terminationStatus)):\n\(text(logs[f]).suffix(3000))")
+                return (await status(f)?.appliedIndex ?? 0) >= target
             }
         }
         workload.cancel()
@@ -142,7 +139,7 @@ import Testing
         var c = BatonClient.Configuration(endpoints: endpoints, name: "checker")
         c.retryTimeout = .seconds(10)
         let checker = BatonClient(configuration: c)
-        try await CrashTests().verify(acked.withLockedValue { $0 }, with: checker, round: 99)
+        try await acked.withLockedValue { $0 }.verify(with: checker, round: 99)
         await checker.shutdown()
         for log in logs { #expect(!text(log).contains("critical"), "\(text(log).suffix(3000))") }
     }
@@ -167,12 +164,8 @@ import Testing
             _ = try? await client.addJob(JobSpec(type: "t", payload: [UInt8](repeating: 1, count: 512)))
         }
         await client.shutdown()
-        // A guard against a hang, not a bound on speed: the old build stayed up for good.
-        let deadline = ContinuousClock.now + .seconds(60)
-        while process.isRunning {
-            try #require(ContinuousClock.now < deadline, "the node stayed up after its log write failed:\n\(text(log).suffix(2000))")
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        // The old build stayed up for good.
+        try await eventually("the node exits after its log write failed") { !process.isRunning }
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus != 0)
         #expect(text(log).contains("log write failed"), "\(text(log).suffix(2000))")
