@@ -53,7 +53,7 @@ struct Schedules: AsyncParsableCommand {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: executable)
                 process.arguments = ["serve", "--config", path, "--log-level", "info"]
-                FileManager.default.createFile(atPath: "\(logs)/n\(i + 1).log", contents: nil)
+                _ = FileManager.default.createFile(atPath: "\(logs)/n\(i + 1).log", contents: nil)
                 process.standardOutput = FileHandle.nullDevice
                 process.standardError = FileHandle(forWritingAtPath: "\(logs)/n\(i + 1).log")
                 try process.run()

@@ -135,9 +135,13 @@ public struct Raft: Sendable {
         self.term = hardState.term
         self.vote = hardState.vote
         self.log = RaftLog(snapshot: snapshot, entries: entries)
-        self.commit = max(hardState.commit, snapshot.index)
+        // A commit index past the log's end: a follower learns it with the entries it commits, and a
+        // crash may keep the hard state of a write whose entries did not reach the disk (they were
+        // never acknowledged). It is knowledge, not a promise: start from what the log holds and
+        // learn the rest from the leader again.
+        self.commit = max(min(hardState.commit, self.log.lastIndex), snapshot.index)
         self.applied = snapshot.index
-        self.handedOutHardState = hardState
+        self.handedOutHardState = HardState(term: hardState.term, vote: hardState.vote, commit: commit)  // none to write yet
         self.durableTerm = hardState.term
         self.stableIndex = snapshot.index.advanced(by: Int64(entries.count))
         self.rng = SplitMix64(seed: seed ^ id.rawValue &* 0x9E37_79B9_7F4A_7C15)

@@ -307,6 +307,20 @@ struct TestCluster {
         #expect(follower.ready().committed == [entry])
     }
 
+    /// A member killed in the middle of a write may come back with a hard state whose commit index
+    /// is past its log's end: the index came with entries that never reached its disk (and were never
+    /// acknowledged, since replies wait for the write). Seen after kill -9 during snapshot installs
+    /// (commit 2645, log to 2632). It starts from its log's end and learns the rest again.
+    @Test func aCommitIndexPastTheLogIsCutToTheLog() {
+        let members = [NodeIndex(1), NodeIndex(2), NodeIndex(3)]
+        let entries = (1...2).map { LogEntry(term: Term(1), index: LogIndex($0), data: [UInt8($0)]) }
+        var node = Raft(
+            id: NodeIndex(2), configuration: RaftConfiguration(members: members),
+            hardState: HardState(term: Term(1), vote: .none, commit: LogIndex(5)), entries: entries, seed: 1)
+        #expect(node.commit == LogIndex(2))
+        #expect(node.ready().committed == entries)
+    }
+
     /// A Ready needs a sync for entries and for a new term or vote, not for a commit index that
     /// alone moved: that one is written and synced with whatever comes next (etcd-io/raft's MustSync).
     @Test func aMovedCommitIndexAloneNeedsNoSync() throws {

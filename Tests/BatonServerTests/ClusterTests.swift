@@ -146,10 +146,13 @@ import Testing
         }
         // The clients carried on after the last failover too.
         let before = acked.withLockedValue { $0.jobs.count }
-        let progressed = try? await eventually("progress after the last failover", every: .milliseconds(20)) {
-            acked.withLockedValue { $0.jobs.count } >= before + 20
+        do {
+            try await eventually("progress after the last failover", every: .milliseconds(20)) {
+                acked.withLockedValue { $0.jobs.count } >= before + 20
+            }
+        } catch {
+            Issue.record("the workers stopped: \(acked.withLockedValue { $0.stops })")
         }
-        if progressed == nil { Issue.record("the workers stopped: \(acked.withLockedValue { $0.stops })") }
         load.cancel()
         await load.value
         #expect(kills == 10)
