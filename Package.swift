@@ -156,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "BatonProtocolTests",
             dependencies: [
-                "BatonProtocol",
+                "BatonProtocol", "BatonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]

@@ -1,4 +1,5 @@
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -188,13 +189,6 @@ func hexText(_ frame: ByteBuffer, title: String) -> String {
         i += 16
     }
     return out
-}
-
-func parseHex(_ text: String) -> [UInt8] {
-    text.split(separator: "\n").flatMap { line -> [UInt8] in
-        let code = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        return code.split(separator: " ").compactMap { UInt8($0, radix: 16) }
-    }
 }
 
 @Suite struct GoldenFrameTests {

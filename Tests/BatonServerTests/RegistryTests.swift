@@ -1,5 +1,6 @@
 import BatonCore
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -60,7 +61,7 @@ import Testing
             #expect(Opcode(rawValue: op.code).reply.rawValue == op.code | 0x80)
             // The golden request decodes as the kind the registry gives: its layout is the golden's.
             let hex = try String(contentsOf: Self.root.appendingPathComponent("Protocol/golden/\(op.golden).request.hex"), encoding: .utf8)
-            var buffer = ByteBuffer(bytes: Self.bytes(hex))
+            var buffer = ByteBuffer(bytes: parseHex(hex))
             var decoder = FrameDecoder()
             let frame = try #require(try decoder.decode(buffer: &buffer), "\(op.golden).request.hex is not a frame")
             #expect(frame.opcode.rawValue == op.code, "\(op.golden).request.hex carries another opcode")
@@ -140,14 +141,6 @@ import Testing
         case .auth: "auth"
         case .command: "command"
         case .query: "query"
-        }
-    }
-
-    /// A golden file's bytes: hex pairs, `#` to the end of a line a comment.
-    static func bytes(_ hex: String) -> [UInt8] {
-        hex.split(separator: "\n").flatMap { line in
-            (line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").split(separator: " ")
-                .compactMap { UInt8($0, radix: 16) }
         }
     }
 
