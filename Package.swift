@@ -170,9 +170,19 @@ let package = Package(
             dependencies: ["BatonRaft", "BatonCore", "BatonProtocol", .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["testdata"]  // expected traces, read from the source tree by `Trace`
         ),
-        // What several test targets share: running long simulations off Swift's cooperative pool,
-        // and the turns of the heavy tests (`.heavy`).
-        .target(name: "BatonTestSupport", path: "Tests/BatonTestSupport"),
+        // What the test targets share (docs/testing.md): the node and cluster launchers, free
+        // ports, temporary directories, `eventually`, the heavy tests' turns, running long
+        // simulations off Swift's cooperative pool.
+        .target(
+            name: "BatonTestSupport",
+            dependencies: [
+                "BatonServer", "BatonClient", "BatonProtocol", "BatonRaft",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/BatonTestSupport"
+        ),
         .testTarget(
             name: "BatonNodeTests",
             dependencies: [
@@ -182,7 +192,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonCoreTests",
-            dependencies: ["BatonCore", "BatonProtocol", "BatonTestSupport"]
+            dependencies: ["BatonCore", "BatonProtocol", "BatonRaft", "BatonTestSupport"]
         ),
         .testTarget(
             name: "BatonServerTests",

@@ -1,4 +1,5 @@
 import BatonProtocol
+import BatonRaft
 import Testing
 
 @testable import BatonCore
@@ -8,7 +9,7 @@ import Testing
 @Suite struct ListingTests {
     /// A state of random locks (held, expired, waited on) and jobs of several types and states.
     static func randomState(seed: UInt64) -> Harness {
-        var rng = SeededRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var h = Harness()
         for i in 0..<300 {
             let key = "k/\(Int.random(in: 0..<400, using: &rng))"

@@ -1,21 +1,9 @@
 import BatonProtocol
+import BatonRaft
 import BatonTestSupport
 import Testing
 
 @testable import BatonCore
-
-/// A small deterministic generator (SplitMix64), so a failing seed replays exactly.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Random command sequences against the state machine, watched from outside through its answers.
 ///
@@ -28,7 +16,7 @@ struct SeededRandom: RandomNumberGenerator {
 ///   for a quota only when it is full (on even seeds the limits are small, so they are hit often).
 /// At the end, every added job is completed, dead or deleted once workers drain the queue.
 struct Simulation {
-    var rng: SeededRandom
+    var rng: SplitMix64
     var machines: [StateMachine]
     var time = Timestamp(milliseconds: 1_000_000)
     var sequences: [UInt64] = [0, 0, 0, 0, 0]
@@ -50,7 +38,7 @@ struct Simulation {
     var refusals = (adds: 0, acquires: 0, clients: 0)
 
     init(seed: UInt64) {
-        rng = SeededRandom(seed: seed)
+        rng = SplitMix64(seed: seed)
         var config = StateMachine.Configuration()
         config.sessionWindow = 8
         config.maxCompletedJobs = 4

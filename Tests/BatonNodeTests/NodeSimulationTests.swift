@@ -19,6 +19,9 @@ import Testing
         var grants = 0
         var pauses = 0
         var crashes = 0
+        var scheduleFires = 0
+        var scheduleMisses = 0
+        var pipelinedChecked = 0
     }
 
     /// Runs the seeds one after another, off the cooperative pool (`OffThePool`): minutes of
@@ -35,6 +38,9 @@ import Testing
                 totals.grants += simulation.grants
                 totals.pauses += simulation.pauses
                 totals.crashes += simulation.crashes
+                totals.scheduleFires += simulation.scheduleFires
+                totals.scheduleMisses += simulation.scheduleMisses
+                totals.pipelinedChecked += simulation.pipelined.checked
             }
             return (totals, nil)
         }
@@ -89,24 +95,11 @@ import Testing
     /// the window; each host's wall clock off by up to 20 ms and stepped once (issue 36).
     @Test func scheduleSlotsFireOnceThroughFailovers() async {
         let seeds: [UInt64] = Self.replaySeed.map { [$0] } ?? Array(30_001...30_100)
-        let run = Self.scheduleOptions(wallClockError: 20)
-        let (fires, misses, failure) = await OffThePool.run { () -> (Int, Int, String?) in
-            var fires = 0
-            var misses = 0
-            for seed in seeds {
-                var simulation = NodeSimulation(seed: seed, options: run)
-                simulation.run()
-                if let failure = simulation.failures.first { return (fires, misses, "\(failure) (replay: BATON_SEED=\(seed))") }
-                fires += simulation.scheduleFires
-                misses += simulation.scheduleMisses
-            }
-            return (fires, misses, nil)
-        }
-        if let failure { Issue.record("\(failure)") }
-        print("schedule simulation: \(fires) fires, \(misses) misses over \(seeds.count) seeds")
+        let totals = await runSeeds(seeds, options: Self.scheduleOptions(wallClockError: 20))
+        print("schedule simulation: \(totals.scheduleFires) fires, \(totals.scheduleMisses) misses over \(seeds.count) seeds")
         // The runs fired slots, and some outages outlasted the window.
-        #expect(fires >= seeds.count * 30)
-        #expect(misses > 0)
+        #expect(totals.scheduleFires >= seeds.count * 30)
+        #expect(totals.scheduleMisses > 0)
     }
 
     /// A session pipelining 8 pairs at a time (an acquire, then a query of its key, in one write)
@@ -115,23 +108,10 @@ import Testing
         let seeds: [UInt64] = Self.replaySeed.map { [$0] } ?? Array(40_001...40_040)
         var options = NodeSimulation.Options()
         options.pipelinedDepth = 8
-        let run = options
-        let (checked, elections, failure) = await OffThePool.run { () -> (Int, Int, String?) in
-            var checked = 0
-            var elections = 0
-            for seed in seeds {
-                var simulation = NodeSimulation(seed: seed, options: run)
-                simulation.run()
-                if let failure = simulation.failures.first { return (checked, elections, "\(failure) (replay: BATON_SEED=\(seed))") }
-                checked += simulation.pipelined.checked
-                elections += simulation.elections
-            }
-            return (checked, elections, nil)
-        }
-        if let failure { Issue.record("\(failure)") }
-        print("pipelined simulation: \(checked) pairs checked, \(elections) elections over \(seeds.count) seeds")
-        #expect(checked >= seeds.count * 200)
-        #expect(elections >= seeds.count)
+        let totals = await runSeeds(seeds, options: options)
+        print("pipelined simulation: \(totals.pipelinedChecked) pairs checked, \(totals.elections) elections over \(seeds.count) seeds")
+        #expect(totals.pipelinedChecked >= seeds.count * 200)
+        #expect(totals.elections >= seeds.count)
     }
 
     @Test func aSeedReplaysExactly() async {

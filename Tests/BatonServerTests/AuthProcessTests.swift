@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -64,22 +65,17 @@ final class AuthNode {
     /// `certificate`: the client certificate a node that asks for one is shown; `descriptorLimit`:
     /// the node's RLIMIT_NOFILE, soft and hard (prlimit).
     func start(certificate: (file: String, key: String)? = nil, descriptorLimit: Int? = nil) async throws {
-        let p = try Unprivileged.process("baton", ["serve", "--config", "\(directory)/baton.json", "--log-level", "notice"])
-        if let descriptorLimit, let executable = p.executableURL {
-            p.arguments = ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--", executable.path] + (p.arguments ?? [])
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
-        }
-        try p.run(appendingOutputTo: "\(directory)/baton.log")
+        let p = try launchNode(
+            ["serve", "--config", "\(directory)/baton.json", "--log-level", "notice"], output: .appended(toFile: "\(directory)/baton.log"),
+            descriptorLimit: descriptorLimit)
         process = p
         let admin = client(token: adminToken, retryTimeout: .milliseconds(200), certificate: certificate ?? adminCertificate)
         adminCertificate = certificate ?? adminCertificate
         defer { Task { await admin.shutdown() } }
-        for _ in 0..<1000 {
-            guard p.isRunning else { throw BatonClientError.connectFailed("baton exited: \(output())") }
-            if (try? await admin.nodeStatus()) != nil { return }
-            try await Task.sleep(for: .milliseconds(10))
+        try await eventually("the admin token works", every: .milliseconds(10)) {
+            try #require(p.isRunning, "baton exited: \(output())")
+            return (try? await admin.nodeStatus()) != nil
         }
-        throw BatonClientError.connectFailed("the admin token never worked: \(output())")
     }
 
     func stop() {
@@ -335,11 +331,8 @@ func serverError(_ call: () async throws -> Void) async -> ErrorReply? {
         let node = try await AuthNode()
         defer { node.destroy() }
         try node.writeAdminToken("short")
-        let p = try Unprivileged.process("baton", ["serve", "--config", "\(node.directory)/baton.json"])
         let err = Pipe()
-        p.standardError = err
-        p.standardOutput = err
-        try p.run()
+        let p = try launchNode(["serve", "--config", "\(node.directory)/baton.json"], output: .pipe(err))
         p.waitUntilExit()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(p.terminationStatus != 0 && text.contains("auth.adminTokenFile") && text.contains("at least 32"), "\(text)")

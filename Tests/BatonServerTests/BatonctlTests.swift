@@ -1,47 +1,9 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import Testing
 
-/// Runs `body` on a thread of its own, off Swift's cooperative pool (as many threads as cores, two
-/// here): a test blocked there on a child process could starve the tests running beside it.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
-}
-
-/// Runs the `batonctl` executable (built next to the tests) and captures what it prints.
-func batonctl(_ arguments: [String], port: Int) async throws -> (status: Int32, out: String, err: String) {
-    try await built("batonctl", arguments, environment: ["BATON_ENDPOINTS": "127.0.0.1:\(port)"])
-}
-
-/// Runs one of this package's executables (`baton`, `batonctl`, `baton-bench`) and captures what it prints.
-func built(
-    _ executable: String, _ arguments: [String], environment: [String: String] = [:]
-) async throws -> (status: Int32, out: String, err: String) {
-    try await offPool { try builtNow(executable, arguments, environment: environment) }
-}
-
-private func builtNow(
-    _ executable: String, _ arguments: [String], environment: [String: String]
-) throws -> (status: Int32, out: String, err: String) {
-    let process = try Unprivileged.process(executable, arguments)
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
-}
-
-func json(_ text: String) throws -> Any {
-    try JSONSerialization.jsonObject(with: Data(text.utf8))
-}
 
 @Suite(.timeLimit(.minutes(2))) struct BatonctlTests {
     @Test func everyCommandInTableAndJSON() async throws {
@@ -51,7 +13,7 @@ func json(_ text: String) throws -> Any {
             guard case .granted(let token, _, _) = try await c.acquireLock("reports/daily", ttl: .seconds(30)) else { Issue.record("the premise failed: the lock was not granted"); return }
             let waiter = node.client("waiter")
             let waiting = Task { try await waiter.acquireLock("reports/daily", ttl: .seconds(5), wait: .seconds(20), owner: "waiter-1") }
-            while (try await c.getLock("reports/daily"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
+            try await c.waitForWaiters(1, on: "reports/daily")
             _ = try await c.addJob(JobSpec(type: "thumb", payload: Array("cat.png".utf8)))
             let running = try #require(try await c.claimJob(types: ["thumb"]))
             let (deadID, _) = try await c.addJob(JobSpec(type: "scan", maxAttempts: 1))

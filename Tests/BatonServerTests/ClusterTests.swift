@@ -163,18 +163,14 @@ import Testing
         await checker.shutdown()
 
         // batonctl status asks every member: three rows, one leader, everyone in the same term. A
-        // member restarted a moment ago may not have heard from the leader yet: give it 5 s.
+        // member restarted a moment ago may not have heard from the leader yet: wait until it has.
         let status = ["status", "--output", "json", "--endpoints", endpoints.joined(separator: ",")]
-        var r = try await batonctl(status, port: 0)
-        var nodes: [[String: Any]] = []
-        for attempt in 1...50 {
-            nodes = (try? json(r.out) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
+        let (r, nodes) = try await eventually("batonctl status shows every member in one term, none lagging", every: .milliseconds(100)) {
+            let r = try await batonctl(status, port: 0)
+            let nodes = (try? json(r.out) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
             let settled = Set(nodes.compactMap { $0["term"] as? Int }).count == 1 && nodes.allSatisfy { $0["lag"] as? Int == 0 }
-            if (r.status == 0 && settled) || attempt == 50 { break }
-            try await Task.sleep(for: .milliseconds(100))
-            r = try await batonctl(status, port: 0)
+            return r.status == 0 && settled ? (r, nodes) : nil
         }
-        #expect(r.status == 0, "\(r.err)")
         #expect(nodes.count == 3)
         #expect(nodes.filter { $0["leader"] as? Bool == true }.count == 1, "\(r.out)")
         #expect(Set(nodes.compactMap { $0["role"] as? String }).isSubset(of: ["leader", "follower"]), "\(r.out)")
@@ -192,15 +188,7 @@ import Testing
         let processes = try members.map(TestCluster.launch)
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let endpoints = members.map { "127.0.0.1:\($0.port)" }
-        var leading: Int?
-        for _ in 0..<100 where leading == nil {
-            leading = await TestCluster.leader(members)
-            if leading == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        guard let victim = leading else {
-            Issue.record("no member says it leads")
-            return
-        }
+        let victim = try await TestCluster.waitForLeader(members)
         var c = BatonClient.Configuration(endpoints: endpoints, name: "holder")
         c.retryTimeout = .seconds(10)
         let holder = BatonClient(configuration: c)
@@ -222,13 +210,9 @@ import Testing
         var t = BatonClient.Configuration(endpoints: endpoints, name: "taker")
         t.retryTimeout = .seconds(10)
         let taker = BatonClient(configuration: t)
-        var freeAfter: Duration?
-        while freeAfter == nil, ContinuousClock.now < sent + .seconds(60) {  // a guard against a hang
-            if case .granted = try await taker.acquireLock("idle", ttl: .seconds(4)) {
-                freeAfter = ContinuousClock.now - sent
-            } else {
-                try await Task.sleep(for: .milliseconds(50))
-            }
+        let freeAfter: Duration? = try await eventually("the lock is free again after the failover") {
+            guard case .granted = try await taker.acquireLock("idle", ttl: .seconds(4)) else { return nil }
+            return ContinuousClock.now - sent
         }
         await taker.shutdown()
         // Never before its TTL, counted from the send: a slow machine can only make it later.
@@ -278,25 +262,19 @@ import Testing
         let raw = try await RawConnection(port: ports[index].client)
         try await raw.hello(client: 4242)
         try await raw.send(.command(SequenceNumber(1), .acquireLock(key: "k", owner: "gone", ttl: Milliseconds(60_000), wait: Milliseconds(600_000))), id: 2)
-        var waiters = 0
-        for _ in 0..<100 where waiters == 0 {
-            waiters = try await holder.getLock("k")?.waiters.count ?? 0
-            if waiters == 0 { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        #expect(waiters == 1)
+        try await holder.waitForWaiters(1, on: "k")
         try await nodes[index]?.stop()
         nodes[index] = nil
         await raw.close()
 
-        // The new leader keeps the wait for the grace, then withdraws it: wait for the line to empty
-        // (the minute is a guard against a hang, not a bound on how fast).
-        let guardDeadline = ContinuousClock.now + .seconds(60)
-        while (try await holder.getLock("k")?.waiters.count ?? 0) > 0 {
-            guard ContinuousClock.now < guardDeadline else {
-                Issue.record("the new leader never withdrew the absent client's wait")
-                return await stopAll()
+        // The new leader keeps the wait for the grace, then withdraws it: wait for the line to empty.
+        do {
+            try await eventually("the new leader withdraws the absent client's wait", every: .milliseconds(20)) {
+                try await holder.getLock("k")?.waiters.isEmpty ?? true
             }
-            try await Task.sleep(for: .milliseconds(20))
+        } catch {
+            await stopAll()
+            throw error
         }
         try await holder.releaseLock("k", token: token)
         let taker = client("taker")

@@ -25,12 +25,9 @@ struct Acknowledged: Sendable {
         let port = try await freePort()
         let acked = NIOLockedValueBox(Acknowledged())
         for round in 0..<20 {
-            let process = try Unprivileged.process(
-                "baton", ["dev", "--port", "\(port)", "--no-metrics", "--data-dir", dir, "--log-level", "error"])
-            process.standardOutput = FileHandle.nullDevice
             let errors = Pipe()
-            process.standardError = errors
-            try process.run()
+            let process = try launchNode(
+                ["dev", "--port", "\(port)", "--no-metrics", "--data-dir", dir, "--log-level", "error"], output: .pipe(errors))
 
             let checker = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "checker"))
             do {

@@ -6,10 +6,6 @@ import Testing
 
 @testable import BatonServer
 
-func temporaryDataDirectory() -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("baton-test-\(UUID())").path
-}
-
 @Suite(.heavy, .timeLimit(.minutes(1))) struct DurabilityTests {
     /// A claim that has waited longer than the client's retry timeout when its node goes away is
     /// still sent again: the retry window counts the wait. (Before, it failed at once, and on a
@@ -143,7 +139,7 @@ func temporaryDataDirectory() -> String {
         let d = second.client()
         #expect(try await d.getLock("k")?.token == token, "the lease ended while the node was down")
         // But it does end, once the time it had left has run (the suite's minute guards a hang).
-        while try await d.getLock("k") != nil { try await Task.sleep(for: .milliseconds(50)) }
+        try await eventually("the lease ends once its time has run") { try await d.getLock("k") == nil }
         await d.shutdown()
         try await second.stop()
     }
@@ -223,12 +219,10 @@ func temporaryDataDirectory() -> String {
 /// Waits until the node has written a snapshot (a `.snap` file; it is renamed into place whole) whose
 /// index satisfies `covers`, and records a failure if none comes within a minute.
 func waitForSnapshot(in dataDirectory: String, _ covers: (UInt64) -> Bool) async throws {
-    for _ in 0..<6_000 {
+    try await eventually("a snapshot as expected is written in \(dataDirectory)", every: .milliseconds(10)) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(dataDirectory)/snapshots")) ?? []
         let indexes = names.filter { $0.hasPrefix("snapshot-") && $0.hasSuffix(".snap") }
             .compactMap { UInt64($0.dropFirst("snapshot-".count).dropLast(".snap".count), radix: 16) }
-        if let newest = indexes.max(), covers(newest) { return }
-        try await Task.sleep(for: .milliseconds(10))
+        return indexes.max().map(covers) ?? false
     }
-    Issue.record("no snapshot as expected was written in \(dataDirectory)")
 }

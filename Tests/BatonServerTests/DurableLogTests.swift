@@ -2,6 +2,7 @@ import BatonCore
 import BatonProtocol
 import BatonRaft
 import BatonStorage
+import BatonTestSupport
 import Foundation
 import Logging
 import NIOPosix

@@ -38,18 +38,11 @@ import Glibc
         let recorder = Recorder()
 
         for round in 0..<Self.rounds {
-            guard let old = await waitForLeader(among: Array(members.indices), members) else {
-                Issue.record("round \(round): no leader")
-                return
-            }
-            try await waitUntilAllAnswer(members)
+            let old = try await TestCluster.waitForLeader(members)
+            try await TestCluster.waitUntilSettled(members)
             kill(processes[old].processIdentifier, SIGSTOP)
             let others = members.indices.filter { $0 != old }
-            guard let interim = await waitForLeader(among: others, members) else {
-                kill(processes[old].processIdentifier, SIGCONT)
-                Issue.record("round \(round): no interim leader while \(members[old].id) was paused")
-                return
-            }
+            let interim = try await TestCluster.waitForLeader(members, among: others)
             let third = others.first { $0 != interim }!
             let key = "m-\(round)"
             let holder = client("holder", [endpoints[interim]])
@@ -60,12 +53,7 @@ import Glibc
                 return
             }
             let waiting = Task { await recorder.acquire(waiter, process: 2 * round + 1, key: key, ttl: .seconds(1), wait: .seconds(4)) }
-            var queued = false
-            for _ in 0..<200 where !queued {
-                queued = (try? await holder.getLock(key))?.waiters.count == 1
-                if !queued { try await Task.sleep(for: .milliseconds(2)) }
-            }
-            #expect(queued, "round \(round): the waiter never queued")
+            try await holder.waitForWaiters(1, on: key)
 
             kill(processes[old].processIdentifier, SIGCONT)
             try await Task.sleep(for: .milliseconds(Int64.random(in: 0...60)))
@@ -100,37 +88,5 @@ import Glibc
         c.retryTimeout = .seconds(10)
         c.requestTimeout = .seconds(2)
         return BatonClient(configuration: c)
-    }
-
-    /// The member among `candidates` that says it leads, once one does (up to 10 s).
-    func waitForLeader(among candidates: [Int], _ members: [TestCluster.Member]) async -> Int? {
-        for _ in 0..<100 {
-            if let i = await TestCluster.leader(candidates.map { members[$0] }) { return candidates[i] }
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        return nil
-    }
-
-    /// Waits until every member answers and none lags its leader (a restarted member has caught up).
-    func waitUntilAllAnswer(_ members: [TestCluster.Member]) async throws {
-        for _ in 0..<200 {
-            var statuses: [NodeStatus] = []
-            for m in members {
-                var c = BatonClient.Configuration(endpoints: ["127.0.0.1:\(m.port)"], name: "probe")
-                c.retryTimeout = .milliseconds(100)
-                c.requestTimeout = .milliseconds(300)
-                let probe = BatonClient(configuration: c)
-                if let s = try? await probe.nodeStatus() { statuses.append(s) }
-                await probe.shutdown()
-            }
-            let leaders = statuses.filter { $0.role == .leader }
-            if statuses.count == members.count, leaders.count == 1,
-                statuses.allSatisfy({ $0.term == leaders[0].term && $0.appliedIndex + 5 >= leaders[0].commitIndex })
-            {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        Issue.record("the members never all answered with one leader")
     }
 }

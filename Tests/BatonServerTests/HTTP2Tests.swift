@@ -10,26 +10,6 @@ import Testing
 
 @testable import BatonServer
 
-/// Runs a command-line HTTP/2 client (curl, nghttp, h2load); returns its status and its output
-/// (standard output and standard error together).
-func run(_ tool: String, _ arguments: [String]) async throws -> (status: Int32, out: String) {
-    try await offPool { try runNow(tool, arguments) }
-}
-
-private func runNow(_ tool: String, _ arguments: [String]) throws -> (status: Int32, out: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/\(tool)")
-    process.arguments = arguments
-    // One pipe for both streams: reading one while the tool blocks writing the other would hang.
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = out
-    try process.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: o, as: UTF8.self))
-}
-
 /// POSTs `body` to `/baton/v1/<operation>` with curl over h2c; returns the HTTP status and the reply body.
 func curlPost(port: Int, operation: String, body: [UInt8], headers: [String] = ["content-type: application/x-baton"])
     async throws -> (status: Int, body: [UInt8])
@@ -113,7 +93,7 @@ func bodyOf(_ request: Request) -> [UInt8] {
             return try await run("nghttp", ["-v", "-H", ":method: POST", "-H", "content-type: application/x-baton",
                                       "-H", "baton-client-id: 00000000000000aa", "-d", file.path, "http://127.0.0.1:\(port)/baton/v1/lock_acquire"])
         }
-        while (try await holder.getLock("k"))?.waiters.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
+        try await holder.waitForWaiters(1, on: "k")
         return waiting
     }
 

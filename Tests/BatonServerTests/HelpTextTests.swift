@@ -1,3 +1,4 @@
+import BatonTestSupport
 import Testing
 
 /// `--help` is the first manual an operator reads: its prose must wrap as paragraphs at 80 columns,

@@ -93,9 +93,7 @@ import Testing
                         }
                         await client.shutdown()
                     }
-                    while (try await holder.getLock("hot"))?.waiters.count != i + 1 {
-                        try await Task.sleep(for: .milliseconds(5))
-                    }
+                    try await holder.waitForWaiters(i + 1, on: "hot")
                 }
                 try await holder.releaseLock("hot", token: first)
                 try await group.waitForAll()
@@ -188,11 +186,8 @@ import Testing
                 return job.payload + job.payload
             }
             let run = Task { try await worker.run() }
-            var done = false
-            for _ in 0..<200 where !done {
-                let jobs = try await c.listJobs(JobFilter(type: "thumb")).jobs
-                done = jobs.allSatisfy { $0.state == .completed || $0.state == .dead }
-                if !done { try await Task.sleep(for: .milliseconds(25)) }
+            try await eventually("every job is completed or dead") {
+                try await c.listJobs(JobFilter(type: "thumb")).jobs.allSatisfy { $0.state == .completed || $0.state == .dead }
             }
             run.cancel()
             let jobs = try await c.listJobs(JobFilter(type: "thumb")).jobs

@@ -15,13 +15,9 @@ import Testing
         func mark(_ name: String) { box.withLockedValue { $0[name] = .now } }
         subscript(_ name: String) -> ContinuousClock.Instant? { box.withLockedValue { $0[name] } }
 
-        /// Waits (polling) until `name` is marked; false if it never was.
-        func wait(for name: String) async throws -> Bool {
-            for _ in 0..<1_000 {
-                if self[name] != nil { return true }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            return false
+        /// Waits until `name` is marked.
+        func wait(for name: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            try await eventually("'\(name)' is marked", every: .milliseconds(10), sourceLocation: sourceLocation) { self[name] != nil }
         }
     }
 
@@ -45,7 +41,7 @@ import Testing
             let held = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(proxy.port)"], name: "held"))
             let moments = Moments()
             let holder = Task { try await held.withLock("k", ttl: .seconds(2)) { _ in try await Self.guardedWork(moments) } }
-            #expect(try await moments.wait(for: "started"), "the body never started")
+            try await moments.wait(for: "started")
             try await proxy.hold()
             let other = node.client("other")
             guard case .granted = try await other.acquireLock("k", ttl: .seconds(5), wait: .seconds(30)) else {
@@ -82,10 +78,10 @@ import Testing
             let waiter = Task {
                 try await late.withLock("k", ttl: .seconds(1), wait: .seconds(30)) { _ in try await Self.guardedWork(moments) }
             }
-            try await waitForWaiters(1, on: "k", asking: first)
+            try await first.waitForWaiters(1, on: "k")
             let third = node.client("third")
             let thirdWaits = Task { try await third.acquireLock("k", ttl: .seconds(30), wait: .seconds(30)) }
-            try await waitForWaiters(2, on: "k", asking: first)
+            try await first.waitForWaiters(2, on: "k")
             // The first holder lets go (a release, so how fast the queue forms does not matter), the
             // late client is granted (unheard), its lease ends, the third is granted.
             try await first.releaseLock("k", token: firstToken)
@@ -115,7 +111,7 @@ import Testing
             let running = Task { try await worker.run() }
             let other = node.client("other")
             _ = try await other.addJob(JobSpec(type: "t", maxAttempts: 3, timeout: 2_000, backoff: 100))
-            #expect(try await moments.wait(for: "started"), "the handler never started")
+            try await moments.wait(for: "started")
             try await proxy.hold()
             let again = try await other.claimJob(types: ["t"], wait: .seconds(30))
             moments.mark("claimed again")
@@ -159,11 +155,4 @@ import Testing
         }
     }
 
-    func waitForWaiters(_ count: Int, on key: String, asking client: BatonClient) async throws {
-        for _ in 0..<1_000 {
-            if try await client.getLock(key)?.waiters.count == count { return }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        Issue.record("\(count) waiters never queued on '\(key)'")
-    }
 }

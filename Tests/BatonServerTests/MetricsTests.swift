@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -128,13 +129,9 @@ func parseExposition(_ text: String) throws -> (types: [String: String], samples
             let c = node.client()
             try await c.putSchedule(ScheduleSpec(name: "every-second", every: 1_000, job: JobSpec(type: "m"), overlap: .skip))
             // Two slots: the first fires, the second is skipped (the first job is still queued).
-            var info: ScheduleInfo?
-            for _ in 0..<600 {  // a guard against a hang: 60 s
-                info = try await c.getSchedule("every-second")
-                if let info, info.fires + info.skips >= 2 { break }
-                try await Task.sleep(for: .milliseconds(100))
+            let settled = try await eventually("two slots have come", every: .milliseconds(100)) {
+                try await c.getSchedule("every-second").flatMap { $0.fires + $0.skips >= 2 ? $0 : nil }
             }
-            let settled = try #require(info)
             #expect(settled.fires == 1 && settled.skips >= 1, "\(settled)")
             let (_, body) = try await httpGet(port: port, path: "/metrics")
             let (types, samples) = try parseExposition(body)

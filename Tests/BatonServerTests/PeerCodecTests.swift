@@ -169,15 +169,18 @@ import Testing
             let fake = try await FakeListener.start(on: loop, answer: answer)
             let port = fake.port
             let transport = try await transportToPeer2(at: port, on: loop)
-            // Sends every 20 ms for 1.5 s, as Raft would: the first ones open the connection.
-            for _ in 0..<75 {
+            // Sends every 20 ms, as Raft would (the first ones open the connection), until the
+            // listener that speaks the answer has 10 messages, or one that does not was connected
+            // to twice (hung up on, then tried again).
+            let seen = try await eventually("the transport's outcome with answer \(String(describing: answer))", every: .milliseconds(20)) {
                 try await loop.submit {
                     transport.value.send(envelope)
                     transport.value.flush()
                 }.get()
-                try await Task.sleep(for: .milliseconds(20))
+                let seen = fake.state.withLockedValue { ($0.received, $0.connections) }
+                let messages = seen.0.count - min(seen.0.count, PeerPreamble.size)
+                return (answer == PeerPreamble.highest ? messages >= frame.readableBytes * 10 : seen.1 >= 2) ? seen : nil
             }
-            let seen = fake.state.withLockedValue { ($0.received, $0.connections) }
             var preamble = ByteBuffer()
             PeerPreamble.write(into: &preamble)
             #expect(seen.0.starts(with: Array(preamble.readableBytesView)), "\(String(describing: answer))")
@@ -210,18 +213,18 @@ import Testing
             let port = fake.port
             let transport = try await transportToPeer2(at: port, on: loop)
             // The first sends open the connection; they are dropped until the listener answers.
-            var received: [RaftEnvelope] = []
-            while received.isEmpty {
+            let received = try await eventually("the listener receives the snapshot", every: .milliseconds(20)) { () throws -> [RaftEnvelope]? in
                 try await loop.submit {
                     transport.value.send(envelope)
                     transport.value.flush()
                 }.get()
-                try await Task.sleep(for: .milliseconds(20))
+                var received: [RaftEnvelope] = []
                 var bytes = ByteBuffer(bytes: fake.state.withLockedValue { $0.received }.dropFirst(PeerPreamble.size))
                 var assembler = SnapshotAssembler()
                 while let length = bytes.readInteger(as: UInt32.self), var body = bytes.readSlice(length: Int(length)) {
                     if let e = try assembler.add(try PeerFrame.decode(&body)) { received.append(e) }
                 }
+                return received.isEmpty ? nil : received
             }
             guard case .installSnapshot(let sent) = received[0].message else {
                 Issue.record("not a snapshot: \(received[0])")
@@ -318,17 +321,9 @@ final class RawPeer: ChannelInboundHandler, Sendable {
         firstBytes.fail(ChannelError.eof)
     }
 
-    /// Waits (at most 5 s) for the other end to close the connection.
-    func expectClosed() async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.channel.closeFuture.get() }
-            group.addTask {
-                try await Task.sleep(for: .seconds(5))
-                throw ErrorReply(.malformedFrame, "a refused connection stayed open")
-            }
-            try await group.next()
-            group.cancelAll()
-        }
+    /// Waits for the other end to close the connection.
+    func expectClosed(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await eventually("the refused connection is closed", every: .milliseconds(10), sourceLocation: sourceLocation) { !self.channel.isActive }
     }
 }
 

@@ -1,4 +1,5 @@
 import BatonProtocol
+import BatonTestSupport
 import NIOCore
 import Testing
 

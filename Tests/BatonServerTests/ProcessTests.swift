@@ -2,6 +2,7 @@ import BatonClient
 import BatonCore
 import BatonProtocol
 import BatonRaft
+import BatonTestSupport
 import Foundation
 import NIOCore
 import NIOPosix
@@ -9,45 +10,11 @@ import Testing
 
 @testable import BatonServer
 
-/// The `baton` executable next to the test bundle (SwiftPM builds it with the tests).
-func batonExecutable() throws -> URL {
-    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [dir, dir.deletingLastPathComponent()] {
-        let url = candidate.appendingPathComponent("baton")
-        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-    }
-    throw BatonClientError.connectFailed("the baton executable is not built next to \(dir.path); run `swift build` first")
-}
-
-/// A free loopback port: bind port 0, note the port, close.
-func freePort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress!.port!
-    try await channel.close()
-    return port
-}
-
 @Suite(.timeLimit(.minutes(1))) struct ProcessTests {
+    /// A node whose output the test reads.
     func launch(_ arguments: [String]) throws -> (Process, Pipe) {
-        let process = try Unprivileged.process("baton", arguments)
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = err
-        try process.run()
-        return (process, err)
-    }
-
-    func waitForExit(_ process: Process, seconds: Double = 10) async throws -> Int32 {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        if process.isRunning {
-            process.interrupt()
-            kill(process.processIdentifier, SIGKILL)
-            Issue.record("baton did not exit within \(seconds) s")
-            return -1
-        }
-        return process.terminationStatus
+        let output = Pipe()
+        return (try launchNode(arguments, output: .pipe(output)), output)
     }
 
     @Test(arguments: [SIGTERM, SIGINT])

@@ -1,3 +1,4 @@
+import BatonTestSupport
 import Foundation
 import Testing
 
@@ -8,23 +9,11 @@ import Testing
         let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let baton = try batonExecutable().path
-        let result = try await offPool { () throws -> (Int32, String) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "Clients/python/tests"]
-            process.currentDirectoryURL = package
-            var environment = ProcessInfo.processInfo.environment
-            environment["BATON_BIN"] = baton
-            environment["PYTHONDONTWRITEBYTECODE"] = "1"
-            environment["PYTHONPATH"] = package.appendingPathComponent("Clients/python").path
-            process.environment = environment
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let environment = [
+            "BATON_BIN": baton, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": package.appendingPathComponent("Clients/python").path,
+        ]
+        let result = try await offPool {
+            try runTool("/usr/bin/env", ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "Clients/python/tests"], environment: environment, directory: package)
         }
         #expect(result.0 == 0, "pytest failed:\n\(result.1)")
         #expect(result.1.contains(" passed"), "\(result.1)")

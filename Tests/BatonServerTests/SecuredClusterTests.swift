@@ -62,15 +62,7 @@ import Testing
     }
 
     func launch(_ m: Member) throws -> Process {
-        let process = try Unprivileged.process("baton", ["serve", "--config", m.config, "--log-level", "warning"])
-        let log = FileManager.default.createFile(atPath: "\(directory)/\(m.name).log", contents: nil)
-        #expect(log)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/\(m.name).log"))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        try handle.close()
-        return process
+        try launchNode(["serve", "--config", m.config, "--log-level", "warning"], output: .appended(toFile: "\(directory)/\(m.name).log"))
     }
 
     func log(_ m: Member) -> String { (try? String(contentsOfFile: "\(directory)/\(m.name).log", encoding: .utf8)) ?? "" }

@@ -49,9 +49,9 @@ import Glibc
         try await node.start()  // returns once the admin token works
         // Race on a little longer, then look.
         let more = attempts.withLockedValue { $0 } + 500
-        while attempts.withLockedValue({ $0 }) < more { try await Task.sleep(for: .milliseconds(5)) }
+        try await eventually("the racer sends 500 more batches", every: .milliseconds(5)) { attempts.withLockedValue { $0 } >= more }
         stop.withLockedValue { $0 = true }
-        while !racer.isFinished { try await Task.sleep(for: .milliseconds(5)) }
+        try await eventually("the racer stops", every: .milliseconds(5)) { racer.isFinished }
         #expect(attempts.withLockedValue { $0 } > 500, "the premise: the racer sent its commands")
         let admin = node.client(token: node.adminToken)
         let listing = try await admin.authListing()
@@ -88,7 +88,7 @@ import Glibc
                 #expect(RawHTTP2.errorCode(on: 1, in: frames) == .unauthenticated)
             }
             // Every connection above is closed: the node has seen them go.
-            for _ in 0..<1000 where try await admin.nodeStatus().connections > 1 { try await Task.sleep(for: .milliseconds(10)) }
+            try await eventually("the node has seen the anonymous connections go") { try await admin.nodeStatus().connections <= 1 }
             let after = try await admin.nodeStatus().appliedIndex
             #expect(after == before, "anonymous clients wrote \(after - before) log entries")
         }
@@ -174,7 +174,7 @@ import Glibc
             let c = try await connect(node, client: 0x78, token: cToken)
             try await c.send(.command(SequenceNumber(1), .claimJob(types: ["jt"], worker: "c", wait: Milliseconds(60_000))), id: 2)
             // Both wait: the node lists the waiter on the lock.
-            for _ in 0..<1000 where try await admin.getLock("w/k")?.waiters.isEmpty ?? true { try await Task.sleep(for: .milliseconds(10)) }
+            try await admin.waitForWaiters(1, on: "w/k")
             let listing = try await admin.authListing()
             let wID = try #require(listing.users.first { $0.name == "w" }?.tokens.first)
             try await admin.removeToken(wID, of: "w")

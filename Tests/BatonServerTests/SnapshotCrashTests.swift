@@ -15,9 +15,7 @@ import Testing
 
     /// A process of `baton serve` whose output is appended to `log`.
     func launch(config: String, log: String) throws -> Process {
-        let process = try Unprivileged.process("baton", ["serve", "--config", config, "--log-level", "info"])
-        try process.run(appendingOutputTo: log)
-        return process
+        try launchNode(["serve", "--config", config, "--log-level", "info"], output: .appended(toFile: log))
     }
 
     /// A directory with a single node's configuration (`snapshotLines`, data in `dir/data`), a free

@@ -1,4 +1,5 @@
 import BatonClient
+import BatonTestSupport
 import Foundation
 import Testing
 
@@ -78,18 +79,8 @@ import Glibc
             """.write(toFile: config, atomically: true, encoding: .utf8)
         chmod(config, 0o644)
 
-        let node = Process()
-        let arguments = exec.dropFirst().map { $0 == "/etc/baton/baton.json" ? config : $0 }
-        if Unprivileged.isRoot {
-            node.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            node.arguments = ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "--inh-caps=-all", "--", try Unprivileged.executable("baton")] + arguments
-        } else {
-            node.executableURL = URL(fileURLWithPath: try Unprivileged.executable("baton"))
-            node.arguments = arguments
-        }
-        node.standardOutput = FileHandle.nullDevice
-        node.standardError = FileHandle.nullDevice
-        try node.run()
+        let arguments = exec.dropFirst(2).map { $0 == "/etc/baton/baton.json" ? config : $0 }
+        let node = try launchNode(["serve"] + arguments, user: (uid, gid))
         defer {
             kill(node.processIdentifier, SIGKILL)
             node.waitUntilExit()

@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import Testing
 
@@ -37,12 +38,8 @@ import Testing
                 printf 'extendedKeyUsage=clientAuth\\n' > client.ext
                 openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile client.ext -out client.pem 2>/dev/null
                 """
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", script]
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw ClientTLSError("openssl failed (\(process.terminationStatus))") }
+            let made = try runTool("/bin/sh", ["-c", script])
+            guard made.status == 0 else { throw ClientTLSError("openssl failed (\(made.status)): \(made.output)") }
             return Certificates(directory: directory)
         }
 
@@ -191,18 +188,13 @@ import Testing
         try #"{"port": \#(port), "metricsPort": 0, "dataDirectory": "\#(directory)/data", "tls": {"certificateFile": "\#(live.cert)", "keyFile": "\#(live.key)"}}"#
             .write(toFile: config, atomically: true, encoding: .utf8)
         for file in [config, live.cert, live.key] { Unprivileged.handOver(file) }
-        let node = try Unprivileged.process("baton", ["serve", "--config", config, "--log-level", "error"])
-        node.standardOutput = FileHandle.nullDevice
-        node.standardError = FileHandle.nullDevice
-        try node.run()
+        let node = try launchNode(["serve", "--config", config, "--log-level", "error"])
         defer { kill(node.processIdentifier, SIGKILL); node.waitUntilExit() }
-        // A guard against a hang, not a bound on how fast: the node comes up, then takes the reload.
-        var served = false
-        for _ in 0..<500 where !served && node.isRunning {
-            served = await failure(of: client(port, tls: BatonClient.TLS(caFile: certs.ca))) == nil
-            if !served { try await Task.sleep(for: .milliseconds(20)) }
+        // The node comes up, then takes the reload.
+        try await eventually("the node serves TLS") {
+            try #require(node.isRunning)
+            return await failure(of: client(port, tls: BatonClient.TLS(caFile: certs.ca))) == nil
         }
-        #expect(served, "the node never served TLS")
         // A certificate of the other CA for the same names, written over the live files.
         let made = try runTool("/bin/sh", ["-c", """
             set -e; cd '\(directory)'
@@ -212,12 +204,10 @@ import Testing
             """])
         #expect(made.status == 0, "\(made.output)")
         kill(node.processIdentifier, SIGHUP)
-        var reloaded = false
-        for _ in 0..<500 where !reloaded && node.isRunning {
-            reloaded = await failure(of: client(port, tls: BatonClient.TLS(caFile: certs.otherCA))) == nil
-            if !reloaded { try await Task.sleep(for: .milliseconds(20)) }
+        try await eventually("SIGHUP brings in the new certificate") {
+            try #require(node.isRunning)
+            return await failure(of: client(port, tls: BatonClient.TLS(caFile: certs.otherCA))) == nil
         }
-        #expect(reloaded, "SIGHUP did not bring in the new certificate")
         #expect(await failure(of: client(port, tls: BatonClient.TLS(caFile: certs.ca))) != nil, "the old certificate is still served")
         #expect(node.isRunning)
     }

@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix

@@ -43,3 +43,18 @@ public struct EventuallyTimedOut: Error, CustomStringConvertible {
     public var what: String
     public var description: String { "timed out waiting: \(what)" }
 }
+
+/// A wait that may come to nothing, for a step that is optional (a nemesis waiting a moment for a
+/// new leader): asks `probe` every `every` until it gives a value or `timeout` passes, and then
+/// returns nil without recording anything. A test's premise waits with `eventually` instead.
+public func within<T>(
+    _ timeout: Duration, every: Duration = .milliseconds(50), _ probe: () async throws -> T?
+) async throws -> T? {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while true {
+        if let value = try? await probe() { return value }
+        guard clock.now < deadline else { return nil }
+        try await Task.sleep(for: every)
+    }
+}

@@ -50,20 +50,16 @@ import Glibc
     /// The replicas agree: at a moment when all three have applied the same index, they hold the
     /// same state (by its summary; whether a lease has run out depends on each one's clock reading).
     func expectReplicasAgree(_ cluster: HostCluster, seed: UInt64) async throws {
-        for _ in 0..<300 {
+        let statuses = try await eventually("seed \(seed): the replicas stand at the same index", timeout: .seconds(30), every: .milliseconds(100)) {
             let statuses = await cluster.statuses().compactMap { $0 }
-            if statuses.count == 3, Set(statuses.map(\.appliedIndex)).count == 1 {
-                let summaries = statuses.map { status -> StateSummary in
-                    var s = status.summary
-                    s.locksHeld = 0
-                    return s
-                }
-                #expect(Set(summaries).count == 1, "seed \(seed): replicas differ at index \(statuses[0].appliedIndex): \(summaries)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(100))
+            return statuses.count == 3 && Set(statuses.map(\.appliedIndex)).count == 1 ? statuses : nil
         }
-        Issue.record("seed \(seed): the replicas never stood at the same index")
+        let summaries = statuses.map { status -> StateSummary in
+            var s = status.summary
+            s.locksHeld = 0
+            return s
+        }
+        #expect(Set(summaries).count == 1, "seed \(seed): replicas differ at index \(statuses[0].appliedIndex): \(summaries)")
     }
 
     @Test func aSeededScheduleOfFaultsBreaksNoPromise() async throws {

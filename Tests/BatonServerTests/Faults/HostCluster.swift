@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 import NIOPosix
 
@@ -93,19 +94,10 @@ final class HostCluster {
     }
 
     func start(_ i: Int) throws {
-        let command = Unprivileged.isRoot
-            ? ["/usr/bin/setpriv", "--reuid=\(Unprivileged.user.uid)", "--regid=\(Unprivileged.user.gid)", "--clear-groups", "--inh-caps=-all", "--"]
-            : []
         noteExits()
-        let p = hosts.process(in: hosts.members[i], command + [executable, "serve", "--config", config(i), "--log-level", "info"])
-        if !FileManager.default.fileExists(atPath: log(i)) { _ = FileManager.default.createFile(atPath: log(i), contents: nil) }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: log(i)))
-        try log.seekToEnd()
-        p.standardOutput = log
-        p.standardError = log
-        try p.run()
-        try log.close()
-        processes[i] = p
+        processes[i] = try launchNode(
+            ["serve", "--config", config(i), "--log-level", "info"], output: .appended(toFile: log(i)), namespace: hosts.members[i],
+            build: executable)
     }
 
     func signal(_ i: Int, _ signal: Int32) {

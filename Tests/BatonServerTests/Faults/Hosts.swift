@@ -1,4 +1,5 @@
 import BatonClient
+import BatonTestSupport
 import Foundation
 import NIOCore
 import NIOPosix
@@ -74,14 +75,6 @@ final class Hosts: Sendable {
             let name = String(line.split(separator: " ").first ?? "")
             if name.hasPrefix(family), name.contains("-") { _ = try? output("/usr/sbin/ip", ["netns", "delete", name]) }
         }
-    }
-
-    /// A process that runs `command` inside namespace `ns`.
-    func process(in ns: String, _ command: [String]) -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        p.arguments = ["netns", "exec", ns] + command
-        return p
     }
 
     /// Runs a command inside `ns` and waits for it; throws with its output if it fails.

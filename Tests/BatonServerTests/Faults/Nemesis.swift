@@ -1,5 +1,6 @@
 import BatonClient
 import BatonProtocol
+import BatonTestSupport
 import Foundation
 
 #if canImport(Glibc)
@@ -44,12 +45,9 @@ struct Nemesis {
 
     /// The member that says it leads, once one does (up to 10 s).
     func leader() async -> Int? {
-        for _ in 0..<50 {
-            let statuses = await cluster.statuses()
-            if let i = statuses.firstIndex(where: { $0?.role == .leader }) { return i }
-            try? await Task.sleep(for: .milliseconds(200))
+        try? await within(.seconds(10), every: .milliseconds(200)) {
+            await cluster.statuses().firstIndex { $0?.role == .leader }
         }
-        return nil
     }
 
     /// One fault: inject, hold, heal, then wait until a write is accepted.
@@ -85,11 +83,9 @@ struct Nemesis {
         case .pauseLeaderThenKillNewLeader, .isolateLeaderThenKillNewLeader:
             let old = await leader() ?? member
             if fault == .pauseLeaderThenKillNewLeader { cluster.signal(old, SIGSTOP) } else { try isolate(old) }
-            var interim: Int?
-            for _ in 0..<30 where interim == nil {
-                try await Task.sleep(for: .milliseconds(100))
+            let interim = try await within(.seconds(3), every: .milliseconds(100)) {
                 let statuses = await cluster.statuses()
-                interim = statuses.indices.first { $0 != old && statuses[$0]?.role == .leader }
+                return statuses.indices.first { $0 != old && statuses[$0]?.role == .leader }
             }
             try await Task.sleep(for: milliseconds(100...600))  // the interim leader grants a little
             if fault == .pauseLeaderThenKillNewLeader { cluster.signal(old, SIGCONT) } else { try heal() }
@@ -132,16 +128,14 @@ struct Nemesis {
 
     /// The time until a write (an acquire of a key of its own) is answered, or nil.
     private func firstWrite(within limit: Duration) async -> ContinuousClock.Instant? {
-        let start = ContinuousClock.now
         let probe = cluster.client("availability", retryTimeout: .milliseconds(500))
         defer { Task { await probe.shutdown() } }
         var n = 0
-        while ContinuousClock.now - start < limit {
+        return try? await within(limit, every: .milliseconds(20)) { () async -> ContinuousClock.Instant? in
             n += 1
-            if case .granted = try? await probe.acquireLock("availability-\(n)", ttl: .milliseconds(500)) { return .now }
-            try? await Task.sleep(for: .milliseconds(20))
+            guard case .granted = try? await probe.acquireLock("availability-\(n)", ttl: .milliseconds(500)) else { return nil }
+            return .now
         }
-        return nil
     }
 
     /// Faults by kind, operations by outcome, availability after heal (median and maximum).

@@ -1,27 +1,17 @@
 import BatonClient
 import BatonProtocol
+import BatonRaft
+import BatonTestSupport
 import NIOConcurrencyHelpers
 
 /// The clients of the fault suite: each loops until told to stop, every operation recorded.
 enum Workload {
-    /// A tiny seeded generator per client, so a seed replays the same choices.
-    struct Dice {
-        var state: UInt64
-        mutating func roll(_ n: Int) -> Int {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Int((z ^ (z >> 31)) % UInt64(n))
-        }
-    }
-
     /// Takes one of three locks (TTL 1-3 s, now or with a wait), holds it a while, maybe renews,
     /// releases.
     static func locks(
         _ client: BatonClient, process: Int, recorder: Recorder, resource: FencedResource, seed: UInt64, stop: NIOLockedValueBox<Bool>
     ) async {
-        var dice = Dice(state: seed)
+        var dice = SplitMix64(seed: seed)  // one per client, so a seed replays the same choices
         while !stop.withLockedValue({ $0 }) {
             let key = ["a", "b", "c"][dice.roll(3)]
             let ttl = Duration.milliseconds(1_000 + dice.roll(2_001))
@@ -47,7 +37,7 @@ enum Workload {
     static func pausedHolder(
         _ client: BatonClient, process: Int, recorder: Recorder, resource: FencedResource, seed: UInt64, stop: NIOLockedValueBox<Bool>
     ) async {
-        var dice = Dice(state: seed)
+        var dice = SplitMix64(seed: seed)  // one per client, so a seed replays the same choices
         while !stop.withLockedValue({ $0 }) {
             guard case .granted(let token, _, _) = await recorder.acquire(client, process: process, key: "fenced", ttl: .seconds(1), wait: .seconds(3))
             else {
@@ -68,7 +58,7 @@ enum Workload {
     /// Reads the locks, one at a time, from the one member `client` is connected to; it is never
     /// redirected, so a paused leader finds its reads waiting when it resumes.
     static func reads(_ client: BatonClient, process: Int, recorder: Recorder, seed: UInt64, stop: NIOLockedValueBox<Bool>) async {
-        var dice = Dice(state: seed)
+        var dice = SplitMix64(seed: seed)  // one per client, so a seed replays the same choices
         while !stop.withLockedValue({ $0 }) {
             await recorder.read(client, process: process, key: keys[dice.roll(keys.count)])
             try? await Task.sleep(for: .milliseconds(10 + dice.roll(50)))
@@ -78,7 +68,7 @@ enum Workload {
     /// Adds jobs (some with a unique key), claims them (waiting up to 1 s), and completes most;
     /// the rest are left for their lease to run out, so they are retried.
     static func jobs(_ client: BatonClient, process: Int, recorder: Recorder, seed: UInt64, stop: NIOLockedValueBox<Bool>) async {
-        var dice = Dice(state: seed)
+        var dice = SplitMix64(seed: seed)  // one per client, so a seed replays the same choices
         var n = 0
         while !stop.withLockedValue({ $0 }) {
             n += 1

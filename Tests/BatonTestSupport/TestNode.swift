@@ -8,12 +8,12 @@ import Testing
 @testable import BatonServer
 
 /// A real node on 127.0.0.1 with a free port, stopped by `stop()`.
-struct TestNode {
-    let server: BatonServer
-    let channel: any Channel
-    let port: Int
+public struct TestNode: Sendable {
+    public let server: BatonServer
+    public let channel: any Channel
+    public let port: Int
 
-    static func start(_ configure: (inout NodeConfiguration) -> Void = { _ in }) async throws -> TestNode {
+    public static func start(_ configure: (inout NodeConfiguration) -> Void = { _ in }) async throws -> TestNode {
         var configuration = NodeConfiguration.inMemory
         configuration.port = 0
         configure(&configuration)
@@ -24,19 +24,19 @@ struct TestNode {
         return TestNode(server: server, channel: channel, port: channel.localAddress!.port!)
     }
 
-    func client(_ name: String = "test", retryTimeout: Duration = .seconds(10)) -> BatonClient {
+    public func client(_ name: String = "test", retryTimeout: Duration = .seconds(10)) -> BatonClient {
         var c = BatonClient.Configuration(endpoints: ["127.0.0.1:\(port)"], name: name)
         c.retryTimeout = retryTimeout
         return BatonClient(configuration: c)
     }
 
-    func stop() async throws {
+    public func stop() async throws {
         try await server.shutdown(serverChannel: channel)
     }
 }
 
 /// Runs `body` against a fresh node and always stops the node.
-func withNode<T>(
+public func withNode<T>(
     _ configure: (inout NodeConfiguration) -> Void = { _ in }, _ body: (TestNode) async throws -> T
 ) async throws -> T {
     let node = try await TestNode.start(configure)
@@ -61,13 +61,13 @@ final class FrameCollector: ChannelInboundHandler, Sendable {
 }
 
 /// A connection that speaks raw frames, for sending what the client library never would.
-actor RawConnection {
-    let channel: any Channel
+public actor RawConnection {
+    public let channel: any Channel
     private var frames: AsyncThrowingStream<Frame, any Error>.Iterator
     /// How replies are decoded: the version the last `hello` agreed (the newest before one).
-    private(set) var version = batonProtocolVersion
+    public private(set) var version = batonProtocolVersion
 
-    init(port: Int) async throws {
+    public init(port: Int) async throws {
         let (stream, continuation) = AsyncThrowingStream<Frame, any Error>.makeStream()
         frames = stream.makeAsyncIterator()
         channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -81,17 +81,17 @@ actor RawConnection {
             .connect(host: "127.0.0.1", port: port).get()
     }
 
-    func send(_ bytes: ByteBuffer) async throws {
+    public func send(_ bytes: ByteBuffer) async throws {
         try await channel.writeAndFlush(bytes)
     }
 
-    func send(_ request: Request, id: UInt32) async throws {
+    public func send(_ request: Request, id: UInt32) async throws {
         var b = ByteBuffer()
         b.writeRequest(request, requestID: RequestID(id))
         try await send(b)
     }
 
-    func hello(id: UInt32 = 1, client: UInt64 = 99, version: UInt16 = batonProtocolVersion) async throws {
+    public func hello(id: UInt32 = 1, client: UInt64 = 99, version: UInt16 = batonProtocolVersion) async throws {
         try await send(.hello(Hello(version: version, clientID: ClientID(client), clientName: "raw")), id: id)
         let reply = try await nextReply()
         guard case .hello(let h) = reply.reply else {
@@ -102,7 +102,7 @@ actor RawConnection {
     }
 
     /// The next frame as (request id, reply), or nil when the node closed the connection.
-    func next() async throws -> (id: UInt32, reply: Reply)? {
+    public func next() async throws -> (id: UInt32, reply: Reply)? {
         var iterator = frames  // the stream's iterator is a reference underneath; the copy advances it
         let frame = try await iterator.next(isolation: self)
         frames = iterator
@@ -110,13 +110,13 @@ actor RawConnection {
         return (frame.requestID.rawValue, try Reply.decode(opcode: frame.opcode, body: frame.body, version: version))
     }
 
-    func nextReply() async throws -> (id: UInt32, reply: Reply) {
+    public func nextReply() async throws -> (id: UInt32, reply: Reply) {
         guard let r = try await next() else { throw BatonClientError.connectionClosed }
         return r
     }
 
     /// The next `count` replies, by request id: replies come in any order (PROTOCOL.md §1).
-    func nextReplies(_ count: Int) async throws -> [UInt32: Reply] {
+    public func nextReplies(_ count: Int) async throws -> [UInt32: Reply] {
         var replies: [UInt32: Reply] = [:]
         for _ in 0..<count {
             let r = try await nextReply()
@@ -125,42 +125,13 @@ actor RawConnection {
         return replies
     }
 
-    func close() async {
+    public func close() async {
         try? await channel.close()
     }
 }
 
-func errorCode(_ reply: Reply) -> ErrorCode? {
+public func errorCode(_ reply: Reply) -> ErrorCode? {
     if case .error(let e) = reply { return e.code }
     return nil
 }
 
-/// A plain TCP socket connected to 127.0.0.1:`port`, for speaking raw bytes to a listener; from
-/// another loopback address (`from`, as `127.0.0.2`) to look like another host.
-func rawConnect(port: Int, from source: String? = nil) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    if let source {
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = inet_addr(source)
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else {
-            close(fd)
-            throw BatonClientError.connectFailed("cannot bind to \(source)")
-        }
-    }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let ok = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard ok == 0 else {
-        close(fd)  // a caller that retries until the port opens would run out of descriptors
-        throw BatonClientError.connectFailed("port \(port)")
-    }
-    return fd
-}
