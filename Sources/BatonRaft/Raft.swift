@@ -612,10 +612,19 @@ public struct Raft: Sendable {
 
     /// Commits the highest index a quorum holds, if it is of the current term (Raft §5.4.2).
     private mutating func maybeCommit() {
-        var matches = progress.values.map(\.match)
-        matches.append(min(log.lastIndex, stableIndex))
-        matches.sort(by: >)
-        let candidate = matches[configuration.quorum - 1]
+        // The quorum-th highest match, its own durable index counted: on the stack, as this runs for
+        // every persist and every append answer (an array here was an allocation per command).
+        let candidate = withUnsafeTemporaryAllocation(of: LogIndex.self, capacity: progress.count + 1) { matches in
+            var n = 0
+            for p in progress.values {
+                matches[n] = p.match
+                n += 1
+            }
+            matches[n] = min(log.lastIndex, stableIndex)
+            var used = UnsafeMutableBufferPointer(rebasing: matches[0...n])
+            used.sort(by: >)
+            return used[configuration.quorum - 1]
+        }
         guard candidate > commit, log.term(at: candidate) == term else { return }
         commit = candidate
         if !readsWaitingForCommit.isEmpty {

@@ -76,6 +76,7 @@ final class DurableLog: NodeStorage, @unchecked Sendable {
     }
 
     var isDurable: Bool { true }
+    var persistsAtOnce: Bool { false }
 
     /// Bytes written to the log since this node started: everything the futures completed so far covers.
     var bytesWritten: Int { written.load(ordering: .acquiring) }

@@ -30,7 +30,7 @@ final class NodeRuntime {
     private var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     private var http2Connections: [ObjectIdentifier: HTTP2ConnectionHandler] = [:]
     private var timer: Scheduled<Void>?
-    private var ticker: RepeatedTask?
+    private var ticker: LoopTicker?
     private var idleSweep: RepeatedTask?
     /// Every second: closes pending connections past their handshake deadline and connections
     /// whose frame is too slow to arrive.
@@ -46,6 +46,9 @@ final class NodeRuntime {
     private var handling = false
     private var actions: [NodeAction] = []
     private var endOfTurnScheduled = false
+    /// What `scheduleEndOfTurn` submits: made once (in `start`), as a new closure for each turn
+    /// would be an allocation per request; dropped at shutdown, which ends the cycle through `self`.
+    private var endOfTurnTask: (@Sendable () -> Void)?
 
     struct Route {
         var connection: any ReplySink
@@ -91,7 +94,8 @@ final class NodeRuntime {
     func start() -> EventLoopFuture<(any Channel)?> {
         let this = NIOLoopBound(self, eventLoop: eventLoop)
         let tick = TimeAmount.milliseconds(Int64(configuration.tickMilliseconds))
-        ticker = eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in this.value.handle(.tick(wall: SystemClock.wall())) }
+        ticker = LoopTicker(every: tick, on: eventLoop) { this.value.handle(.tick(wall: SystemClock.wall())) }
+        endOfTurnTask = { this.value.handle(.endOfTurn) }
         startIdleSweep()
         deadlineSweep = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             let now = NIODeadline.now()
@@ -114,6 +118,10 @@ final class NodeRuntime {
         guard !isShuttingDown else { return }
         inbox.append(event)
         guard !handling else { return }
+        // Answers delivered while the events are stepped are flushed once they all are, in this
+        // task, rather than in a task of their own (an allocation per request).
+        flushQueue.hold()
+        defer { flushQueue.release() }
         handling = true
         var i = 0
         // Something was stepped since the last end of a turn.
@@ -146,7 +154,8 @@ final class NodeRuntime {
         guard !endOfTurnScheduled else { return }
         endOfTurnScheduled = true
         // After everything this turn of the loop reads: one Ready, one write, one sync.
-        eventLoop.execute { [this = NIOLoopBound(self, eventLoop: eventLoop)] in this.value.handle(.endOfTurn) }
+        guard let endOfTurnTask else { return }
+        eventLoop.execute(endOfTurnTask)
     }
 
     private func perform() {
@@ -163,6 +172,11 @@ final class NodeRuntime {
                 for message in messages { transport.send(message) }
                 transport.flush()
             case .persist(let id, let snapshot, let entries, let hardState, let sync):
+                if storage.persistsAtOnce {
+                    // Nothing to wait for (the memory log): no future and no callback to allocate.
+                    handle(.persisted(id))
+                    continue
+                }
                 let this = NIOLoopBound(self, eventLoop: eventLoop)
                 storage.persist(snapshot: snapshot, entries: entries, hardState: hardState, sync: sync, on: eventLoop)
                     .whenComplete { result in
@@ -461,6 +475,7 @@ final class NodeRuntime {
         transport?.close()
         ticker?.cancel()
         ticker = nil
+        endOfTurnTask = nil
         timer?.cancel()
         timer = nil
         idleSweep?.cancel()

@@ -8,6 +8,10 @@ protocol NodeStorage: Sendable {
     /// Whether what it holds survives the process.
     var isDurable: Bool { get }
 
+    /// Whether `persist` has nothing to do and completes at once (the node then goes on without
+    /// calling it, and without the future it would return).
+    var persistsAtOnce: Bool { get }
+
     /// Makes a Ready's durable part durable, in submission order with everything else; the future
     /// succeeds (on `loop`) once it is (synced, when `sync` says so).
     func persist(snapshot: Snapshot?, entries: [LogEntry], hardState: HardState?, sync: Bool, on loop: any EventLoop)
@@ -26,6 +30,7 @@ protocol NodeStorage: Sendable {
 /// itself until a snapshot compacts them, so nothing is stored here.
 struct MemoryLog: NodeStorage {
     var isDurable: Bool { false }
+    var persistsAtOnce: Bool { true }
 
     func persist(snapshot: Snapshot?, entries: [LogEntry], hardState: HardState?, sync: Bool, on loop: any EventLoop)
         -> EventLoopFuture<Void>
