@@ -71,6 +71,37 @@ extension BatonClient {
         return (id, created)
     }
 
+    /// Adds every job of `specs` in one request and one log entry, or none of them (JOB_ADD_BATCH):
+    /// an invalid job, or a batch the quotas cannot take whole, is refused as a whole. Returns each
+    /// job's id and whether it was created, in order. At most 1,000 jobs (`limits` of the node), and
+    /// the request must fit in one frame. A node of an older build, or a cluster in the middle of an
+    /// upgrade, refuses it with `UNKNOWN_OPCODE`; send the jobs with `addJob` then (one by one, so
+    /// not all or nothing).
+    @discardableResult
+    public func addJobs(_ specs: [JobSpec]) async throws -> [AddedJob] {
+        guard case .jobsAdded(let added) = try await command(.addJobs(specs)), added.count == specs.count else {
+            throw unexpected("JOB_ADD_BATCH")
+        }
+        return added
+    }
+
+    /// Claims up to `max` ready jobs of any of `types` in one request (JOB_CLAIM_BATCH), best first;
+    /// empty when none is ready (it never waits: `claimJob(types:wait:)` does). Each job is a claim of
+    /// its own, with its own token and lease.
+    public func claimJobs(types: [String], max: Int, worker: String? = nil) async throws -> [ClaimedJob] {
+        try await claimJobsCounted(types: types, max: max, worker: worker).jobs
+    }
+
+    /// `claimJobs`, and until when the claims' leases surely last on this machine's clock.
+    func claimJobsCounted(
+        types: [String], max: Int, worker: String?
+    ) async throws -> (jobs: [ClaimedJob], validUntil: [ContinuousClock.Instant]) {
+        let (reply, sent) = try await commandCounted(
+            .claimJobs(types: types, worker: worker ?? configuration.name, max: UInt16(clamping: max)))
+        guard case .jobsClaimed(let jobs) = reply else { throw unexpected("JOB_CLAIM_BATCH") }
+        return (jobs, jobs.map { sent + $0.leaseLeft.duration })
+    }
+
     /// Claims the next ready job of any of `types`, waiting up to `wait` for one; nil when none came.
     /// A claim's `leaseLeft` counts from when the request was sent; `JobWorker` does that counting.
     public func claimJob(types: [String], worker: String? = nil, wait: Duration = .zero) async throws -> ClaimedJob? {

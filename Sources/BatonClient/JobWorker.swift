@@ -36,58 +36,148 @@ public struct JobWorker: Sendable {
     }
 
     /// Claims and runs jobs until the calling task is cancelled.
+    ///
+    /// Claims come in batches (JOB_CLAIM_BATCH) of as many jobs as there are free slots, so a worker
+    /// that runs 16 at a time fills them in one request; when none is ready it waits with one
+    /// JOB_CLAIM. When a handler ends, its outcome (JOB_COMPLETE or JOB_FAIL) and the claim for its
+    /// slot go out together, in one round trip. It never claims more than it can start: a claim that
+    /// arrives after cancellation is handed back at once (JOB_ABORT, the attempt not counted). A node
+    /// that does not know the batch claim (an older build, or a cluster in the middle of an upgrade)
+    /// is asked one job at a time.
     public func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask { await self.loop() }
+        await withTaskGroup(of: Event.self) { group in
+            var running = 0
+            var waiting = false
+            var batches = true
+            while !Task.isCancelled {
+                let free = concurrency - running - (waiting ? 1 : 0)
+                if free > 0 && batches {
+                    do {
+                        let (jobs, validUntil) = try await client.claimJobsCounted(types: types, max: free, worker: name)
+                        for (job, until) in zip(jobs, validUntil) {
+                            if Task.isCancelled {
+                                handBack(job)
+                                continue
+                            }
+                            running += 1
+                            group.addTask { await self.handle(job, validUntil: until) }
+                        }
+                        if !jobs.isEmpty { continue }
+                    } catch BatonClientError.server(let e) where e.code == .unknownOpcode {
+                        batches = false  // an older node: one job at a time, with a wait
+                    } catch {
+                        if Task.isCancelled { break }
+                        client.configuration.logger.warning("claim failed", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: .milliseconds(500))
+                        continue
+                    }
+                }
+                if !waiting && running < concurrency {
+                    waiting = true
+                    group.addTask { await self.waitForJob() }
+                }
+                guard let event = await group.next() else { break }
+                switch event {
+                case .finished(let job, let outcome):
+                    running -= 1
+                    // Reported beside the next claim, not before it: both go out at once.
+                    group.addTask { await self.report(job, outcome); return .reported }
+                case .reported:
+                    break
+                case .waited(let job, let until):
+                    waiting = false
+                    guard let job else { continue }
+                    if Task.isCancelled {
+                        handBack(job)
+                        continue
+                    }
+                    running += 1
+                    group.addTask { await self.handle(job, validUntil: until) }
+                case .waitFailed:
+                    waiting = false
+                    if !Task.isCancelled { try? await Task.sleep(for: .milliseconds(500)) }
+                }
+            }
+            // Cancelled: the handlers are cancelled with the group; their outcomes are still reported.
+            while let event = await group.next() {
+                switch event {
+                case .finished(let job, let outcome): await report(job, outcome)
+                case .waited(let job?, _): handBack(job)
+                default: break
+                }
             }
         }
     }
 
-    private func loop() async {
-        let logger = client.configuration.logger
-        while !Task.isCancelled {
-            let job: ClaimedJob?
-            let validUntil: ContinuousClock.Instant
-            do {
-                (job, validUntil) = try await client.claimJobCounted(types: types, worker: name, wait: pollWait)
-            } catch {
-                if Task.isCancelled { return }
-                logger.warning("claim failed", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(500))
-                continue
+    /// What the tasks of `run` tell it.
+    private enum Event: Sendable {
+        case finished(ClaimedJob, Outcome)
+        case reported
+        case waited(ClaimedJob?, validUntil: ContinuousClock.Instant)
+        case waitFailed
+    }
+
+    private enum Outcome: Sendable {
+        case completed([UInt8])
+        case failed(String)
+        case lost(String)
+    }
+
+    /// One JOB_CLAIM that waits up to `pollWait` for a job.
+    private func waitForJob() async -> Event {
+        do {
+            let (job, until) = try await client.claimJobCounted(types: types, worker: name, wait: pollWait)
+            return .waited(job, validUntil: until)
+        } catch {
+            if !Task.isCancelled {
+                client.configuration.logger.warning("claim failed", metadata: ["error": "\(error)"])
             }
-            guard let job else { continue }
-            await process(job, validUntil: validUntil)
+            return .waitFailed
         }
+    }
+
+    /// Gives a job this worker will not start back to the queue, its attempt not counted.
+    private func handBack(_ job: ClaimedJob) {
+        let client = self.client
+        Task { try? await client.abortJob(job.id, token: job.token) }
     }
 
     /// Runs the handler on one claimed job and reports the outcome. `validUntil` is when the claim's
     /// lease surely still holds on this machine's clock: the claim's `leaseLeft` counted from when
     /// the claim was sent. Without it the claim is extended before the handler starts.
     public func process(_ job: ClaimedJob, validUntil: ContinuousClock.Instant? = nil) async {
-        let logger = client.configuration.logger
+        guard case .finished(_, let outcome) = await handle(job, validUntil: validUntil) else { return }
+        await report(job, outcome)
+    }
+
+    /// Runs the handler under the claim's keep-alive; the outcome is reported by `report`.
+    private func handle(_ job: ClaimedJob, validUntil: ContinuousClock.Instant?) async -> Event {
         let client = self.client
         let handler = self.handler
         let timeout = job.timeout.duration
-        let outcome: Result<[UInt8], any Error>
         do {
-            outcome = .success(
-                try await withKeepAlive(
-                    ttl: timeout, validUntil: validUntil ?? .now - timeout, what: "job \(job.id)",
-                    renew: { try await client.extendJobCounted(job.id, token: job.token, ttl: nil).validUntil },
-                    body: { try await handler(job) }))
+            let result = try await withKeepAlive(
+                ttl: timeout, validUntil: validUntil ?? .now - timeout, what: "job \(job.id)",
+                renew: { try await client.extendJobCounted(job.id, token: job.token, ttl: nil).validUntil },
+                body: { try await handler(job) })
+            return .finished(job, .completed(result))
+        } catch BatonClientError.leaseLost(let why) {
+            return .finished(job, .lost(why))
         } catch {
-            outcome = .failure(error)
+            return .finished(job, .failed("\(error)"))
         }
+    }
+
+    private func report(_ job: ClaimedJob, _ outcome: Outcome) async {
+        let logger = client.configuration.logger
         do {
             switch outcome {
-            case .success(let result):
+            case .completed(let result):
                 try await client.completeJob(job.id, token: job.token, result: result)
-            case .failure(BatonClientError.leaseLost(let why)):
+            case .lost(let why):
                 logger.warning("job claim lost", metadata: ["job.id": "\(job.id)", "reason": "\(why)"])
-            case .failure(let error):
-                try await client.failJob(job.id, token: job.token, error: "\(error)")
+            case .failed(let error):
+                try await client.failJob(job.id, token: job.token, error: error)
             }
         } catch {
             logger.warning("could not report job outcome", metadata: ["job.id": "\(job.id)", "error": "\(error)"])

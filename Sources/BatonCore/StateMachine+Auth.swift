@@ -14,8 +14,11 @@ extension StateMachine {
             return [.name(.lock, .write, key)]
         case .addJob(let spec):
             return [.name(.job, .write, spec.type)]
-        case .claimJob(let types, _, _):
+        case .claimJob(let types, _, _), .claimJobs(let types, _, _):
             return types.map { .name(.job, .work, $0) }
+        case .addJobs(let specs):
+            var seen = Set<String>()
+            return specs.compactMap { seen.insert($0.type).inserted ? .name(.job, .write, $0.type) : nil }
         case .claimJobByID(let id, _), .extendJob(let id, _, _), .completeJob(let id, _, _), .failJob(let id, _, _),
             .abortJob(let id, _):
             return onJob(id, .work)

@@ -21,6 +21,43 @@ extension StateMachine {
         return .jobAdded(id, created: true)
     }
 
+    /// JOB_ADD_BATCH: every job, or none when the quotas cannot take them all (each job was checked
+    /// by `validate` before). A unique key already held, or held by an earlier job of the batch,
+    /// answers with that job's id, as one JOB_ADD after another would.
+    mutating func addJobs(_ specs: [JobSpec]) -> Reply {
+        var newJobs = 0
+        var newBytes = 0
+        var keys = Set<UniqueJobKey>()
+        for spec in specs {
+            if !spec.uniqueKey.isEmpty {
+                let unique = UniqueJobKey(type: spec.type, key: spec.uniqueKey)
+                if uniqueJobs[unique] != nil || !keys.insert(unique).inserted { continue }
+            }
+            newJobs += 1
+            newBytes += spec.payload.count
+        }
+        let unfinished = jobs.count - completedCount
+        if unfinished + newJobs > configuration.maxJobs {
+            return .error(
+                .quotaExceeded,
+                "\(unfinished) unfinished jobs are held; \(newJobs) more would pass limits.maxJobs (\(configuration.maxJobs)); no job was added")
+        }
+        if unfinishedJobBytes + newBytes > configuration.maxJobBytes {
+            return .error(
+                .quotaExceeded,
+                "unfinished jobs hold \(unfinishedJobBytes) bytes; \(newBytes) more would pass limits.maxJobBytes (\(configuration.maxJobBytes)); no job was added")
+        }
+        var added: [AddedJob] = []
+        added.reserveCapacity(specs.count)
+        for spec in specs {
+            guard case .jobAdded(let id, let created) = addJob(spec) else {
+                preconditionFailure("an add that the batch's quota check let through was refused")
+            }
+            added.append(AddedJob(id: id, created: created))
+        }
+        return .jobsAdded(added)
+    }
+
     /// Checks the job quotas for an add of `bytes` of payload, removing completed jobs (oldest first)
     /// when that makes room; the refusal when nothing does.
     mutating func makeRoom(forJobOf bytes: Int) -> Reply? {
@@ -125,6 +162,16 @@ extension StateMachine {
         waits[WaitKey(clientID: client, sequence: sequence)] = .claim
         schedule(.claimWait(clientID: client, sequence: sequence), at: deadline)
         return nil
+    }
+
+    /// JOB_CLAIM_BATCH: up to `max` ready jobs of `types`, best first, each under a claim of its own;
+    /// none when none is ready (it never waits).
+    mutating func claimJobs(types: [String], worker: String, max: UInt16) -> Reply {
+        var claimed: [ClaimedJob] = []
+        while claimed.count < Int(max), let id = popReady(types: types) {
+            claimed.append(startClaim(id, worker: worker))
+        }
+        return .jobsClaimed(claimed)
     }
 
     mutating func expireClaimWait(client: ClientID, sequence: SequenceNumber) {

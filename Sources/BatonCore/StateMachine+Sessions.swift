@@ -131,26 +131,23 @@ extension StateMachine {
         case .releaseLock(let key, _):
             return checkName(key, "key")
         case .addJob(let spec):
-            if let e = checkName(spec.type, "type") ?? checkLength(spec.uniqueKey, "unique key") { return e }
-            if spec.timeout != .zero, let e = checkTTL(spec.timeout) { return e }
-            if spec.delay > configuration.maxDelay {
-                return ErrorReply(.invalidArgument, "delay \(spec.delay) exceeds the maximum of \(configuration.maxDelay)")
+            return validate(spec)
+        case .addJobs(let specs):
+            if specs.isEmpty { return ErrorReply(.invalidArgument, "a batch must hold at least one job") }
+            if specs.count > configuration.maxBatch {
+                return ErrorReply(.invalidArgument, "a batch holds \(specs.count) jobs, more than the maximum of \(configuration.maxBatch)")
             }
-            if spec.maxAttempts > configuration.maxAttemptsLimit {
-                return ErrorReply(
-                    .invalidArgument, "max attempts \(spec.maxAttempts) exceeds the maximum of \(configuration.maxAttemptsLimit)")
-            }
-            if spec.backoff > configuration.maxBackoff {
-                return ErrorReply(.invalidArgument, "backoff \(spec.backoff) exceeds the maximum of \(configuration.maxBackoff)")
+            for (i, spec) in specs.enumerated() {
+                if let e = validate(spec) { return ErrorReply(e.code, "job \(i) of the batch: \(e.message); no job was added") }
             }
             return nil
         case .claimJob(let types, let worker, let wait):
-            if types.isEmpty { return ErrorReply(.invalidArgument, "a claim must name at least one job type") }
-            if types.count > configuration.maxClaimTypes {
-                return ErrorReply(.invalidArgument, "a claim may name at most \(configuration.maxClaimTypes) job types")
+            return validateClaim(types: types, worker: worker) ?? checkWait(wait)
+        case .claimJobs(let types, let worker, let max):
+            if max == 0 || Int(max) > configuration.maxBatch {
+                return ErrorReply(.invalidArgument, "max must be 1 to \(configuration.maxBatch), not \(max)")
             }
-            for t in types { if let e = checkName(t, "type") { return e } }
-            return checkLength(worker, "worker") ?? checkWait(wait)
+            return validateClaim(types: types, worker: worker)
         case .claimJobByID(_, let worker):
             return checkLength(worker, "worker")
         case .extendJob(_, _, let ttl):
@@ -180,6 +177,33 @@ extension StateMachine {
         case .getSchedule(let name): checkName(name, "schedule name")
         case .listSchedules(let after, _): checkLength(after, "after")
         }
+    }
+
+    /// A job as JOB_ADD (or one job of JOB_ADD_BATCH) gives it.
+    func validate(_ spec: JobSpec) -> ErrorReply? {
+        if let e = checkName(spec.type, "type") ?? checkLength(spec.uniqueKey, "unique key") { return e }
+        if spec.timeout != .zero, let e = checkTTL(spec.timeout) { return e }
+        if spec.delay > configuration.maxDelay {
+            return ErrorReply(.invalidArgument, "delay \(spec.delay) exceeds the maximum of \(configuration.maxDelay)")
+        }
+        if spec.maxAttempts > configuration.maxAttemptsLimit {
+            return ErrorReply(
+                .invalidArgument, "max attempts \(spec.maxAttempts) exceeds the maximum of \(configuration.maxAttemptsLimit)")
+        }
+        if spec.backoff > configuration.maxBackoff {
+            return ErrorReply(.invalidArgument, "backoff \(spec.backoff) exceeds the maximum of \(configuration.maxBackoff)")
+        }
+        return nil
+    }
+
+    /// The types and worker of JOB_CLAIM or JOB_CLAIM_BATCH.
+    func validateClaim(types: [String], worker: String) -> ErrorReply? {
+        if types.isEmpty { return ErrorReply(.invalidArgument, "a claim must name at least one job type") }
+        if types.count > configuration.maxClaimTypes {
+            return ErrorReply(.invalidArgument, "a claim may name at most \(configuration.maxClaimTypes) job types")
+        }
+        for t in types { if let e = checkName(t, "type") { return e } }
+        return checkLength(worker, "worker")
     }
 
     func checkName(_ s: String, _ what: String) -> ErrorReply? {

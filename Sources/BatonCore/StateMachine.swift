@@ -296,6 +296,10 @@ public struct StateMachine: Sendable {
             return claimJob(types: types, worker: worker, wait: wait, client: client, sequence: sequence, digest: digest)
         case .claimJobByID(let id, let worker):
             return claimJob(id: id, worker: worker)
+        case .addJobs(let specs):
+            return addJobs(specs)
+        case .claimJobs(let types, let worker, let max):
+            return claimJobs(types: types, worker: worker, max: max)
         case .extendJob(let id, let token, let ttl):
             return extendJob(id, token: token, ttl: ttl)
         case .completeJob(let id, let token, let result):

@@ -23,6 +23,8 @@ extension StateMachine {
         public var maxDelay: Milliseconds = 2_592_000_000
         /// Most job types one claim may name.
         public var maxClaimTypes: Int = 32
+        /// The most jobs one JOB_ADD_BATCH adds, or one JOB_CLAIM_BATCH claims.
+        public var maxBatch: Int = 1000
         /// Most attempts a job may be given.
         public var maxAttemptsLimit: UInt16 = 1000
         /// Attempts of a job added with `maxAttempts` zero.

@@ -190,6 +190,10 @@ package struct Node: Sendable {
                     return
                 }
             }
+            if isLeader, let refusal = Self.batchRefusal(command, members: configuration.raft.members.count, peersLowest: peersLowest) {
+                if let route { actions.append(.answer(route, .error(refusal))) }
+                return
+            }
             if command.mayWait { mayHaveWaits.insert(client) }
             propose(.command(client, sequence, command, by: principal), route: route, at: mono, into: &actions)
         case .read(let route, let query, let principal):
@@ -523,6 +527,25 @@ package struct Node: Sendable {
             for schedule in due { batch += SchedulePlanner.fires(for: schedule, at: now, planFromShift: shift) }
         }
         if !batch.isEmpty { propose(.fireSchedules(batch), route: nil, at: mono, into: &actions) }
+    }
+
+    /// The peer protocol version from which members apply the batch commands (JOB_ADD_BATCH,
+    /// JOB_CLAIM_BATCH): older builds cannot read them in the log.
+    package static let batchPeerProtocol: UInt16 = 8
+
+    /// A leader does not log a batch command until every member reads it (a rolling upgrade):
+    /// UNKNOWN_OPCODE, as from a node of an older build, so a client sends the jobs one by one. A
+    /// cluster of one has no other member to wait for.
+    package static func batchRefusal(_ command: Command, members: Int, peersLowest: UInt16) -> ErrorReply? {
+        switch command {
+        case .addJobs, .claimJobs:
+            guard members > 1, peersLowest < batchPeerProtocol else { return nil }
+            return ErrorReply(
+                .unknownOpcode,
+                "\(command.opcode) is not used until every member speaks peer protocol \(Self.batchPeerProtocol) (an upgrade is under way); send the jobs one by one")
+        default:
+            return nil
+        }
     }
 
     /// The peer protocol version from which members judge slots on the calendar clock.

@@ -1,5 +1,5 @@
 /// The newest protocol version this code speaks. HELLO carries it; see Protocol/PROTOCOL.md, "Versioning".
-public let batonProtocolVersion: UInt16 = 3
+public let batonProtocolVersion: UInt16 = 4
 /// Every protocol version this code speaks: a node answers HELLO with the newest of these that is not
 /// above the client's, and a client accepts any of them.
 public let batonProtocolVersions: ClosedRange<UInt16> = 2...batonProtocolVersion
@@ -60,6 +60,11 @@ public enum Command: Hashable, Sendable {
     case claimJob(types: [String], worker: String, wait: Milliseconds)
     /// Claim one particular queued job now, even if its run-after time has not come.
     case claimJobByID(JobID, worker: String)
+    /// Add every job or none (protocol 4): one command, one log entry, one answer per job in order.
+    case addJobs([JobSpec])
+    /// Claim up to `max` ready jobs of any of `types` at once (protocol 4). It never waits: with none
+    /// ready it is answered with none, and a worker that wants to wait sends `claimJob` with a wait.
+    case claimJobs(types: [String], worker: String, max: UInt16)
     /// Extend a claim's lease to `ttl` from now (zero: the job's own timeout).
     case extendJob(JobID, token: FencingToken, ttl: Milliseconds)
     case completeJob(JobID, token: FencingToken, result: [UInt8])
@@ -249,6 +254,17 @@ public enum LockAcquisition: Hashable, Sendable {
 }
 
 /// A job handed to a worker by a claim.
+/// One job of a JOB_ADD_BATCH: its id, and whether the add created it (false: an unfinished job of
+/// the same type and unique key existed, and this is its id).
+public struct AddedJob: Hashable, Sendable {
+    public var id: JobID
+    public var created: Bool
+    public init(id: JobID, created: Bool) {
+        self.id = id
+        self.created = created
+    }
+}
+
 public struct ClaimedJob: Hashable, Sendable {
     public var id: JobID
     public var type: String
@@ -424,6 +440,10 @@ public enum Reply: Hashable, Sendable {
     /// Nil: no job became ready before the wait ran out.
     indirect case jobClaimed(ClaimedJob?)
     indirect case jobClaimedByID(ClaimedJob)
+    /// JOB_ADD_BATCH: each job's id and whether it was created, in the request's order.
+    case jobsAdded([AddedJob])
+    /// JOB_CLAIM_BATCH: the jobs claimed, best first (empty: none was ready).
+    case jobsClaimed([ClaimedJob])
     /// `leaseLeft`: as in `LockAcquisition`.
     case jobExtended(leaseExpiresAt: Timestamp, leaseLeft: Milliseconds)
     case jobCompleted
@@ -477,6 +497,10 @@ public enum Reply: Hashable, Sendable {
         case .jobClaimedByID(var job):
             job.leaseLeft = .left(until: job.leaseExpiresAt, at: now())
             return .jobClaimedByID(job)
+        case .jobsClaimed(var jobs):
+            let at = now()
+            for i in jobs.indices { jobs[i].leaseLeft = .left(until: jobs[i].leaseExpiresAt, at: at) }
+            return .jobsClaimed(jobs)
         default:
             return self
         }

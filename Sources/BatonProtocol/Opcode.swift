@@ -29,6 +29,8 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
     public static let jobRequeue = Opcode(rawValue: 0x2A)
     public static let jobRunning = Opcode(rawValue: 0x2B)
     public static let jobPurge = Opcode(rawValue: 0x2C)
+    public static let jobAddBatch = Opcode(rawValue: 0x2D)
+    public static let jobClaimBatch = Opcode(rawValue: 0x2E)
 
     public static let schedulePut = Opcode(rawValue: 0x30)
     public static let scheduleDelete = Opcode(rawValue: 0x31)
@@ -59,7 +61,7 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         .hello, .ping, .lockAcquire, .lockRenew, .lockRelease, .lockGet, .lockList,
         .jobAdd, .jobClaim, .jobClaimByID, .jobExtend, .jobComplete, .jobFail, .jobAbort,
         .jobGet, .jobList, .jobDelete, .jobRequeue, .jobRunning,
-        .lockForceRelease, .leaseList, .jobPurge, .nodeStatus,
+        .lockForceRelease, .leaseList, .jobPurge, .jobAddBatch, .jobClaimBatch, .nodeStatus,
         .auth, .userAdd, .userDelete, .userGrant, .userRevoke, .tokenAdd, .tokenRemove,
         .roleAdd, .roleDelete, .roleGrant, .roleRevoke, .authList,
         .schedulePut, .scheduleDelete, .schedulePause, .scheduleResume, .scheduleTrigger, .scheduleGet, .scheduleList,
@@ -92,6 +94,8 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         case .jobAdd: n = "JOB_ADD"
         case .jobClaim: n = "JOB_CLAIM"
         case .jobClaimByID: n = "JOB_CLAIM_ID"
+        case .jobAddBatch: n = "JOB_ADD_BATCH"
+        case .jobClaimBatch: n = "JOB_CLAIM_BATCH"
         case .jobExtend: n = "JOB_EXTEND"
         case .jobComplete: n = "JOB_COMPLETE"
         case .jobFail: n = "JOB_FAIL"
@@ -141,6 +145,8 @@ extension Command {
         case .addJob: .jobAdd
         case .claimJob: .jobClaim
         case .claimJobByID: .jobClaimByID
+        case .addJobs: .jobAddBatch
+        case .claimJobs: .jobClaimBatch
         case .extendJob: .jobExtend
         case .completeJob: .jobComplete
         case .failJob: .jobFail
@@ -210,6 +216,8 @@ extension Reply {
         case .jobAdded: Opcode.jobAdd.reply
         case .jobClaimed: Opcode.jobClaim.reply
         case .jobClaimedByID: Opcode.jobClaimByID.reply
+        case .jobsAdded: Opcode.jobAddBatch.reply
+        case .jobsClaimed: Opcode.jobClaimBatch.reply
         case .jobExtended: Opcode.jobExtend.reply
         case .jobCompleted: Opcode.jobComplete.reply
         case .jobFailed: Opcode.jobFail.reply

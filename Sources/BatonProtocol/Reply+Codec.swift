@@ -51,6 +51,15 @@ extension Reply {
             }
         case .jobClaimedByID(let job):
             job.encode(into: &b)
+        case .jobsAdded(let added):
+            b.writeU16(UInt16(truncatingIfNeeded: added.count))
+            for a in added {
+                b.writeU64(a.id.rawValue)
+                b.writeU8(a.created ? 1 : 0)
+            }
+        case .jobsClaimed(let jobs):
+            b.writeU16(UInt16(truncatingIfNeeded: jobs.count))
+            for job in jobs { job.encode(into: &b) }
         case .jobFailed(let state, let retryAt):
             b.writeU8(state.rawValue)
             b.writeU64(retryAt.milliseconds)
@@ -169,6 +178,20 @@ extension Reply {
             reply = .jobClaimed(try b.readU8("found") == 0 ? nil : try ClaimedJob.decode(from: &b))
         case Opcode.jobClaimByID.reply:
             reply = .jobClaimedByID(try ClaimedJob.decode(from: &b))
+        case Opcode.jobAddBatch.reply:
+            let count = try b.readU16("count")
+            var added: [AddedJob] = []
+            added.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                added.append(AddedJob(id: JobID(try b.readU64("job_id")), created: try b.readU8("created") != 0))
+            }
+            reply = .jobsAdded(added)
+        case Opcode.jobClaimBatch.reply:
+            let count = try b.readU16("count")
+            var jobs: [ClaimedJob] = []
+            jobs.reserveCapacity(Int(count))
+            for _ in 0..<count { jobs.append(try ClaimedJob.decode(from: &b)) }
+            reply = .jobsClaimed(jobs)
         case Opcode.jobExtend.reply:
             reply = .jobExtended(
                 leaseExpiresAt: Timestamp(milliseconds: try b.readU64("lease_expires_at")),

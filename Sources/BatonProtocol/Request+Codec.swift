@@ -73,14 +73,15 @@ extension Command {
             b.writeStr(key)
             b.writeU64(token.rawValue)
         case .addJob(let spec):
-            b.writeStr(spec.type)
-            b.writeBytesField(spec.payload)
-            b.writeI32(spec.priority)
-            b.writeU32(spec.delay.rawValue)
-            b.writeU16(spec.maxAttempts)
-            b.writeU32(spec.timeout.rawValue)
-            b.writeU32(spec.backoff.rawValue)
-            b.writeStr(spec.uniqueKey)
+            spec.encodeAsAdded(into: &b)
+        case .addJobs(let specs):
+            b.writeU16(UInt16(truncatingIfNeeded: specs.count))
+            for spec in specs { spec.encodeAsAdded(into: &b) }
+        case .claimJobs(let types, let worker, let max):
+            b.writeStr(worker)
+            b.writeU16(max)
+            b.writeU16(UInt16(truncatingIfNeeded: types.count))
+            for t in types { b.writeStr(t) }
         case .claimJob(let types, let worker, let wait):
             b.writeStr(worker)
             b.writeU32(wait.rawValue)
@@ -145,12 +146,21 @@ extension Command {
         case .lockRelease:
             return .releaseLock(key: try b.readStr("key"), token: FencingToken(try b.readU64("token")))
         case .jobAdd:
-            return .addJob(
-                JobSpec(
-                    type: try b.readStr("type"), payload: try b.readBytes("payload"),
-                    priority: try b.readI32("priority"), delay: Milliseconds(try b.readU32("delay_ms")),
-                    maxAttempts: try b.readU16("max_attempts"), timeout: Milliseconds(try b.readU32("timeout_ms")),
-                    backoff: Milliseconds(try b.readU32("backoff_ms")), uniqueKey: try b.readStr("unique_key")))
+            return .addJob(try JobSpec.decodeAsAdded(from: &b))
+        case .jobAddBatch:
+            let count = try b.readU16("count")
+            var specs: [JobSpec] = []
+            specs.reserveCapacity(Int(count))
+            for _ in 0..<count { specs.append(try JobSpec.decodeAsAdded(from: &b)) }
+            return .addJobs(specs)
+        case .jobClaimBatch:
+            let worker = try b.readStr("worker")
+            let max = try b.readU16("max")
+            let count = try b.readU16("type_count")
+            var types: [String] = []
+            types.reserveCapacity(Int(count))
+            for _ in 0..<count { types.append(try b.readStr("type")) }
+            return .claimJobs(types: types, worker: worker, max: max)
         case .jobClaim:
             let worker = try b.readStr("worker")
             let wait = Milliseconds(try b.readU32("wait_ms"))
@@ -352,5 +362,27 @@ extension AuthListing {
             roles.append(Role(name: name, permissions: permissions))
         }
         return AuthListing(enabled: enabled, users: users, roles: roles)
+    }
+}
+
+extension JobSpec {
+    /// The job's fields as JOB_ADD carries them (and each job of JOB_ADD_BATCH).
+    func encodeAsAdded(into b: inout ByteBuffer) {
+        b.writeStr(type)
+        b.writeBytesField(payload)
+        b.writeI32(priority)
+        b.writeU32(delay.rawValue)
+        b.writeU16(maxAttempts)
+        b.writeU32(timeout.rawValue)
+        b.writeU32(backoff.rawValue)
+        b.writeStr(uniqueKey)
+    }
+
+    static func decodeAsAdded(from b: inout ByteBuffer) throws(ErrorReply) -> JobSpec {
+        JobSpec(
+            type: try b.readStr("type"), payload: try b.readBytes("payload"),
+            priority: try b.readI32("priority"), delay: Milliseconds(try b.readU32("delay_ms")),
+            maxAttempts: try b.readU16("max_attempts"), timeout: Milliseconds(try b.readU32("timeout_ms")),
+            backoff: Milliseconds(try b.readU32("backoff_ms")), uniqueKey: try b.readStr("unique_key"))
     }
 }

@@ -43,7 +43,7 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
     return [
         ("hello.request", .request(.hello(Hello(clientID: ClientID(0x1122_3344_5566_7788), clientName: "worker-a")))),
         ("hello.reply", .reply(.hello(HelloReply(
-            version: 3, nodeID: "baton-1", serverTime: Timestamp(milliseconds: 1_700_000_000_000), maxFrameSize: 1 << 20,
+            version: 4, nodeID: "baton-1", serverTime: Timestamp(milliseconds: 1_700_000_000_000), maxFrameSize: 1 << 20,
             maxKeyLength: 256, minTTL: 100, maxTTL: 86_400_000, idleTimeout: 300_000)))),
         ("ping.request", .request(.ping)),
         ("ping.reply", .reply(.pong(serverTime: Timestamp(milliseconds: 1_700_000_000_000)))),
@@ -68,6 +68,16 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
         ("job-claim.reply-none", .reply(.jobClaimed(nil))),
         ("job-claim-id.request", .request(.command(seq, .claimJobByID(JobID(9), worker: "worker-a")))),
         ("job-claim-id.reply", .reply(.jobClaimedByID(claimed))),
+        ("job-add-batch.request", .request(.command(seq, .addJobs([
+            JobSpec(
+                type: "image.analyse", payload: Array("cat.png".utf8), priority: 0, delay: 0, maxAttempts: 5, timeout: 60_000,
+                backoff: 1000, uniqueKey: "cat.png"),
+            JobSpec(type: "image.analyse", payload: Array("dog.png".utf8), priority: 2),
+        ])))),
+        ("job-add-batch.reply", .reply(.jobsAdded([AddedJob(id: JobID(9), created: true), AddedJob(id: JobID(10), created: true)]))),
+        ("job-claim-batch.request", .request(.command(seq, .claimJobs(types: ["image.analyse"], worker: "worker-a", max: 2)))),
+        ("job-claim-batch.reply", .reply(.jobsClaimed([claimed]))),
+        ("job-claim-batch.reply-none", .reply(.jobsClaimed([]))),
         ("job-extend.request", .request(.command(seq, .extendJob(JobID(9), token: FencingToken(43), ttl: 0)))),
         ("job-extend.reply", .reply(.jobExtended(leaseExpiresAt: Timestamp(milliseconds: 1_700_000_080_000), leaseLeft: 60_000))),
         ("job-complete.request", .request(.command(seq, .completeJob(JobID(9), token: FencingToken(43), result: Array("ok".utf8))))),

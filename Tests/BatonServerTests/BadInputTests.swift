@@ -105,17 +105,48 @@ import Testing
             try await raw.send(.hello(Hello(version: version, clientID: ClientID(1), clientName: "other")), id: 1)
             let r = try await raw.nextReply()
             #expect(errorCode(r.reply) == .unsupportedVersion)
-            if case .error(let e) = r.reply { #expect(e.message.contains("this node speaks 2...3")) }
+            if case .error(let e) = r.reply { #expect(e.message.contains("this node speaks 2...\(batonProtocolVersion)")) }
             #expect(try await raw.next() == nil)
             try await assertHealthy(node)
         }
     }
 
+    /// A batch whose count promises more jobs than its frame holds, or more than the most allowed, or
+    /// none, is refused whole; the connection and every other client go on (issue 38).
+    @Test func aBadBatchIsRefusedWholeAndHarmsNothing() async throws {
+        try await withNode { node in
+            let raw = try await RawConnection(port: node.port)
+            try await raw.hello(client: 4)
+            var body = ByteBuffer()
+            Request.command(SequenceNumber(1), .addJobs([JobSpec(type: "a"), JobSpec(type: "a"), JobSpec(type: "a")])).encodeBody(into: &body)
+            body.setInteger(UInt16(4), at: body.readerIndex + 8)  // the count says four; three follow
+            var frame = ByteBuffer()
+            frame.writeFrame(opcode: .jobAddBatch, requestID: RequestID(2)) { $0.writeImmutableBuffer(body) }
+            try await raw.send(frame)
+            #expect(errorCode(try await raw.nextReply().reply) == .malformedFrame)
+            try await raw.send(.command(SequenceNumber(2), .addJobs([])), id: 3)
+            #expect(errorCode(try await raw.nextReply().reply) == .invalidArgument)
+            try await raw.send(.command(SequenceNumber(3), .addJobs(Array(repeating: JobSpec(type: "a"), count: 1001))), id: 4)
+            #expect(errorCode(try await raw.nextReply().reply) == .invalidArgument)
+            try await raw.send(.command(SequenceNumber(4), .claimJobs(types: ["a"], worker: "w", max: 0)), id: 5)
+            #expect(errorCode(try await raw.nextReply().reply) == .invalidArgument)
+            // The same connection goes on, and nothing of the refused batches exists.
+            try await raw.send(.command(SequenceNumber(5), .addJobs([JobSpec(type: "a")])), id: 6)
+            guard case .jobsAdded(let added) = try await raw.nextReply().reply else {
+                Issue.record("a good batch after bad ones was not added")
+                return
+            }
+            #expect(added.map(\.id) == [JobID(1)], "a job of a refused batch took an id")
+            await raw.close()
+            try await assertHealthy(node)
+        }
+    }
+
     /// PROTOCOL.md §4: HELLO names the newest version the client speaks, and the answer the version
-    /// both use: a client of version 2 keeps version 2, one of a later version gets 3.
+    /// both use: a client of version 2 keeps version 2, of 3 keeps 3, one of a later version gets 4.
     @Test func helloAgreesOnAVersion() async throws {
         try await withNode { node in
-            for (asked, agreed) in [(UInt16(2), UInt16(2)), (3, 3), (9, 3)] {
+            for (asked, agreed) in [(UInt16(2), UInt16(2)), (3, 3), (4, 4), (9, 4)] {
                 let raw = try await RawConnection(port: node.port)
                 try await raw.send(.hello(Hello(version: asked, clientID: ClientID(1), clientName: "v\(asked)")), id: 1)
                 guard case .hello(let h) = try await raw.nextReply().reply else {

@@ -15,6 +15,32 @@ import Testing
     /// of version 3, and only in its message on one of version 2, whose body keeps the version-2
     /// layout (the raw connection decodes it strictly, every byte used). Issue 19, item 6. And AUTH of
     /// a token it does not know is sent to the leader too (issue 35, item 3).
+    /// A batch is one log entry that every member applies alike (issue 38): 200 jobs added in two
+    /// batches, 50 claimed in one, and the members' summaries agree.
+    @Test func membersApplyBatchesAlike() async throws {
+        let members = try await TestCluster.writeConfigs()
+        defer { TestCluster.remove(members) }
+        let processes = try members.map(TestCluster.launch)
+        defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let client = TestCluster.client(members, name: "batches")
+        // Every member must have agreed peer protocol 8 with the leader first.
+        try await eventually("the leader takes a batch") { () async throws -> Bool in
+            do {
+                _ = try await client.addJobs((0..<100).map { JobSpec(type: "b", payload: [UInt8($0)]) })
+                return true
+            } catch BatonClientError.server(let e) where e.code == .unknownOpcode {
+                return false
+            }
+        }
+        _ = try await client.addJobs((100..<200).map { JobSpec(type: "b", payload: [UInt8($0 % 256)]) })
+        #expect(try await client.claimJobs(types: ["b"], max: 50).count == 50)
+        try await TestCluster.waitUntilSettled(members, lag: 0)
+        let statuses = await TestCluster.statuses(members).compactMap { $0 }
+        #expect(statuses.count == 3)
+        #expect(statuses.allSatisfy { $0.summary.jobsQueued == 150 && $0.summary.jobsRunning == 50 }, "\(statuses.map(\.summary))")
+        await client.shutdown()
+    }
+
     @Test func aFollowerNamesTheLeaderInAFieldOfItsOwn() async throws {
         let members = try await TestCluster.writeConfigs()
         defer { TestCluster.remove(members) }
@@ -35,7 +61,7 @@ import Testing
             guard case .error(let e) = answer, e.code == .notLeader else {
                 return false  // the leader changed meanwhile
             }
-            #expect(await v3.version == 3)
+            #expect(await v3.version == batonProtocolVersion)
             guard e.leader == "127.0.0.1:\(members[leader].port)" else {
                 #expect(e.leader != nil, "no leader field at version 3: \(e)")
                 return false  // not heard from the leader yet (empty), or another took over

@@ -173,6 +173,46 @@ import Testing
         await c.shutdown()
     }
 
+    /// JOB_ADD_BATCH and JOB_CLAIM_BATCH through the client (issue 38): all or nothing, each claim
+    /// its own; a worker cancelled with claims in hand leaves none running.
+    @Test func batchesAddAllOrNothingAndClaimSeveral() async throws {
+        try await withNode { node in
+            let c = node.client("batches")
+            let added = try await c.addJobs((0..<50).map { JobSpec(type: "b", payload: [UInt8($0)]) })
+            #expect(added.count == 50 && added.allSatisfy(\.created))
+            do {
+                try await c.addJobs([JobSpec(type: "b"), JobSpec(type: "b", timeout: 1)])
+                Issue.record("a batch with a bad job was added")
+            } catch BatonClientError.server(let e) {
+                #expect(e.code == .invalidArgument && e.message.contains("job 1 of the batch"), "\(e)")
+            }
+            #expect(try await c.listJobs(JobFilter(type: "b")).jobs.count == 50, "a job of a refused batch was added")
+            let claimed = try await c.claimJobs(types: ["b"], max: 20)
+            #expect(claimed.map(\.id) == Array(added.prefix(20).map(\.id)))
+            #expect(Set(claimed.map(\.token)).count == 20)
+            for job in claimed { try await c.completeJob(job.id, token: job.token) }
+            #expect(try await c.claimJobs(types: ["b"], max: 1000).count == 30)
+            #expect(try await c.claimJobs(types: ["b"], max: 5).isEmpty)
+
+            // A worker that holds claims when it is cancelled: none is left running.
+            _ = try await c.addJobs((0..<12).map { JobSpec(type: "slow", payload: [UInt8($0)]) })
+            let started = NIOLockedValueBox(0)
+            let worker = JobWorker(client: node.client("worker"), types: ["slow"], concurrency: 4) { _ in
+                started.withLockedValue { $0 += 1 }
+                try await Task.sleep(for: .seconds(60))  // until cancelled
+                return []
+            }
+            let run = Task { try await worker.run() }
+            try await eventually("the worker runs four jobs") { started.withLockedValue { $0 } == 4 }
+            run.cancel()
+            _ = try? await run.value
+            #expect(try await c.listJobs(JobFilter(type: "slow", state: .running)).jobs.isEmpty, "a claim was left running")
+            #expect(started.withLockedValue { $0 } == 4, "the worker started more than its concurrency")
+            await c.shutdown()
+            await worker.client.shutdown()
+        }
+    }
+
     @Test func jobWorkerCompletesAndFailsJobs() async throws {
         try await withNode { node in
             let c = node.client("producer")

@@ -37,9 +37,7 @@ import Testing
         defer { TestCluster.remove(members) }
         var processes = try members.map(TestCluster.launch)
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        var c = BatonClient.Configuration(endpoints: members.map { "127.0.0.1:\($0.port)" }, name: "calendar")
-        c.retryTimeout = .seconds(30)
-        let client = BatonClient(configuration: c)
+        let client = TestCluster.client(members, name: "calendar", retryTimeout: .seconds(30))
         defer { Task { await client.shutdown() } }
         func utc() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 

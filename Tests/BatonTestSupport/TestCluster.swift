@@ -61,6 +61,13 @@ public enum TestCluster {
         try launchNode(["serve", "--config", m.config, "--log-level", "error"])
     }
 
+    /// A client that knows every member (it finds the leader itself).
+    public static func client(_ members: [Member], name: String, retryTimeout: Duration = .seconds(10)) -> BatonClient {
+        var c = BatonClient.Configuration(endpoints: members.map { "127.0.0.1:\($0.port)" }, name: name)
+        c.retryTimeout = retryTimeout
+        return BatonClient(configuration: c)
+    }
+
     /// The member that says it leads, asked directly.
     public static func leader(_ members: [Member]) async -> Int? {
         await statuses(members).firstIndex { $0?.role == .leader }

@@ -8,7 +8,8 @@ The patterns are ``lock``, ``run_periodic`` and ``JobWorker`` here, and their as
 """
 
 from . import errors, protocol
+from .calls import job_spec
 from .client import Client
 from .patterns import JobWorker, Lease, LockBusy, lock, run_periodic
 
-__all__ = ["Client", "JobWorker", "Lease", "LockBusy", "errors", "lock", "protocol", "run_periodic"]
+__all__ = ["Client", "JobWorker", "Lease", "LockBusy", "errors", "job_spec", "lock", "protocol", "run_periodic"]

@@ -69,6 +69,21 @@ def add_job(type: str, payload: bytes, priority: int, delay: float, max_attempts
                             "unique_key": unique_key})
 
 
+def job_spec(type: str, payload: bytes = b"", priority: int = 0, delay: float = 0.0, max_attempts: int = 0,
+             timeout: float = 0.0, backoff: float = 0.0, unique_key: str = "") -> Dict[str, Any]:
+    """One job of a batch (`add_jobs`), with JOB_ADD's fields and defaults."""
+    return {"type": type, "payload": payload, "priority": priority, "delay_ms": _ms(delay), "max_attempts": max_attempts,
+            "timeout_ms": _ms(timeout), "backoff_ms": _ms(backoff), "unique_key": unique_key}
+
+
+def add_jobs(jobs: List[Dict[str, Any]]) -> "Call[List[Dict[str, Any]]]":
+    return Call("job_add_batch", {"jobs": list(jobs)}, result=_field("added"))
+
+
+def claim_jobs(types: List[str], max: int, worker: str) -> "Call[List[Dict[str, Any]]]":
+    return Call("job_claim_batch", {"worker": worker, "max": max, "types": list(types)}, result=_field("jobs"))
+
+
 def claim_job(types: List[str], wait: float, worker: str) -> "Call[Optional[Dict[str, Any]]]":
     return Call("job_claim", {"worker": worker, "wait_ms": _ms(wait), "types": list(types)}, wait, _field("job"))
 

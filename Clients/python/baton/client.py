@@ -228,6 +228,17 @@ class Client:
         Zero for ``max_attempts``, ``timeout`` or ``backoff`` means the node's default."""
         return self._run(calls.add_job(type, payload, priority, delay, max_attempts, timeout, backoff, unique_key))
 
+    def add_jobs(self, jobs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Adds every job of ``jobs`` (made with ``baton.job_spec``) in one request, or none of them
+        (JOB_ADD_BATCH): returns ``{"job_id", "created"}`` per job, in order. At most 1,000 jobs.
+        `UnknownOpcode` from a node of an older build or a cluster in the middle of an upgrade."""
+        return self._run(calls.add_jobs(jobs))
+
+    def claim_jobs(self, types: List[str], max: int, worker: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Up to ``max`` ready jobs of ``types``, each claimed with a lease and a token of its own
+        (JOB_CLAIM_BATCH); empty when none is ready (it never waits)."""
+        return self._run(calls.claim_jobs(types, max, worker or self.name))
+
     def claim_job(self, types: List[str], wait: float = 0.0, worker: Optional[str] = None) -> Optional[Dict[str, Any]]:
         """The next ready job of one of ``types``, claimed with a lease and a token; waits up to ``wait``
         seconds for one, then None."""

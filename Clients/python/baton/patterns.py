@@ -140,7 +140,12 @@ def lock(client: Client, key: str, ttl: float = 10.0, wait: float = 0.0,
 class JobWorker:
     """Claims jobs of ``types`` with ``concurrency`` threads and runs ``handler`` on each: the claim is
     extended while the handler runs, the job completed with the bytes it returns, or failed with
-    the text of what it raises (retried with backoff by the node)."""
+    the text of what it raises (retried with backoff by the node).
+
+    A thread that needs a job claims as many as there are idle threads in one request
+    (JOB_CLAIM_BATCH) and leaves the others for them; with none ready it waits with one JOB_CLAIM.
+    Jobs claimed but not started when the worker stops are handed back (JOB_ABORT, the attempt not
+    counted). A node of an older build is asked one job at a time."""
 
     def __init__(self, client: Client, types: List[str], handler: Callable[[Dict[str, Any]], Optional[bytes]], concurrency: int = 1,
                  wait: float = 5.0) -> None:
@@ -150,6 +155,11 @@ class JobWorker:
         self.concurrency = concurrency
         self.wait = wait
         self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._prefetched: List[Dict[str, Any]] = []
+        self._idle = 0
+        self._batches = True
+        self._claiming = threading.Lock()
 
     def run(self) -> None:
         """Runs until ``stop()``."""
@@ -165,13 +175,57 @@ class JobWorker:
     def _loop(self) -> None:
         while not self.stopping.is_set():
             try:
-                job = self.client.claim_job(self.types, wait=self.wait)
+                job = self._next_job()
             except errors.BatonError as e:
                 log.warning("claim of %s failed: %s", self.types, e)
                 self.stopping.wait(0.5)
                 continue
-            if job is not None:
-                self._work(job)
+            if job is None:
+                continue
+            if self.stopping.is_set():
+                self._hand_back([job])
+                break
+            self._work(job)
+        with self._lock:
+            left, self._prefetched = self._prefetched, []
+        self._hand_back(left)
+
+    def _next_job(self) -> Optional[Dict[str, Any]]:
+        """A job to run: one an idle sibling's batch left, else a batch for every idle thread, else
+        one claim that waits."""
+        with self._lock:
+            if self._prefetched:
+                return self._prefetched.pop(0)
+            self._idle += 1
+            wanted, batches = self._idle, self._batches
+        try:
+            if batches:
+                with self._claiming:  # one batch at a time, for every thread idle then
+                    with self._lock:
+                        if self._prefetched:
+                            return self._prefetched.pop(0)
+                        wanted = self._idle
+                    try:
+                        jobs = self.client.claim_jobs(self.types, max=wanted)
+                    except errors.UnknownOpcode:
+                        with self._lock:
+                            self._batches = False
+                        jobs = []
+                    if jobs:
+                        with self._lock:
+                            self._prefetched.extend(jobs[1:])
+                        return jobs[0]
+            return self.client.claim_job(self.types, wait=self.wait)
+        finally:
+            with self._lock:
+                self._idle -= 1
+
+    def _hand_back(self, jobs: List[Dict[str, Any]]) -> None:
+        for job in jobs:
+            try:
+                self.client.abort_job(job["job_id"], job["token"])
+            except errors.BatonError as e:
+                log.warning("job %d: could not hand it back: %s", job["job_id"], e)
 
     def _work(self, job: Dict[str, Any]) -> None:
         done = threading.Event()

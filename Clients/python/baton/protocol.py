@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 #: The newest protocol version this library speaks.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 #: Bytes of the frame header after the length: opcode, flags, request id.
 HEADER_AFTER_LENGTH = 6
 DEFAULT_MAX_FRAME_SIZE = 1 << 20
@@ -60,6 +60,10 @@ LOCK_INFO = struct_of(
 CLAIMED_JOB = struct_of(
     ("job_id", "u64"), ("type", "str"), ("payload", "bytes"), ("attempt", "u16"), ("max_attempts", "u16"),
     ("token", "u64"), ("timeout_ms", "u32"), ("lease_expires_at", "u64"), ("lease_left_ms", "u32"),
+)
+JOB_SPEC_FIELDS = (
+    ("type", "str"), ("payload", "bytes"), ("priority", "i32"), ("delay_ms", "u32"), ("max_attempts", "u16"),
+    ("timeout_ms", "u32"), ("backoff_ms", "u32"), ("unique_key", "str"),
 )
 JOB_INFO = struct_of(
     ("job_id", "u64"), ("type", "str"), ("state", "u8"), ("priority", "i32"), ("attempts", "u16"),
@@ -124,10 +128,7 @@ OPERATIONS: List[Operation] = [
         (("locks", ("list32", LOCK_INFO)),)),
     _op(0x15, "lock_force_release", "command", _KEY, (("token", "u64"),)),
     _op(0x16, "lease_list", "query", (("limit", "u16"),), (("leases", ("list32", LEASE)),)),
-    _op(0x20, "job_add", "command",
-        (("type", "str"), ("payload", "bytes"), ("priority", "i32"), ("delay_ms", "u32"), ("max_attempts", "u16"),
-         ("timeout_ms", "u32"), ("backoff_ms", "u32"), ("unique_key", "str")),
-        (("job_id", "u64"), ("created", "u8"))),
+    _op(0x20, "job_add", "command", JOB_SPEC_FIELDS, (("job_id", "u64"), ("created", "u8"))),
     _op(0x21, "job_claim", "command", (("worker", "str"), ("wait_ms", "u32"), ("types", ("list16", "str"))),
         (("job", ("opt", CLAIMED_JOB)),)),
     _op(0x22, "job_claim_id", "command", (("job_id", "u64"), ("worker", "str")), CLAIMED_JOB[1]),
@@ -142,6 +143,10 @@ OPERATIONS: List[Operation] = [
     _op(0x2A, "job_requeue", "command", _JOB),
     _op(0x2B, "job_running", "query", (("type", "str"),), (("count", "u32"),)),
     _op(0x2C, "job_purge", "command", (("state", "u8"), ("older_than_ms", "u32")), (("count", "u32"),)),
+    _op(0x2D, "job_add_batch", "command", (("jobs", ("list16", struct_of(*JOB_SPEC_FIELDS))),),
+        (("added", ("list16", struct_of(("job_id", "u64"), ("created", "u8")))),)),
+    _op(0x2E, "job_claim_batch", "command", (("worker", "str"), ("max", "u16"), ("types", ("list16", "str"))),
+        (("jobs", ("list16", CLAIMED_JOB)),)),
     _op(0x30, "schedule_put", "command", SCHEDULE_SPEC_FIELDS, (("created", "u8"),)),
     _op(0x31, "schedule_delete", "command", _NAME),
     _op(0x32, "schedule_pause", "command", _NAME),

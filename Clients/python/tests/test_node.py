@@ -110,6 +110,76 @@ def test_the_worker_completes_and_fails_jobs(node):
         assert c.get_job(3)["last_error"] == "RuntimeError: bad input"
 
 
+def test_a_batch_adds_every_job_or_none_and_a_batch_claim_takes_several(node):
+    from baton import job_spec
+
+    with node.client() as c:
+        added = c.add_jobs([job_spec("b", b"1"), job_spec("b", b"2", unique_key="u"), job_spec("b", b"3", unique_key="u")])
+        assert [a["created"] for a in added] == [1, 1, 0]
+        assert added[2]["job_id"] == added[1]["job_id"]
+        with pytest.raises(errors.InvalidArgument) as refused:
+            c.add_jobs([job_spec("b", b"4"), job_spec("", b"5")])
+        assert "job 1 of the batch" in str(refused.value)
+        with pytest.raises(errors.InvalidArgument):
+            c.add_jobs([])
+        assert c.list_jobs("b")["jobs"].__len__() == 2, "a job of a refused batch was added"
+        claimed = c.claim_jobs(["b"], max=5)
+        assert sorted(j["payload"] for j in claimed) == [b"1", b"2"]
+        assert len({j["token"] for j in claimed}) == 2
+        assert c.claim_jobs(["b"], max=5) == []
+        for j in claimed:
+            c.complete_job(j["job_id"], j["token"])
+
+
+def test_both_workers_take_batches_and_hand_back_what_they_did_not_start(node):
+    import asyncio
+
+    from baton import aio, job_spec
+
+    with node.client() as c:
+        c.add_jobs([job_spec("t", str(i).encode()) for i in range(40)])
+        done = []
+
+        def handler(job):
+            done.append(job["payload"])
+            return b"ok"
+
+        worker = patterns.JobWorker(c, ["t"], handler, concurrency=4, wait=0.2)
+        t = threading.Thread(target=worker.run)
+        t.start()
+        pause = threading.Event()
+        for _ in range(300):  # until every job is done; a guard against a hang
+            if len(done) == 40:
+                break
+            pause.wait(0.1)
+        worker.stop()
+        t.join()
+        assert sorted(done) == sorted(str(i).encode() for i in range(40))
+        assert c.running_jobs("t") == 0, "a claimed job was neither run nor handed back"
+
+    async def main():
+        async with aio.Client([node.endpoint], name="aio-batches") as a:
+            await a.add_jobs([job_spec("v", str(i).encode()) for i in range(40)])
+            seen = []
+
+            async def handle(job):
+                seen.append(job["payload"])
+                return b"ok"
+
+            w = aio.JobWorker(a, ["v"], handle, concurrency=4, wait=0.2)
+            run = asyncio.ensure_future(w.run())
+            for _ in range(300):  # a guard against a hang
+                if len(seen) == 40:
+                    break
+                await asyncio.sleep(0.1)
+            w.stop()
+            await run
+            assert sorted(seen) == sorted(str(i).encode() for i in range(40))
+            assert await a.running_jobs("v") == 0
+
+    asyncio.run(main())
+
+
 def test_the_asyncio_client_pipelines_and_raises_per_code(node):
     import asyncio
 

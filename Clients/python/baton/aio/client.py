@@ -188,6 +188,14 @@ class Client:
                       timeout: float = 0.0, backoff: float = 0.0, unique_key: str = "") -> Dict[str, Any]:
         return await self._run(calls.add_job(type, payload, priority, delay, max_attempts, timeout, backoff, unique_key))
 
+    async def add_jobs(self, jobs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """As `baton.Client.add_jobs`: every job or none, in one request."""
+        return await self._run(calls.add_jobs(jobs))
+
+    async def claim_jobs(self, types: List[str], max: int, worker: Optional[str] = None) -> List[Dict[str, Any]]:
+        """As `baton.Client.claim_jobs`: up to ``max`` ready jobs, never waiting."""
+        return await self._run(calls.claim_jobs(types, max, worker or self.name))
+
     async def claim_job(self, types: List[str], wait: float = 0.0, worker: Optional[str] = None) -> Optional[Dict[str, Any]]:
         return await self._run(calls.claim_job(types, wait, worker or self.name))
 

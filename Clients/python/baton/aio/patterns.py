@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from .. import errors
 from ..lease import LeaseClock
@@ -180,7 +180,12 @@ class JobWorker:
     bytes the handler returns, or failed with the text of what it raises (the node retries it after
     its backoff). If the claim may end first (an extension refused, or none confirmed in time), the
     handler is cancelled before the claim can have ended on the node, and the job is left to its
-    new holder."""
+    new holder.
+
+    A loop that needs a job claims as many as there are idle loops in one request (JOB_CLAIM_BATCH)
+    and leaves the others for them; with none ready it waits with one JOB_CLAIM. Jobs claimed but
+    not started when the worker stops are handed back (JOB_ABORT). A node of an older build is asked
+    one job at a time."""
 
     def __init__(self, client: Client, types: List[str], handler: Callable[[Dict[str, Any]], Awaitable[Optional[bytes]]],
                  concurrency: int = 1, wait: float = 5.0) -> None:
@@ -190,6 +195,10 @@ class JobWorker:
         self.concurrency = max(1, concurrency)
         self.wait = wait
         self._stopping = False
+        self._prefetched: List[Tuple[Dict[str, Any], float]] = []
+        self._idle = 0
+        self._batches = True
+        self._claiming: Optional[asyncio.Lock] = None
 
     async def run(self) -> None:
         """Claims and runs jobs until ``stop()`` (once the claims waiting then return) or until cancelled."""
@@ -199,16 +208,62 @@ class JobWorker:
         self._stopping = True
 
     async def _loop(self) -> None:
-        while not self._stopping:
-            sent = time.monotonic()
-            try:
-                job = await self.client.claim_job(self.types, wait=self.wait)
-            except errors.BatonError as e:
-                log.warning("claim of %s failed: %s", self.types, e)
-                await asyncio.sleep(0.5)
-                continue
-            if job is not None:
+        try:
+            while not self._stopping:
+                try:
+                    claimed = await self._next_job()
+                except errors.BatonError as e:
+                    log.warning("claim of %s failed: %s", self.types, e)
+                    await asyncio.sleep(0.5)
+                    continue
+                if claimed is None:
+                    continue
+                job, sent = claimed
+                if self._stopping:
+                    self._prefetched.append(claimed)
+                    break
                 await self._work(job, LeaseClock(job["timeout_ms"] / 1000, sent, job["lease_left_ms"]))
+        finally:
+            left, self._prefetched = self._prefetched, []
+            for job, _ in left:
+                try:
+                    await self.client.abort_job(job["job_id"], job["token"])
+                except errors.BatonError as e:
+                    log.warning("job %d: could not hand it back: %s", job["job_id"], e)
+
+    async def _next_job(self) -> Optional[Tuple[Dict[str, Any], float]]:
+        """A job to run and when its claim was sent: one an idle sibling's batch left, else a batch
+        for every idle loop, else one claim that waits."""
+        if self._prefetched:
+            return self._prefetched.pop(0)
+        self._idle += 1
+        if self._claiming is None:
+            self._claiming = asyncio.Lock()
+        try:
+            async with self._claiming:  # one batch at a time, for every loop idle then
+                if self._prefetched:
+                    return self._prefetched.pop(0)
+                claimed = await self._claim_batch()
+            if claimed is not None:
+                return claimed
+            sent = time.monotonic()
+            job = await self.client.claim_job(self.types, wait=self.wait)
+            return None if job is None else (job, sent)
+        finally:
+            self._idle -= 1
+
+    async def _claim_batch(self) -> Optional[Tuple[Dict[str, Any], float]]:
+        sent = time.monotonic()
+        if self._batches:
+            try:
+                jobs = await self.client.claim_jobs(self.types, max=self._idle)
+            except errors.UnknownOpcode:
+                self._batches = False
+                return None
+            if jobs:
+                self._prefetched.extend((j, sent) for j in jobs[1:])
+                return jobs[0], sent
+        return None
 
     async def _work(self, job: Dict[str, Any], clock: LeaseClock) -> None:
         async def extend() -> int:

@@ -1,0 +1,104 @@
+import BatonProtocol
+import Testing
+
+@testable import BatonCore
+
+/// JOB_ADD_BATCH and JOB_CLAIM_BATCH (issue 38): a batch is one command, all or nothing.
+@Suite struct BatchTests {
+    @Test func aBatchAddsEveryJobInOrder() throws {
+        var h = Harness()
+        let reply = h.run(.addJobs([JobSpec(type: "a", payload: [1]), JobSpec(type: "b", payload: [2]), JobSpec(type: "a", payload: [3])]))
+        guard case .jobsAdded(let added) = reply else { throw Failure("not added: \(String(describing: reply))") }
+        #expect(added.count == 3 && added.allSatisfy(\.created))
+        #expect(added.map(\.id.rawValue) == added.map(\.id.rawValue).sorted(), "ids in the batch's order")
+        #expect(h.job(added[1].id)?.payload == [2])
+        #expect(h.claim(["a"])?.id == added[0].id)
+    }
+
+    @Test func oneBadJobRefusesTheWholeBatch() {
+        var h = Harness()
+        let before = h.machine.jobs.count
+        let reply = h.run(.addJobs([JobSpec(type: "a"), JobSpec(type: ""), JobSpec(type: "c")]))
+        #expect(errorCode(reply) == .invalidArgument)
+        #expect(errorMessage(reply).contains("job 1 of the batch") && errorMessage(reply).contains("no job was added"), "\(errorMessage(reply))")
+        #expect(h.machine.jobs.count == before, "a job of a refused batch was added")
+    }
+
+    @Test func anEmptyBatchAndAnOversizedOneAreRefused() {
+        var h = Harness()
+        #expect(errorCode(h.run(.addJobs([]))) == .invalidArgument)
+        let tooMany = Array(repeating: JobSpec(type: "a"), count: h.machine.configuration.maxBatch + 1)
+        #expect(errorCode(h.run(.addJobs(tooMany))) == .invalidArgument)
+        #expect(h.machine.jobs.isEmpty)
+        let most = Array(repeating: JobSpec(type: "a"), count: h.machine.configuration.maxBatch)
+        guard case .jobsAdded(let added) = h.run(.addJobs(most)) else {
+            Issue.record("a batch of the most allowed was refused")
+            return
+        }
+        #expect(added.count == most.count)
+    }
+
+    @Test func aBatchTheQuotasCannotTakeWholeAddsNothing() {
+        var configuration = StateMachine.Configuration()
+        configuration.maxJobs = 5
+        var h = Harness(configuration)
+        _ = h.add(JobSpec(type: "a"))
+        _ = h.add(JobSpec(type: "a"))
+        let reply = h.run(.addJobs(Array(repeating: JobSpec(type: "b"), count: 4)))
+        #expect(errorCode(reply) == .quotaExceeded, "\(String(describing: reply))")
+        #expect(h.machine.jobs.count == 2)
+        guard case .jobsAdded = h.run(.addJobs(Array(repeating: JobSpec(type: "b"), count: 3))) else {
+            Issue.record("a batch that fits exactly was refused")
+            return
+        }
+        #expect(h.machine.jobs.count == 5)
+    }
+
+    @Test func uniqueKeysInsideABatchAnswerAsOneAddAfterAnother() {
+        var h = Harness()
+        let held = h.add(JobSpec(type: "t", uniqueKey: "k1"))
+        let reply = h.run(.addJobs([JobSpec(type: "t", uniqueKey: "k1"), JobSpec(type: "t", uniqueKey: "k2"), JobSpec(type: "t", uniqueKey: "k2")]))
+        guard case .jobsAdded(let added) = reply else {
+            Issue.record("not added: \(String(describing: reply))")
+            return
+        }
+        #expect(added[0] == AddedJob(id: held, created: false))
+        #expect(added[1].created && added[2] == AddedJob(id: added[1].id, created: false))
+    }
+
+    @Test func aBatchClaimTakesUpToItsMaxBestFirst() {
+        var h = Harness()
+        let low = h.add(JobSpec(type: "t", priority: 0))
+        let high = h.add(JobSpec(type: "t", priority: 9))
+        let other = h.add(JobSpec(type: "u", priority: 5))
+        guard case .jobsClaimed(let two) = h.run(.claimJobs(types: ["t", "u"], worker: "w", max: 2)) else {
+            Issue.record("no batch claim")
+            return
+        }
+        #expect(two.map(\.id) == [high, other])
+        #expect(Set(two.map(\.token)).count == 2, "each job has a claim of its own")
+        #expect(two.allSatisfy { $0.leaseExpiresAt == h.time.adding(60_000) })
+        #expect(h.run(.claimJobs(types: ["t", "u"], worker: "w", max: 5)) == .jobsClaimed([h.claimedView(low)].compactMap { $0 }))
+        #expect(h.run(.claimJobs(types: ["t"], worker: "w", max: 5)) == .jobsClaimed([]), "none ready: answered with none, never waits")
+        #expect(errorCode(h.run(.claimJobs(types: ["t"], worker: "w", max: 0))) == .invalidArgument)
+        #expect(errorCode(h.run(.claimJobs(types: [], worker: "w", max: 1))) == .invalidArgument)
+    }
+}
+
+/// A test's own failure, thrown where a premise does not hold.
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func errorMessage(_ reply: Reply?) -> String {
+    if case .error(let e)? = reply { return e.message }
+    return ""
+}
+
+extension Harness {
+    /// How job `id` looks claimed now (for comparing a claim's answer).
+    func claimedView(_ id: JobID) -> ClaimedJob? {
+        machine.jobs[id].map { $0.claimed(at: time) }
+    }
+}
