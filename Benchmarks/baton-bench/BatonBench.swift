@@ -6,7 +6,7 @@ struct BatonBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-bench",
         abstract: "Benchmarks for Baton and its peers.",
-        subcommands: [Load.self, Fsync.self, Recovery.self, Failover.self, Schedules.self],
+        subcommands: [Load.self, Batches.self, Fsync.self, Recovery.self, Failover.self, Schedules.self],
         defaultSubcommand: Load.self)
 }
 
