@@ -7,12 +7,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from typing import Optional
 
 import pytest
 
 from baton.client import Client
+from waiting import wait_until_listening
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -65,15 +65,7 @@ class Node:
             args = ["serve", "--config", self.config_file]
         self.process = subprocess.Popen(unprivileged([baton_executable()] + args + ["--log-level", "error"]),
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30  # a guard against a hang, not a bound on speed
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"baton did not start: {self.process.stderr.read().decode() if self.process.stderr else ''}")
-                time.sleep(0.05)
+        wait_until_listening(self.process, self.port)
 
     @property
     def endpoint(self) -> str:

@@ -9,15 +9,12 @@ import pytest
 
 from baton import aio, errors
 
+from waiting import eventually_async
+
 
 async def until(predicate, what):
-    """Awaits ``predicate()`` (a coroutine function) turning true; the 300 turns are a guard against a
-    hang, not a bound on speed."""
-    for _ in range(300):
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    pytest.fail(f"never: {what}")
+    """Awaits ``predicate()`` (a coroutine function) turning true."""
+    await eventually_async(what, predicate)
 
 
 def test_an_async_lock_is_renewed_while_held_and_released_after(node):

@@ -1,11 +1,12 @@
 """Three real members; the leader killed with SIGKILL while a worker runs."""
 
 import threading
-import time
 
 import pytest
 
 from baton import Client, JobWorker, errors
+
+from waiting import eventually, eventually_async
 
 
 def test_every_acknowledged_job_is_done_once_across_a_leader_kill(cluster):
@@ -39,13 +40,8 @@ def test_every_acknowledged_job_is_done_once_across_a_leader_kill(cluster):
         cluster.processes[leader].wait()
         for i in range(40, 80):
             acknowledged.append(client.add_job("work", str(i).encode(), timeout=2)["job_id"])
-        # Until every acknowledged job is completed; a guard against a hang, not a bound on speed.
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            states = [client.get_job(j)["state"] for j in acknowledged]
-            if all(s == 2 for s in states):
-                break
-            time.sleep(0.2)
+        eventually("every acknowledged job is completed",
+                   lambda: all(client.get_job(j)["state"] == 2 for j in acknowledged), timeout=120, every=0.2)
     finally:
         worker.stop()
         runner.join()
@@ -83,11 +79,10 @@ def test_the_asyncio_worker_does_every_acknowledged_job_across_a_leader_kill(clu
             cluster.processes[leader].kill()
             cluster.processes[leader].wait()
             acknowledged += [(await client.add_job("work", str(i).encode(), timeout=2))["job_id"] for i in range(30, 60)]
-            for _ in range(600):  # until every acknowledged job is completed; a guard against a hang
-                states = [(await client.get_job(j))["state"] for j in acknowledged]
-                if all(s == 2 for s in states):
-                    break
-                await asyncio.sleep(0.2)
+            async def all_completed():
+                return all([(await client.get_job(j))["state"] == 2 for j in acknowledged])
+
+            await eventually_async("every acknowledged job is completed", all_completed, timeout=120, every=0.2)
             worker.stop()
             await runner
             assert len(set(acknowledged)) == 60

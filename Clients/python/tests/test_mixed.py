@@ -8,6 +8,7 @@ import threading
 import time
 
 from conftest import ROOT, baton_executable, unprivileged
+from waiting import eventually
 
 sys.path.insert(0, str(ROOT / "Examples" / "python"))
 import image_worker  # noqa: E402
@@ -40,12 +41,11 @@ def test_swift_and_python_workers_share_one_job_queue(node):
     runner.start()
     try:
         # The Swift replicas' timers queue the images (unique keys: one job each); all work them.
-        deadline = time.monotonic() + 120  # a guard against a hang, not a bound on speed
-        while time.monotonic() < deadline:
+        def all_done():
             jobs = client.call("job_list", type="image.analyse", state=0xFF, after=0, limit=0)["jobs"]
-            if len(jobs) == len(images) and all(j["state"] == 2 for j in jobs):
-                break
-            time.sleep(0.2)
+            return len(jobs) == len(images) and all(j["state"] == 2 for j in jobs)
+
+        eventually("every image's job is completed", all_done, timeout=120, every=0.2)
     finally:
         worker.stop()
         runner.join()

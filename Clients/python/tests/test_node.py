@@ -6,6 +6,8 @@ import pytest
 
 from baton import errors, patterns
 
+from waiting import eventually, eventually_async
+
 
 def test_the_node_runs_without_privileges_and_answers(node):
     with node.client() as c:
@@ -97,12 +99,7 @@ def test_the_worker_completes_and_fails_jobs(node):
         worker = patterns.JobWorker(c, ["w"], handler, concurrency=2, wait=0.2)
         t = threading.Thread(target=worker.run)
         t.start()
-        deadline = threading.Event()
-        for _ in range(300):  # until the three are settled; a guard against a hang
-            states = [c.get_job(i)["state"] for i in (1, 2, 3)]
-            if states == [2, 2, 3]:
-                break
-            deadline.wait(0.1)
+        eventually("the three jobs are settled", lambda: [c.get_job(i)["state"] for i in (1, 2, 3)] == [2, 2, 3])
         worker.stop()
         t.join()
         assert sorted(seen) == [b"1", b"2"]
@@ -147,11 +144,7 @@ def test_both_workers_take_batches_and_hand_back_what_they_did_not_start(node):
         worker = patterns.JobWorker(c, ["t"], handler, concurrency=4, wait=0.2)
         t = threading.Thread(target=worker.run)
         t.start()
-        pause = threading.Event()
-        for _ in range(300):  # until every job is done; a guard against a hang
-            if len(done) == 40:
-                break
-            pause.wait(0.1)
+        eventually("the threaded worker did every job", lambda: len(done) == 40)
         worker.stop()
         t.join()
         assert sorted(done) == sorted(str(i).encode() for i in range(40))
@@ -168,10 +161,10 @@ def test_both_workers_take_batches_and_hand_back_what_they_did_not_start(node):
 
             w = aio.JobWorker(a, ["v"], handle, concurrency=4, wait=0.2)
             run = asyncio.ensure_future(w.run())
-            for _ in range(300):  # a guard against a hang
-                if len(seen) == 40:
-                    break
-                await asyncio.sleep(0.1)
+            async def all_seen():
+                return len(seen) == 40
+
+            await eventually_async("the asyncio worker did every job", all_seen)
             w.stop()
             await run
             assert sorted(seen) == sorted(str(i).encode() for i in range(40))
@@ -222,10 +215,7 @@ def test_schedules_put_get_list_trigger_pause_delete(node):
 def test_a_one_second_schedule_fires_slot_jobs(node):
     with node.client() as c:
         c.put_schedule("tick", type="tick", every=1, overlap="allow")
-        for _ in range(100):  # until two slots fired; a guard against a hang, not a bound on speed
-            if (c.get_schedule("tick") or {}).get("fires", 0) >= 2:
-                break
-            threading.Event().wait(0.1)
+        eventually("two slots fired", lambda: (c.get_schedule("tick") or {}).get("fires", 0) >= 2)
         jobs = c.call("job_list", type="tick", state=0xFF, after=0, limit=0)["jobs"]
         slots = [int(j["unique_key"].rsplit(":", 1)[1]) for j in jobs]
         assert len(slots) >= 2 and len(set(slots)) == len(slots) and all(s % 1000 == 0 for s in slots)
@@ -239,10 +229,7 @@ def test_run_periodic_runs_on_one_replica(node):
                                     kwargs={"ttl": 2.0, "stop": stop}) for n, c in (("a", a), ("b", b))]
         for t in threads:
             t.start()
-        for _ in range(100):  # until three runs
-            if len(runs) >= 3:
-                break
-            threading.Event().wait(0.1)
+        eventually("three runs", lambda: len(runs) >= 3)
         stop.set()
         for t in threads:
             t.join()

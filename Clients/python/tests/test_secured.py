@@ -3,16 +3,15 @@
 import hashlib
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
-import time
 
 import pytest
 
 from baton import Client, errors
 from conftest import ROOT, baton_executable, free_port, unprivileged
+from waiting import wait_until_listening
 
 
 @pytest.fixture
@@ -31,15 +30,7 @@ def secured():
             os.chown(os.path.join(out, name), 65534, 65534)
     process = subprocess.Popen(unprivileged([baton_executable(), "serve", "--config", config, "--log-level", "error"]),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30  # a guard against a hang
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the secured node did not start: {process.stderr.read().decode()}")
-            time.sleep(0.05)
+    wait_until_listening(process, port)
     context = ssl.create_default_context(cafile=os.path.join(out, "ca.pem"))
     with open(os.path.join(out, "admin.token")) as f:
         token = f.read().strip()
