@@ -11,7 +11,7 @@ extension StateMachine {
         if !spec.uniqueKey.isEmpty, let existing = uniqueJobs[unique] {
             return .jobAdded(existing, created: false)
         }
-        if let refusal = makeRoom(forJobOf: spec.payload.count) { return refusal }
+        if let refusal = makeRoom(forJobs: 1, ofBytes: spec.payload.count) { return .error(refusal) }
         unfinishedJobBytes += spec.payload.count
         lastJobID += 1
         let id = JobID(lastJobID)
@@ -36,16 +36,8 @@ extension StateMachine {
             newJobs += 1
             newBytes += spec.payload.count
         }
-        let unfinished = jobs.count - completedCount
-        if unfinished + newJobs > configuration.maxJobs {
-            return .error(
-                .quotaExceeded,
-                "\(unfinished) unfinished jobs are held; \(newJobs) more would pass limits.maxJobs (\(configuration.maxJobs)); no job was added")
-        }
-        if unfinishedJobBytes + newBytes > configuration.maxJobBytes {
-            return .error(
-                .quotaExceeded,
-                "unfinished jobs hold \(unfinishedJobBytes) bytes; \(newBytes) more would pass limits.maxJobBytes (\(configuration.maxJobBytes)); no job was added")
+        if let refusal = makeRoom(forJobs: newJobs, ofBytes: newBytes) {
+            return .error(refusal.code, refusal.message + "; no job was added")
         }
         var added: [AddedJob] = []
         added.reserveCapacity(specs.count)
@@ -58,15 +50,20 @@ extension StateMachine {
         return .jobsAdded(added)
     }
 
-    /// Checks the job quotas for an add of `bytes` of payload, removing completed jobs (oldest first)
-    /// when that makes room; the refusal when nothing does.
-    mutating func makeRoom(forJobOf bytes: Int) -> Reply? {
+    /// Checks the job quotas for an add of `count` jobs holding `bytes` of payload (one JOB_ADD, or
+    /// the new jobs of a JOB_ADD_BATCH), removing completed jobs (oldest first) when that makes room;
+    /// the refusal when nothing does.
+    mutating func makeRoom(forJobs count: Int, ofBytes bytes: Int) -> ErrorReply? {
         let unfinished = jobs.count - completedCount
-        if unfinished >= configuration.maxJobs {
-            return .error(.quotaExceeded, "\(unfinished) unfinished jobs are held, the most allowed (limits.maxJobs)")
+        if unfinished + count > configuration.maxJobs {
+            return ErrorReply(
+                .quotaExceeded,
+                count == 1
+                    ? "\(unfinished) unfinished jobs are held, the most allowed (limits.maxJobs)"
+                    : "\(unfinished) unfinished jobs are held; \(count) more would pass limits.maxJobs (\(configuration.maxJobs))")
         }
         if unfinishedJobBytes + bytes > configuration.maxJobBytes {
-            return .error(
+            return ErrorReply(
                 .quotaExceeded,
                 "unfinished jobs hold \(unfinishedJobBytes) bytes; \(bytes) more would pass limits.maxJobBytes (\(configuration.maxJobBytes))")
         }
