@@ -6,11 +6,13 @@ import Foundation
 /// Jobs through the batch commands: how many a second go add → claim → complete.
 struct Batches: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Jobs added, claimed and completed in batches (JOB_ADD_BATCH, JOB_CLAIM_BATCH): jobs completed a second.",
+        abstract: "Jobs added, claimed and completed in batches (JOB_ADD_BATCH, JOB_COMPLETE_BATCH): jobs completed a second.",
         discussion: """
             Each of --workers clients (one connection each) loops: add --batch jobs in one request, \
-            claim up to --batch in one request, and complete each claimed job, all completions in \
-            flight at once on its connection. With --batch 1 it uses JOB_ADD and JOB_CLAIM instead, \
+            then complete the jobs it holds and claim up to --batch more in one request \
+            (JOB_COMPLETE_BATCH). With --complete-each it claims with JOB_CLAIM_BATCH and completes \
+            each job with a JOB_COMPLETE of its own, all in flight at once on its connection (as \
+            protocol version 4 did). With --batch 1 it uses JOB_ADD, JOB_CLAIM and JOB_COMPLETE, \
             one job per cycle, for comparison. Prints jobs completed a second after --warmup seconds, \
             over --seconds. The node or cluster must be running (--endpoints).
             """)
@@ -20,6 +22,7 @@ struct Batches: AsyncParsableCommand {
     @Option(help: "Jobs per batch (1: the single-job commands).") var batch = 100
     @Option(help: "Seconds before the measurement.") var warmup = 2.0
     @Option(help: "Seconds measured.") var seconds = 5.0
+    @Flag(help: "Complete each job with a JOB_COMPLETE of its own, as protocol version 4 did.") var completeEach = false
     @Option(help: "Bearer token, for a cluster with authentication on.") var token: String?
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -45,6 +48,15 @@ struct Batches: AsyncParsableCommand {
                     let client = BatonClient(configuration: configuration)
                     defer { Task { await client.shutdown() } }
                     let type = "bench-batch-\(w)"
+                    var held: [ClaimedJob] = []
+                    while ContinuousClock.now < end && batch > 1 && !completeEach {
+                        try await client.addJobs(Array(repeating: JobSpec(type: type, payload: payload), count: batch))
+                        let (outcomes, next) = try await client.completeJobs(
+                            held.map { JobCompletion(id: $0.id, token: $0.token) }, thenClaim: batch, types: [type])
+                        let now = ContinuousClock.now
+                        if now >= measureFrom && now < end { await completed.add(outcomes.filter { $0 == nil }.count) }
+                        held = next
+                    }
                     while ContinuousClock.now < end {
                         let jobs: [ClaimedJob]
                         if batch == 1 {
@@ -68,7 +80,7 @@ struct Batches: AsyncParsableCommand {
         let total = await completed.value
         let perSecond = Double(total) / seconds
         if json {
-            print("{\"workers\": \(workers), \"batch\": \(batch), \"completed\": \(total), \"jobsPerSecond\": \(Int(perSecond))}")
+            print("{\"workers\": \(workers), \"batch\": \(batch), \"completeEach\": \(completeEach), \"completed\": \(total), \"jobsPerSecond\": \(Int(perSecond))}")
         } else {
             print("\(workers) workers, batches of \(batch): \(total) jobs completed in \(seconds) s, \(Int(perSecond)) jobs/s")
         }

@@ -102,6 +102,30 @@ extension BatonClient {
         return (jobs, jobs.map { sent + $0.leaseLeft.duration })
     }
 
+    /// Completes each of `completions` on its own, then claims up to `claimMax` ready jobs of `types`,
+    /// in one request and one log entry (JOB_COMPLETE_BATCH; it never waits). Returns per completion,
+    /// in order, nil (completed) or the code JOB_COMPLETE would have answered (`.claimLost`,
+    /// `.jobNotFound`, `.permissionDenied`), and the jobs claimed, best first. A node of an older
+    /// build, or a cluster in the middle of an upgrade, refuses it with `UNKNOWN_OPCODE`.
+    public func completeJobs(
+        _ completions: [JobCompletion], thenClaim claimMax: Int = 0, types: [String] = [], worker: String? = nil
+    ) async throws -> (outcomes: [ErrorCode?], claimed: [ClaimedJob]) {
+        let done = try await completeJobsCounted(completions, thenClaim: claimMax, types: types, worker: worker)
+        return (done.outcomes, done.claimed)
+    }
+
+    /// `completeJobs`, and until when the new claims' leases surely last on this machine's clock.
+    func completeJobsCounted(
+        _ completions: [JobCompletion], thenClaim claimMax: Int, types: [String], worker: String?
+    ) async throws -> (outcomes: [ErrorCode?], claimed: [ClaimedJob], validUntil: [ContinuousClock.Instant]) {
+        let (reply, sent) = try await commandCounted(
+            .completeJobs(completions, claimMax: UInt16(clamping: claimMax), types: types, worker: worker ?? configuration.name))
+        guard case .jobsCompleted(let outcomes, let jobs) = reply, outcomes.count == completions.count else {
+            throw unexpected("JOB_COMPLETE_BATCH")
+        }
+        return (outcomes, jobs, jobs.map { sent + $0.leaseLeft.duration })
+    }
+
     /// Claims the next ready job of any of `types`, waiting up to `wait` for one; nil when none came.
     /// A claim's `leaseLeft` counts from when the request was sent; `JobWorker` does that counting.
     public func claimJob(types: [String], worker: String? = nil, wait: Duration = .zero) async throws -> ClaimedJob? {

@@ -39,30 +39,42 @@ public struct JobWorker: Sendable {
     ///
     /// Claims come in batches (JOB_CLAIM_BATCH) of as many jobs as there are free slots, so a worker
     /// that runs 16 at a time fills them in one request; when none is ready it waits with one
-    /// JOB_CLAIM. When a handler ends, its outcome (JOB_COMPLETE or JOB_FAIL) and the claim for its
-    /// slot go out together, in one round trip. It never claims more than it can start: a claim that
+    /// JOB_CLAIM. When a handler ends, its outcome and the claim for its slot go out together, in one
+    /// round trip: a completion in the same request as the claim (JOB_COMPLETE_BATCH, one log entry),
+    /// a failure (JOB_FAIL) pipelined beside it. It never claims more than it can start: a claim that
     /// arrives after cancellation is handed back at once (JOB_ABORT, the attempt not counted). A node
-    /// that does not know the batch claim (an older build, or a cluster in the middle of an upgrade)
-    /// is asked one job at a time.
+    /// that does not know the batches (an older build, or a cluster in the middle of an upgrade) is
+    /// asked one job at a time, and told each outcome on its own.
     public func run() async throws {
         await withTaskGroup(of: Event.self) { group in
             var running = 0
             var waiting = false
             var batches = true
+            var completionBatches = true
+            var finished: [JobCompletion] = []  // completed, to be sent with the next claim
             while !Task.isCancelled {
                 let free = concurrency - running - (waiting ? 1 : 0)
-                if free > 0 && batches {
+                var claimed: (jobs: [ClaimedJob], validUntil: [ContinuousClock.Instant]) = ([], [])
+                if !finished.isEmpty {
                     do {
-                        let (jobs, validUntil) = try await client.claimJobsCounted(types: types, max: free, worker: name)
-                        for (job, until) in zip(jobs, validUntil) {
-                            if Task.isCancelled {
-                                handBack(job)
-                                continue
-                            }
-                            running += 1
-                            group.addTask { await self.handle(job, validUntil: until) }
+                        let done = try await client.completeJobsCounted(
+                            finished, thenClaim: batches ? free : 0, types: types, worker: name)
+                        for (completion, code) in zip(finished, done.outcomes) {
+                            guard let code else { continue }
+                            client.configuration.logger.warning(
+                                "could not report job outcome", metadata: ["job.id": "\(completion.id)", "error": "\(code)"])
                         }
-                        if !jobs.isEmpty { continue }
+                        claimed = (done.claimed, done.validUntil)
+                    } catch BatonClientError.server(let e) where e.code == .unknownOpcode {
+                        completionBatches = false  // an older node: each outcome on its own
+                        for c in finished { group.addTask { await self.report(c); return .reported } }
+                    } catch {
+                        client.configuration.logger.warning("could not report job outcomes", metadata: ["error": "\(error)"])
+                    }
+                    finished = []
+                } else if free > 0 && batches {
+                    do {
+                        claimed = try await client.claimJobsCounted(types: types, max: free, worker: name)
                     } catch BatonClientError.server(let e) where e.code == .unknownOpcode {
                         batches = false  // an older node: one job at a time, with a wait
                     } catch {
@@ -72,12 +84,25 @@ public struct JobWorker: Sendable {
                         continue
                     }
                 }
+                for (job, until) in zip(claimed.jobs, claimed.validUntil) {
+                    if Task.isCancelled {
+                        handBack(job)
+                        continue
+                    }
+                    running += 1
+                    group.addTask { await self.handle(job, validUntil: until) }
+                }
+                if !claimed.jobs.isEmpty { continue }
                 if !waiting && running < concurrency {
                     waiting = true
                     group.addTask { await self.waitForJob() }
                 }
                 guard let event = await group.next() else { break }
                 switch event {
+                case .finished(let job, .completed(let result)) where completionBatches:
+                    running -= 1
+                    // Sent with the claim for its slot: one request, one log entry.
+                    finished.append(JobCompletion(id: job.id, token: job.token, result: result))
                 case .finished(let job, let outcome):
                     running -= 1
                     // Reported beside the next claim, not before it: both go out at once.
@@ -99,6 +124,7 @@ public struct JobWorker: Sendable {
                 }
             }
             // Cancelled: the handlers are cancelled with the group; their outcomes are still reported.
+            for c in finished { await report(c) }
             while let event = await group.next() {
                 switch event {
                 case .finished(let job, let outcome): await report(job, outcome)
@@ -165,6 +191,16 @@ public struct JobWorker: Sendable {
             return .finished(job, .lost(why))
         } catch {
             return .finished(job, .failed("\(error)"))
+        }
+    }
+
+    /// Reports one completion on its own (JOB_COMPLETE).
+    private func report(_ completion: JobCompletion) async {
+        do {
+            try await client.completeJob(completion.id, token: completion.token, result: completion.result)
+        } catch {
+            client.configuration.logger.warning(
+                "could not report job outcome", metadata: ["job.id": "\(completion.id)", "error": "\(error)"])
         }
     }
 

@@ -16,6 +16,9 @@ extension StateMachine {
             return [.name(.job, .write, spec.type)]
         case .claimJob(let types, _, _), .claimJobs(let types, _, _):
             return types.map { .name(.job, .work, $0) }
+        case .completeJobs(_, let claimMax, let types, _):
+            // Each completion is checked on its own as it is applied (StateMachine.completeJobs).
+            return claimMax == 0 ? [] : types.map { .name(.job, .work, $0) }
         case .addJobs(let specs):
             var seen = Set<String>()
             return specs.compactMap { seen.insert($0.type).inserted ? .name(.job, .write, $0.type) : nil }

@@ -231,6 +231,33 @@ extension StateMachine {
         }
     }
 
+    /// JOB_COMPLETE_BATCH: each completion as JOB_COMPLETE would answer it on its own (one the
+    /// principal may not make answers as JOB_COMPLETE's refusal would), then up to `claimMax` jobs
+    /// claimed as JOB_CLAIM_BATCH claims them.
+    mutating func completeJobs(
+        _ completions: [JobCompletion], by principal: Principal?, thenClaim claimMax: UInt16, of types: [String], worker: String
+    ) -> Reply {
+        var outcomes: [ErrorCode?] = []
+        outcomes.reserveCapacity(completions.count)
+        for c in completions {
+            if auth.enabled {
+                let one = Command.completeJob(c.id, token: c.token, result: c.result)
+                if let refusal = auth.refusal(principal, needs(one)), case .error(let e) = unseen(one, refused: refusal, by: principal) {
+                    outcomes.append(e.code)
+                    continue
+                }
+            }
+            switch completeJob(c.id, token: c.token, result: c.result) {
+            case .error(let e): outcomes.append(e.code)
+            default: outcomes.append(nil)
+            }
+        }
+        guard claimMax > 0, case .jobsClaimed(let claimed) = claimJobs(types: types, worker: worker, max: claimMax) else {
+            return .jobsCompleted(outcomes, claimed: [])
+        }
+        return .jobsCompleted(outcomes, claimed: claimed)
+    }
+
     mutating func failJob(_ id: JobID, token: FencingToken, error: String) -> Reply {
         switch runningJob(id, token: token) {
         case .failure(let e): return .error(e)

@@ -148,6 +148,18 @@ extension StateMachine {
                 return ErrorReply(.invalidArgument, "max must be 1 to \(configuration.maxBatch), not \(max)")
             }
             return validateClaim(types: types, worker: worker)
+        case .completeJobs(let completions, let claimMax, let types, let worker):
+            if completions.count > configuration.maxBatch {
+                return ErrorReply(
+                    .invalidArgument, "a batch holds \(completions.count) completions, more than the maximum of \(configuration.maxBatch)")
+            }
+            if Int(claimMax) > configuration.maxBatch {
+                return ErrorReply(.invalidArgument, "claim_max must be 0 to \(configuration.maxBatch), not \(claimMax)")
+            }
+            if completions.isEmpty && claimMax == 0 {
+                return ErrorReply(.invalidArgument, "a batch must complete at least one job or claim at least one")
+            }
+            return claimMax == 0 ? nil : validateClaim(types: types, worker: worker)
         case .claimJobByID(_, let worker):
             return checkLength(worker, "worker")
         case .extendJob(_, _, let ttl):

@@ -273,7 +273,7 @@ public struct StateMachine: Sendable {
         if let error = validate(command) {
             reply = .error(error)
         } else {
-            reply = execute(command, client: client, sequence: sequence, digest: digest)
+            reply = execute(command, client: client, sequence: sequence, digest: digest, by: principal)
         }
         if let reply, sequence.rawValue != 0 {
             remember(reply, digest: digest, client: client, sequence: sequence)
@@ -281,7 +281,9 @@ public struct StateMachine: Sendable {
         return reply
     }
 
-    mutating func execute(_ command: Command, client: ClientID, sequence: SequenceNumber, digest: CommandDigest) -> Reply? {
+    mutating func execute(
+        _ command: Command, client: ClientID, sequence: SequenceNumber, digest: CommandDigest, by principal: Principal?
+    ) -> Reply? {
         switch command {
         case .acquireLock(let key, let owner, let ttl, let wait):
             return acquireLock(
@@ -300,6 +302,8 @@ public struct StateMachine: Sendable {
             return addJobs(specs)
         case .claimJobs(let types, let worker, let max):
             return claimJobs(types: types, worker: worker, max: max)
+        case .completeJobs(let completions, let claimMax, let types, let worker):
+            return completeJobs(completions, by: principal, thenClaim: claimMax, of: types, worker: worker)
         case .extendJob(let id, let token, let ttl):
             return extendJob(id, token: token, ttl: ttl)
         case .completeJob(let id, let token, let result):

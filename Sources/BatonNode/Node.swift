@@ -529,23 +529,26 @@ package struct Node: Sendable {
         if !batch.isEmpty { propose(.fireSchedules(batch), route: nil, at: mono, into: &actions) }
     }
 
-    /// The peer protocol version from which members apply the batch commands (JOB_ADD_BATCH,
-    /// JOB_CLAIM_BATCH): older builds cannot read them in the log.
+    /// The peer protocol version from which members apply JOB_ADD_BATCH and JOB_CLAIM_BATCH: older
+    /// builds cannot read them in the log.
     package static let batchPeerProtocol: UInt16 = 8
+    /// The peer protocol version from which members apply JOB_COMPLETE_BATCH.
+    package static let completeBatchPeerProtocol: UInt16 = 9
 
     /// A leader does not log a batch command until every member reads it (a rolling upgrade):
     /// UNKNOWN_OPCODE, as from a node of an older build, so a client sends the jobs one by one. A
     /// cluster of one has no other member to wait for.
     package static func batchRefusal(_ command: Command, members: Int, peersLowest: UInt16) -> ErrorReply? {
+        let needed: UInt16
         switch command {
-        case .addJobs, .claimJobs:
-            guard members > 1, peersLowest < batchPeerProtocol else { return nil }
-            return ErrorReply(
-                .unknownOpcode,
-                "\(command.opcode) is not used until every member speaks peer protocol \(Self.batchPeerProtocol) (an upgrade is under way); send the jobs one by one")
-        default:
-            return nil
+        case .addJobs, .claimJobs: needed = batchPeerProtocol
+        case .completeJobs: needed = completeBatchPeerProtocol
+        default: return nil
         }
+        guard members > 1, peersLowest < needed else { return nil }
+        return ErrorReply(
+            .unknownOpcode,
+            "\(command.opcode) is not used until every member speaks peer protocol \(needed) (an upgrade is under way); send the jobs one by one")
     }
 
     /// The peer protocol version from which members judge slots on the calendar clock.

@@ -1,5 +1,5 @@
 /// The newest protocol version this code speaks. HELLO carries it; see Protocol/PROTOCOL.md, "Versioning".
-public let batonProtocolVersion: UInt16 = 4
+public let batonProtocolVersion: UInt16 = 5
 /// Every protocol version this code speaks: a node answers HELLO with the newest of these that is not
 /// above the client's, and a client accepts any of them.
 public let batonProtocolVersions: ClosedRange<UInt16> = 2...batonProtocolVersion
@@ -65,6 +65,10 @@ public enum Command: Hashable, Sendable {
     /// Claim up to `max` ready jobs of any of `types` at once (protocol 4). It never waits: with none
     /// ready it is answered with none, and a worker that wants to wait sends `claimJob` with a wait.
     case claimJobs(types: [String], worker: String, max: UInt16)
+    /// Complete every claim of `completions` (each on its own: one lost claim does not hold back the
+    /// others), then claim up to `claimMax` ready jobs of `types` (protocol 5): a worker's finished
+    /// jobs and its next ones in one command and one log entry. It never waits.
+    case completeJobs([JobCompletion], claimMax: UInt16, types: [String], worker: String)
     /// Extend a claim's lease to `ttl` from now (zero: the job's own timeout).
     case extendJob(JobID, token: FencingToken, ttl: Milliseconds)
     case completeJob(JobID, token: FencingToken, result: [UInt8])
@@ -253,7 +257,6 @@ public enum LockAcquisition: Hashable, Sendable {
     case busy(holder: String, expiresAt: Timestamp)
 }
 
-/// A job handed to a worker by a claim.
 /// One job of a JOB_ADD_BATCH: its id, and whether the add created it (false: an unfinished job of
 /// the same type and unique key existed, and this is its id).
 public struct AddedJob: Hashable, Sendable {
@@ -265,6 +268,19 @@ public struct AddedJob: Hashable, Sendable {
     }
 }
 
+/// One completion of a JOB_COMPLETE_BATCH: the claim (job and token) and the job's result.
+public struct JobCompletion: Hashable, Sendable {
+    public var id: JobID
+    public var token: FencingToken
+    public var result: [UInt8]
+    public init(id: JobID, token: FencingToken, result: [UInt8] = []) {
+        self.id = id
+        self.token = token
+        self.result = result
+    }
+}
+
+/// A job handed to a worker by a claim.
 public struct ClaimedJob: Hashable, Sendable {
     public var id: JobID
     public var type: String
@@ -444,6 +460,9 @@ public enum Reply: Hashable, Sendable {
     case jobsAdded([AddedJob])
     /// JOB_CLAIM_BATCH: the jobs claimed, best first (empty: none was ready).
     case jobsClaimed([ClaimedJob])
+    /// JOB_COMPLETE_BATCH: per completion in the request's order nil (completed) or why not
+    /// (`jobNotFound`, `claimLost`, as JOB_COMPLETE answers), then the jobs claimed, best first.
+    case jobsCompleted([ErrorCode?], claimed: [ClaimedJob])
     /// `leaseLeft`: as in `LockAcquisition`.
     case jobExtended(leaseExpiresAt: Timestamp, leaseLeft: Milliseconds)
     case jobCompleted
@@ -501,6 +520,10 @@ public enum Reply: Hashable, Sendable {
             let at = now()
             for i in jobs.indices { jobs[i].leaseLeft = .left(until: jobs[i].leaseExpiresAt, at: at) }
             return .jobsClaimed(jobs)
+        case .jobsCompleted(let outcomes, var jobs) where !jobs.isEmpty:
+            let at = now()
+            for i in jobs.indices { jobs[i].leaseLeft = .left(until: jobs[i].leaseExpiresAt, at: at) }
+            return .jobsCompleted(outcomes, claimed: jobs)
         default:
             return self
         }

@@ -31,6 +31,7 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
     public static let jobPurge = Opcode(rawValue: 0x2C)
     public static let jobAddBatch = Opcode(rawValue: 0x2D)
     public static let jobClaimBatch = Opcode(rawValue: 0x2E)
+    public static let jobCompleteBatch = Opcode(rawValue: 0x2F)
 
     public static let schedulePut = Opcode(rawValue: 0x30)
     public static let scheduleDelete = Opcode(rawValue: 0x31)
@@ -61,7 +62,7 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         .hello, .ping, .lockAcquire, .lockRenew, .lockRelease, .lockGet, .lockList,
         .jobAdd, .jobClaim, .jobClaimByID, .jobExtend, .jobComplete, .jobFail, .jobAbort,
         .jobGet, .jobList, .jobDelete, .jobRequeue, .jobRunning,
-        .lockForceRelease, .leaseList, .jobPurge, .jobAddBatch, .jobClaimBatch, .nodeStatus,
+        .lockForceRelease, .leaseList, .jobPurge, .jobAddBatch, .jobClaimBatch, .jobCompleteBatch, .nodeStatus,
         .auth, .userAdd, .userDelete, .userGrant, .userRevoke, .tokenAdd, .tokenRemove,
         .roleAdd, .roleDelete, .roleGrant, .roleRevoke, .authList,
         .schedulePut, .scheduleDelete, .schedulePause, .scheduleResume, .scheduleTrigger, .scheduleGet, .scheduleList,
@@ -96,6 +97,7 @@ public struct Opcode: Hashable, Sendable, CustomStringConvertible {
         case .jobClaimByID: n = "JOB_CLAIM_ID"
         case .jobAddBatch: n = "JOB_ADD_BATCH"
         case .jobClaimBatch: n = "JOB_CLAIM_BATCH"
+        case .jobCompleteBatch: n = "JOB_COMPLETE_BATCH"
         case .jobExtend: n = "JOB_EXTEND"
         case .jobComplete: n = "JOB_COMPLETE"
         case .jobFail: n = "JOB_FAIL"
@@ -147,6 +149,7 @@ extension Command {
         case .claimJobByID: .jobClaimByID
         case .addJobs: .jobAddBatch
         case .claimJobs: .jobClaimBatch
+        case .completeJobs: .jobCompleteBatch
         case .extendJob: .jobExtend
         case .completeJob: .jobComplete
         case .failJob: .jobFail
@@ -218,6 +221,7 @@ extension Reply {
         case .jobClaimedByID: Opcode.jobClaimByID.reply
         case .jobsAdded: Opcode.jobAddBatch.reply
         case .jobsClaimed: Opcode.jobClaimBatch.reply
+        case .jobsCompleted: Opcode.jobCompleteBatch.reply
         case .jobExtended: Opcode.jobExtend.reply
         case .jobCompleted: Opcode.jobComplete.reply
         case .jobFailed: Opcode.jobFail.reply

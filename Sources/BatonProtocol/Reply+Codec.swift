@@ -60,6 +60,11 @@ extension Reply {
         case .jobsClaimed(let jobs):
             b.writeU16(UInt16(truncatingIfNeeded: jobs.count))
             for job in jobs { job.encode(into: &b) }
+        case .jobsCompleted(let outcomes, let jobs):
+            b.writeU16(UInt16(truncatingIfNeeded: outcomes.count))
+            for code in outcomes { b.writeU16(code?.rawValue ?? 0) }
+            b.writeU16(UInt16(truncatingIfNeeded: jobs.count))
+            for job in jobs { job.encode(into: &b) }
         case .jobFailed(let state, let retryAt):
             b.writeU8(state.rawValue)
             b.writeU64(retryAt.milliseconds)
@@ -192,6 +197,19 @@ extension Reply {
             jobs.reserveCapacity(Int(count))
             for _ in 0..<count { jobs.append(try ClaimedJob.decode(from: &b)) }
             reply = .jobsClaimed(jobs)
+        case Opcode.jobCompleteBatch.reply:
+            let count = try b.readU16("count")
+            var outcomes: [ErrorCode?] = []
+            outcomes.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let code = try b.readU16("code")
+                outcomes.append(code == 0 ? nil : ErrorCode(rawValue: code))
+            }
+            let claimed = try b.readU16("claimed")
+            var jobs: [ClaimedJob] = []
+            jobs.reserveCapacity(Int(claimed))
+            for _ in 0..<claimed { jobs.append(try ClaimedJob.decode(from: &b)) }
+            reply = .jobsCompleted(outcomes, claimed: jobs)
         case Opcode.jobExtend.reply:
             reply = .jobExtended(
                 leaseExpiresAt: Timestamp(milliseconds: try b.readU64("lease_expires_at")),

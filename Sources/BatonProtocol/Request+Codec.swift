@@ -82,6 +82,17 @@ extension Command {
             b.writeU16(max)
             b.writeU16(UInt16(truncatingIfNeeded: types.count))
             for t in types { b.writeStr(t) }
+        case .completeJobs(let completions, let claimMax, let types, let worker):
+            b.writeStr(worker)
+            b.writeU16(claimMax)
+            b.writeU16(UInt16(truncatingIfNeeded: types.count))
+            for t in types { b.writeStr(t) }
+            b.writeU16(UInt16(truncatingIfNeeded: completions.count))
+            for c in completions {
+                b.writeU64(c.id.rawValue)
+                b.writeU64(c.token.rawValue)
+                b.writeBytesField(c.result)
+            }
         case .claimJob(let types, let worker, let wait):
             b.writeStr(worker)
             b.writeU32(wait.rawValue)
@@ -161,6 +172,23 @@ extension Command {
             types.reserveCapacity(Int(count))
             for _ in 0..<count { types.append(try b.readStr("type")) }
             return .claimJobs(types: types, worker: worker, max: max)
+        case .jobCompleteBatch:
+            let worker = try b.readStr("worker")
+            let claimMax = try b.readU16("claim_max")
+            let typeCount = try b.readU16("type_count")
+            var types: [String] = []
+            types.reserveCapacity(Int(typeCount))
+            for _ in 0..<typeCount { types.append(try b.readStr("type")) }
+            let count = try b.readU16("count")
+            var completions: [JobCompletion] = []
+            completions.reserveCapacity(min(Int(count), b.readableBytes / 20))  // each takes 20 bytes at least
+            for _ in 0..<count {
+                completions.append(
+                    JobCompletion(
+                        id: JobID(try b.readU64("job_id")), token: FencingToken(try b.readU64("token")),
+                        result: try b.readBytes("result")))
+            }
+            return .completeJobs(completions, claimMax: claimMax, types: types, worker: worker)
         case .jobClaim:
             let worker = try b.readStr("worker")
             let wait = Milliseconds(try b.readU32("wait_ms"))

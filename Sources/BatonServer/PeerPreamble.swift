@@ -20,12 +20,13 @@ import NIOCore
 /// | 6 | INSTALL_SNAPSHOT may carry snapshot format 5 (the sessions' owners); to a member of version 5 the leader sends format 4 |
 /// | 7 | schedule slots are judged on the calendar clock (`Node.calendarPeerProtocol`): a leader does so only once every member agreed 7, as older builds apply a fire only once its slot's time came on the cluster's clock |
 /// | 8 | log entries may hold JOB_ADD_BATCH and JOB_CLAIM_BATCH (`Node.batchPeerProtocol`): a leader logs them only once every member agreed 8 |
+/// | 9 | log entries may hold JOB_COMPLETE_BATCH (`Node.completeBatchPeerProtocol`), under the same rule |
 enum PeerPreamble {
     static let magic: [UInt8] = Array("BTNR".utf8)
     /// The versions this build speaks. Version 1 had no answer to its preamble, so nothing before 2
     /// can be spoken to.
     static let lowest: UInt16 = 2
-    static let highest: UInt16 = 8
+    static let highest: UInt16 = 9
     static let size = magic.count + 2
 
     /// The newest snapshot format (`StateMachine.snapshotVersion`) a member speaking `version` reads.

@@ -60,6 +60,28 @@ import Testing
         #expect(m.auth.authenticate(TokenHash(of: "b".repeated(40))) == nil)
     }
 
+    /// JOB_COMPLETE_BATCH checks each completion as JOB_COMPLETE would, on its own: a job of a type
+    /// the user may not work on is not completed, and answers as a missing one when the user may not
+    /// read it either; the user's own jobs in the same batch are completed.
+    @Test func aCompleteBatchChecksEachCompletionOnItsOwn() throws {
+        var (m, root) = bootstrapped()
+        let thumbs = user("thumbs", ["job:add,work:thumbnail"], in: &m, by: root)
+        let reader = user("reader", ["job:add,work:report", "job:read:billing"], in: &m, by: root)
+        var claims: [ClaimedJob] = []
+        for type in ["thumbnail", "billing"] {
+            _ = run(&m, .addJob(JobSpec(type: type)), by: root)
+            guard case .jobClaimed(let job?) = run(&m, .claimJob(types: [type], worker: "w", wait: 0), by: root) else {
+                throw Failure("no claim of \(type)")
+            }
+            claims.append(job)
+        }
+        let batch = Command.completeJobs(claims.map { JobCompletion(id: $0.id, token: $0.token) }, claimMax: 0, types: [], worker: "")
+        #expect(run(&m, batch, by: reader) == .jobsCompleted([.jobNotFound, .permissionDenied], claimed: []))
+        #expect(run(&m, batch, by: thumbs) == .jobsCompleted([nil, .jobNotFound], claimed: []))
+        #expect(m.jobs[claims[0].id]?.state == .completed && m.jobs[claims[1].id]?.state == .running)
+        #expect(errorCode(run(&m, .completeJobs([], claimMax: 1, types: ["billing"], worker: "w"), by: thumbs)) == .permissionDenied)
+    }
+
     @Test func aUserGetsWhatItsRolesGrantAndNothingElse() {
         var (m, root) = bootstrapped()
         let thumbs = user("thumbs", ["job:add,work,read:thumbnail", "lock:write:thumbs/*"], in: &m, by: root)

@@ -83,6 +83,51 @@ import Testing
         #expect(errorCode(h.run(.claimJobs(types: ["t"], worker: "w", max: 0))) == .invalidArgument)
         #expect(errorCode(h.run(.claimJobs(types: [], worker: "w", max: 1))) == .invalidArgument)
     }
+
+    @Test func aCompleteBatchCompletesEachClaimOnItsOwnThenClaims() throws {
+        var h = Harness()
+        let first = h.add(JobSpec(type: "t"))
+        let second = h.add(JobSpec(type: "t"))
+        guard let a = h.claim(["t"]), let b = h.claim(["t"]) else { throw Failure("no claims") }
+        let next = h.add(JobSpec(type: "t", priority: 1))
+        let last = h.add(JobSpec(type: "u"))
+        let reply = h.run(
+            .completeJobs(
+                [
+                    JobCompletion(id: a.id, token: a.token, result: [7]),
+                    JobCompletion(id: b.id, token: FencingToken(b.token.rawValue + 100)),  // not its claim
+                    JobCompletion(id: JobID(999), token: a.token),
+                ], claimMax: 5, types: ["t", "u"], worker: "w"))
+        guard case .jobsCompleted(let outcomes, let claimed) = reply else { throw Failure("not completed: \(String(describing: reply))") }
+        #expect(outcomes == [nil, .claimLost, .jobNotFound], "each completion answered as JOB_COMPLETE would")
+        #expect(h.job(first)?.state == .completed && h.job(first)?.result == [7])
+        #expect(h.job(second)?.state == .running, "a lost claim does not hold back the others, nor is it applied")
+        #expect(claimed.map(\.id) == [next, last], "then ready jobs are claimed, best first")
+        #expect(claimed.allSatisfy { h.job($0.id)?.state == .running })
+    }
+
+    @Test func aCompleteBatchClaimsOnlyWhatItAsksFor() throws {
+        var h = Harness()
+        let id = h.add(JobSpec(type: "t"))
+        guard let job = h.claim(["t"]) else { throw Failure("no claim") }
+        let waiting = h.add(JobSpec(type: "t"))
+        #expect(h.run(.completeJobs([JobCompletion(id: id, token: job.token)], claimMax: 0, types: [], worker: "")) == .jobsCompleted([nil], claimed: []))
+        #expect(h.job(waiting)?.state == .queued, "claim_max 0 claims nothing")
+        #expect(h.run(.completeJobs([], claimMax: 3, types: ["t"], worker: "w")) == .jobsCompleted([], claimed: [h.claimedView(waiting)].compactMap { $0 }))
+        #expect(h.run(.completeJobs([], claimMax: 3, types: ["t"], worker: "w")) == .jobsCompleted([], claimed: []), "never waits")
+    }
+
+    @Test func aCompleteBatchWithNothingToDoOrTooMuchIsRefused() {
+        var h = Harness()
+        let most = h.machine.configuration.maxBatch
+        #expect(errorCode(h.run(.completeJobs([], claimMax: 0, types: [], worker: "w"))) == .invalidArgument)
+        let tooMany = Array(repeating: JobCompletion(id: JobID(1), token: FencingToken(1)), count: most + 1)
+        #expect(errorCode(h.run(.completeJobs(tooMany, claimMax: 0, types: [], worker: "w"))) == .invalidArgument)
+        #expect(errorCode(h.run(.completeJobs([], claimMax: UInt16(most + 1), types: ["t"], worker: "w"))) == .invalidArgument)
+        #expect(errorCode(h.run(.completeJobs([], claimMax: 1, types: [], worker: "w"))) == .invalidArgument, "a claim needs a type")
+        let atMost = Array(repeating: JobCompletion(id: JobID(1), token: FencingToken(1)), count: most)
+        #expect(h.run(.completeJobs(atMost, claimMax: 0, types: [], worker: "w")) == .jobsCompleted(Array(repeating: .jobNotFound, count: most), claimed: []))
+    }
 }
 
 /// A test's own failure, thrown where a premise does not hold.

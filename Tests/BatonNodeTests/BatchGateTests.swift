@@ -11,6 +11,14 @@ import Testing
         .addJobs([JobSpec(type: "t")]), .claimJobs(types: ["t"], worker: "w", max: 4),
     ]
 
+    @Test func aCompleteBatchWaitsForPeerProtocol9() throws {
+        let batch = Command.completeJobs([JobCompletion(id: JobID(1), token: FencingToken(1))], claimMax: 1, types: ["t"], worker: "w")
+        let refusal = try #require(Node.batchRefusal(batch, members: 3, peersLowest: Node.batchPeerProtocol))
+        #expect(refusal.code == .unknownOpcode && refusal.message.contains("peer protocol 9"), "\(refusal.message)")
+        #expect(Node.batchRefusal(batch, members: 3, peersLowest: Node.completeBatchPeerProtocol) == nil)
+        #expect(Node.batchRefusal(batch, members: 1, peersLowest: 0) == nil)
+    }
+
     @Test(arguments: batches)
     func aLeaderRefusesABatchUntilEveryMemberReadsIt(command: Command) throws {
         let refusal = try #require(Node.batchRefusal(command, members: 3, peersLowest: Node.batchPeerProtocol - 1))

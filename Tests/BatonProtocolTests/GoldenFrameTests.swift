@@ -43,7 +43,7 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
     return [
         ("hello.request", .request(.hello(Hello(clientID: ClientID(0x1122_3344_5566_7788), clientName: "worker-a")))),
         ("hello.reply", .reply(.hello(HelloReply(
-            version: 4, nodeID: "baton-1", serverTime: Timestamp(milliseconds: 1_700_000_000_000), maxFrameSize: 1 << 20,
+            version: 5, nodeID: "baton-1", serverTime: Timestamp(milliseconds: 1_700_000_000_000), maxFrameSize: 1 << 20,
             maxKeyLength: 256, minTTL: 100, maxTTL: 86_400_000, idleTimeout: 300_000)))),
         ("ping.request", .request(.ping)),
         ("ping.reply", .reply(.pong(serverTime: Timestamp(milliseconds: 1_700_000_000_000)))),
@@ -78,6 +78,10 @@ let goldenFrames: [(name: String, message: GoldenMessage)] = {
         ("job-claim-batch.request", .request(.command(seq, .claimJobs(types: ["image.analyse"], worker: "worker-a", max: 2)))),
         ("job-claim-batch.reply", .reply(.jobsClaimed([claimed]))),
         ("job-claim-batch.reply-none", .reply(.jobsClaimed([]))),
+        ("job-complete-batch.request", .request(.command(seq, .completeJobs(
+            [JobCompletion(id: JobID(9), token: FencingToken(43), result: Array("ok".utf8)), JobCompletion(id: JobID(8), token: FencingToken(40))],
+            claimMax: 2, types: ["image.analyse"], worker: "worker-a")))),
+        ("job-complete-batch.reply", .reply(.jobsCompleted([nil, .claimLost], claimed: [claimed]))),
         ("job-extend.request", .request(.command(seq, .extendJob(JobID(9), token: FencingToken(43), ttl: 0)))),
         ("job-extend.reply", .reply(.jobExtended(leaseExpiresAt: Timestamp(milliseconds: 1_700_000_080_000), leaseLeft: 60_000))),
         ("job-complete.request", .request(.command(seq, .completeJob(JobID(9), token: FencingToken(43), result: Array("ok".utf8))))),

@@ -111,8 +111,8 @@ import Testing
         }
     }
 
-    /// A batch whose count promises more jobs than its frame holds, or more than the most allowed, or
-    /// none, is refused whole; the connection and every other client go on (issue 38).
+    /// A batch whose count promises more jobs (or completions) than its frame holds, or more than the
+    /// most allowed, or nothing to do, is refused whole; the connection and every other client go on (issue 38).
     @Test func aBadBatchIsRefusedWholeAndHarmsNothing() async throws {
         try await withNode { node in
             let raw = try await RawConnection(port: node.port)
@@ -130,6 +130,19 @@ import Testing
             #expect(errorCode(try await raw.nextReply().reply) == .invalidArgument)
             try await raw.send(.command(SequenceNumber(4), .claimJobs(types: ["a"], worker: "w", max: 0)), id: 5)
             #expect(errorCode(try await raw.nextReply().reply) == .invalidArgument)
+            // JOB_COMPLETE_BATCH: a count past the frame's end, nothing to do, a claim over the most.
+            body.clear()
+            let completions = [JobCompletion(id: JobID(1), token: FencingToken(1)), JobCompletion(id: JobID(2), token: FencingToken(2))]
+            Request.command(SequenceNumber(6), .completeJobs(completions, claimMax: 0, types: [], worker: "w")).encodeBody(into: &body)
+            body.setInteger(UInt16(3), at: body.readerIndex + 8 + 3 + 2 + 2)  // the count says three; two follow
+            frame.clear()
+            frame.writeFrame(opcode: .jobCompleteBatch, requestID: RequestID(7)) { $0.writeImmutableBuffer(body) }
+            try await raw.send(frame)
+            #expect(errorCode(try await raw.nextReply().reply) == .malformedFrame)
+            try await raw.send(.command(SequenceNumber(7), .completeJobs([], claimMax: 0, types: [], worker: "w")), id: 8)
+            #expect(errorCode(try await raw.nextReply().reply) == .invalidArgument)
+            try await raw.send(.command(SequenceNumber(8), .completeJobs([], claimMax: 1001, types: ["a"], worker: "w")), id: 9)
+            #expect(errorCode(try await raw.nextReply().reply) == .invalidArgument)
             // The same connection goes on, and nothing of the refused batches exists.
             try await raw.send(.command(SequenceNumber(5), .addJobs([JobSpec(type: "a")])), id: 6)
             guard case .jobsAdded(let added) = try await raw.nextReply().reply else {
@@ -143,10 +156,10 @@ import Testing
     }
 
     /// PROTOCOL.md §4: HELLO names the newest version the client speaks, and the answer the version
-    /// both use: a client of version 2 keeps version 2, of 3 keeps 3, one of a later version gets 4.
+    /// both use: a client of version 2 keeps version 2, of 3 keeps 3, one of a later version gets 5.
     @Test func helloAgreesOnAVersion() async throws {
         try await withNode { node in
-            for (asked, agreed) in [(UInt16(2), UInt16(2)), (3, 3), (4, 4), (9, 4)] {
+            for (asked, agreed) in [(UInt16(2), UInt16(2)), (3, 3), (4, 4), (5, 5), (9, 5)] {
                 let raw = try await RawConnection(port: node.port)
                 try await raw.send(.hello(Hello(version: asked, clientID: ClientID(1), clientName: "v\(asked)")), id: 1)
                 guard case .hello(let h) = try await raw.nextReply().reply else {

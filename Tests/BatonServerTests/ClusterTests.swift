@@ -23,7 +23,7 @@ import Testing
         let processes = try members.map(TestCluster.launch)
         defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let client = TestCluster.client(members, name: "batches")
-        // Every member must have agreed peer protocol 8 with the leader first.
+        // Every member must have agreed peer protocol 9 with the leader first (the complete batch's).
         try await eventually("the leader takes a batch") { () async throws -> Bool in
             do {
                 _ = try await client.addJobs((0..<100).map { JobSpec(type: "b", payload: [UInt8($0)]) })
@@ -33,11 +33,17 @@ import Testing
             }
         }
         _ = try await client.addJobs((100..<200).map { JobSpec(type: "b", payload: [UInt8($0 % 256)]) })
-        #expect(try await client.claimJobs(types: ["b"], max: 50).count == 50)
+        let claimed = try await client.claimJobs(types: ["b"], max: 50)
+        #expect(claimed.count == 50)
+        let done = try await client.completeJobs(
+            claimed.prefix(20).map { JobCompletion(id: $0.id, token: $0.token) }, thenClaim: 10, types: ["b"])
+        #expect(done.outcomes.allSatisfy { $0 == nil } && done.claimed.count == 10)
         try await TestCluster.waitUntilSettled(members, lag: 0)
         let statuses = await TestCluster.statuses(members).compactMap { $0 }
         #expect(statuses.count == 3)
-        #expect(statuses.allSatisfy { $0.summary.jobsQueued == 150 && $0.summary.jobsRunning == 50 }, "\(statuses.map(\.summary))")
+        #expect(
+            statuses.allSatisfy { $0.summary.jobsQueued == 140 && $0.summary.jobsRunning == 40 && $0.summary.jobsCompleted == 20 },
+            "\(statuses.map(\.summary))")
         await client.shutdown()
     }
 

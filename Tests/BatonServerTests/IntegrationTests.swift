@@ -213,6 +213,33 @@ import Testing
         }
     }
 
+    /// JOB_COMPLETE_BATCH through the client (issue 38): each completion on its own, then the claims,
+    /// in one request.
+    @Test func aCompleteBatchCompletesEachAndClaimsTheNext() async throws {
+        try await withNode { node in
+            let c = node.client("completions")
+            let added = try await c.addJobs((0..<10).map { JobSpec(type: "c", payload: [UInt8($0)]) })
+            let claimed = try await c.claimJobs(types: ["c"], max: 4)
+            try #require(claimed.count == 4)
+            var completions = claimed.map { JobCompletion(id: $0.id, token: $0.token, result: $0.payload) }
+            completions[1].token = FencingToken(completions[1].token.rawValue + 1000)  // not its claim
+            let (outcomes, next) = try await c.completeJobs(completions, thenClaim: 3, types: ["c"])
+            #expect(outcomes == [nil, .claimLost, nil, nil])
+            #expect(next.map(\.id) == added[4..<7].map(\.id))
+            #expect(try await c.getJob(claimed[0].id).result == claimed[0].payload)
+            #expect(try await c.getJob(claimed[1].id).state == .running, "the lost completion changed its job")
+            let (none, rest) = try await c.completeJobs([], thenClaim: 1000, types: ["c"])
+            #expect(none.isEmpty && rest.count == 3)
+            do {
+                _ = try await c.completeJobs([])
+                Issue.record("a batch with nothing to do was answered")
+            } catch BatonClientError.server(let e) {
+                #expect(e.code == .invalidArgument, "\(e)")
+            }
+            await c.shutdown()
+        }
+    }
+
     @Test func jobWorkerCompletesAndFailsJobs() async throws {
         try await withNode { node in
             let c = node.client("producer")

@@ -5,7 +5,7 @@ of these, so a field or a unit is written down once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Generic, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 
 
 Result = TypeVar("Result")
@@ -82,6 +82,12 @@ def add_jobs(jobs: List[Dict[str, Any]]) -> "Call[List[Dict[str, Any]]]":
 
 def claim_jobs(types: List[str], max: int, worker: str) -> "Call[List[Dict[str, Any]]]":
     return Call("job_claim_batch", {"worker": worker, "max": max, "types": list(types)}, result=_field("jobs"))
+
+
+def complete_jobs(completions: List[Tuple[int, int, bytes]], claim_max: int, types: List[str],
+                  worker: str) -> "Call[Dict[str, Any]]":
+    return Call("job_complete_batch", {"worker": worker, "claim_max": claim_max, "types": list(types),
+                                       "completions": [{"job_id": j, "token": t, "result": r} for j, t, r in completions]})
 
 
 def claim_job(types: List[str], wait: float, worker: str) -> "Call[Optional[Dict[str, Any]]]":

@@ -8,7 +8,7 @@ import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import calls, errors, protocol
 from .session import InFlight, Session, fields_of, split_endpoint
@@ -238,6 +238,15 @@ class Client:
         """Up to ``max`` ready jobs of ``types``, each claimed with a lease and a token of its own
         (JOB_CLAIM_BATCH); empty when none is ready (it never waits)."""
         return self._run(calls.claim_jobs(types, max, worker or self.name))
+
+    def complete_jobs(self, completions: List[Tuple[int, int, bytes]], claim_max: int = 0, types: Optional[List[str]] = None,
+                      worker: Optional[str] = None) -> Dict[str, Any]:
+        """Completes each ``(job_id, token, result)`` claim on its own, then claims up to ``claim_max``
+        ready jobs of ``types``, in one request and one log entry (JOB_COMPLETE_BATCH; it never
+        waits). Returns ``{"outcomes": [...], "jobs": [...]}``: per completion in order 0 (completed)
+        or the error code JOB_COMPLETE would have answered (8 CLAIM_LOST, 9 JOB_NOT_FOUND, 19
+        PERMISSION_DENIED; `errors.BY_CODE` names its class), and the jobs claimed. `UnknownOpcode` from a node of an older build or a cluster being upgraded."""
+        return self._run(calls.complete_jobs(completions, claim_max, types or [], worker or self.name))
 
     def claim_job(self, types: List[str], wait: float = 0.0, worker: Optional[str] = None) -> Optional[Dict[str, Any]]:
         """The next ready job of one of ``types``, claimed with a lease and a token; waits up to ``wait``

@@ -144,7 +144,8 @@ class JobWorker:
 
     A thread that needs a job claims as many as there are idle threads in one request
     (JOB_CLAIM_BATCH) and leaves the others for them; with none ready it waits with one JOB_CLAIM.
-    Jobs claimed but not started when the worker stops are handed back (JOB_ABORT, the attempt not
+    A thread that completes a job claims its next one in the same request (JOB_COMPLETE_BATCH). Jobs
+    claimed but not started when the worker stops are handed back (JOB_ABORT, the attempt not
     counted). A node of an older build is asked one job at a time."""
 
     def __init__(self, client: Client, types: List[str], handler: Callable[[Dict[str, Any]], Optional[bytes]], concurrency: int = 1,
@@ -159,6 +160,7 @@ class JobWorker:
         self._prefetched: List[Dict[str, Any]] = []
         self._idle = 0
         self._batches = True
+        self._complete_batches = True
         self._claiming = threading.Lock()
 
     def run(self) -> None:
@@ -255,8 +257,28 @@ class JobWorker:
         finally:
             done.set()
             extender.join()
+        self._complete(job, bytes(result or b""))
+
+    def _complete(self, job: Dict[str, Any], result: bytes) -> None:
+        """Completes ``job`` and claims this thread's next one in the same request (JOB_COMPLETE_BATCH),
+        or, from a node of an older build, completes it alone."""
+        with self._lock:
+            batches = self._batches and self._complete_batches and not self.stopping.is_set()
         try:
-            self.client.complete_job(job["job_id"], job["token"], bytes(result or b""))
+            if batches:
+                try:
+                    done = self.client.complete_jobs([(job["job_id"], job["token"], result)], claim_max=1, types=self.types)
+                except errors.UnknownOpcode:
+                    with self._lock:
+                        self._complete_batches = False
+                else:
+                    if done["outcomes"][0] != 0:
+                        log.warning("job %d: the completion was refused: %s", job["job_id"],
+                                    errors.server_error(done["outcomes"][0], "as JOB_COMPLETE"))
+                    with self._lock:
+                        self._prefetched.extend(done["jobs"])
+                    return
+            self.client.complete_job(job["job_id"], job["token"], result)
         except errors.BatonError as e:
             log.warning("job %d: the completion was refused: %s", job["job_id"], e)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 #: The newest protocol version this library speaks.
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 #: Bytes of the frame header after the length: opcode, flags, request id.
 HEADER_AFTER_LENGTH = 6
 DEFAULT_MAX_FRAME_SIZE = 1 << 20
@@ -147,6 +147,10 @@ OPERATIONS: List[Operation] = [
         (("added", ("list16", struct_of(("job_id", "u64"), ("created", "u8")))),)),
     _op(0x2E, "job_claim_batch", "command", (("worker", "str"), ("max", "u16"), ("types", ("list16", "str"))),
         (("jobs", ("list16", CLAIMED_JOB)),)),
+    _op(0x2F, "job_complete_batch", "command",
+        (("worker", "str"), ("claim_max", "u16"), ("types", ("list16", "str")),
+         ("completions", ("list16", struct_of(("job_id", "u64"), ("token", "u64"), ("result", "bytes"))))),
+        (("outcomes", ("list16", "u16")), ("jobs", ("list16", CLAIMED_JOB)))),
     _op(0x30, "schedule_put", "command", SCHEDULE_SPEC_FIELDS, (("created", "u8"),)),
     _op(0x31, "schedule_delete", "command", _NAME),
     _op(0x32, "schedule_pause", "command", _NAME),

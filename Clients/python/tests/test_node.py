@@ -128,6 +128,35 @@ def test_a_batch_adds_every_job_or_none_and_a_batch_claim_takes_several(node):
             c.complete_job(j["job_id"], j["token"])
 
 
+def test_a_complete_batch_completes_each_on_its_own_then_claims(node):
+    import asyncio
+
+    from baton import aio, job_spec
+
+    with node.client() as c:
+        c.add_jobs([job_spec("cb", str(i).encode()) for i in range(6)])
+        claimed = c.claim_jobs(["cb"], max=3)
+        completions = [(j["job_id"], j["token"], j["payload"]) for j in claimed]
+        completions[1] = (completions[1][0], completions[1][1] + 1000, b"")  # not its claim
+        done = c.complete_jobs(completions, claim_max=2, types=["cb"])
+        assert done["outcomes"] == [0, 8, 0], "8: CLAIM_LOST"
+        assert len(done["jobs"]) == 2
+        assert c.get_job(claimed[0]["job_id"])["result"] == claimed[0]["payload"]
+        assert c.get_job(claimed[1]["job_id"])["state"] == 1, "a lost completion changed its job"
+        with pytest.raises(errors.InvalidArgument):
+            c.complete_jobs([])
+
+    async def main():
+        async with aio.Client([node.endpoint], name="aio-complete-batch") as a:
+            rest = await a.complete_jobs([], claim_max=10, types=["cb"])
+            assert rest["outcomes"] == [] and len(rest["jobs"]) == 1
+            job = rest["jobs"][0]
+            done = await a.complete_jobs([(job["job_id"], job["token"], b"r")])
+            assert done == {"outcomes": [0], "jobs": []}
+
+    asyncio.run(main())
+
+
 def test_both_workers_take_batches_and_hand_back_what_they_did_not_start(node):
     import asyncio
 
@@ -149,6 +178,7 @@ def test_both_workers_take_batches_and_hand_back_what_they_did_not_start(node):
         t.join()
         assert sorted(done) == sorted(str(i).encode() for i in range(40))
         assert c.running_jobs("t") == 0, "a claimed job was neither run nor handed back"
+        assert all(j["state"] == 2 and j["result"] == b"ok" for j in c.list_jobs("t")["jobs"]), "a job was not completed"
 
     async def main():
         async with aio.Client([node.endpoint], name="aio-batches") as a:
@@ -169,6 +199,7 @@ def test_both_workers_take_batches_and_hand_back_what_they_did_not_start(node):
             await run
             assert sorted(seen) == sorted(str(i).encode() for i in range(40))
             assert await a.running_jobs("v") == 0
+            assert all(j["state"] == 2 and j["result"] == b"ok" for j in (await a.list_jobs("v"))["jobs"])
 
     asyncio.run(main())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import calls, errors, protocol
 from ..client import Client as _Blocking
@@ -195,6 +195,11 @@ class Client:
     async def claim_jobs(self, types: List[str], max: int, worker: Optional[str] = None) -> List[Dict[str, Any]]:
         """As `baton.Client.claim_jobs`: up to ``max`` ready jobs, never waiting."""
         return await self._run(calls.claim_jobs(types, max, worker or self.name))
+
+    async def complete_jobs(self, completions: List[Tuple[int, int, bytes]], claim_max: int = 0,
+                            types: Optional[List[str]] = None, worker: Optional[str] = None) -> Dict[str, Any]:
+        """As `baton.Client.complete_jobs`: each completion on its own, then up to ``claim_max`` claims."""
+        return await self._run(calls.complete_jobs(completions, claim_max, types or [], worker or self.name))
 
     async def claim_job(self, types: List[str], wait: float = 0.0, worker: Optional[str] = None) -> Optional[Dict[str, Any]]:
         return await self._run(calls.claim_job(types, wait, worker or self.name))

@@ -183,7 +183,8 @@ class JobWorker:
     new holder.
 
     A loop that needs a job claims as many as there are idle loops in one request (JOB_CLAIM_BATCH)
-    and leaves the others for them; with none ready it waits with one JOB_CLAIM. Jobs claimed but
+    and leaves the others for them; with none ready it waits with one JOB_CLAIM. A loop that
+    completes a job claims its next one in the same request (JOB_COMPLETE_BATCH). Jobs claimed but
     not started when the worker stops are handed back (JOB_ABORT). A node of an older build is asked
     one job at a time."""
 
@@ -198,6 +199,7 @@ class JobWorker:
         self._prefetched: List[Tuple[Dict[str, Any], float]] = []
         self._idle = 0
         self._batches = True
+        self._complete_batches = True
         self._claiming: Optional[asyncio.Lock] = None
 
     async def run(self) -> None:
@@ -295,8 +297,26 @@ class JobWorker:
                 log.warning("job %d: the failure was not recorded: %s", job["job_id"], refused)
             return
         await keeper.stop()
+        await self._complete(job, bytes(result or b""))
+
+    async def _complete(self, job: Dict[str, Any], result: bytes) -> None:
+        """Completes ``job`` and claims this loop's next one in the same request (JOB_COMPLETE_BATCH),
+        or, from a node of an older build, completes it alone."""
         try:
-            await self.client.complete_job(job["job_id"], job["token"], bytes(result or b""))
+            if self._batches and self._complete_batches and not self._stopping:
+                sent = time.monotonic()
+                try:
+                    done = await self.client.complete_jobs([(job["job_id"], job["token"], result)], claim_max=1,
+                                                           types=self.types)
+                except errors.UnknownOpcode:
+                    self._complete_batches = False
+                else:
+                    if done["outcomes"][0] != 0:
+                        log.warning("job %d: the completion was refused: %s", job["job_id"],
+                                    errors.server_error(done["outcomes"][0], "as JOB_COMPLETE"))
+                    self._prefetched.extend((j, sent) for j in done["jobs"])
+                    return
+            await self.client.complete_job(job["job_id"], job["token"], result)
         except errors.BatonError as e:
             log.warning("job %d: the completion was refused: %s", job["job_id"], e)
 
