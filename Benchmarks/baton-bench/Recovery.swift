@@ -18,12 +18,13 @@ struct Recovery: AsyncParsableCommand {
     @Option(help: "Locks to take and hold.") var locks = 100_000
     @Option(help: "Requests in flight while filling.") var concurrency = 64
     @Option(help: "Port for the node.") var port = 17790
+    @Option(help: "Use this data directory and keep it (to profile a restart from it again).") var keep: String?
 
     func run() async throws {
         let executable = baton ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("baton").path
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("baton-recovery-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = keep ?? FileManager.default.temporaryDirectory.appendingPathComponent("baton-recovery-\(UUID())").path
+        defer { if keep == nil { try? FileManager.default.removeItem(atPath: dir) } }
 
         var node = try launch(executable, dir: dir)
         let client = BatonClient(configuration: .init(endpoints: ["127.0.0.1:\(port)"], name: "recovery-bench"))
@@ -48,14 +49,18 @@ struct Recovery: AsyncParsableCommand {
             }
         }
         let restart = ContinuousClock.now - restartStart
+        let rss = residentBytes(node.processIdentifier)
+        let listStart = ContinuousClock.now
         let (foundLocks, foundJobs) = try await count(checker)
+        let listing = ContinuousClock.now - listStart
         await checker.shutdown()
         kill(node.processIdentifier, SIGTERM)
         node.waitUntilExit()
 
         print("data directory: \(size / 1_048_576) MiB (\(size) bytes)")
         print("restart after kill -9, from launch to first answer: \(restart)")
-        print("recovered: \(foundLocks) of \(locks) locks, \(foundJobs) of \(jobs) jobs")
+        print("node's resident memory after the restart: \(rss / 1_048_576) MiB")
+        print("recovered: \(foundLocks) of \(locks) locks, \(foundJobs) of \(jobs) jobs, listed in pages of 1,000 in \(listing)")
         if foundLocks != locks || foundJobs != jobs { throw ExitCode(1) }
     }
 
@@ -104,6 +109,15 @@ struct Recovery: AsyncParsableCommand {
             cursor = page.next
         } while cursor != JobID(0)
         return (lockCount, jobCount)
+    }
+
+    /// The resident set of process `pid` (VmRSS), in bytes; 0 when it cannot be read.
+    func residentBytes(_ pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kb = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
+        return kb * 1024
     }
 
     func directorySize(_ dir: String) -> Int {

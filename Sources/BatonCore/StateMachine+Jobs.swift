@@ -16,6 +16,7 @@ extension StateMachine {
         lastJobID += 1
         let id = JobID(lastJobID)
         jobs[id] = JobRecord(id: id, spec: spec, state: .queued, attempts: 0, createdAt: now, runAt: now.adding(spec.delay))
+        jobOrder.insert(id)
         if !spec.uniqueKey.isEmpty { uniqueJobs[unique] = id }
         enqueue(id)
         return .jobAdded(id, created: true)
@@ -344,6 +345,7 @@ extension StateMachine {
         }
         releaseUniqueKey(job)
         jobs[id] = nil
+        jobOrder.remove { [jobs] in jobs[$0] != nil }
         jobEnded(id)
         return .jobDeleted
     }
@@ -372,6 +374,7 @@ extension StateMachine {
     mutating func dropOldestCompleted() {
         pruneCompleted()
         guard let entry = completed.popMin(), let job = jobs.removeValue(forKey: entry.id) else { return }
+        jobOrder.remove { [jobs] in jobs[$0] != nil }
         completedCount -= 1
         completedJobBytes -= job.bytes
     }
@@ -395,17 +398,21 @@ extension StateMachine {
 
     func listJobs(_ filter: JobFilter) -> Reply {
         let limit = listLimit(filter.limit)
-        // One more than a page: whether another page follows. Records are read in place through
-        // their index (a loop over the pairs copies every record).
-        var selection = SmallestSelection<JobID>(limit: limit + 1)
-        for i in jobs.indices where jobs.keys[i] > filter.after {
-            if let state = filter.state, jobs.values[i].state != state { continue }
-            if !filter.type.isEmpty && jobs.values[i].spec.type != filter.type { continue }
-            selection.offer(jobs.keys[i])
+        // In id order from the cursor on, one more than a page: whether another page follows.
+        var page: [JobInfo] = []
+        var more = false
+        jobOrder.forEach(from: filter.after, inclusive: false, exists: { jobs[$0] != nil }) { id in
+            guard let job = jobs[id] else { return true }
+            if let state = filter.state, job.state != state { return true }
+            if !filter.type.isEmpty && job.spec.type != filter.type { return true }
+            if page.count == limit {
+                more = true
+                return false
+            }
+            page.append(job.info)
+            return true
         }
-        let ids = selection.sorted
-        let page = ids.prefix(limit).map { jobs[$0]!.info }
-        return .jobs(page, next: ids.count > limit ? page.last?.id ?? JobID(0) : JobID(0))
+        return .jobs(page, next: more ? page.last?.id ?? JobID(0) : JobID(0))
     }
 }
 

@@ -54,8 +54,10 @@ extension StateMachine {
         b.writeU64(lastJobID)
 
         b.writeU32(UInt32(locks.count))
-        for key in locks.keys.sorted() {
+        var written = 0
+        lockOrder.forEach(from: nil, inclusive: true, exists: { locks[$0] != nil }) { key in
             let record = locks[key]!
+            written += 1
             b.writeStr(key)
             if let h = record.holder {
                 b.writeU8(1)
@@ -76,11 +78,15 @@ extension StateMachine {
                 b.writeU64(w.deadline.milliseconds)
                 if digests { b.writeDigest(w.digest) }
             }
+            return true
         }
+        precondition(written == locks.count, "the lock index holds \(written) of \(locks.count) locks")
 
         b.writeU32(UInt32(jobs.count))
-        for id in jobs.keys.sorted() {
+        written = 0
+        jobOrder.forEach(from: nil, inclusive: true, exists: { jobs[$0] != nil }) { id in
             let j = jobs[id]!
+            written += 1
             b.writeU64(id.rawValue)
             b.writeStr(j.spec.type)
             b.writeBytesField(j.spec.payload)
@@ -100,7 +106,9 @@ extension StateMachine {
             b.writeStr(j.lastError)
             b.writeBytesField(j.result)
             b.writeU32(j.generation)
+            return true
         }
+        precondition(written == jobs.count, "the job index holds \(written) of \(jobs.count) jobs")
 
         b.writeU32(UInt32(claimWaiters.count))
         for w in claimWaiters {
@@ -141,6 +149,7 @@ extension StateMachine {
     public init(restoring snapshot: ByteBuffer, configuration: Configuration = Configuration()) throws {
         self.init(configuration: configuration)
         var b = snapshot
+        var found = FoundIndexes()
         do {
             guard try b.readU32("magic") == Self.snapshotMagic else { throw SnapshotError(.notBaton, "not a Baton snapshot") }
             let version = try b.readU16("version")
@@ -155,7 +164,9 @@ extension StateMachine {
             lastJobID = try b.readU64("last_job_id")
 
             let lockCount = try b.readU32("lock_count")
+            found.deadlines.reserveCapacity(Int(min(lockCount, UInt32(b.readableBytes))))
             locks.reserveCapacity(Int(min(lockCount, UInt32(b.readableBytes))))  // no rehash on the way
+            lockOrder.reserveCapacity(Int(min(lockCount, UInt32(b.readableBytes))))
             for _ in 0..<lockCount {
                 let key = try b.readStr("key")
                 var record = LockRecord()
@@ -174,11 +185,14 @@ extension StateMachine {
                             deadline: Timestamp(milliseconds: try b.readU64("deadline")),
                             digest: digests ? try b.readDigest() : .unknown))
                 }
-                locks[key] = record
+                if locks.updateValue(record, forKey: key) != nil { throw SnapshotError(.malformed, "lock \(key) twice") }
+                lockOrder.insert(key)
+                index(lock: key, record, into: &found)
             }
 
             let jobCount = try b.readU32("job_count")
             jobs.reserveCapacity(Int(min(jobCount, UInt32(b.readableBytes))))
+            jobOrder.reserveCapacity(Int(min(jobCount, UInt32(b.readableBytes))))
             for _ in 0..<jobCount {
                 let id = JobID(try b.readU64("id"))
                 let spec = JobSpec(
@@ -200,7 +214,9 @@ extension StateMachine {
                 job.lastError = try b.readStr("last_error")
                 job.result = try b.readBytes("result")
                 job.generation = try b.readU32("generation")
-                jobs[id] = job
+                index(job, into: &found)
+                if jobs.updateValue(job, forKey: id) != nil { throw SnapshotError(.malformed, "job \(id) twice") }
+                jobOrder.insert(id)
             }
 
             for _ in 0..<(try b.readU32("claim_waiter_count")) {
@@ -241,61 +257,76 @@ extension StateMachine {
             throw SnapshotError(.malformed, e.message)
         }
         guard b.readableBytes == 0 else { throw SnapshotError(.malformed, "\(b.readableBytes) bytes after the end") }
-        rebuildIndexes()
+        rebuildIndexes(&found)
     }
 
-    /// Recreates the ready queues, unique-key index, running counts, wait index and timers from the records.
+    /// What a restore gathers for the indexes as it reads each record, so that no record is read
+    /// (and copied) a second time.
+    struct FoundIndexes {
+        var deadlines: [Deadline] = []
+        var ready: [String: [ReadyEntry]] = [:]
+        var completed: [CompletedEntry] = []
+    }
+
+    /// The lease and wait timers and the wait index of one restored lock.
+    mutating func index(lock key: String, _ record: LockRecord, into found: inout FoundIndexes) {
+        if let h = record.holder { found.deadlines.append(Deadline(time: h.expiresAt, kind: .lockLease(key: key, token: h.token))) }
+        for w in record.waiters {
+            waits[WaitKey(clientID: w.clientID, sequence: w.sequence)] = .lock(key)
+            found.deadlines.append(Deadline(time: w.deadline, kind: .lockWait(key: key, clientID: w.clientID, sequence: w.sequence)))
+        }
+    }
+
+    /// The queues, unique key, running count, timers and byte counts of one restored job.
+    mutating func index(_ job: JobRecord, into found: inout FoundIndexes) {
+        switch job.state {
+        case .queued:
+            if !job.spec.uniqueKey.isEmpty { uniqueJobs[UniqueJobKey(type: job.spec.type, key: job.spec.uniqueKey)] = job.id }
+            if job.runAt > now {
+                found.deadlines.append(Deadline(time: job.runAt, kind: .jobReady(job.id, generation: job.generation)))
+            } else {
+                found.ready[job.spec.type, default: []].append(
+                    ReadyEntry(priority: job.spec.priority, runAt: job.runAt, id: job.id, generation: job.generation))
+            }
+        case .running:
+            if !job.spec.uniqueKey.isEmpty { uniqueJobs[UniqueJobKey(type: job.spec.type, key: job.spec.uniqueKey)] = job.id }
+            runningByType[job.spec.type, default: 0] += 1
+            found.deadlines.append(Deadline(time: job.leaseExpiresAt, kind: .jobLease(job.id, token: job.claimToken)))
+        case .completed:
+            found.completed.append(CompletedEntry(completedAt: job.runAt, id: job.id))
+            completedCount += 1
+        case .dead:
+            break
+        }
+        if job.state == .completed { completedJobBytes += job.bytes } else { unfinishedJobBytes += job.bytes }
+    }
+
+    /// Recreates the rest of the indexes and timers, and builds every queue from what the records
+    /// gave (`found`).
     ///
     /// In no particular order: every queue here is ordered by its entries alone (a deadline by its
     /// time and kind, a ready job by priority, run-after time and id), so the order they are found
     /// in changes nothing; and each queue is built at once from all its entries (linear) rather
     /// than by one insertion after another. (Issue 38: sorting 100,000 lock keys and inserting one
     /// by one was a third of a restart's restore.)
-    mutating func rebuildIndexes() {
-        var found: [Deadline] = []
-        found.reserveCapacity(locks.count + jobs.count / 4 + sessions.count + claimWaiters.count)
-        var readyFound: [String: [ReadyEntry]] = [:]
-        var completedFound: [CompletedEntry] = []
-        for (key, record) in locks {
-            if let h = record.holder { found.append(Deadline(time: h.expiresAt, kind: .lockLease(key: key, token: h.token))) }
-            for w in record.waiters {
-                waits[WaitKey(clientID: w.clientID, sequence: w.sequence)] = .lock(key)
-                found.append(Deadline(time: w.deadline, kind: .lockWait(key: key, clientID: w.clientID, sequence: w.sequence)))
-            }
-        }
-        for (id, job) in jobs {
-            switch job.state {
-            case .queued:
-                if !job.spec.uniqueKey.isEmpty { uniqueJobs[UniqueJobKey(type: job.spec.type, key: job.spec.uniqueKey)] = id }
-                if job.runAt > now {
-                    found.append(Deadline(time: job.runAt, kind: .jobReady(id, generation: job.generation)))
-                } else {
-                    readyFound[job.spec.type, default: []].append(
-                        ReadyEntry(priority: job.spec.priority, runAt: job.runAt, id: id, generation: job.generation))
-                }
-            case .running:
-                if !job.spec.uniqueKey.isEmpty { uniqueJobs[UniqueJobKey(type: job.spec.type, key: job.spec.uniqueKey)] = id }
-                runningByType[job.spec.type, default: 0] += 1
-                found.append(Deadline(time: job.leaseExpiresAt, kind: .jobLease(id, token: job.claimToken)))
-            case .completed:
-                completedFound.append(CompletedEntry(completedAt: job.runAt, id: id))
-                completedCount += 1
-            case .dead:
-                break
-            }
-            if job.state == .completed { completedJobBytes += job.bytes } else { unfinishedJobBytes += job.bytes }
-        }
+    mutating func rebuildIndexes(_ found: inout FoundIndexes) {
         for w in claimWaiters {
             waits[WaitKey(clientID: w.clientID, sequence: w.sequence)] = .claim
-            found.append(Deadline(time: w.deadline, kind: .claimWait(clientID: w.clientID, sequence: w.sequence)))
+            found.deadlines.append(Deadline(time: w.deadline, kind: .claimWait(clientID: w.clientID, sequence: w.sequence)))
         }
         for (client, s) in sessions {
-            found.append(Deadline(time: s.lastSeen.adding(configuration.sessionTimeout), kind: .session(client)))
+            found.deadlines.append(Deadline(time: s.lastSeen.adding(configuration.sessionTimeout), kind: .session(client)))
             if let user = s.principal?.user { sessionsPerUser[user, default: 0] += 1 }
         }
-        deadlines = Heap(found + deadlines.unordered)
-        for (type, entries) in readyFound { ready[type] = Heap(entries) }
-        completed = Heap(completedFound + completed.unordered)
+        found.deadlines.append(contentsOf: deadlines.unordered)
+        var entries: [Deadline] = []
+        swap(&entries, &found.deadlines)
+        deadlines = Heap(consume entries)  // the only reference: heapified in place, not copied
+        for (type, entries) in found.ready { ready[type] = Heap(entries) }
+        found.completed.append(contentsOf: completed.unordered)
+        var done: [CompletedEntry] = []
+        swap(&done, &found.completed)
+        completed = Heap(consume done)
         for record in schedules.values where record.buffered != .zero { bufferedSlots[record.lastJob] = record.spec.name }
         rebuildScheduleQueue()
     }
