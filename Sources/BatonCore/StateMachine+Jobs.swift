@@ -345,7 +345,7 @@ extension StateMachine {
         }
         releaseUniqueKey(job)
         jobs[id] = nil
-        jobOrder.remove { [jobs] in jobs[$0] != nil }
+        if jobOrder.remove() { jobOrder.compact { [jobs] in jobs[$0] != nil } }
         jobEnded(id)
         return .jobDeleted
     }
@@ -374,7 +374,7 @@ extension StateMachine {
     mutating func dropOldestCompleted() {
         pruneCompleted()
         guard let entry = completed.popMin(), let job = jobs.removeValue(forKey: entry.id) else { return }
-        jobOrder.remove { [jobs] in jobs[$0] != nil }
+        if jobOrder.remove() { jobOrder.compact { [jobs] in jobs[$0] != nil } }
         completedCount -= 1
         completedJobBytes -= job.bytes
     }

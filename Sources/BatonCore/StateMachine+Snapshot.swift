@@ -54,10 +54,8 @@ extension StateMachine {
         b.writeU64(lastJobID)
 
         b.writeU32(UInt32(locks.count))
-        var written = 0
-        lockOrder.forEach(from: nil, inclusive: true, exists: { locks[$0] != nil }) { key in
+        for key in locks.keys.sorted() {
             let record = locks[key]!
-            written += 1
             b.writeStr(key)
             if let h = record.holder {
                 b.writeU8(1)
@@ -78,12 +76,10 @@ extension StateMachine {
                 b.writeU64(w.deadline.milliseconds)
                 if digests { b.writeDigest(w.digest) }
             }
-            return true
         }
-        precondition(written == locks.count, "the lock index holds \(written) of \(locks.count) locks")
 
         b.writeU32(UInt32(jobs.count))
-        written = 0
+        var written = 0
         jobOrder.forEach(from: nil, inclusive: true, exists: { jobs[$0] != nil }) { id in
             let j = jobs[id]!
             written += 1
@@ -166,7 +162,6 @@ extension StateMachine {
             let lockCount = try b.readU32("lock_count")
             found.deadlines.reserveCapacity(Int(min(lockCount, UInt32(b.readableBytes))))
             locks.reserveCapacity(Int(min(lockCount, UInt32(b.readableBytes))))  // no rehash on the way
-            lockOrder.reserveCapacity(Int(min(lockCount, UInt32(b.readableBytes))))
             for _ in 0..<lockCount {
                 let key = try b.readStr("key")
                 var record = LockRecord()
@@ -186,7 +181,6 @@ extension StateMachine {
                             digest: digests ? try b.readDigest() : .unknown))
                 }
                 if locks.updateValue(record, forKey: key) != nil { throw SnapshotError(.malformed, "lock \(key) twice") }
-                lockOrder.insert(key)
                 index(lock: key, record, into: &found)
             }
 

@@ -54,8 +54,7 @@ public struct StateMachine: Sendable {
     var lastJobID: UInt64 = 0
     var locks: [String: LockRecord] = [:]
     var jobs: [JobID: JobRecord] = [:]
-    /// The keys of `locks` and `jobs` in order, for listings and snapshots (indexes: not in a snapshot).
-    var lockOrder = OrderedKeys<String>()
+    /// The ids of `jobs` in order, for listings and snapshots (an index: not in a snapshot).
     var jobOrder = OrderedKeys<JobID>()
     var ready: [String: Heap<ReadyEntry>] = [:]
     var uniqueJobs: [UniqueJobKey: JobID] = [:]
@@ -447,7 +446,7 @@ public struct StateMachine: Sendable {
         switch place {
         case .lock(let lockKey):
             locks[lockKey]?.waiters.removeAll { $0.clientID == key.clientID && $0.sequence == key.sequence }
-            if let record = locks[lockKey], record.holder == nil, record.waiters.isEmpty { removeLock(lockKey) }
+            if let record = locks[lockKey], record.holder == nil, record.waiters.isEmpty { locks[lockKey] = nil }
         case .claim:
             claimWaiters.removeAll { $0.clientID == key.clientID && $0.sequence == key.sequence }
         }
