@@ -16,7 +16,7 @@ extension StateMachine {
         lastJobID += 1
         let id = JobID(lastJobID)
         jobs[id] = JobRecord(id: id, spec: spec, state: .queued, attempts: 0, createdAt: now, runAt: now.adding(spec.delay))
-        jobOrder.insert(id)
+        jobOrder.append(id)
         if !spec.uniqueKey.isEmpty { uniqueJobs[unique] = id }
         enqueue(id)
         return .jobAdded(id, created: true)
@@ -401,8 +401,8 @@ extension StateMachine {
         // In id order from the cursor on, one more than a page: whether another page follows.
         var page: [JobInfo] = []
         var more = false
-        jobOrder.forEach(from: filter.after, inclusive: false, exists: { jobs[$0] != nil }) { id in
-            guard let job = jobs[id] else { return true }
+        jobOrder.forEach(after: filter.after) { id in
+            guard let job = jobs[id] else { return true }  // removed since
             if let state = filter.state, job.state != state { return true }
             if !filter.type.isEmpty && job.spec.type != filter.type { return true }
             if page.count == limit {

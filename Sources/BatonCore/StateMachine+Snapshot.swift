@@ -80,8 +80,8 @@ extension StateMachine {
 
         b.writeU32(UInt32(jobs.count))
         var written = 0
-        jobOrder.forEach(from: nil, inclusive: true, exists: { jobs[$0] != nil }) { id in
-            let j = jobs[id]!
+        jobOrder.forEach(after: nil) { id in
+            guard let j = jobs[id] else { return true }  // removed since
             written += 1
             b.writeU64(id.rawValue)
             b.writeStr(j.spec.type)
@@ -208,9 +208,12 @@ extension StateMachine {
                 job.lastError = try b.readStr("last_error")
                 job.result = try b.readBytes("result")
                 job.generation = try b.readU32("generation")
+                if let last = jobOrder.last, id <= last {
+                    throw SnapshotError(.malformed, "job \(id) after job \(last): twice, or out of id order")
+                }
                 index(job, into: &found)
-                if jobs.updateValue(job, forKey: id) != nil { throw SnapshotError(.malformed, "job \(id) twice") }
-                jobOrder.insert(id)
+                jobs[id] = job
+                jobOrder.append(id)
             }
 
             for _ in 0..<(try b.readU32("claim_waiter_count")) {

@@ -55,7 +55,7 @@ public struct StateMachine: Sendable {
     var locks: [String: LockRecord] = [:]
     var jobs: [JobID: JobRecord] = [:]
     /// The ids of `jobs` in order, for listings and snapshots (an index: not in a snapshot).
-    var jobOrder = OrderedKeys<JobID>()
+    var jobOrder = JobOrder()
     var ready: [String: Heap<ReadyEntry>] = [:]
     var uniqueJobs: [UniqueJobKey: JobID] = [:]
     var runningByType: [String: Int] = [:]

@@ -80,13 +80,11 @@ extension Command {
         case .claimJobs(let types, let worker, let max):
             b.writeStr(worker)
             b.writeU16(max)
-            b.writeU16(UInt16(truncatingIfNeeded: types.count))
-            for t in types { b.writeStr(t) }
+            b.writeTypes(types)
         case .completeJobs(let completions, let claimMax, let types, let worker):
             b.writeStr(worker)
             b.writeU16(claimMax)
-            b.writeU16(UInt16(truncatingIfNeeded: types.count))
-            for t in types { b.writeStr(t) }
+            b.writeTypes(types)
             b.writeU16(UInt16(truncatingIfNeeded: completions.count))
             for c in completions {
                 b.writeU64(c.id.rawValue)
@@ -167,18 +165,12 @@ extension Command {
         case .jobClaimBatch:
             let worker = try b.readStr("worker")
             let max = try b.readU16("max")
-            let count = try b.readU16("type_count")
-            var types: [String] = []
-            types.reserveCapacity(Int(count))
-            for _ in 0..<count { types.append(try b.readStr("type")) }
+            let types = try b.readTypes()
             return .claimJobs(types: types, worker: worker, max: max)
         case .jobCompleteBatch:
             let worker = try b.readStr("worker")
             let claimMax = try b.readU16("claim_max")
-            let typeCount = try b.readU16("type_count")
-            var types: [String] = []
-            types.reserveCapacity(Int(typeCount))
-            for _ in 0..<typeCount { types.append(try b.readStr("type")) }
+            let types = try b.readTypes()
             let count = try b.readU16("count")
             var completions: [JobCompletion] = []
             completions.reserveCapacity(min(Int(count), b.readableBytes / 20))  // each takes 20 bytes at least
@@ -192,10 +184,7 @@ extension Command {
         case .jobClaim:
             let worker = try b.readStr("worker")
             let wait = Milliseconds(try b.readU32("wait_ms"))
-            let count = try b.readU16("type_count")
-            var types: [String] = []
-            types.reserveCapacity(Int(count))
-            for _ in 0..<count { types.append(try b.readStr("type")) }
+            let types = try b.readTypes()
             return .claimJob(types: types, worker: worker, wait: wait)
         case .jobClaimByID:
             return .claimJobByID(JobID(try b.readU64("job_id")), worker: try b.readStr("worker"))
@@ -412,5 +401,22 @@ extension JobSpec {
             priority: try b.readI32("priority"), delay: Milliseconds(try b.readU32("delay_ms")),
             maxAttempts: try b.readU16("max_attempts"), timeout: Milliseconds(try b.readU32("timeout_ms")),
             backoff: Milliseconds(try b.readU32("backoff_ms")), uniqueKey: try b.readStr("unique_key"))
+    }
+}
+
+extension ByteBuffer {
+    /// The job types of a claim (JOB_CLAIM, JOB_CLAIM_BATCH, JOB_COMPLETE_BATCH): `type_count: u16`,
+    /// then that many `type: str`.
+    fileprivate mutating func readTypes() throws(ErrorReply) -> [String] {
+        let count = try readU16("type_count")
+        var types: [String] = []
+        types.reserveCapacity(Int(count))
+        for _ in 0..<count { types.append(try readStr("type")) }
+        return types
+    }
+
+    fileprivate mutating func writeTypes(_ types: [String]) {
+        writeU16(UInt16(truncatingIfNeeded: types.count))
+        for t in types { writeStr(t) }
     }
 }
