@@ -9,6 +9,7 @@ extension StateMachine {
         if existing == nil && locks.count >= configuration.maxLocks {
             return .error(.quotaExceeded, "\(locks.count) locks are held or waited for, the most allowed (limits.maxLocks)")
         }
+        if existing == nil { lockOrder.insert(key) }
         var record = existing ?? LockRecord()
         guard let holder = record.holder else {
             let grant = grantLock(&record, key: key, owner: owner, client: client, ttl: ttl)
@@ -64,13 +65,19 @@ extension StateMachine {
         guard var record = locks[key] else { return }
         record.holder = nil
         if record.waiters.isEmpty {
-            locks[key] = nil
+            removeLock(key)
             return
         }
         let next = record.waiters.removeFirst()
         let grant = grantLock(&record, key: key, owner: next.owner, client: next.clientID, ttl: next.ttl)
         locks[key] = record
         complete(next.clientID, next.sequence, digest: next.digest, .lockAcquired(grant))
+    }
+
+    /// Removes the record of a lock nobody holds or waits for.
+    mutating func removeLock(_ key: String) {
+        locks[key] = nil
+        if lockOrder.remove() { lockOrder.compact { [locks] in locks[$0] != nil } }
     }
 
     mutating func expireLock(key: String, token: FencingToken) {
@@ -97,14 +104,16 @@ extension StateMachine {
     }
 
     func listLocks(prefix: String, after: String, limit: Int, at time: Timestamp) -> [LockInfo] {
-        // Records are read in place through their index (a loop over the pairs copies every record).
-        var selection = SmallestSelection<String>(limit: limit)
-        for i in locks.indices {
-            guard let expiresAt = locks.values[i].holder?.expiresAt, expiresAt > time else { continue }
-            let key = locks.keys[i]
-            if (after.isEmpty || key > after) && (prefix.isEmpty || key.hasPrefix(prefix)) { selection.offer(key) }
+        // In key order from where the page starts. Keys with the prefix sort from the prefix on and
+        // before the prefix followed by the last code point (String's order is by code points).
+        var page: [LockInfo] = []
+        let fromAfter = !after.isEmpty && after >= prefix
+        let end = prefix.isEmpty ? nil : prefix + "\u{10FFFF}"
+        lockOrder.forEach(from: fromAfter ? after : prefix, inclusive: !fromAfter) { key in
+            if let end, key > end { return false }
+            if key.hasPrefix(prefix), let info = lockInfo(key, at: time) { page.append(info) }
+            return page.count < limit
         }
-        return selection.sorted.compactMap { lockInfo($0, at: time) }
+        return page
     }
 }
-

@@ -54,8 +54,10 @@ extension StateMachine {
         b.writeU64(lastJobID)
 
         b.writeU32(UInt32(locks.count))
-        for key in locks.keys.sorted() {
-            let record = locks[key]!
+        var written = 0
+        lockOrder.forEach(from: nil, inclusive: true) { key in
+            guard let record = locks[key] else { return true }  // released since
+            written += 1
             b.writeStr(key)
             if let h = record.holder {
                 b.writeU8(1)
@@ -76,10 +78,12 @@ extension StateMachine {
                 b.writeU64(w.deadline.milliseconds)
                 if digests { b.writeDigest(w.digest) }
             }
+            return true
         }
+        precondition(written == locks.count, "the lock index holds \(written) of \(locks.count) locks")
 
         b.writeU32(UInt32(jobs.count))
-        var written = 0
+        written = 0
         jobOrder.forEach(after: nil) { id in
             guard let j = jobs[id] else { return true }  // removed since
             written += 1
@@ -162,6 +166,7 @@ extension StateMachine {
             let lockCount = try b.readU32("lock_count")
             found.deadlines.reserveCapacity(Int(min(lockCount, UInt32(b.readableBytes))))
             locks.reserveCapacity(Int(min(lockCount, UInt32(b.readableBytes))))  // no rehash on the way
+            lockOrder.reserveCapacity(Int(min(lockCount, UInt32(b.readableBytes))))
             for _ in 0..<lockCount {
                 let key = try b.readStr("key")
                 var record = LockRecord()
@@ -181,6 +186,7 @@ extension StateMachine {
                             digest: digests ? try b.readDigest() : .unknown))
                 }
                 if locks.updateValue(record, forKey: key) != nil { throw SnapshotError(.malformed, "lock \(key) twice") }
+                lockOrder.insert(key)
                 index(lock: key, record, into: &found)
             }
 

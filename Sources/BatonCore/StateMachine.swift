@@ -54,6 +54,8 @@ public struct StateMachine: Sendable {
     var lastJobID: UInt64 = 0
     var locks: [String: LockRecord] = [:]
     var jobs: [JobID: JobRecord] = [:]
+    /// The keys of `locks` in order, for listings and snapshots (an index: not in a snapshot).
+    var lockOrder = LockOrder()
     /// The ids of `jobs` in order, for listings and snapshots (an index: not in a snapshot).
     var jobOrder = JobOrder()
     var ready: [String: Heap<ReadyEntry>] = [:]
@@ -446,7 +448,7 @@ public struct StateMachine: Sendable {
         switch place {
         case .lock(let lockKey):
             locks[lockKey]?.waiters.removeAll { $0.clientID == key.clientID && $0.sequence == key.sequence }
-            if let record = locks[lockKey], record.holder == nil, record.waiters.isEmpty { locks[lockKey] = nil }
+            if let record = locks[lockKey], record.holder == nil, record.waiters.isEmpty { removeLock(lockKey) }
         case .claim:
             claimWaiters.removeAll { $0.clientID == key.clientID && $0.sequence == key.sequence }
         }

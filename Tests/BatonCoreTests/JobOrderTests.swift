@@ -79,32 +79,6 @@ import Testing
         #expect(looked < 400, "looked at \(looked) ids for a page of 100")
     }
 
-    /// A restored machine lists its locks in key order from where a page starts; a snapshot that holds
-    /// a lock twice is refused as malformed, not restored with one of the two.
-    @Test func aRestoredMachineListsInOrderAndRefusesAKeyTwice() throws {
-        var h = Harness()
-        for key in ["b", "a", "c"] { _ = h.acquire(key, ttl: 60_000) }
-        let restored = try StateMachine(restoring: h.machine.snapshot())
-        #expect(restored.listLocks(prefix: "", after: "a", limit: 10, at: h.time).map(\.key) == ["b", "c"])
-
-        var one = Harness()
-        _ = one.acquire("k", ttl: 60_000, owner: "o")
-        var bytes = one.machine.snapshot()
-        let lockStart = 4 + 2 + 8 + 8 + 8 + 4  // magic, version, now, last token, last job id, lock count
-        let lockLength = 3 + 1 + 3 + 32 + 4  // key "k", has holder, owner "o", holder's numbers, no waiters
-        let record = try #require(bytes.getBytes(at: bytes.readerIndex + lockStart, length: lockLength))
-        var twice = ByteBuffer()
-        let head = try #require(bytes.getBytes(at: bytes.readerIndex, length: lockStart - 4))
-        twice.writeBytes(head)
-        twice.writeInteger(UInt32(2))
-        bytes.moveReaderIndex(forwardBy: lockStart + lockLength)
-        twice.writeBytes(record)
-        twice.writeBytes(record)
-        twice.writeBuffer(&bytes)
-        let error = try #require(throws: SnapshotError.self) { try StateMachine(restoring: twice) }
-        #expect(error.code == .malformed && error.description.contains("lock k twice"), "\(error)")
-    }
-
     /// A snapshot whose jobs are not in ascending id order (here: one job twice) is refused as
     /// malformed: every build writes them in order.
     @Test func aSnapshotWithAJobTwiceIsRefused() throws {
