@@ -52,8 +52,8 @@ public struct StateMachine: Sendable {
     public internal(set) var now: Timestamp = .zero
     var lastToken: UInt64 = 0
     var lastJobID: UInt64 = 0
-    var locks: [String: LockRecord] = [:]
-    var jobs: [JobID: JobRecord] = [:]
+    var locks = ShardedTable<String, LockRecord>()
+    var jobs = ShardedTable<JobID, JobRecord>()
     /// The keys of `locks` in order, for listings and snapshots (an index: not in a snapshot).
     var lockOrder = LockOrder()
     /// The ids of `jobs` in order, for listings and snapshots (an index: not in a snapshot).
