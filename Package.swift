@@ -83,11 +83,14 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The client's rules without I/O (issue 39): what the Swift client and the simulator's
+        // clients share, and the Python client by the traces of Clients/testdata.
+        .target(name: "BatonClientCore", dependencies: ["BatonProtocol"]),
         // The async Swift client library used by worker services.
         .target(
             name: "BatonClient",
             dependencies: [
-                "BatonProtocol",
+                "BatonProtocol", "BatonClientCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -160,6 +163,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "BatonClientCoreTests",
+            dependencies: ["BatonClientCore", "BatonProtocol"]
         ),
         .testTarget(
             name: "BatonStorageTests",

@@ -22,7 +22,7 @@ extension BatonClient {
             extraTimeout: wait)
         guard case .lockAcquired(let a) = reply else { throw unexpected("LOCK_ACQUIRE") }
         guard case .granted(_, _, let left) = a else { return (a, sent) }
-        return (a, sent + left.duration)
+        return (a, ClientLease.validUntil(sent: sent, leaseLeft: left))
     }
 
     /// Extends a held lock's lease to `ttl` from now; returns the new expiry (node time) and the
@@ -39,7 +39,7 @@ extension BatonClient {
     ) async throws -> (renewal: LeaseRenewal, validUntil: ContinuousClock.Instant) {
         let (reply, sent) = try await commandCounted(.renewLock(key: key, token: token, ttl: Milliseconds(ttl)))
         guard case .lockRenewed(let t, let left) = reply else { throw unexpected("LOCK_RENEW") }
-        return (LeaseRenewal(expiresAt: t, leaseLeft: left), sent + left.duration)
+        return (LeaseRenewal(expiresAt: t, leaseLeft: left), ClientLease.validUntil(sent: sent, leaseLeft: left))
     }
 
     public func releaseLock(_ key: String, token: FencingToken) async throws {
@@ -99,7 +99,7 @@ extension BatonClient {
         let (reply, sent) = try await commandCounted(
             .claimJobs(types: types, worker: worker ?? configuration.name, max: UInt16(clamping: max)))
         guard case .jobsClaimed(let jobs) = reply else { throw unexpected("JOB_CLAIM_BATCH") }
-        return (jobs, jobs.map { sent + $0.leaseLeft.duration })
+        return (jobs, jobs.map { ClientLease.validUntil(sent: sent, leaseLeft: $0.leaseLeft) })
     }
 
     /// Completes each of `completions` on its own, then claims up to `claimMax` ready jobs of `types`,
@@ -123,7 +123,7 @@ extension BatonClient {
         guard case .jobsCompleted(let outcomes, let jobs) = reply, outcomes.count == completions.count else {
             throw unexpected("JOB_COMPLETE_BATCH")
         }
-        return (outcomes, jobs, jobs.map { sent + $0.leaseLeft.duration })
+        return (outcomes, jobs, jobs.map { ClientLease.validUntil(sent: sent, leaseLeft: $0.leaseLeft) })
     }
 
     /// Claims the next ready job of any of `types`, waiting up to `wait` for one; nil when none came.
@@ -139,7 +139,7 @@ extension BatonClient {
         let (reply, sent) = try await commandCounted(
             .claimJob(types: types, worker: worker ?? configuration.name, wait: Milliseconds(wait)), extraTimeout: wait)
         guard case .jobClaimed(let job) = reply else { throw unexpected("JOB_CLAIM") }
-        return (job, sent + (job?.leaseLeft ?? .zero).duration)
+        return (job, ClientLease.validUntil(sent: sent, leaseLeft: job?.leaseLeft ?? .zero))
     }
 
     /// Claims one queued job by id, now ("start job by id").
@@ -162,7 +162,7 @@ extension BatonClient {
     ) async throws -> (renewal: LeaseRenewal, validUntil: ContinuousClock.Instant) {
         let (reply, sent) = try await commandCounted(.extendJob(id, token: token, ttl: ttl.map { Milliseconds($0) } ?? .zero))
         guard case .jobExtended(let t, let left) = reply else { throw unexpected("JOB_EXTEND") }
-        return (LeaseRenewal(expiresAt: t, leaseLeft: left), sent + left.duration)
+        return (LeaseRenewal(expiresAt: t, leaseLeft: left), ClientLease.validUntil(sent: sent, leaseLeft: left))
     }
 
     public func completeJob(_ id: JobID, token: FencingToken, result: [UInt8] = []) async throws {

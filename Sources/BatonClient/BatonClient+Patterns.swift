@@ -31,7 +31,7 @@ extension BatonClient {
             let lease = LockLease(key: key, token: token, ttl: ttl)
             do {
                 let result = try await withKeepAlive(
-                    ttl: ttl, validUntil: validUntil, what: "lock '\(key)'",
+                    lease: ClientLease(ttl: ttl, validUntil: validUntil), what: "lock '\(key)'",
                     renew: { try await self.renewLockCounted(key, token: token, ttl: ttl).validUntil },
                     body: { try await body(lease) })
                 try? await releaseLock(key, token: token)

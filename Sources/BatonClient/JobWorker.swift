@@ -183,7 +183,7 @@ public struct JobWorker: Sendable {
         let timeout = job.timeout.duration
         do {
             let result = try await withKeepAlive(
-                ttl: timeout, validUntil: validUntil ?? .now - timeout, what: "job \(job.id)",
+                lease: ClientLease(ttl: timeout, validUntil: validUntil ?? .now - timeout), what: "job \(job.id)",
                 renew: { try await client.extendJobCounted(job.id, token: job.token, ttl: nil).validUntil },
                 body: { try await handler(job) })
             return .finished(job, .completed(result))

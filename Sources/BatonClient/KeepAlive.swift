@@ -1,42 +1,45 @@
+import BatonClientCore
 import NIOConcurrencyHelpers
 
-/// Runs `body` while its lease holds, renewing the lease every third of `ttl` in the background.
+/// A lease counted on this process's monotonic clock.
+typealias ClientLease = LeaseClock<ContinuousClock.Instant>
+
+/// Runs `body` while its lease holds, renewing the lease in the background; the rules (when to
+/// renew, when to stop, when a late grant is confirmed first) are `LeaseClock`'s, and this keeps
+/// only the tasks.
 ///
-/// The lease surely lasts until `validUntil` on this machine's clock, and after each renewal until
-/// the instant that renewal returns (its `leaseLeft` counted from when it was sent). The body runs
-/// only while that instant is more than a tenth of `ttl` away (room for the two machines' clocks to
-/// differ in rate and for the body to notice its cancellation); past that it is cancelled, whether
-/// the renewals failed or are merely slow (a paused leader, a slow network), and `.leaseLost` is
-/// thrown once it has stopped. A lease that is already close to its end when this is called (its
-/// grant was answered late) is first renewed, and the body starts only if that renewal succeeds:
-/// a renewal that succeeds proves the lease never ended in between.
+/// After each renewal the lease surely lasts until the instant that renewal returns (its
+/// `leaseLeft` counted from when it was sent). The body runs only while the lease `holds`; past
+/// `stopAt` it is cancelled, whether the renewals failed or are merely slow (a paused leader, a
+/// slow network), and `.leaseLost` is thrown once it has stopped. A grant that `needsConfirming`
+/// is first renewed, and the body starts only if that renewal succeeds.
 func withKeepAlive<T: Sendable>(
-    ttl: Duration, validUntil: ContinuousClock.Instant, what: String,
+    lease: ClientLease, what: String,
     renew: @escaping @Sendable () async throws -> ContinuousClock.Instant,
     body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    let margin = ttl / 10
-    var validUntil = validUntil
-    if validUntil - .now < ttl / 2 {
+    var lease = lease
+    if lease.needsConfirming(at: .now) {
         do {
-            validUntil = try await renew()
+            lease.renewed(until: try await renew())
         } catch {
             throw BatonClientError.leaseLost("\(what): the grant came late and could not be confirmed: \(error)")
         }
-        guard validUntil - margin > .now else {
+        guard lease.holds(at: .now) else {
             throw BatonClientError.leaseLost("\(what): the renewal that confirmed the grant came too late")
         }
     }
-    let deadline = NIOLockedValueBox(validUntil)
+    let renewEvery = lease.renewEvery
+    let deadline = NIOLockedValueBox(lease)
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }
         // The renewals: each moves the deadline on.
         group.addTask {
             while true {
                 do {
-                    try await Task.sleep(for: ttl / 3)
+                    try await Task.sleep(for: renewEvery)
                     let until = try await renew()
-                    deadline.withLockedValue { $0 = max($0, until) }
+                    deadline.withLockedValue { $0.renewed(until: until) }
                 } catch let error as BatonClientError where error.isRetriable {
                     continue  // the deadline decides when to give up
                 } catch is CancellationError {
@@ -49,12 +52,12 @@ func withKeepAlive<T: Sendable>(
         // The deadline: the body stops before the lease can have ended on the node.
         group.addTask {
             while true {
-                let stopAt = deadline.withLockedValue { $0 } - margin
-                if ContinuousClock.now >= stopAt {
+                let lease = deadline.withLockedValue { $0 }
+                if !lease.holds(at: .now) {
                     throw BatonClientError.leaseLost("\(what): no renewal was confirmed in time")
                 }
                 do {
-                    try await Task.sleep(until: stopAt, clock: .continuous)
+                    try await Task.sleep(until: lease.stopAt, clock: .continuous)
                 } catch {
                     return nil
                 }

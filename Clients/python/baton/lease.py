@@ -4,6 +4,9 @@ rule the lock and worker patterns of both faces keep (PROTOCOL.md section 7, "Co
 A grant or renewal answered with ``lease_left_ms`` lasts at least that long from when its request
 was *sent* (the node started counting after it arrived). The holder's work stops a tenth of the ttl
 before that instant: room for the two clocks to differ in rate and for the work to notice.
+
+The Swift client's `LeaseClock` (Sources/BatonClientCore) keeps the same rules; both replay
+Clients/testdata/lease-clock.trace in their tests (tests/test_traces.py here), so neither drifts.
 """
 
 from __future__ import annotations
