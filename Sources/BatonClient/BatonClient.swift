@@ -1,3 +1,4 @@
+import BatonClientCore
 import BatonProtocol
 import Logging
 import NIOConcurrencyHelpers
@@ -149,10 +150,11 @@ public final class BatonClient: Sendable {
     }
 
     /// Sends `request` and returns the node's answer; error answers are thrown as `.server`.
-    /// Retriable failures are retried (same request, same sequence number) until `retryTimeout`
-    /// after the request may have stopped waiting (`extraTimeout`, an acquire's or claim's wait):
-    /// a wait that loses its connection late in the wait (its node died) is still sent again, so
-    /// the new leader answers the wait already in its log instead of keeping it for nobody.
+    /// Retriable failures are retried (same request, same sequence number) as `Attempts` says:
+    /// until `retryTimeout` after the request may have stopped waiting (`extraTimeout`, an
+    /// acquire's or claim's wait), so a wait that loses its connection late in the wait (its node
+    /// died) is still sent again, and the new leader answers the wait already in its log instead
+    /// of keeping it for nobody.
     func call(_ request: Request, extraTimeout: Duration = .zero) async throws -> Reply {
         try await callCounted(request, extraTimeout: extraTimeout).reply
     }
@@ -163,23 +165,14 @@ public final class BatonClient: Sendable {
         _ request: Request, extraTimeout: Duration = .zero
     ) async throws -> (reply: Reply, sent: ContinuousClock.Instant) {
         let clock = ContinuousClock()
-        let giveUp = clock.now + extraTimeout + configuration.retryTimeout
-        var delay = Duration.milliseconds(20)
+        var attempts = Attempts(now: clock.now, wait: extraTimeout, retryTimeout: configuration.retryTimeout)
         while true {
+            let failure: BatonClientError
+            let backoff: Backoff?
+            var used: Connection?
             do {
-                let connection: Connection
-                do {
-                    connection = try await self.connection()
-                } catch BatonClientError.server(let e) where e.code == .unauthenticated {
-                    // AUTH refused the token. A member may not know it yet (it lags behind the leader,
-                    // or a new cluster is still installing its admin token): ask again, the next
-                    // member first, until the retry timeout; then the refusal stands.
-                    if clock.now + delay >= giveUp || Task.isCancelled { throw BatonClientError.server(e) }
-                    state.withLockedValue { $0.nextEndpoint = ($0.nextEndpoint + 1) % max(endpoints.count, 1) }
-                    try await Task.sleep(for: delay)
-                    delay = min(delay * 2, .seconds(1))
-                    continue
-                }
+                let connection = try await self.connection()
+                used = connection
                 let id = state.withLockedValue { s in
                     s.lastRequestID = s.lastRequestID == .max ? 2 : s.lastRequestID + 1
                     return RequestID(s.lastRequestID)
@@ -189,24 +182,35 @@ public final class BatonClient: Sendable {
                     request, requestID: id, timeout: .init(configuration.requestTimeout + extraTimeout))
                 if case .error(let e) = reply { throw BatonClientError.server(e) }
                 return (reply, sent)
-            } catch let error as BatonClientError where error.isRetriable {
-                if clock.now + delay >= giveUp || Task.isCancelled { throw error }
-                configuration.logger.debug("retrying", metadata: ["error": "\(error)", "request": "\(request.opcode)"])
-                if error.serverCode == .notLeader, case .server(let e) = error {
-                    // Go to the leader the node named, at once; with no leader known yet, wait and try the next node.
-                    let hint = e.leaderHint.flatMap { Endpoint($0) }
-                    await redirect(to: hint)
-                    if hint != nil {
-                        try await Task.sleep(for: .milliseconds(2))
-                        continue
-                    }
-                } else if error == .connectionClosed || error.serverCode == .shuttingDown {
-                    dropConnection()
-                }
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(1))
+            } catch let error as BatonClientError {
+                // AUTH refusing the token while connecting is retried: a member may not know it yet
+                // (it lags behind the leader, or a new cluster is still installing its admin token).
+                failure = error
+                let why: AttemptFailure =
+                    used == nil && error.serverCode == .unauthenticated ? .unauthenticatedWhileConnecting : error.attemptFailure
+                backoff = attempts.after(why, at: clock.now)
             }
+            try await follow(backoff, after: failure, of: request, on: used)
         }
+    }
+
+    /// Carries out `backoff` (where to connect, how long to wait) after an attempt on `used` (nil:
+    /// it failed to connect), or throws `failure` when there is none (the request has failed) or
+    /// the task is cancelled.
+    private func follow(
+        _ backoff: Backoff?, after failure: BatonClientError, of request: Request, on used: Connection?
+    ) async throws {
+        guard let backoff, !Task.isCancelled else { throw failure }
+        configuration.logger.debug("retrying", metadata: ["error": "\(failure)", "request": "\(request.opcode)"])
+        switch backoff.route {
+        case .leader(let leader):
+            await redirect(to: Endpoint(leader))
+        case .nextEndpoint:
+            await moveOn(from: used)
+        case .stay:
+            if backoff.reconnect { await moveOn(from: used) }
+        }
+        if backoff.delay > .zero { try await Task.sleep(for: backoff.delay) }
     }
 
     /// Leaves a member that does not lead: the next call connects to `leader` (or the next endpoint).
@@ -220,11 +224,22 @@ public final class BatonClient: Sendable {
         await old?.close()
     }
 
-    private func dropConnection() {
-        state.withLockedValue { s in
-            if let c = s.connection, !c.isActive { s.connection = nil }
-            if s.connection == nil { s.nextEndpoint = (s.nextEndpoint + 1) % max(endpoints.count, 1) }
+    /// An attempt on `used` failed so that the next goes to the next endpoint: `used` is closed (the
+    /// other requests in flight on it are sent again by their own retries) and the next connection
+    /// starts from the next endpoint, unless another request's retry did so already. An attempt
+    /// that failed to connect (`used` nil) only moves the start on.
+    private func moveOn(from used: Connection?) async {
+        let old = state.withLockedValue { s -> Connection? in
+            guard let used else {
+                s.nextEndpoint = (s.nextEndpoint + 1) % max(endpoints.count, 1)
+                return nil
+            }
+            guard let current = s.connection, current === used else { return nil }
+            s.connection = nil
+            s.nextEndpoint = (s.nextEndpoint + 1) % max(endpoints.count, 1)
+            return current
         }
+        await old?.close()
     }
 
     func command(_ command: Command, extraTimeout: Duration = .zero) async throws -> Reply {

@@ -1,3 +1,4 @@
+import BatonClientCore
 import BatonProtocol
 
 /// Why a client call failed.
@@ -25,6 +26,17 @@ public enum BatonClientError: Error, Hashable, Sendable, CustomStringConvertible
         case .server(let e): e.code.isRetriable
         case .connectFailed, .connectionClosed, .timedOut: true
         case .unexpectedReply, .lockBusy, .leaseLost, .shutDown: false
+        }
+    }
+
+    /// What this failure means for sending the request again (`Attempts`).
+    var attemptFailure: AttemptFailure {
+        switch self {
+        case .server(let e) where e.code == .notLeader: .notLeader(leader: e.leaderHint)
+        case .server(let e) where e.code == .shuttingDown: .shuttingDown
+        case .connectFailed, .connectionClosed: .connectionLost
+        case .timedOut: .timedOut
+        case .server, .unexpectedReply, .lockBusy, .leaseLost, .shutDown: .final
         }
     }
 

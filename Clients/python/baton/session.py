@@ -103,7 +103,8 @@ class Backoff:
 
 class Attempts:
     """The retries of one request: until ``give_up`` (the request's wait plus the retry timeout), with
-    delays doubling from 20 ms to 1 s."""
+    delays doubling from 20 ms to 1 s. The Swift client's ``Attempts`` (Sources/BatonClientCore)
+    keeps the same rules; both replay Clients/testdata/attempts.trace (tests/test_traces.py)."""
 
     def __init__(self, session: "Session", give_up: float) -> None:
         self.session = session
@@ -116,7 +117,7 @@ class Attempts:
 
         Retried: a lost connection, no answer in time, SHUTTING_DOWN, NOT_LEADER (at once, to the
         leader it names), and an AUTH refusal while ``connecting`` (a member behind the leader may not
-        know the token yet).
+        know the token yet: the next member first).
         """
         if isinstance(error, errors.NotLeader):
             if now + self.delay >= self.give_up:
@@ -125,12 +126,13 @@ class Attempts:
             if error.leader:
                 return Backoff(0.0, reconnect=True)
             return self._back_off(reconnect=True)
-        if isinstance(error, (errors.ConnectionClosed, errors.ShuttingDown)):
+        if isinstance(error, (errors.ConnectionClosed, errors.ShuttingDown)) or (
+                connecting and isinstance(error, errors.Unauthenticated)):
             if now + self.delay >= self.give_up:
                 return None
             self.session.rotate()
             return self._back_off(reconnect=True)
-        if isinstance(error, errors.Timeout) or (connecting and isinstance(error, errors.Unauthenticated)):
+        if isinstance(error, errors.Timeout):
             if now + self.delay >= self.give_up:
                 return None
             return self._back_off(reconnect=False)
