@@ -60,27 +60,24 @@ public final class BatonClient: Sendable {
     public let configuration: Configuration
     /// This client's id, sent in HELLO; random per client instance.
     public let clientID: ClientID
-    private let endpoints: [Endpoint]
     private let group: any EventLoopGroup
     private let state: NIOLockedValueBox<State>
 
     private struct State {
         var connection: Connection?
         var connecting: Task<Connection, any Error>?
-        var nextEndpoint = 0
-        /// Where a NOT_LEADER answer said the leader is: tried before the configured endpoints.
-        var leaderHint: Endpoint?
-        var lastSequence: UInt64 = 0
-        var lastRequestID: UInt32 = 1
+        /// Sequence numbers, request ids, the endpoints in the order to try them, the leader hint.
+        var session: Session
         var isShutDown = false
     }
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        self.clientID = ClientID(UInt64.random(in: 1...UInt64.max))
-        self.endpoints = configuration.endpoints.compactMap(Endpoint.init)
+        let clientID = ClientID(UInt64.random(in: 1...UInt64.max))
+        self.clientID = clientID
         self.group = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
-        self.state = NIOLockedValueBox(State())
+        let valid = configuration.endpoints.filter { Endpoint($0) != nil }
+        self.state = NIOLockedValueBox(State(session: Session(clientID: clientID, endpoints: valid)))
     }
 
     /// Closes the connection. Calls after this fail with `.shutDown`.
@@ -97,10 +94,7 @@ public final class BatonClient: Sendable {
     // MARK: - Sending
 
     func nextSequence() -> SequenceNumber {
-        state.withLockedValue { s in
-            s.lastSequence += 1
-            return SequenceNumber(s.lastSequence)
-        }
+        state.withLockedValue { $0.session.nextSequence() }
     }
 
     /// The open connection, opening one if needed. Concurrent callers share one attempt.
@@ -109,27 +103,24 @@ public final class BatonClient: Sendable {
             if s.isShutDown { throw BatonClientError.shutDown }
             if let c = s.connection, c.isActive { return Task { c } }
             if let t = s.connecting { return t }
-            guard !endpoints.isEmpty else {
+            let candidates = s.session.candidates()
+            guard !candidates.isEmpty else {
                 throw BatonClientError.connectFailed("no valid endpoint in \(configuration.endpoints)")
             }
-            let start = s.nextEndpoint
-            let t = Task { try await self.connect(startingAt: start) }
+            let t = Task { try await self.connect(to: candidates) }
             s.connecting = t
             return t
         }
         return try await task.value
     }
 
-    private func connect(startingAt start: Int) async throws -> Connection {
+    /// Connects to the first of `candidates` (`host:port`, as `Session.candidates` ordered them)
+    /// that accepts; a leader hint that does not parse is skipped.
+    private func connect(to candidates: [String]) async throws -> Connection {
         var lastError: any Error = BatonClientError.connectFailed("no endpoint")
         defer { state.withLockedValue { $0.connecting = nil } }
-        let hint = state.withLockedValue { s in
-            defer { s.leaderHint = nil }
-            return s.leaderHint
-        }
-        let candidates = (hint.map { [$0] } ?? []) + (0..<endpoints.count).map { endpoints[(start + $0) % endpoints.count] }
-        for (i, endpoint) in candidates.enumerated() {
-            let index = endpoints.firstIndex(of: endpoint) ?? (start + i) % max(endpoints.count, 1)
+        for candidate in candidates {
+            guard let endpoint = Endpoint(candidate) else { continue }
             do {
                 let c = try await Connection.open(
                     to: endpoint, transport: configuration.transport, tls: configuration.tls, token: configuration.token,
@@ -138,14 +129,13 @@ public final class BatonClient: Sendable {
                     requestTimeout: .init(configuration.requestTimeout), maxFrameSize: Frame.defaultMaxSize)
                 state.withLockedValue { s in
                     s.connection = c
-                    s.nextEndpoint = index
+                    s.session.connected(to: candidate)
                 }
                 return c
             } catch {
                 lastError = error
             }
         }
-        state.withLockedValue { $0.nextEndpoint = ($0.nextEndpoint + 1) % max(endpoints.count, 1) }
         throw lastError
     }
 
@@ -173,10 +163,7 @@ public final class BatonClient: Sendable {
             do {
                 let connection = try await self.connection()
                 used = connection
-                let id = state.withLockedValue { s in
-                    s.lastRequestID = s.lastRequestID == .max ? 2 : s.lastRequestID + 1
-                    return RequestID(s.lastRequestID)
-                }
+                let id = state.withLockedValue { $0.session.nextRequestID() }
                 let sent = clock.now
                 let reply = try await connection.send(
                     request, requestID: id, timeout: .init(configuration.requestTimeout + extraTimeout))
@@ -202,41 +189,22 @@ public final class BatonClient: Sendable {
     ) async throws {
         guard let backoff, !Task.isCancelled else { throw failure }
         configuration.logger.debug("retrying", metadata: ["error": "\(failure)", "request": "\(request.opcode)"])
-        switch backoff.route {
-        case .leader(let leader):
-            await redirect(to: Endpoint(leader))
-        case .nextEndpoint:
-            await moveOn(from: used)
-        case .stay:
-            if backoff.reconnect { await moveOn(from: used) }
-        }
+        if backoff.reconnect || backoff.route != .stay { await leave(used, for: backoff.route) }
         if backoff.delay > .zero { try await Task.sleep(for: backoff.delay) }
     }
 
-    /// Leaves a member that does not lead: the next call connects to `leader` (or the next endpoint).
-    private func redirect(to leader: Endpoint?) async {
-        let old = state.withLockedValue { s -> Connection? in
-            s.leaderHint = leader
-            if leader == nil { s.nextEndpoint = (s.nextEndpoint + 1) % max(endpoints.count, 1) }
-            defer { s.connection = nil }
-            return s.connection
-        }
-        await old?.close()
-    }
-
-    /// An attempt on `used` failed so that the next goes to the next endpoint: `used` is closed (the
-    /// other requests in flight on it are sent again by their own retries) and the next connection
-    /// starts from the next endpoint, unless another request's retry did so already. An attempt
-    /// that failed to connect (`used` nil) only moves the start on.
-    private func moveOn(from used: Connection?) async {
+    /// An attempt on `used` (nil: it failed to connect) failed so that the next goes by `route`:
+    /// `used` is closed (the other requests in flight on it are sent again by their own retries) and
+    /// the session follows the route, unless another request's retry left `used` already.
+    private func leave(_ used: Connection?, for route: AttemptRoute) async {
         let old = state.withLockedValue { s -> Connection? in
             guard let used else {
-                s.nextEndpoint = (s.nextEndpoint + 1) % max(endpoints.count, 1)
+                s.session.follow(route)
                 return nil
             }
             guard let current = s.connection, current === used else { return nil }
             s.connection = nil
-            s.nextEndpoint = (s.nextEndpoint + 1) % max(endpoints.count, 1)
+            s.session.follow(route)
             return current
         }
         await old?.close()

@@ -137,7 +137,6 @@ class Client:
             with self._lock:
                 self._connection = connection
             return connection
-        self.session.rotate()
         raise self.session.none_answered(last)
 
     def _open(self, endpoint: str) -> _Connection:

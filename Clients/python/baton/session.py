@@ -145,7 +145,9 @@ class Attempts:
 
 class Session:
     """One client's identity and its view of the cluster: the client id and name, the sequence and
-    request-id counters, the endpoints in the order to try them, and the leader a node named."""
+    request-id counters, the endpoints in the order to try them, and the leader a node named. The
+    Swift client's ``Session`` (Sources/BatonClientCore) keeps the same rules; both replay
+    Clients/testdata/session.trace (tests/test_traces.py)."""
 
     def __init__(self, endpoints: Sequence[str], name: str, retry_timeout: float) -> None:
         if not endpoints:
@@ -165,7 +167,14 @@ class Session:
         """The last sequence number given to a command."""
         return self._sequence
 
+    def next_sequence(self) -> int:
+        """The sequence number of a new command."""
+        with self._lock:
+            self._sequence += 1
+            return self._sequence
+
     def next_request_id(self) -> int:
+        """The id of a new request: from 2 (1 is HELLO's) to 2**32 - 1, then from 2 again."""
         with self._lock:
             self._request_id = self._request_id + 1 if self._request_id < 0xFFFFFFFF else 2
             return self._request_id
@@ -174,9 +183,7 @@ class Session:
         """The request for ``operation``; a command gets the next sequence number, which every retry of
         it keeps (PROTOCOL.md section 5)."""
         if protocol.BY_NAME[operation].kind == "command":
-            with self._lock:
-                self._sequence += 1
-                fields["sequence"] = self._sequence
+            fields["sequence"] = self.next_sequence()
         return protocol.Request(operation, fields)
 
     def hello(self) -> protocol.Request:

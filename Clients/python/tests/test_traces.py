@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Optional
 
 from baton import errors
 from baton.lease import LeaseClock
-from baton.session import Attempts
+from baton.session import Attempts, Session
 
 TESTDATA = pathlib.Path(__file__).resolve().parents[2] / "testdata"
 
@@ -104,3 +104,30 @@ def test_attempts_decide_as_the_trace_says() -> None:
                 % (_ms(backoff.delay), str(backoff.reconnect).lower(), session.route)]
 
     _check("attempts.trace", decide)
+
+
+def test_the_session_decides_as_the_trace_says() -> None:
+    session: Optional[Session] = None
+
+    def decide(event: str, words: List[str], fields: Dict[str, str]) -> List[str]:
+        nonlocal session
+        if event == "session":
+            session = Session(fields["endpoints"].split(","), "trace", retry_timeout=1.0)
+            return []
+        assert session is not None, "%s before a session" % event
+        if event == "sequence":
+            return ["> sequence=%d" % session.next_sequence()]
+        if event == "request_id":
+            return ["> request_id=%d" % session.next_request_id()]
+        if event == "candidates":
+            return ["> candidates=%s" % ",".join(session.candidates())]
+        if event == "connected":
+            session.connected(words[0])
+        elif event == "redirect":
+            session.redirect(fields.get("leader"))
+        else:
+            assert event == "rotate", "unknown event in the trace: %r" % event
+            session.rotate()
+        return []
+
+    _check("session.trace", decide)

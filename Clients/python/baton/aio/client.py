@@ -110,7 +110,6 @@ class Client:
                 self.session.connected(endpoint)
                 self._connection = connection
                 return connection
-            self.session.rotate()
             raise self.session.none_answered(last)
 
     async def _open(self, endpoint: str) -> _Connection:
