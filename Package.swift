@@ -193,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "BatonNodeTests",
             dependencies: [
-                "BatonNode", "BatonRaft", "BatonCore", "BatonProtocol", "BatonTestSupport",
+                "BatonNode", "BatonRaft", "BatonCore", "BatonProtocol", "BatonClientCore", "BatonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -32,11 +32,10 @@ public enum BatonClientError: Error, Hashable, Sendable, CustomStringConvertible
     /// What this failure means for sending the request again (`Attempts`).
     var attemptFailure: AttemptFailure {
         switch self {
-        case .server(let e) where e.code == .notLeader: .notLeader(leader: e.leaderHint)
-        case .server(let e) where e.code == .shuttingDown: .shuttingDown
+        case .server(let e): AttemptFailure(e)
         case .connectFailed, .connectionClosed: .connectionLost
         case .timedOut: .timedOut
-        case .server, .unexpectedReply, .lockBusy, .leaseLost, .shutDown: .final
+        case .unexpectedReply, .lockBusy, .leaseLost, .shutDown: .final
         }
     }
 

@@ -1,3 +1,5 @@
+import BatonProtocol
+
 /// Why an attempt of a request failed, as far as sending it again is concerned.
 public enum AttemptFailure: Hashable, Sendable {
     /// The node does not lead; it named the leader's `host:port`, or no one.
@@ -12,6 +14,18 @@ public enum AttemptFailure: Hashable, Sendable {
     case unauthenticatedWhileConnecting
     /// Any other answer: it stands.
     case final
+}
+
+extension AttemptFailure {
+    /// The failure an error answer means: NOT_LEADER (with the leader its `leader` field names, or
+    /// for protocol version 2 its message) and SHUTTING_DOWN are retried; any other stands.
+    public init(_ error: ErrorReply) {
+        switch error.code {
+        case .notLeader: self = .notLeader(leader: error.leaderHint)
+        case .shuttingDown: self = .shuttingDown
+        default: self = .final
+        }
+    }
 }
 
 /// Where the next attempt connects.

@@ -26,6 +26,12 @@ public struct LeaseClock<Instant: InstantProtocol>: Hashable, Sendable where Ins
         self.init(ttl: ttl, validUntil: Self.validUntil(sent: sent, leaseLeft: leaseLeft))
     }
 
+    /// As `init(ttl:sent:leaseLeft:)`, with the answer's arrival at `answered` for `faults` (the
+    /// simulator's negative control counts from it).
+    public init(ttl: Duration, sent: Instant, answered: Instant, leaseLeft: Milliseconds, faults: ClientFaults) {
+        self.init(ttl: ttl, sent: faults.countsFromArrival ? answered : sent, leaseLeft: leaseLeft)
+    }
+
     /// A lease known to hold until `validUntil`.
     public init(ttl: Duration, validUntil: Instant) {
         self.ttl = ttl
@@ -49,6 +55,11 @@ public struct LeaseClock<Instant: InstantProtocol>: Hashable, Sendable where Ins
     /// A renewal sent at `sent` answered `leaseLeft`.
     public mutating func renewed(sent: Instant, leaseLeft: Milliseconds) {
         renewed(until: Self.validUntil(sent: sent, leaseLeft: leaseLeft))
+    }
+
+    /// As `renewed(sent:leaseLeft:)`, with the answer's arrival at `answered` for `faults`.
+    public mutating func renewed(sent: Instant, answered: Instant, leaseLeft: Milliseconds, faults: ClientFaults) {
+        renewed(sent: faults.countsFromArrival ? answered : sent, leaseLeft: leaseLeft)
     }
 
     /// A renewal showed the lease holds until `until`; an answer that says less changes nothing.

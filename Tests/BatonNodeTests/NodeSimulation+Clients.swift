@@ -1,3 +1,4 @@
+import BatonClientCore
 import BatonCore
 import BatonProtocol
 import BatonRaft
@@ -6,16 +7,30 @@ import NIOCore
 
 @testable import BatonNode
 
-/// The clients, as the client library behaves: one command at a time, retried with its sequence number.
+/// The clients: the client library's rules (`Session`, `Attempts`, `LeaseClock` of
+/// `BatonClientCore`), one command at a time. The simulator only moves their packets and keeps their
+/// connections: a connection to a crashed host is refused (or lost, at once, when the host crashes
+/// under it, as a kill's RST does); a paused host accepts one and keeps silent.
 extension NodeSimulation {
     // MARK: - Clients
+
+    /// How long a client waits for an answer beyond the request's own wait (the library's
+    /// `requestTimeout`, scaled to a simulated run).
+    static let clientRequestTimeout = 250
+    /// How long a client keeps retrying a request beyond its wait (the library's `retryTimeout`).
+    static let clientRetryTimeout = Duration.milliseconds(1_000)
 
     mutating func driveClients() {
         guard !clientsStopped else { return }
         for c in clients.indices {
             if let out = clients[c].outstanding {
-                // No answer (its host died or the answer is lost): send it again, same sequence number.
-                if out.retryAt <= now { sendAttempt(c, to: Int(rng.next() % UInt64(hosts.count))) }
+                if let retryAt = out.retryAt {
+                    if retryAt <= now { sendAttempt(c) }
+                } else if let connection = clients[c].connection, !isOpen(connection) {
+                    attemptFailed(c, .connectionLost)
+                } else if out.timeoutAt <= now {
+                    attemptFailed(c, .timedOut)
+                }
                 continue
             }
             guard clients[c].nextActionAt <= now else { continue }
@@ -23,21 +38,34 @@ extension NodeSimulation {
         }
     }
 
+    /// Whether a connection still stands: its host was not crashed or restarted since.
+    func isOpen(_ connection: ClientConnection) -> Bool {
+        hosts[connection.host].up && hosts[connection.host].incarnation == connection.incarnation
+    }
+
     mutating func startNext(_ c: Int) {
+        // A holder whose lease ran out (by its own count) has stopped working under it.
+        clients[c].locks = clients[c].locks.filter { $0.value.clock.holds(at: SimulatedInstant(now)) }
+        clients[c].claims = clients[c].claims.filter { $0.value.clock.holds(at: SimulatedInstant(now)) }
         let key = "lock-\(rng.next() % 2)"
-        let live = clients[c].locks.filter { $0.value.end > now }.min { $0.key < $1.key }
+        let live = clients[c].locks.min { $0.key < $1.key }
         var command: Command?
         var query: Query?
-        if let (held, belief) = live, rng.next() % 3 != 0 {
-            if rng.next() % 3 == 0 {
-                command = .releaseLock(key: held, token: belief.token)
+        if let (held, holding) = live, holding.since == nil || rng.next() % 3 != 0 {
+            // A late grant is renewed before the work starts.
+            if holding.since != nil, rng.next() % 3 == 0 {
+                command = .releaseLock(key: held, token: holding.token)
                 clients[c].locks[held] = nil  // the holder stops using it before it asks to release
             } else {
-                command = .renewLock(key: held, token: belief.token, ttl: Milliseconds(100 + UInt32(rng.next() % 300)))
+                command = .renewLock(key: held, token: holding.token, ttl: Milliseconds(100 + UInt32(rng.next() % 300)))
             }
-        } else if let (job, belief) = clients[c].claims.filter({ $0.value.end > now }).min(by: { $0.key < $1.key }) {
-            command = .completeJob(job, token: belief.token, result: [1])
-            clients[c].claims[job] = nil
+        } else if let (job, holding) = clients[c].claims.min(by: { $0.key < $1.key }) {
+            if holding.since == nil {
+                command = .extendJob(job, token: holding.token, ttl: Milliseconds(holding.clock.ttl))
+            } else {
+                command = .completeJob(job, token: holding.token, result: [1])
+                clients[c].claims[job] = nil
+            }
         } else {
             switch rng.next() % 6 {
             case 0, 1:
@@ -52,29 +80,54 @@ extension NodeSimulation {
                 query = .getLock(key: key)
             }
         }
-        if command != nil { clients[c].sequence += 1 }
+        let sequence = command != nil ? clients[c].session.nextSequence() : SequenceNumber(0)
+        let wait = command.map(Self.wait(of:)) ?? .zero
         clients[c].outstanding = Outstanding(
-            sequence: SequenceNumber(clients[c].sequence), command: command, query: query, retryAt: now)
-        sendAttempt(c, to: clients[c].guess)
+            sequence: sequence, command: command, query: query,
+            plan: Attempts(now: SimulatedInstant(now), wait: wait, retryTimeout: Self.clientRetryTimeout), retryAt: now)
+        sendAttempt(c)
     }
 
-    mutating func sendAttempt(_ c: Int, to host: Int) {
+    /// How long a command may wait on the node.
+    static func wait(of command: Command) -> Duration {
+        switch command {
+        case .acquireLock(_, _, _, let wait), .claimJob(_, _, let wait): wait.duration
+        default: .zero
+        }
+    }
+
+    /// Sends client `c`'s outstanding request again, on its connection or a new one.
+    mutating func sendAttempt(_ c: Int) {
         guard var out = clients[c].outstanding else { return }
+        if clients[c].connection.map(isOpen) != true {
+            clients[c].connection = nil
+            // The library's connect: the candidates in the session's order, the first that accepts.
+            for candidate in clients[c].session.candidates() {
+                guard let host = host(at: candidate), hosts[host].up else { continue }
+                clients[c].connection = ClientConnection(host: host, incarnation: hosts[host].incarnation)
+                clients[c].session.connected(to: candidate)
+                break
+            }
+        }
+        guard let connection = clients[c].connection else {
+            clients[c].outstanding?.retryAt = nil
+            attemptFailed(c, .connectionLost)
+            return
+        }
+        let host = connection.host
         nextAttempt += 1
         nextRoute += 1
         let route = RouteID(nextRoute)
         routes[route] = (c, nextAttempt)
         out.attempts.append(Attempt(serial: nextAttempt, sentAt: now, host: host))
-        var wait = 0
         let event: NodeEvent
         if let command = out.command {
-            if case .acquireLock(_, _, _, let w) = command { wait = Int(w.rawValue) }
-            if case .claimJob(_, _, let w) = command { wait = Int(w.rawValue) }
             event = .command(route, clients[c].id, out.sequence, command)
         } else {
             event = .read(route, out.query!)
         }
-        out.retryAt = now + wait + 250
+        out.retryAt = nil
+        out.timeoutAt = now + Self.clientRequestTimeout + (out.command.map(Self.wait(of:)) ?? .zero).simulatedMilliseconds
         if debugTrace { print("\(now) client \(c) attempt \(nextAttempt) seq \(out.sequence) to host \(host + 1): \(event)") }
         clients[c].outstanding = out
         order += 1
@@ -82,49 +135,75 @@ extension NodeSimulation {
             InFlight(due: now + 1 + Int(rng.next() % UInt64(maxDelay)), order: order, packet: .request(client: c, host: host, event)))
     }
 
+    /// Client `c`'s awaited attempt failed: the core decides whether, when and where to send it
+    /// again; a request it gives up on is dropped (its outcome unknown to the client).
+    mutating func attemptFailed(_ c: Int, _ failure: AttemptFailure) {
+        guard var out = clients[c].outstanding else { return }
+        guard let backoff = out.plan.after(failure, at: SimulatedInstant(now)) else {
+            if debugTrace { print("\(now) client \(c) gives up seq \(out.sequence) after \(failure)") }
+            clients[c].outstanding = nil
+            clients[c].nextActionAt = now + Int(rng.next() % 10)
+            return
+        }
+        if backoff.reconnect || backoff.route != .stay {
+            clients[c].connection = nil
+            clients[c].session.follow(backoff.route)
+        }
+        out.retryAt = now + backoff.delay.simulatedMilliseconds
+        clients[c].outstanding = out
+    }
+
     /// An answer reached client `c`.
     mutating func received(_ reply: Reply, by c: Int, attempt serial: Int) {
-        guard let out = clients[c].outstanding, let attempt = out.attempts.first(where: { $0.serial == serial }) else { return }
-        if case .error(let e) = reply, e.code.isRetriable {
-            // Try the leader it names, or the next host, soon.
-            clients[c].guess = leaderHint(e.message) ?? (attempt.host + 1) % hosts.count
-            clients[c].outstanding?.retryAt = now + 2
-            clients[c].outstanding?.attempts.removeAll { $0.serial == serial }
+        guard let out = clients[c].outstanding, out.retryAt == nil, let attempt = out.attempts.last, attempt.serial == serial else {
+            return  // an attempt no longer awaited
+        }
+        if case .error(let e) = reply, AttemptFailure(e) != .final {
+            attemptFailed(c, AttemptFailure(e))
             return
         }
         clients[c].outstanding = nil
-        clients[c].guess = attempt.host
         clients[c].nextActionAt = now + Int(rng.next() % 10)
         acknowledgedCommands += 1
-        // The client library counts a lease from when it sent the request that got it.
-        let base = options.clientCountsFromArrival ? now : attempt.sentAt
         if let query = out.query {
             checkRead(query, reply, askedAt: attempt.sentAt)
             return
         }
+        let sent = SimulatedInstant(attempt.sentAt)
+        let answered = SimulatedInstant(now)
+        let faults = options.clientFaults
         switch (out.command!, reply) {
-        case (.acquireLock(let key, _, _, _), .lockAcquired(.granted(let token, _, let left))):
+        case (.acquireLock(let key, _, let ttl, _), .lockAcquired(.granted(let token, _, let left))):
             grants += 1
-            let belief = Belief(token: token, since: now, end: base + Int(left.rawValue))
-            if belief.end > now { checkGrant(of: key, token: token, to: c) }  // else its holder knows it is over
-            clients[c].locks[key] = belief
+            let clock = LeaseClock(ttl: ttl.duration, sent: sent, answered: answered, leaseLeft: left, faults: faults)
+            guard clock.holds(at: answered) else { return }  // its holder knows it is over
+            clients[c].locks[key] = Holding(token: token, clock: clock, since: clock.needsConfirming(at: answered) ? nil : now)
+            if clients[c].locks[key]?.since != nil { checkGrant(of: key, token: token, to: c) }
         case (.renewLock(let key, let token, _), .lockRenewed(_, let left)):
-            if clients[c].locks[key]?.token == token { clients[c].locks[key]?.end = base + Int(left.rawValue) }
+            guard var holding = clients[c].locks[key], holding.token == token else { return }
+            holding.clock.renewed(sent: sent, answered: answered, leaseLeft: left, faults: faults)
+            if holding.since == nil { holding.since = now }  // a late grant confirmed: the work starts
+            clients[c].locks[key] = holding
+            if holding.works(at: now) { checkGrant(of: key, token: token, to: c) }
         case (.renewLock(let key, _, _), .error):
             clients[c].locks[key] = nil
         case (.addJob, .jobAdded(let id, _)):
             acknowledgedJobs.insert(id)
         case (.claimJob, .jobClaimed(let job?)):
-            let belief = Belief(token: job.token, since: now, end: base + Int(job.leaseLeft.rawValue))
-            if belief.end > now { checkClaim(of: job.id, token: job.token, by: c) }
-            clients[c].claims[job.id] = belief
+            let clock = LeaseClock(ttl: job.timeout.duration, sent: sent, answered: answered, leaseLeft: job.leaseLeft, faults: faults)
+            guard clock.holds(at: answered) else { return }
+            clients[c].claims[job.id] = Holding(token: job.token, clock: clock, since: clock.needsConfirming(at: answered) ? nil : now)
+            if clients[c].claims[job.id]?.since != nil { checkClaim(of: job.id, token: job.token, by: c) }
+        case (.extendJob(let job, let token, _), .jobExtended(_, let left)):
+            guard var holding = clients[c].claims[job], holding.token == token else { return }
+            holding.clock.renewed(sent: sent, answered: answered, leaseLeft: left, faults: faults)
+            if holding.since == nil { holding.since = now }
+            clients[c].claims[job] = holding
+            if holding.works(at: now) { checkClaim(of: job, token: token, by: c) }
+        case (.extendJob(let job, _, _), .error):
+            clients[c].claims[job] = nil
         default:
             break
         }
-    }
-
-    func leaderHint(_ message: String) -> Int? {
-        guard let range = message.range(of: "leader=host") else { return nil }
-        return Int(message[range.upperBound...].prefix { $0.isNumber }).map { $0 - 1 }
     }
 }

@@ -62,6 +62,7 @@ extension NodeSimulation {
     mutating func restart(_ i: Int) {
         hosts[i].node = makeNode(i, disk: hosts[i].disk, at: mono(i))
         hosts[i].up = true
+        hosts[i].incarnation += 1
         hosts[i].pausedUntil = 0
         hosts[i].timerAt = nil
         hosts[i].connected = []

@@ -1,3 +1,4 @@
+import BatonClientCore
 import BatonCore
 import BatonProtocol
 import BatonRaft
@@ -10,35 +11,35 @@ import NIOCore
 extension NodeSimulation {
     // MARK: - Invariants
 
-    /// A lock granted to `c`, whose lease it counts as still running: nobody else may count a lease
-    /// of it that still runs.
+    /// Client `c` works under a lock (a grant, a confirmed late grant, a renewal): nobody else may
+    /// work under it with another token, each counting by the library's `LeaseClock`.
     mutating func checkGrant(of key: String, token: FencingToken, to c: Int) {
         for other in clients.indices where other != c {
-            if let belief = clients[other].locks[key], belief.end > now, belief.token != token {
-                fail("\(key) granted to client \(c) (token \(token)) while client \(other) counts token \(belief.token) until \(belief.end)")
+            if let holding = clients[other].locks[key], holding.works(at: now), holding.token != token {
+                fail("\(key) granted to client \(c) (token \(token)) while client \(other) counts token \(holding.token) until \(holding.clock.stopAt)")
             }
         }
     }
 
     mutating func checkClaim(of job: JobID, token: FencingToken, by c: Int) {
         for other in clients.indices where other != c {
-            if let belief = clients[other].claims[job], belief.end > now, belief.token != token {
-                fail("job \(job) claimed by client \(c) while client \(other) counts its claim until \(belief.end)")
+            if let holding = clients[other].claims[job], holding.works(at: now), holding.token != token {
+                fail("job \(job) claimed by client \(c) while client \(other) counts its claim until \(holding.clock.stopAt)")
             }
         }
     }
 
-    /// A read that shows a lock free, or held under another token, was not answered while a lease
-    /// its holder learned of before the read was asked still runs.
+    /// A read that shows a lock free, or held under another token, was not answered while a holder
+    /// that began to work under it before the read was asked still works.
     mutating func checkRead(_ query: Query, _ reply: Reply, askedAt: Int) {
         guard case .getLock(let key) = query, case .lock(let info) = reply else {
             fail("a read \(query) asked at \(askedAt) was answered \(reply)")  // the clients only read locks
             return
         }
         for c in clients.indices {
-            guard let belief = clients[c].locks[key], belief.since < askedAt, belief.end > now else { continue }
-            if info?.token != belief.token {
-                fail("a read of \(key) asked at \(askedAt) showed \(info.map { "token \($0.token)" } ?? "no holder") while client \(c) counts token \(belief.token) until \(belief.end)")
+            guard let holding = clients[c].locks[key], let since = holding.since, since < askedAt, holding.works(at: now) else { continue }
+            if info?.token != holding.token {
+                fail("a read of \(key) asked at \(askedAt) showed \(info.map { "token \($0.token)" } ?? "no holder") while client \(c) counts token \(holding.token) until \(holding.clock.stopAt)")
             }
         }
     }

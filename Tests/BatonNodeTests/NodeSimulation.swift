@@ -1,3 +1,4 @@
+import BatonClientCore
 import BatonCore
 import BatonProtocol
 import BatonRaft
@@ -12,13 +13,15 @@ import NIOCore
 /// loses what was not synced when the host crashes, a network that drops, delays, duplicates and
 /// reorders peer messages and can be cut (one way or both), a monotonic clock of its own (an offset
 /// from real time), and pauses (a host does nothing while its clock runs on, as under SIGSTOP).
-/// Clients are simulated as the client library behaves: one command at a time, sent again with the
-/// same sequence number after NOT_LEADER or silence, and every lease counted from the time the
-/// request that got it was sent.
+/// The clients run the client library's own rules (`BatonClientCore`: `Session`, `Attempts`,
+/// `LeaseClock`), one command at a time; the simulator only moves their packets and their
+/// connections. A holder works under a lease until its `LeaseClock.stopAt`, and only after a late
+/// grant was confirmed.
 ///
 /// Time advances in steps of one real millisecond; every random choice comes from the seed, so a
 /// seed replays exactly. After every step the invariants are checked in real time:
-/// - no lock or job claim is granted while another holder's lease, as that holder counts it, runs;
+/// - no holder starts or goes on working under a lock or job claim while another holder works under
+///   it, each counting its lease by the library's rule (until `stopAt`);
 ///   a read that shows no holder was not answered while a lease granted before it was asked runs;
 /// - the cluster's time never gains on real time, runs at real time under one leader, and a failover
 ///   adds to it at most the leaderless gap (from the last committed stamp to the new leader's office),
@@ -35,8 +38,8 @@ struct NodeSimulation {
         var clients = 4
         /// Old bugs put back in the node (negative controls).
         var faults = InjectedFaults()
-        /// The client library's old bug put back: a lease counted from when its answer arrived.
-        var clientCountsFromArrival = false
+        /// Old bugs put back in the clients' core (negative controls).
+        var clientFaults = ClientFaults.none
         /// A schedule the run puts as soon as there is a leader, and checks at the end: every
         /// slot fired once or counted missed, none twice, none early or outside its window.
         var schedule: ScheduleSpec?
@@ -83,6 +86,8 @@ struct NodeSimulation {
         var restartAt = 0
         /// This host's monotonic clock reads `now + offset`.
         var offset: UInt64
+        /// How often the host was started: a connection to an earlier start is gone.
+        var incarnation = 0
         var timerAt: UInt64?
         var nextTick = 0
         /// Clients that said HELLO to this process.
@@ -131,11 +136,16 @@ struct NodeSimulation {
         var packet: Packet
     }
 
-    /// A lease as its holder counts it: from `since` (when the holder learned of it) to `end`.
-    struct Belief {
+    /// A lease a client holds, counted by the library's `LeaseClock`.
+    struct Holding {
         var token: FencingToken
-        var since: Int
-        var end: Int
+        var clock: LeaseClock<SimulatedInstant>
+        /// When its holder began to work under it; nil while a late grant awaits its confirming
+        /// renewal (`LeaseClock.needsConfirming`).
+        var since: Int?
+
+        /// Whether its holder works under it at `now`.
+        func works(at now: Int) -> Bool { since != nil && clock.holds(at: SimulatedInstant(now)) }
     }
 
     struct Attempt {
@@ -148,18 +158,30 @@ struct NodeSimulation {
         var sequence: SequenceNumber
         var command: Command?
         var query: Query?
+        /// Every attempt sent; only the last one's answer is awaited (an earlier one's connection
+        /// was left, or its request id forgotten when it timed out).
         var attempts: [Attempt] = []
-        var retryAt: Int
+        var plan: Attempts<SimulatedInstant>
+        /// When to send the next attempt (after a backoff); nil while one is awaited.
+        var retryAt: Int?
+        /// When the awaited attempt times out.
+        var timeoutAt = 0
+    }
+
+    /// A client's connection: to a host, in one of its starts.
+    struct ClientConnection: Equatable {
+        var host: Int
+        var incarnation: Int
     }
 
     struct Client {
-        var id: ClientID
-        var sequence: UInt64 = 0
+        var session: Session
+        var connection: ClientConnection?
         var outstanding: Outstanding?
         var nextActionAt = 0
-        var locks: [String: Belief] = [:]
-        var claims: [JobID: Belief] = [:]
-        var guess = 0
+        var locks: [String: Holding] = [:]
+        var claims: [JobID: Holding] = [:]
+        var id: ClientID { session.clientID }
     }
 
     let seed: UInt64
@@ -232,7 +254,12 @@ struct NodeSimulation {
                 hosts[i].node = makeNode(i, disk: Disk(), at: hosts[i].offset)
             }
         }
-        for c in 0..<options.clients { clients.append(Client(id: ClientID(UInt64(1000 + c)), guess: c % options.nodes)) }
+        // Each client's endpoints start at a different host, as configured clients are spread.
+        let addresses = (1...options.nodes).map { "host\($0)" }
+        for c in 0..<options.clients {
+            let endpoints = addresses.indices.map { addresses[($0 + c) % addresses.count] }
+            clients.append(Client(session: Session(clientID: ClientID(UInt64(1000 + c)), endpoints: endpoints)))
+        }
     }
 
     func configuration(_ i: Int) -> Node.Configuration {
@@ -267,6 +294,12 @@ struct NodeSimulation {
         return Node(
             configuration: configuration(i), recovered: recovered, seed: rng.next(),
             wall: wall(i), at: mono)
+    }
+
+    /// The host a client address (`host<n>`) names.
+    func host(at address: String) -> Int? {
+        guard address.hasPrefix("host"), let n = Int(address.dropFirst(4)), (1...hosts.count).contains(n) else { return nil }
+        return n - 1
     }
 
     /// The real time in the cluster's epoch: what a host with an exact wall clock reads.
