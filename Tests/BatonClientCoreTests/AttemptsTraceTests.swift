@@ -4,12 +4,12 @@ import Testing
 /// `Attempts` against `Clients/testdata/attempts.trace`, which the Python client replays too.
 @Suite struct AttemptsTraceTests {
     @Test func theSwiftCoreDecidesAsTheTraceSays() throws {
-        var attempts: Attempts<TraceInstant>?
+        var attempts: Attempts<ManualInstant>?
         try ClientTrace.check("attempts.trace") { event, fields in
             switch event {
             case "request":
                 let a = Attempts(
-                    now: TraceInstant(try fields.number("at")), wait: .milliseconds(try fields.number("wait")),
+                    now: ManualInstant(try fields.number("at")), wait: .milliseconds(try fields.number("wait")),
                     retryTimeout: .milliseconds(try fields.number("retry_timeout")))
                 attempts = a
                 return ["> give_up=\(a.giveUp.ms)"]
@@ -27,7 +27,7 @@ import Testing
                     Issue.record("unknown failure in the trace: \(other)")
                     return []
                 }
-                let next = a.after(failure, at: TraceInstant(try fields.number("at")))
+                let next = a.after(failure, at: ManualInstant(try fields.number("at")))
                 attempts = a
                 guard let next else { return ["> fail"] }
                 let route: String

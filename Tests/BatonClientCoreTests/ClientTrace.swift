@@ -60,17 +60,8 @@ enum ClientTrace {
     }
 }
 
-/// An instant of a trace: milliseconds from its start.
-struct TraceInstant: InstantProtocol {
-    var offset: Duration
-
-    init(_ milliseconds: Int64) { offset = .milliseconds(milliseconds) }
-    private init(offset: Duration) { self.offset = offset }
-
-    func advanced(by duration: Duration) -> TraceInstant { TraceInstant(offset: offset + duration) }
-    func duration(to other: TraceInstant) -> Duration { other.offset - offset }
-    static func < (a: TraceInstant, b: TraceInstant) -> Bool { a.offset < b.offset }
-
+extension ManualInstant {
+    /// Whole milliseconds from the origin (a trace's times are whole).
     var ms: Int64 { offset.ms }
 }
 

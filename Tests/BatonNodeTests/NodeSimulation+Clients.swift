@@ -45,8 +45,8 @@ extension NodeSimulation {
 
     mutating func startNext(_ c: Int) {
         // A holder whose lease ran out (by its own count) has stopped working under it.
-        clients[c].locks = clients[c].locks.filter { $0.value.clock.holds(at: SimulatedInstant(now)) }
-        clients[c].claims = clients[c].claims.filter { $0.value.clock.holds(at: SimulatedInstant(now)) }
+        clients[c].locks = clients[c].locks.filter { $0.value.clock.holds(at: ManualInstant(now)) }
+        clients[c].claims = clients[c].claims.filter { $0.value.clock.holds(at: ManualInstant(now)) }
         let key = "lock-\(rng.next() % 2)"
         let live = clients[c].locks.min { $0.key < $1.key }
         var command: Command?
@@ -84,7 +84,7 @@ extension NodeSimulation {
         let wait = command.map(Self.wait(of:)) ?? .zero
         clients[c].outstanding = Outstanding(
             sequence: sequence, command: command, query: query,
-            plan: Attempts(now: SimulatedInstant(now), wait: wait, retryTimeout: Self.clientRetryTimeout), retryAt: now)
+            plan: Attempts(now: ManualInstant(now), wait: wait, retryTimeout: Self.clientRetryTimeout), retryAt: now)
         sendAttempt(c)
     }
 
@@ -139,7 +139,7 @@ extension NodeSimulation {
     /// again; a request it gives up on is dropped (its outcome unknown to the client).
     mutating func attemptFailed(_ c: Int, _ failure: AttemptFailure) {
         guard var out = clients[c].outstanding else { return }
-        guard let backoff = out.plan.after(failure, at: SimulatedInstant(now)) else {
+        guard let backoff = out.plan.after(failure, at: ManualInstant(now)) else {
             if debugTrace { print("\(now) client \(c) gives up seq \(out.sequence) after \(failure)") }
             clients[c].outstanding = nil
             clients[c].nextActionAt = now + Int(rng.next() % 10)
@@ -169,8 +169,8 @@ extension NodeSimulation {
             checkRead(query, reply, askedAt: attempt.sentAt)
             return
         }
-        let sent = SimulatedInstant(attempt.sentAt)
-        let answered = SimulatedInstant(now)
+        let sent = ManualInstant(attempt.sentAt)
+        let answered = ManualInstant(now)
         let faults = options.clientFaults
         switch (out.command!, reply) {
         case (.acquireLock(let key, _, let ttl, _), .lockAcquired(.granted(let token, _, let left))):
@@ -205,5 +205,13 @@ extension NodeSimulation {
         default:
             break
         }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded up: the simulator steps one at a time.
+    var simulatedMilliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1000 + Int((attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
     }
 }

@@ -25,7 +25,7 @@ struct PipelinedSession {
         var key: String
         var sequence: SequenceNumber
         var attempts = 0
-        var plan: Attempts<SimulatedInstant>
+        var plan: Attempts<ManualInstant>
         /// When to send it (again); nil while an attempt is awaited.
         var retryAt: Int?
         var timeoutAt = 0
@@ -72,7 +72,7 @@ extension NodeSimulation {
                 pipelined.pairs.append(
                     PipelinedSession.Pair(
                         key: "pipelined-\(n)", sequence: pipelined.session.nextSequence(),
-                        plan: Attempts(now: SimulatedInstant(now), wait: .zero, retryTimeout: Self.clientRetryTimeout)))
+                        plan: Attempts(now: ManualInstant(now), wait: .zero, retryTimeout: Self.clientRetryTimeout)))
                 burst.append(n)
             }
         }
@@ -115,7 +115,7 @@ extension NodeSimulation {
     /// Pair `p`'s awaited attempt failed: its `Attempts` say when to send it again, and the session
     /// where; a pair given up on is done, unchecked.
     mutating func pipelinedAttemptFailed(_ p: Int, _ failure: AttemptFailure) {
-        guard let backoff = pipelined.pairs[p].plan.after(failure, at: SimulatedInstant(now)) else {
+        guard let backoff = pipelined.pairs[p].plan.after(failure, at: ManualInstant(now)) else {
             pipelined.pairs[p].done = true
             return
         }

@@ -139,13 +139,13 @@ struct NodeSimulation {
     /// A lease a client holds, counted by the library's `LeaseClock`.
     struct Holding {
         var token: FencingToken
-        var clock: LeaseClock<SimulatedInstant>
+        var clock: LeaseClock<ManualInstant>
         /// When its holder began to work under it; nil while a late grant awaits its confirming
         /// renewal (`LeaseClock.needsConfirming`).
         var since: Int?
 
         /// Whether its holder works under it at `now`.
-        func works(at now: Int) -> Bool { since != nil && clock.holds(at: SimulatedInstant(now)) }
+        func works(at now: Int) -> Bool { since != nil && clock.holds(at: ManualInstant(now)) }
     }
 
     struct Attempt {
@@ -161,7 +161,7 @@ struct NodeSimulation {
         /// Every attempt sent; only the last one's answer is awaited (an earlier one's connection
         /// was left, or its request id forgotten when it timed out).
         var attempts: [Attempt] = []
-        var plan: Attempts<SimulatedInstant>
+        var plan: Attempts<ManualInstant>
         /// When to send the next attempt (after a backoff); nil while one is awaited.
         var retryAt: Int?
         /// When the awaited attempt times out.
