@@ -28,9 +28,9 @@ def run(target: str, endpoint: str, threads: int, keys: int, seconds: float) -> 
 
         def cycle(key: str) -> bool:
             got = client.acquire_lock(key, ttl=30)
-            if not got["granted"]:
+            if not got.granted:
                 return False
-            client.release_lock(key, got["token"])
+            client.release_lock(key, got.token)
             return True
 
         close = client.close

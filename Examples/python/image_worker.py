@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> None:
             baton.run_periodic(client, "images/scan", args.interval, lambda: uploads.analyse_new(None), stop=stop)
         elif args.pattern == "jobs":
             worker = baton.JobWorker(
-                client, ["image.analyse"], lambda job: uploads.analyse(job["payload"].decode(), job["token"]).encode(),
+                client, ["image.analyse"], lambda job: uploads.analyse(job.payload.decode(), job.token).encode(),
                 concurrency=2)
             threading.Thread(target=worker.run, daemon=True).start()
             while not stop.is_set():

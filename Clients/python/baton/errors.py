@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Type
+from typing import Dict, Optional, Type, Union
+
+from .protocol import ErrorCode as ErrorCode  # re-exported: `baton.errors.ErrorCode`
+from .protocol import error_code, error_name
 
 
 class BatonError(Exception):
@@ -25,19 +28,18 @@ class LeaseLost(BatonError):
 class ServerError(BatonError):
     """The node answered with an error code (PROTOCOL.md section 6)."""
 
-    code: int = 0
+    code: Union[ErrorCode, int] = 0
+    """The `protocol.ErrorCode` (a plain number for a code this library does not know)."""
 
     def __init__(self, code: int, message: str, leader: Optional[str] = None) -> None:
         super().__init__(f"{_name(code)}: {message}")
-        self.code = code
+        self.code = error_code(code)
         self.message = message
         self.leader = leader
 
     @property
     def retriable(self) -> bool:
-        from .protocol import RETRIABLE_CODES
-
-        return self.code in RETRIABLE_CODES
+        return isinstance(self.code, ErrorCode) and self.code.retriable
 
 
 class MalformedFrame(ServerError): ...
@@ -70,8 +72,6 @@ BY_CODE: Dict[int, Type[ServerError]] = {
 
 
 def _name(code: int) -> str:
-    from .protocol import error_name
-
     return error_name(code)
 
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import errors
 from .client import Client
 from .lease import LeaseClock
+from .values import Busy, ClaimedJob
 
 log = logging.getLogger("baton")
 
@@ -59,7 +60,7 @@ class Lease:
         sent = time.monotonic()
         renewed = self.client.renew_lock(self.key, self.token, self.clock.ttl)
         with self._changed:
-            self.clock.renewed(sent, renewed["lease_left_ms"])
+            self.clock.renewed(sent, renewed.lease_left_ms)
             self._changed.notify_all()
 
     def _renew(self) -> None:
@@ -132,9 +133,9 @@ def lock(client: Client, key: str, ttl: float = 10.0, wait: float = 0.0,
     """
     sent = time.monotonic()
     acquisition = client.acquire_lock(key, ttl=ttl, wait=wait)
-    if not acquisition["granted"]:
-        raise LockBusy(key, acquisition["holder"])
-    return Lease(client, key, acquisition["token"], LeaseClock(ttl, sent, acquisition["lease_left_ms"]), on_lost)
+    if isinstance(acquisition, Busy):
+        raise LockBusy(key, acquisition.holder)
+    return Lease(client, key, acquisition.token, LeaseClock(ttl, sent, acquisition.lease_left_ms), on_lost)
 
 
 class JobWorker:
@@ -148,7 +149,7 @@ class JobWorker:
     claimed but not started when the worker stops are handed back (JOB_ABORT, the attempt not
     counted). A node of an older build is asked one job at a time."""
 
-    def __init__(self, client: Client, types: List[str], handler: Callable[[Dict[str, Any]], Optional[bytes]], concurrency: int = 1,
+    def __init__(self, client: Client, types: List[str], handler: Callable[[ClaimedJob], Optional[bytes]], concurrency: int = 1,
                  wait: float = 5.0) -> None:
         self.client = client
         self.types = list(types)
@@ -157,7 +158,7 @@ class JobWorker:
         self.wait = wait
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._prefetched: List[Dict[str, Any]] = []
+        self._prefetched: List[ClaimedJob] = []
         self._idle = 0
         self._batches = True
         self._complete_batches = True
@@ -192,7 +193,7 @@ class JobWorker:
             left, self._prefetched = self._prefetched, []
         self._hand_back(left)
 
-    def _next_job(self) -> Optional[Dict[str, Any]]:
+    def _next_job(self) -> Optional[ClaimedJob]:
         """A job to run: one an idle sibling's batch left, else a batch for every idle thread, else
         one claim that waits."""
         with self._lock:
@@ -222,24 +223,24 @@ class JobWorker:
             with self._lock:
                 self._idle -= 1
 
-    def _hand_back(self, jobs: List[Dict[str, Any]]) -> None:
+    def _hand_back(self, jobs: List[ClaimedJob]) -> None:
         for job in jobs:
             try:
-                self.client.abort_job(job["job_id"], job["token"])
+                self.client.abort_job(job.job_id, job.token)
             except errors.BatonError as e:
-                log.warning("job %d: could not hand it back: %s", job["job_id"], e)
+                log.warning("job %d: could not hand it back: %s", job.job_id, e)
 
-    def _work(self, job: Dict[str, Any]) -> None:
+    def _work(self, job: ClaimedJob) -> None:
         done = threading.Event()
-        timeout = job["timeout_ms"] / 1000
+        timeout = job.timeout_ms / 1000
 
         def extend() -> None:
             while not done.wait(timeout / 3):
                 try:
-                    self.client.extend_job(job["job_id"], job["token"])
+                    self.client.extend_job(job.job_id, job.token)
                 except errors.BatonError as e:
                     if not LeaseClock.renewal_may_be_retried(e):
-                        log.warning("job %d: the claim is gone (%s); its completion will be refused", job["job_id"], e)
+                        log.warning("job %d: the claim is gone (%s); its completion will be refused", job.job_id, e)
                         return
 
         extender = threading.Thread(target=extend, daemon=True)
@@ -248,18 +249,18 @@ class JobWorker:
             result = self.handler(job)
         except Exception as e:  # the handler's failure is the job's
             done.set()
-            log.info("job %d failed: %s: %s", job["job_id"], type(e).__name__, e)
+            log.info("job %d failed: %s: %s", job.job_id, type(e).__name__, e)
             try:
-                self.client.fail_job(job["job_id"], job["token"], f"{type(e).__name__}: {e}")
+                self.client.fail_job(job.job_id, job.token, f"{type(e).__name__}: {e}")
             except errors.BatonError as refused:
-                log.warning("job %d: the failure was not recorded: %s", job["job_id"], refused)
+                log.warning("job %d: the failure was not recorded: %s", job.job_id, refused)
             return
         finally:
             done.set()
             extender.join()
         self._complete(job, bytes(result or b""))
 
-    def _complete(self, job: Dict[str, Any], result: bytes) -> None:
+    def _complete(self, job: ClaimedJob, result: bytes) -> None:
         """Completes ``job`` and claims this thread's next one in the same request (JOB_COMPLETE_BATCH),
         or, from a node of an older build, completes it alone."""
         with self._lock:
@@ -267,20 +268,20 @@ class JobWorker:
         try:
             if batches:
                 try:
-                    done = self.client.complete_jobs([(job["job_id"], job["token"], result)], claim_max=1, types=self.types)
+                    done = self.client.complete_jobs([(job.job_id, job.token, result)], claim_max=1, types=self.types)
                 except errors.UnknownOpcode:
                     with self._lock:
                         self._complete_batches = False
                 else:
-                    if done["outcomes"][0] != 0:
-                        log.warning("job %d: the completion was refused: %s", job["job_id"],
-                                    errors.server_error(done["outcomes"][0], "as JOB_COMPLETE"))
+                    if done.outcomes[0] != 0:
+                        log.warning("job %d: the completion was refused: %s", job.job_id,
+                                    errors.server_error(done.outcomes[0], "as JOB_COMPLETE"))
                     with self._lock:
-                        self._prefetched.extend(done["jobs"])
+                        self._prefetched.extend(done.jobs)
                     return
-            self.client.complete_job(job["job_id"], job["token"], result)
+            self.client.complete_job(job.job_id, job.token, result)
         except errors.BatonError as e:
-            log.warning("job %d: the completion was refused: %s", job["job_id"], e)
+            log.warning("job %d: the completion was refused: %s", job.job_id, e)
 
 
 def run_periodic(client: Client, name: str, every: float, fn: Callable[[], None], ttl: float = 10.0,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from enum import IntEnum
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 #: The newest protocol version this library speaks.
 PROTOCOL_VERSION = 5
@@ -20,16 +21,47 @@ ERROR_OPCODE = 0xFF
 
 # --- error codes (PROTOCOL.md section 6) ---------------------------------------------------------
 
-ERROR_NAMES: Dict[int, str] = {
-    1: "MALFORMED_FRAME", 2: "UNSUPPORTED_VERSION", 3: "UNKNOWN_OPCODE", 4: "FRAME_TOO_LARGE",
-    5: "HELLO_REQUIRED", 6: "INVALID_ARGUMENT", 7: "STALE_TOKEN", 8: "CLAIM_LOST", 9: "JOB_NOT_FOUND",
-    10: "INVALID_STATE", 11: "SEQUENCE_TOO_OLD", 12: "IDLE_TIMEOUT", 13: "SHUTTING_DOWN",
-    14: "LOCK_NOT_HELD", 15: "NOT_LEADER", 16: "QUOTA_EXCEEDED", 17: "SEQUENCE_REUSED",
-    18: "UNAUTHENTICATED", 19: "PERMISSION_DENIED",
-}
-NOT_LEADER = 15
+class ErrorCode(IntEnum):
+    """The error codes a node answers with (PROTOCOL.md section 6; Protocol/registry.json)."""
+
+    MALFORMED_FRAME = 1
+    UNSUPPORTED_VERSION = 2
+    UNKNOWN_OPCODE = 3
+    FRAME_TOO_LARGE = 4
+    HELLO_REQUIRED = 5
+    INVALID_ARGUMENT = 6
+    STALE_TOKEN = 7
+    CLAIM_LOST = 8
+    JOB_NOT_FOUND = 9
+    INVALID_STATE = 10
+    SEQUENCE_TOO_OLD = 11
+    IDLE_TIMEOUT = 12
+    SHUTTING_DOWN = 13
+    LOCK_NOT_HELD = 14
+    NOT_LEADER = 15
+    QUOTA_EXCEEDED = 16
+    SEQUENCE_REUSED = 17
+    UNAUTHENTICATED = 18
+    PERMISSION_DENIED = 19
+
+    @property
+    def retriable(self) -> bool:
+        """Whether a client may send the request again with the same sequence number."""
+        return self in RETRIABLE_CODES
+
+
+ERROR_NAMES: Dict[int, str] = {code.value: code.name for code in ErrorCode}
+NOT_LEADER = ErrorCode.NOT_LEADER
 #: Codes a client may retry with the same sequence number.
-RETRIABLE_CODES = frozenset({13, 15})
+RETRIABLE_CODES = frozenset({ErrorCode.SHUTTING_DOWN, ErrorCode.NOT_LEADER})
+
+
+def error_code(code: int) -> Union[ErrorCode, int]:
+    """``code`` as an `ErrorCode`, or as the number when this library does not know it (a newer node's)."""
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return code
 
 # --- field types -----------------------------------------------------------------------------------
 #

@@ -2,14 +2,13 @@
 which endpoint to try next, and whether (and when) to send a failed request again.
 
 Both faces, `baton.client` (threads) and `baton.aio` (asyncio), do their sockets around these
-objects and decide nothing themselves; so they number, match, redirect and retry alike. The state
-is guarded by a lock, so the blocking face may share one session between threads.
+objects and decide nothing themselves; so they number, match, redirect and retry alike. Nothing here
+takes a lock: the blocking face, whose threads share one session, calls it under its own.
 """
 
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, Union
 
@@ -156,7 +155,6 @@ class Session:
         self.name = name
         self.retry_timeout = retry_timeout
         self.client_id = random.getrandbits(64) or 1
-        self._lock = threading.Lock()
         self._sequence = 0
         self._request_id = 1
         self._next_endpoint = 0
@@ -169,15 +167,13 @@ class Session:
 
     def next_sequence(self) -> int:
         """The sequence number of a new command."""
-        with self._lock:
-            self._sequence += 1
-            return self._sequence
+        self._sequence += 1
+        return self._sequence
 
     def next_request_id(self) -> int:
         """The id of a new request: from 2 (1 is HELLO's) to 2**32 - 1, then from 2 again."""
-        with self._lock:
-            self._request_id = self._request_id + 1 if self._request_id < 0xFFFFFFFF else 2
-            return self._request_id
+        self._request_id = self._request_id + 1 if self._request_id < 0xFFFFFFFF else 2
+        return self._request_id
 
     def request(self, operation: str, fields: Dict[str, Any]) -> protocol.Request:
         """The request for ``operation``; a command gets the next sequence number, which every retry of
@@ -197,28 +193,24 @@ class Session:
     def candidates(self) -> List[str]:
         """The endpoints to try, in order: the leader a node named (once), then each endpoint from the
         one that last answered."""
-        with self._lock:
-            hint, self._leader_hint = self._leader_hint, None
-            start = self._next_endpoint
+        hint, self._leader_hint = self._leader_hint, None
+        start = self._next_endpoint
         ordered = [self.endpoints[(start + i) % len(self.endpoints)] for i in range(len(self.endpoints))]
         return [hint] + [e for e in ordered if e != hint] if hint else ordered
 
     def connected(self, endpoint: str) -> None:
-        with self._lock:
-            if endpoint in self.endpoints:
-                self._next_endpoint = self.endpoints.index(endpoint)
+        if endpoint in self.endpoints:
+            self._next_endpoint = self.endpoints.index(endpoint)
 
     def rotate(self) -> None:
         """The current endpoint failed: start from the next one."""
-        with self._lock:
-            self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
+        self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
 
     def redirect(self, leader: Optional[str]) -> None:
         """A node said it does not lead, naming ``leader`` (or no one)."""
-        with self._lock:
-            self._leader_hint = leader or None
-            if not leader:
-                self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
+        self._leader_hint = leader or None
+        if not leader:
+            self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
 
     @staticmethod
     def none_answered(last: BaseException) -> errors.BatonError:

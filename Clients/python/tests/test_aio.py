@@ -21,17 +21,17 @@ def test_an_async_lock_is_renewed_while_held_and_released_after(node):
     async def main():
         async with aio.Client([node.endpoint], name="holder") as c, aio.Client([node.endpoint], name="admin") as admin:
             async with aio.lock(c, "reports/daily", ttl=0.6) as lease:
-                seen = [(await admin.get_lock("reports/daily"))["expires_at"]]
+                seen = [(await admin.get_lock("reports/daily")).expires_at]
 
                 async def renewed_twice():
-                    expires = (await admin.get_lock("reports/daily"))["expires_at"]
+                    expires = (await admin.get_lock("reports/daily")).expires_at
                     if expires != seen[-1]:
                         seen.append(expires)
                     return len(seen) >= 3
 
                 await until(renewed_twice, "two renewals")
                 assert lease.held and not lease.lost.is_set()
-                assert (await admin.get_lock("reports/daily"))["token"] == lease.token
+                assert (await admin.get_lock("reports/daily")).token == lease.token
             assert await admin.get_lock("reports/daily") is None
 
     asyncio.run(main())
@@ -50,7 +50,7 @@ def test_losing_an_async_lock_cancels_its_block(node):
             assert lost == [lease.token] and lease.lost.is_set() and not lease.held
             # The task goes on, and nothing was released on its behalf: the successor keeps the lock.
             await asyncio.sleep(0)
-            assert (await admin.get_lock("contested"))["token"] == successor["token"]
+            assert (await admin.get_lock("contested")).token == successor.token
 
     asyncio.run(main())
 
@@ -93,22 +93,22 @@ def test_a_cancellation_from_outside_stays_a_cancellation(node):
 def test_the_async_worker_completes_fails_and_gives_up_a_lost_claim(node):
     async def main():
         async with aio.Client([node.endpoint], name="worker") as c, aio.Client([node.endpoint], name="admin") as admin:
-            ok = (await admin.add_job("aw", b"1"))["job_id"]
-            bad = (await admin.add_job("aw", b"boom", max_attempts=1))["job_id"]
-            slow = (await admin.add_job("aw", b"slow", timeout=1.0))["job_id"]
+            ok = (await admin.add_job("aw", b"1")).job_id
+            bad = (await admin.add_job("aw", b"boom", max_attempts=1)).job_id
+            slow = (await admin.add_job("aw", b"slow", timeout=1.0)).job_id
             started, cancelled = asyncio.Event(), asyncio.Event()
 
             async def handler(job):
-                if job["payload"] == b"boom":
+                if job.payload == b"boom":
                     raise RuntimeError("bad input")
-                if job["payload"] == b"slow":
+                if job.payload == b"slow":
                     started.set()
                     try:
                         await asyncio.sleep(60)  # a guard against a hang
                     except asyncio.CancelledError:
                         cancelled.set()
                         raise
-                return job["payload"] * 2
+                return job.payload * 2
 
             worker = aio.JobWorker(c, ["aw"], handler, concurrency=2, wait=0.2)
             run = asyncio.ensure_future(worker.run())
@@ -117,13 +117,13 @@ def test_the_async_worker_completes_fails_and_gives_up_a_lost_claim(node):
             await asyncio.wait_for(cancelled.wait(), 30)
 
             async def settled():
-                return [(await admin.get_job(i))["state"] for i in (ok, bad)] == [2, 3]
+                return [(await admin.get_job(i)).state for i in (ok, bad)] == [2, 3]
 
             await until(settled, "the job completed and the failing one dead")
             worker.stop()
             await run
-            assert (await admin.get_job(ok))["result"] == b"11"
-            assert (await admin.get_job(bad))["last_error"] == "RuntimeError: bad input"
+            assert (await admin.get_job(ok)).result == b"11"
+            assert (await admin.get_job(bad)).last_error == "RuntimeError: bad input"
 
     asyncio.run(main())
 

@@ -45,7 +45,7 @@ def test_a_frame_over_the_maximum_fails_as_too_large_and_is_not_retried(node):
     with node.client(retry_timeout=30) as c:
         with pytest.raises(errors.FrameTooLarge):
             c.add_job("big", b"x" * (1 << 20))
-        assert c.add_job("small", b"x")["created"] == 1, "the client connects again"
+        assert c.add_job("small", b"x").created == 1, "the client connects again"
 
 
 def test_quota_exceeded():
@@ -90,3 +90,12 @@ def test_shutting_down_answers_a_waiting_claim(node):
         with pytest.raises(errors.ShuttingDown) as raised:
             fields_of(waiting.result(timeout=60))  # a guard against a hang
         assert raised.value.retriable
+
+
+def test_error_codes_are_an_int_enum_and_an_unknown_code_stays_a_number():
+    known = errors.server_error(15, "not the leader", "10.0.0.2:7700")
+    assert isinstance(known, errors.NotLeader) and known.code is errors.ErrorCode.NOT_LEADER
+    assert known.code == 15 and known.retriable and known.leader == "10.0.0.2:7700"
+    newer = errors.server_error(99, "a code from a newer node")
+    assert type(newer) is errors.ServerError and newer.code == 99 and not newer.retriable
+    assert "ERROR_99" in str(newer)

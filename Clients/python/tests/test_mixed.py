@@ -35,7 +35,7 @@ def test_swift_and_python_workers_share_one_job_queue(node):
     ]
     client = node.client("python-a")
     py = image_worker.Uploads(uploads, "python-a")
-    worker = baton.JobWorker(client, ["image.analyse"], lambda job: py.analyse(job["payload"].decode(), job["token"]).encode(),
+    worker = baton.JobWorker(client, ["image.analyse"], lambda job: py.analyse(job.payload.decode(), job.token).encode(),
                              concurrency=2, wait=0.5)
     runner = threading.Thread(target=worker.run)
     runner.start()

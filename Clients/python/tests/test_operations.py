@@ -10,35 +10,35 @@ from baton import errors, protocol
 def test_locks_and_admin(node):
     with node.client("ops") as c:
         a = c.acquire_lock("reports/a", ttl=30)
-        c.renew_lock("reports/a", a["token"], ttl=30)
-        assert [l["key"] for l in c.list_locks(prefix="reports/")] == ["reports/a"]
-        assert [l["key"] for l in c.list_leases()] == ["reports/a"]
-        assert c.force_release_lock("reports/a") == a["token"]
+        c.renew_lock("reports/a", a.token, ttl=30)
+        assert [l.key for l in c.list_locks(prefix="reports/")] == ["reports/a"]
+        assert [l.key for l in c.list_leases()] == ["reports/a"]
+        assert c.force_release_lock("reports/a") == a.token
         with pytest.raises(errors.StaleToken):
-            c.renew_lock("reports/a", a["token"], ttl=30)
+            c.renew_lock("reports/a", a.token, ttl=30)
         with pytest.raises(errors.LockNotHeld):
             c.force_release_lock("reports/a")
         status = c.node_status()
-        assert status["role"] == 0 and status["node_id"]  # a single node: standalone
+        assert status.role == 0 and status.node_id  # a single node: standalone
         with pytest.raises(errors.InvalidArgument):
             c.acquire_lock("", ttl=30)
 
 
 def test_jobs_through_every_state(node):
     with node.client("ops") as c:
-        job_id = c.add_job("t", b"p", max_attempts=1)["job_id"]
+        job_id = c.add_job("t", b"p", max_attempts=1).job_id
         claimed = c.claim_job_by_id(job_id)
-        assert claimed["job_id"] == job_id and c.running_jobs("t") == 1
-        c.abort_job(job_id, claimed["token"])  # back to the queue, the attempt not counted
+        assert claimed.job_id == job_id and c.running_jobs("t") == 1
+        c.abort_job(job_id, claimed.token)  # back to the queue, the attempt not counted
         again = c.claim_job(["t"])
-        extended = c.extend_job(job_id, again["token"], ttl=30)
-        assert extended["lease_left_ms"] > 0
-        assert c.fail_job(job_id, again["token"], "no")["state"] == 3  # dead after its one attempt
+        extended = c.extend_job(job_id, again.token, ttl=30)
+        assert extended.lease_left_ms > 0
+        assert c.fail_job(job_id, again.token, "no").state == 3  # dead after its one attempt
         with pytest.raises(errors.InvalidState):
             c.claim_job_by_id(job_id)
         c.requeue_job(job_id)
         page = c.list_jobs(type="t")
-        assert [j["job_id"] for j in page["jobs"]] == [job_id] and page["next"] == 0
+        assert [j.job_id for j in page.jobs] == [job_id] and page.next == 0
         c.delete_job(job_id)
         with pytest.raises(errors.JobNotFound):
             c.delete_job(job_id)

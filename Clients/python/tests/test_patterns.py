@@ -2,7 +2,7 @@
 
 import threading
 
-from baton import errors, patterns
+from baton import Grant, Renewal, errors, patterns
 
 
 class LateThenGoodGrants:
@@ -18,12 +18,12 @@ class LateThenGoodGrants:
     def acquire_lock(self, key, ttl, wait=0.0, owner=None):
         self.acquires += 1
         left = 0 if self.acquires == 1 else int(ttl * 1000)
-        return {"granted": 1, "token": self.acquires, "expires_at": 0, "lease_left_ms": left}
+        return Grant(token=self.acquires, expires_at=0, lease_left_ms=left)
 
     def renew_lock(self, key, token, ttl):
         if token == 1:
             raise errors.StaleToken(7, "the lease is over")
-        return {"expires_at": 0, "lease_left_ms": int(ttl * 1000)}
+        return Renewal(expires_at=0, lease_left_ms=int(ttl * 1000))
 
     def release_lock(self, key, token):
         self.released.append(token)

@@ -44,7 +44,7 @@ def test_tls_and_a_token_get_in(secured):
     endpoint, context, token = secured
     with Client([endpoint], tls=context, token=token) as c:
         c.add_job("secured", b"x")
-        assert c.get_job(1)["type"] == "secured"
+        assert c.get_job(1).type == "secured"
 
 
 def test_without_a_token_requests_are_refused(secured):

@@ -8,8 +8,8 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import calls, errors, protocol
-from ..client import Client as _Blocking
 from ..session import InFlight, Session, fields_of, split_endpoint
+from .operations import Operations
 
 
 class _Connection:
@@ -60,10 +60,10 @@ class _Connection:
         self._fail_all()
 
 
-class Client:
-    """An asyncio Baton client, with the blocking `baton.Client`'s methods as coroutines. Every
-    command carries the client's id and a new sequence number, and is retried with the same number
-    across reconnects and NOT_LEADER redirects for up to ``retry_timeout`` seconds past its wait.
+class Client(Operations):
+    """An asyncio Baton client, with the blocking `baton.Client`'s methods as coroutines (both faces'
+    are `baton.aio.operations`). Every command carries the client's id and a new sequence number,
+    and is retried with the same number across reconnects and NOT_LEADER redirects for up to ``retry_timeout`` seconds past its wait.
     Many requests may be in flight at once (``asyncio.gather``)."""
 
     def __init__(
@@ -162,115 +162,3 @@ class Client:
 
     async def _run(self, call: "calls.Call[calls.Result]") -> "calls.Result":
         return call.result(await self.call(call.operation, wait=call.wait, **call.fields))
-
-    # The operations: each as `baton.Client`'s method of the same name, whose text it takes (below).
-
-    async def ping(self) -> int:
-        return await self._run(calls.ping())
-
-    async def acquire_lock(self, key: str, ttl: float, wait: float = 0.0, owner: Optional[str] = None) -> Dict[str, Any]:
-        return await self._run(calls.acquire_lock(key, ttl, wait, owner or self.name))
-
-    async def renew_lock(self, key: str, token: int, ttl: float) -> Dict[str, Any]:
-        return await self._run(calls.renew_lock(key, token, ttl))
-
-    async def release_lock(self, key: str, token: int) -> None:
-        await self._run(calls.release_lock(key, token))
-
-    async def get_lock(self, key: str) -> Optional[Dict[str, Any]]:
-        return await self._run(calls.get_lock(key))
-
-    async def list_locks(self, prefix: str = "", after: str = "", limit: int = 0) -> List[Dict[str, Any]]:
-        return await self._run(calls.list_locks(prefix, after, limit))
-
-    async def add_job(self, type: str, payload: bytes = b"", priority: int = 0, delay: float = 0.0, max_attempts: int = 0,
-                      timeout: float = 0.0, backoff: float = 0.0, unique_key: str = "") -> Dict[str, Any]:
-        return await self._run(calls.add_job(type, payload, priority, delay, max_attempts, timeout, backoff, unique_key))
-
-    async def add_jobs(self, jobs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        """As `baton.Client.add_jobs`: every job or none, in one request."""
-        return await self._run(calls.add_jobs(jobs))
-
-    async def claim_jobs(self, types: List[str], max: int, worker: Optional[str] = None) -> List[Dict[str, Any]]:
-        """As `baton.Client.claim_jobs`: up to ``max`` ready jobs, never waiting."""
-        return await self._run(calls.claim_jobs(types, max, worker or self.name))
-
-    async def complete_jobs(self, completions: List[Tuple[int, int, bytes]], claim_max: int = 0,
-                            types: Optional[List[str]] = None, worker: Optional[str] = None) -> Dict[str, Any]:
-        """As `baton.Client.complete_jobs`: each completion on its own, then up to ``claim_max`` claims."""
-        return await self._run(calls.complete_jobs(completions, claim_max, types or [], worker or self.name))
-
-    async def claim_job(self, types: List[str], wait: float = 0.0, worker: Optional[str] = None) -> Optional[Dict[str, Any]]:
-        return await self._run(calls.claim_job(types, wait, worker or self.name))
-
-    async def claim_job_by_id(self, job_id: int, worker: Optional[str] = None) -> Dict[str, Any]:
-        return await self._run(calls.claim_job_by_id(job_id, worker or self.name))
-
-    async def extend_job(self, job_id: int, token: int, ttl: float = 0.0) -> Dict[str, Any]:
-        return await self._run(calls.extend_job(job_id, token, ttl))
-
-    async def complete_job(self, job_id: int, token: int, result: bytes = b"") -> None:
-        await self._run(calls.complete_job(job_id, token, result))
-
-    async def fail_job(self, job_id: int, token: int, error: str) -> Dict[str, Any]:
-        return await self._run(calls.fail_job(job_id, token, error))
-
-    async def abort_job(self, job_id: int, token: int) -> None:
-        await self._run(calls.abort_job(job_id, token))
-
-    async def get_job(self, job_id: int) -> Dict[str, Any]:
-        return await self._run(calls.get_job(job_id))
-
-    async def list_jobs(self, type: str = "", state: Optional[int] = None, after: int = 0, limit: int = 0) -> Dict[str, Any]:
-        return await self._run(calls.list_jobs(type, state, after, limit))
-
-    async def delete_job(self, job_id: int) -> None:
-        await self._run(calls.delete_job(job_id))
-
-    async def requeue_job(self, job_id: int) -> None:
-        await self._run(calls.requeue_job(job_id))
-
-    async def running_jobs(self, type: str) -> int:
-        return await self._run(calls.running_jobs(type))
-
-    async def force_release_lock(self, key: str) -> int:
-        return await self._run(calls.force_release_lock(key))
-
-    async def purge_jobs(self, state: int, older_than: float) -> int:
-        return await self._run(calls.purge_jobs(state, older_than))
-
-    async def list_leases(self, limit: int = 0) -> List[Dict[str, Any]]:
-        return await self._run(calls.list_leases(limit))
-
-    async def node_status(self) -> Dict[str, Any]:
-        return await self._run(calls.node_status())
-
-    async def put_schedule(self, name: str, type: str, every: float = 0.0, cron: str = "", payload: bytes = b"",
-                           priority: int = 0, max_attempts: int = 0, timeout: float = 0.0, backoff: float = 0.0,
-                           jitter: float = 0.0, overlap: str = "skip", catch_up: float = 0.0, paused: bool = False) -> bool:
-        return await self._run(calls.put_schedule(name, type, every, cron, payload, priority, max_attempts, timeout,
-                                                  backoff, jitter, overlap, catch_up, paused))
-
-    async def get_schedule(self, name: str) -> Optional[Dict[str, Any]]:
-        return await self._run(calls.get_schedule(name))
-
-    async def list_schedules(self, after: str = "", limit: int = 0) -> List[Dict[str, Any]]:
-        return await self._run(calls.list_schedules(after, limit))
-
-    async def delete_schedule(self, name: str) -> None:
-        await self._run(calls.delete_schedule(name))
-
-    async def pause_schedule(self, name: str) -> None:
-        await self._run(calls.pause_schedule(name))
-
-    async def resume_schedule(self, name: str) -> None:
-        await self._run(calls.resume_schedule(name))
-
-    async def trigger_schedule(self, name: str) -> int:
-        return await self._run(calls.trigger_schedule(name))
-
-
-for _name, _method in list(vars(Client).items()):
-    # One text for each operation: the blocking client's method of the same name has it.
-    if callable(_method) and not _name.startswith("_") and _method.__doc__ is None and hasattr(_Blocking, _name):
-        _method.__doc__ = getattr(_Blocking, _name).__doc__

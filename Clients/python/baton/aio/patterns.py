@@ -11,6 +11,7 @@ from .. import errors
 from ..lease import LeaseClock
 from ..patterns import LockBusy, log
 from .client import Client
+from ..values import Busy, ClaimedJob
 
 
 class _Keeper:
@@ -121,14 +122,14 @@ class Lease:
     async def __aenter__(self) -> "Lease":
         sent = time.monotonic()
         acquisition = await self.client.acquire_lock(self.key, ttl=self.ttl, wait=self.wait)
-        if not acquisition["granted"]:
-            raise LockBusy(self.key, acquisition["holder"])
-        self.token = acquisition["token"]
+        if isinstance(acquisition, Busy):
+            raise LockBusy(self.key, acquisition.holder)
+        self.token = acquisition.token
 
         async def renew() -> int:
-            return int((await self.client.renew_lock(self.key, self.token, self.ttl))["lease_left_ms"])
+            return int((await self.client.renew_lock(self.key, self.token, self.ttl)).lease_left_ms)
 
-        keeper = _Keeper(f"lock '{self.key}'", LeaseClock(self.ttl, sent, acquisition["lease_left_ms"]), renew)
+        keeper = _Keeper(f"lock '{self.key}'", LeaseClock(self.ttl, sent, acquisition.lease_left_ms), renew)
         try:
             await keeper.confirm()
         except errors.LeaseLost:
@@ -188,7 +189,7 @@ class JobWorker:
     not started when the worker stops are handed back (JOB_ABORT). A node of an older build is asked
     one job at a time."""
 
-    def __init__(self, client: Client, types: List[str], handler: Callable[[Dict[str, Any]], Awaitable[Optional[bytes]]],
+    def __init__(self, client: Client, types: List[str], handler: Callable[[ClaimedJob], Awaitable[Optional[bytes]]],
                  concurrency: int = 1, wait: float = 5.0) -> None:
         self.client = client
         self.types = list(types)
@@ -196,7 +197,7 @@ class JobWorker:
         self.concurrency = max(1, concurrency)
         self.wait = wait
         self._stopping = False
-        self._prefetched: List[Tuple[Dict[str, Any], float]] = []
+        self._prefetched: List[Tuple[ClaimedJob, float]] = []
         self._idle = 0
         self._batches = True
         self._complete_batches = True
@@ -224,16 +225,16 @@ class JobWorker:
                 if self._stopping:
                     self._prefetched.append(claimed)
                     break
-                await self._work(job, LeaseClock(job["timeout_ms"] / 1000, sent, job["lease_left_ms"]))
+                await self._work(job, LeaseClock(job.timeout_ms / 1000, sent, job.lease_left_ms))
         finally:
             left, self._prefetched = self._prefetched, []
             for job, _ in left:
                 try:
-                    await self.client.abort_job(job["job_id"], job["token"])
+                    await self.client.abort_job(job.job_id, job.token)
                 except errors.BatonError as e:
-                    log.warning("job %d: could not hand it back: %s", job["job_id"], e)
+                    log.warning("job %d: could not hand it back: %s", job.job_id, e)
 
-    async def _next_job(self) -> Optional[Tuple[Dict[str, Any], float]]:
+    async def _next_job(self) -> Optional[Tuple[ClaimedJob, float]]:
         """A job to run and when its claim was sent: one an idle sibling's batch left, else a batch
         for every idle loop, else one claim that waits."""
         if self._prefetched:
@@ -254,7 +255,7 @@ class JobWorker:
         finally:
             self._idle -= 1
 
-    async def _claim_batch(self) -> Optional[Tuple[Dict[str, Any], float]]:
+    async def _claim_batch(self) -> Optional[Tuple[ClaimedJob, float]]:
         sent = time.monotonic()
         if self._batches:
             try:
@@ -267,11 +268,11 @@ class JobWorker:
                 return jobs[0], sent
         return None
 
-    async def _work(self, job: Dict[str, Any], clock: LeaseClock) -> None:
+    async def _work(self, job: ClaimedJob, clock: LeaseClock) -> None:
         async def extend() -> int:
-            return int((await self.client.extend_job(job["job_id"], job["token"]))["lease_left_ms"])
+            return int((await self.client.extend_job(job.job_id, job.token)).lease_left_ms)
 
-        keeper = _Keeper(f"job {job['job_id']}", clock, extend)
+        keeper = _Keeper(f"job {job.job_id}", clock, extend)
         try:
             await keeper.confirm()
         except errors.LeaseLost as e:
@@ -290,35 +291,35 @@ class JobWorker:
             return  # the claim may have ended: its new holder does the job
         except Exception as e:  # the handler's failure is the job's
             await keeper.stop()
-            log.info("job %d failed: %s: %s", job["job_id"], type(e).__name__, e)
+            log.info("job %d failed: %s: %s", job.job_id, type(e).__name__, e)
             try:
-                await self.client.fail_job(job["job_id"], job["token"], f"{type(e).__name__}: {e}")
+                await self.client.fail_job(job.job_id, job.token, f"{type(e).__name__}: {e}")
             except errors.BatonError as refused:
-                log.warning("job %d: the failure was not recorded: %s", job["job_id"], refused)
+                log.warning("job %d: the failure was not recorded: %s", job.job_id, refused)
             return
         await keeper.stop()
         await self._complete(job, bytes(result or b""))
 
-    async def _complete(self, job: Dict[str, Any], result: bytes) -> None:
+    async def _complete(self, job: ClaimedJob, result: bytes) -> None:
         """Completes ``job`` and claims this loop's next one in the same request (JOB_COMPLETE_BATCH),
         or, from a node of an older build, completes it alone."""
         try:
             if self._batches and self._complete_batches and not self._stopping:
                 sent = time.monotonic()
                 try:
-                    done = await self.client.complete_jobs([(job["job_id"], job["token"], result)], claim_max=1,
+                    done = await self.client.complete_jobs([(job.job_id, job.token, result)], claim_max=1,
                                                            types=self.types)
                 except errors.UnknownOpcode:
                     self._complete_batches = False
                 else:
-                    if done["outcomes"][0] != 0:
-                        log.warning("job %d: the completion was refused: %s", job["job_id"],
-                                    errors.server_error(done["outcomes"][0], "as JOB_COMPLETE"))
-                    self._prefetched.extend((j, sent) for j in done["jobs"])
+                    if done.outcomes[0] != 0:
+                        log.warning("job %d: the completion was refused: %s", job.job_id,
+                                    errors.server_error(done.outcomes[0], "as JOB_COMPLETE"))
+                    self._prefetched.extend((j, sent) for j in done.jobs)
                     return
-            await self.client.complete_job(job["job_id"], job["token"], result)
+            await self.client.complete_job(job.job_id, job.token, result)
         except errors.BatonError as e:
-            log.warning("job %d: the completion was refused: %s", job["job_id"], e)
+            log.warning("job %d: the completion was refused: %s", job.job_id, e)
 
 
 async def run_periodic(client: Client, name: str, every: float, fn: Callable[[], Awaitable[Any]],
