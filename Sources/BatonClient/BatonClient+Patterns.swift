@@ -1,3 +1,4 @@
+import BatonClientCore
 import BatonProtocol
 import Foundation
 
@@ -66,7 +67,8 @@ extension BatonClient {
             do {
                 try await withLock(key, ttl: ttl, wait: max(interval, ttl)) { _ in
                     while true {
-                        try await Task.sleep(for: Self.untilNextSlot(of: interval))
+                        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+                        try await Task.sleep(for: Pacing.untilNextSlot(every: interval, wallMilliseconds: now))
                         do {
                             try await body()
                         } catch is CancellationError {
@@ -83,15 +85,8 @@ extension BatonClient {
             } catch {
                 if Task.isCancelled { return }
                 logger.info("periodic task lost its lock", metadata: ["task": "\(name)", "error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(200))
+                try? await Task.sleep(for: Pacing.afterLostLock)
             }
         }
-    }
-
-    /// Time until the next wall-clock multiple of `interval`.
-    static func untilNextSlot(of interval: Duration) -> Duration {
-        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-        let period = max(Int64(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000), 1)
-        return .milliseconds(period - nowMs % period)
     }
 }

@@ -1,3 +1,4 @@
+import BatonClientCore
 import BatonProtocol
 import Logging
 
@@ -80,7 +81,7 @@ public struct JobWorker: Sendable {
                     } catch {
                         if Task.isCancelled { break }
                         client.configuration.logger.warning("claim failed", metadata: ["error": "\(error)"])
-                        try? await Task.sleep(for: .milliseconds(500))
+                        try? await Task.sleep(for: Pacing.afterFailedClaim)
                         continue
                     }
                 }
@@ -120,7 +121,7 @@ public struct JobWorker: Sendable {
                     group.addTask { await self.handle(job, validUntil: until) }
                 case .waitFailed:
                     waiting = false
-                    if !Task.isCancelled { try? await Task.sleep(for: .milliseconds(500)) }
+                    if !Task.isCancelled { try? await Task.sleep(for: Pacing.afterFailedClaim) }
                 }
             }
             // Cancelled: the handlers are cancelled with the group; their outcomes are still reported.
@@ -183,7 +184,7 @@ public struct JobWorker: Sendable {
         let timeout = job.timeout.duration
         do {
             let result = try await withKeepAlive(
-                lease: ClientLease(ttl: timeout, validUntil: validUntil ?? .now - timeout), what: "job \(job.id)",
+                lease: ClientLease(ttl: timeout, validUntil: validUntil ?? .now), what: "job \(job.id)",
                 renew: { try await client.extendJobCounted(job.id, token: job.token, ttl: nil).validUntil },
                 body: { try await handler(job) })
             return .finished(job, .completed(result))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import errors
+from . import errors, pacing
 from .client import Client
 from .lease import LeaseClock
 from .values import Busy, ClaimedJob
@@ -158,7 +158,7 @@ class JobWorker:
         self.wait = wait
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._prefetched: List[ClaimedJob] = []
+        self._prefetched: List[Tuple[ClaimedJob, float]] = []
         self._idle = 0
         self._batches = True
         self._complete_batches = True
@@ -178,24 +178,25 @@ class JobWorker:
     def _loop(self) -> None:
         while not self.stopping.is_set():
             try:
-                job = self._next_job()
+                claimed = self._next_job()
             except errors.BatonError as e:
                 log.warning("claim of %s failed: %s", self.types, e)
-                self.stopping.wait(0.5)
+                self.stopping.wait(pacing.AFTER_FAILED_CLAIM)
                 continue
-            if job is None:
+            if claimed is None:
                 continue
             if self.stopping.is_set():
-                self._hand_back([job])
+                self._hand_back([claimed])
                 break
-            self._work(job)
+            job, sent = claimed
+            self._work(job, LeaseClock(job.timeout_ms / 1000, sent, job.lease_left_ms))
         with self._lock:
             left, self._prefetched = self._prefetched, []
         self._hand_back(left)
 
-    def _next_job(self) -> Optional[ClaimedJob]:
-        """A job to run: one an idle sibling's batch left, else a batch for every idle thread, else
-        one claim that waits."""
+    def _next_job(self) -> Optional[Tuple[ClaimedJob, float]]:
+        """A job to run and when its claim was sent: one an idle sibling's batch left, else a batch
+        for every idle thread, else one claim that waits."""
         with self._lock:
             if self._prefetched:
                 return self._prefetched.pop(0)
@@ -208,6 +209,7 @@ class JobWorker:
                         if self._prefetched:
                             return self._prefetched.pop(0)
                         wanted = self._idle
+                    sent = time.monotonic()
                     try:
                         jobs = self.client.claim_jobs(self.types, max=wanted)
                     except errors.UnknownOpcode:
@@ -216,28 +218,48 @@ class JobWorker:
                         jobs = []
                     if jobs:
                         with self._lock:
-                            self._prefetched.extend(jobs[1:])
-                        return jobs[0]
-            return self.client.claim_job(self.types, wait=self.wait)
+                            self._prefetched.extend((j, sent) for j in jobs[1:])
+                        return jobs[0], sent
+            sent = time.monotonic()
+            job = self.client.claim_job(self.types, wait=self.wait)
+            return None if job is None else (job, sent)
         finally:
             with self._lock:
                 self._idle -= 1
 
-    def _hand_back(self, jobs: List[ClaimedJob]) -> None:
-        for job in jobs:
+    def _hand_back(self, jobs: List[Tuple[ClaimedJob, float]]) -> None:
+        for job, _ in jobs:
             try:
                 self.client.abort_job(job.job_id, job.token)
             except errors.BatonError as e:
                 log.warning("job %d: could not hand it back: %s", job.job_id, e)
 
-    def _work(self, job: ClaimedJob) -> None:
+    def _extend(self, job: ClaimedJob, clock: LeaseClock) -> None:
+        sent = time.monotonic()
+        clock.renewed(sent, self.client.extend_job(job.job_id, job.token).lease_left_ms)
+
+    def _work(self, job: ClaimedJob, clock: LeaseClock) -> None:
+        """Runs the handler on ``job`` while a thread extends its claim every third of its timeout. A
+        claim answered late is extended before the handler starts; if that fails, or comes too late,
+        the job is left to its next claim. (A thread cannot be cancelled: a handler that outlives its
+        claim has its completion refused, CLAIM_LOST.)"""
+        if clock.needs_confirming(time.monotonic()):
+            try:
+                self._extend(job, clock)
+            except errors.BatonError as e:
+                log.warning("job %d: the claim came late and could not be confirmed (%s); the job is left to its "
+                            "next claim", job.job_id, e)
+                return
+            if not clock.holds(time.monotonic()):
+                log.warning("job %d: the extension that confirmed a late claim came too late; the job is left to its "
+                            "next claim", job.job_id)
+                return
         done = threading.Event()
-        timeout = job.timeout_ms / 1000
 
         def extend() -> None:
-            while not done.wait(timeout / 3):
+            while not done.wait(clock.renew_every):
                 try:
-                    self.client.extend_job(job.job_id, job.token)
+                    self._extend(job, clock)
                 except errors.BatonError as e:
                     if not LeaseClock.renewal_may_be_retried(e):
                         log.warning("job %d: the claim is gone (%s); its completion will be refused", job.job_id, e)
@@ -267,6 +289,7 @@ class JobWorker:
             batches = self._batches and self._complete_batches and not self.stopping.is_set()
         try:
             if batches:
+                sent = time.monotonic()
                 try:
                     done = self.client.complete_jobs([(job.job_id, job.token, result)], claim_max=1, types=self.types)
                 except errors.UnknownOpcode:
@@ -277,7 +300,7 @@ class JobWorker:
                         log.warning("job %d: the completion was refused: %s", job.job_id,
                                     errors.server_error(done.outcomes[0], "as JOB_COMPLETE"))
                     with self._lock:
-                        self._prefetched.extend(done.jobs)
+                        self._prefetched.extend((j, sent) for j in done.jobs)
                     return
             self.client.complete_job(job.job_id, job.token, result)
         except errors.BatonError as e:
@@ -298,8 +321,7 @@ def run_periodic(client: Client, name: str, every: float, fn: Callable[[], None]
         try:
             with lock(client, key, ttl=ttl, wait=max(every, ttl)) as lease:
                 while not stop.is_set() and lease.held:
-                    now = time.time()
-                    if stop.wait(every - now % every) or not lease.held:
+                    if stop.wait(pacing.until_next_slot(every, time.time())) or not lease.held:
                         break
                     try:
                         fn()
@@ -309,4 +331,4 @@ def run_periodic(client: Client, name: str, every: float, fn: Callable[[], None]
             continue
         except errors.BatonError as e:  # no connection, or a grant that came too late
             log.warning("periodic task '%s': %s", name, e)
-            stop.wait(0.5)
+            stop.wait(pacing.AFTER_LOST_LOCK)

@@ -2,7 +2,7 @@
 
 import threading
 
-from baton import Grant, Renewal, errors, patterns
+from baton import ClaimedJob, Completions, Grant, Renewal, errors, patterns
 
 
 class LateThenGoodGrants:
@@ -61,3 +61,55 @@ def test_a_lock_whose_late_grant_cannot_be_confirmed_never_runs_its_block():
     else:
         raise AssertionError("the block ran on a lease that may have ended")
     assert ran == [] and client.released == []
+
+
+class LateThenGoodClaims:
+    """Hands out job 1 with no lease left (its claim was answered late) and refuses its extension,
+    then job 2 with a sound lease; nothing after that."""
+
+    name = "stand-in"
+
+    def __init__(self, worker: "patterns.JobWorker") -> None:
+        self.worker = worker
+        self.extended = []
+        self.completed = []
+        self.handed_back = []
+        self.queue = [self._job(1, 0), self._job(2, 30_000)]
+
+    def _job(self, job_id: int, left: int) -> ClaimedJob:
+        return ClaimedJob(job_id=job_id, type="t", payload=b"", attempt=1, max_attempts=3, token=job_id,
+                          timeout_ms=30_000, lease_expires_at=0, lease_left_ms=left)
+
+    def claim_jobs(self, types, max):
+        taken, self.queue = self.queue[:max], self.queue[max:]
+        return taken
+
+    def claim_job(self, types, wait=0.0, worker=None):
+        self.worker.stop()
+        return None
+
+    def extend_job(self, job_id, token, ttl=0.0):
+        self.extended.append(job_id)
+        if job_id == 1:
+            raise errors.ClaimLost(8, "the claim ended before its answer arrived")
+        return Renewal(expires_at=0, lease_left_ms=30_000)
+
+    def complete_jobs(self, completions, claim_max=0, types=None, worker=None):
+        self.completed += [job_id for job_id, _, _ in completions]
+        return Completions(outcomes=(0,) * len(completions), jobs=())
+
+    def abort_job(self, job_id, token):
+        self.handed_back.append(job_id)
+
+
+def test_a_worker_never_runs_a_job_whose_late_claim_cannot_be_confirmed():
+    ran = []
+    worker = patterns.JobWorker(None, ["t"], lambda job: ran.append(job.job_id) or b"done", concurrency=1)  # type: ignore[arg-type]
+    client = LateThenGoodClaims(worker)
+    worker.client = client  # type: ignore[assignment]
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    runner.join(60)  # a guard against a hang
+    assert not runner.is_alive()
+    assert client.extended[0] == 1, "the late claim was extended before its handler could start"
+    assert ran == [2] and client.completed == [2], "the handler ran on a claim that may have ended"

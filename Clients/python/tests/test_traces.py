@@ -6,7 +6,7 @@ from __future__ import annotations
 import pathlib
 from typing import Callable, Dict, List, Optional
 
-from baton import errors
+from baton import errors, pacing
 from baton.lease import LeaseClock
 from baton.session import Attempts, Session
 
@@ -131,3 +131,15 @@ def test_the_session_decides_as_the_trace_says() -> None:
         return []
 
     _check("session.trace", decide)
+
+
+def test_the_pacing_decides_as_the_trace_says() -> None:
+    def decide(event: str, words: List[str], fields: Dict[str, str]) -> List[str]:
+        if event == "claim_failed":
+            return ["> retry_after=%d" % _ms(pacing.AFTER_FAILED_CLAIM)]
+        if event == "lost_lock":
+            return ["> retry_after=%d" % _ms(pacing.AFTER_LOST_LOCK)]
+        assert event == "next_slot", "unknown event in the trace: %r" % event
+        return ["> sleep=%d" % _ms(pacing.until_next_slot(int(fields["every"]) / 1000, int(fields["wall"]) / 1000))]
+
+    _check("pacing.trace", decide)

@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
-from .. import errors
+from .. import errors, pacing
 from ..lease import LeaseClock
 from ..patterns import LockBusy, log
 from .client import Client
@@ -217,7 +217,7 @@ class JobWorker:
                     claimed = await self._next_job()
                 except errors.BatonError as e:
                     log.warning("claim of %s failed: %s", self.types, e)
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(pacing.AFTER_FAILED_CLAIM)
                     continue
                 if claimed is None:
                     continue
@@ -332,7 +332,7 @@ async def run_periodic(client: Client, name: str, every: float, fn: Callable[[],
         try:
             async with lock(client, key, ttl=ttl, wait=max(every, ttl)) as lease:
                 while lease.held:
-                    await asyncio.sleep(every - time.time() % every)
+                    await asyncio.sleep(pacing.until_next_slot(every, time.time()))
                     try:
                         await fn()
                     except Exception:  # the schedule goes on
@@ -341,4 +341,4 @@ async def run_periodic(client: Client, name: str, every: float, fn: Callable[[],
             continue
         except errors.BatonError as e:  # no connection, a late grant, or the lease lost under a run
             log.warning("periodic task '%s': %s", name, e)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(pacing.AFTER_LOST_LOCK)
