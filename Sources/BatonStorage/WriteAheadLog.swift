@@ -6,7 +6,8 @@ import Glibc
 
 /// The write-ahead log: append-only segment files of checksummed records.
 ///
-/// A segment is named `wal-<first index, 16 hex digits>.log` and starts with an 8-byte header
+/// A segment is named `wal-<first index, 16 hex digits>.log` (one above the previous segment's
+/// name when its first index is not: names grow in the order segments are written) and starts with an 8-byte header
 /// (`BTNW`, version 1, two reserved bytes). Then records:
 ///
 /// ```
@@ -295,10 +296,17 @@ public final class WriteAheadLog {
         fd = -1
     }
 
+    /// Starts a segment for records from index `first` on. Its name is `first`, or one above the
+    /// newest segment's when that is not below it (a segment of a hard state alone, or entries that
+    /// replace a conflicting suffix): names grow in the order segments are written, so recovery
+    /// reads them in that order and no start ever meets an existing file. Every entry of a segment
+    /// is below the next segment's name, or replaced by that segment's entries, which is what
+    /// `compact(upTo:)` relies on.
     private func startSegment(first: LogIndex) throws {
         try closeSegment()
-        let path = "\(directory)/wal-\(String(first.rawValue, radix: 16).leftPadded(16)).log"
-        fd = try FileIO.open(path, O_WRONLY | O_CREAT | O_TRUNC)
+        let name = max(first.rawValue, (segments.last?.first.rawValue ?? 0) + 1)
+        let path = "\(directory)/wal-\(String(name, radix: 16).leftPadded(16)).log"
+        fd = try FileIO.open(path, O_WRONLY | O_CREAT | O_EXCL)
         currentPath = path
         // Every segment opens with the newest hard state, so compacting older segments away never
         // loses a term or a vote.
@@ -312,7 +320,7 @@ public final class WriteAheadLog {
             try FileIO.syncDirectory(directory)
         }
         currentSize = head.count
-        segments.append((first, path))
+        segments.append((LogIndex(name), path))
     }
 
     /// Deletes segments that hold only entries at or below `index` (a snapshot covers them).

@@ -86,6 +86,55 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         #expect(r.entries == entries(41...60))
     }
 
+    /// Two segments started with no entry between them (a snapshot's rotation, then an installed
+    /// snapshot's, each followed by a hard state alone) once got the same name: the second start
+    /// truncated the first file and listed it twice, and a compaction then deleted the live segment,
+    /// losing entries a sync had acknowledged (SnapshotCrashTests saw "the log jumps from index 1724
+    /// to 1728"). Names now always grow, and an existing file is never truncated.
+    @Test func segmentsStartedWithNoEntryBetweenThemKeepTheirEntries() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        let state = HardState(term: Term(1), vote: NodeIndex(1), commit: LogIndex(5))
+        wal.append(entries(1...5))
+        wal.append(state)
+        try wal.commit()
+        for _ in 0..<2 {
+            try wal.rotate()
+            wal.append(state)
+            try wal.commit()
+        }
+        #expect(Set(wal.segmentPaths).count == wal.segmentPaths.count, "a segment is listed twice: \(wal.segmentPaths)")
+        wal.append(entries(6...8))
+        try wal.commit()
+        try wal.compact(upTo: LogIndex(6))
+        wal.append(entries(9...9))
+        try wal.commit()
+        let r = try WriteAheadLog(directory: dir).recover(after: LogIndex(6))
+        #expect(r.entries == entries(7...9))
+    }
+
+    /// A follower's log overwritten from an index below the first one of a later segment (a new
+    /// leader's entries replacing an old leader's) is read back in the order it was written: the
+    /// replacing entries win.
+    @Test func aReplacingSegmentIsReadAfterTheSegmentItReplaces() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...5, term: 1))
+        try wal.commit()
+        try wal.rotate()
+        wal.append(entries(6...8, term: 1))
+        try wal.commit()
+        try wal.rotate()
+        wal.append(entries(4...6, term: 2))
+        try wal.commit()
+        let r = try WriteAheadLog(directory: dir).recover()
+        #expect(r.entries == entries(1...3, term: 1) + entries(4...6, term: 2))
+    }
+
     /// A log of entries 1…5 in one segment; returns its path, where entry 5's record starts, its
     /// records' bytes and the segment's preallocated length.
     func fiveEntryLog(in dir: String) throws -> (path: String, lastRecord: Int, bytes: [UInt8], fileSize: Int) {
