@@ -126,7 +126,8 @@ public final class WriteAheadLog {
             }
             if isLast && end >= Self.segmentMagic.count && bytes[end...].allSatisfy({ $0 == 0 }) {
                 // Only zeros after the records: preallocated space, not yet written.
-            } else if end < bytes.count {
+            } else if end < bytes.count || end < Self.segmentMagic.count {
+                // (An empty file too: a segment created, and killed before its header was written.)
                 truncated = bytes.count - end
                 if end < Self.segmentMagic.count {
                     try FileIO.remove(path)  // a segment torn before its header was complete

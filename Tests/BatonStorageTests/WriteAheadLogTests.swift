@@ -115,6 +115,30 @@ func entries(_ range: ClosedRange<UInt64>, term: UInt64 = 1) -> [LogEntry] {
         #expect(r.entries == entries(7...9))
     }
 
+    /// A node killed right after it created a segment file, before the file's header was written,
+    /// leaves an empty last segment. Start-up removes it: it once took it as the segment to go on
+    /// writing, wrote records to it without a header, and the next start-up refused the log
+    /// (SnapshotCrashTests: "segment shorter than its header").
+    @Test func anEmptyLastSegmentIsRemovedAtStartUp() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let wal = try WriteAheadLog(directory: dir)
+        _ = try wal.recover()
+        wal.append(entries(1...3))
+        try wal.commit()
+        try wal.rotate()  // as a segment start does before it creates the next file
+        let empty = "\(dir)/wal-\(String(4, radix: 16).leftPadded(16)).log"
+        #expect(FileManager.default.createFile(atPath: empty, contents: nil))
+        let again = try WriteAheadLog(directory: dir)
+        #expect(try again.recover().entries == entries(1...3))
+        again.append(entries(4...5))
+        try again.commit()
+        try again.rotate()
+        again.append(entries(6...6))
+        try again.commit()
+        #expect(try WriteAheadLog(directory: dir).recover().entries == entries(1...6))
+    }
+
     /// A follower's log overwritten from an index below the first one of a later segment (a new
     /// leader's entries replacing an old leader's) is read back in the order it was written: the
     /// replacing entries win.
