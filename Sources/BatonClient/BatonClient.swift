@@ -189,7 +189,7 @@ public final class BatonClient: Sendable {
     ) async throws {
         guard let backoff, !Task.isCancelled else { throw failure }
         configuration.logger.debug("retrying", metadata: ["error": "\(failure)", "request": "\(request.opcode)"])
-        if backoff.reconnect || backoff.route != .stay { await leave(used, for: backoff.route) }
+        if backoff.leavesConnection { await leave(used, for: backoff.route) }
         if backoff.delay > .zero { try await Task.sleep(for: backoff.delay) }
     }
 

@@ -47,6 +47,9 @@ public struct Backoff: Hashable, Sendable {
     /// Where the next attempt goes.
     public var route: AttemptRoute
 
+    /// Whether the attempt leaves the connection it failed on: it reconnects, or goes elsewhere.
+    public var leavesConnection: Bool { reconnect || route != .stay }
+
     public init(delay: Duration, reconnect: Bool, route: AttemptRoute) {
         self.delay = delay
         self.reconnect = reconnect

@@ -119,7 +119,7 @@ extension NodeSimulation {
         nextRoute += 1
         let route = RouteID(nextRoute)
         routes[route] = (c, nextAttempt)
-        out.attempts.append(Attempt(serial: nextAttempt, sentAt: now, host: host))
+        out.attempts.append(Attempt(serial: nextAttempt, sentAt: now))
         let event: NodeEvent
         if let command = out.command {
             event = .command(route, clients[c].id, out.sequence, command)
@@ -145,7 +145,7 @@ extension NodeSimulation {
             clients[c].nextActionAt = now + Int(rng.next() % 10)
             return
         }
-        if backoff.reconnect || backoff.route != .stay {
+        if backoff.leavesConnection {
             clients[c].connection = nil
             clients[c].session.follow(backoff.route)
         }
@@ -158,8 +158,8 @@ extension NodeSimulation {
         guard let out = clients[c].outstanding, out.retryAt == nil, let attempt = out.attempts.last, attempt.serial == serial else {
             return  // an attempt no longer awaited
         }
-        if case .error(let e) = reply, AttemptFailure(e) != .final {
-            attemptFailed(c, AttemptFailure(e))
+        if case .error(let e) = reply, case let failure = AttemptFailure(e), failure != .final {
+            attemptFailed(c, failure)
             return
         }
         clients[c].outstanding = nil

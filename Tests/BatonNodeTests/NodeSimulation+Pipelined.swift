@@ -36,7 +36,7 @@ struct PipelinedSession {
         var done = false
     }
 
-    var session = Session(clientID: ClientID(900), endpoints: [])
+    var session: Session
     var id: ClientID { session.clientID }
     /// The host its connection is to (with that host's start); nil: none.
     var connection: NodeSimulation.ClientConnection?
@@ -50,9 +50,6 @@ struct PipelinedSession {
 extension NodeSimulation {
     mutating func drivePipelined() {
         guard !clientsStopped else { return }
-        if pipelined.session.endpoints.isEmpty {
-            pipelined.session = Session(clientID: pipelined.id, endpoints: hosts.indices.map { "host\($0 + 1)" })
-        }
         var burst: [Int] = []
         for p in pipelined.pairs.indices where !pipelined.pairs[p].done {
             if let retryAt = pipelined.pairs[p].retryAt {
@@ -120,7 +117,7 @@ extension NodeSimulation {
             return
         }
         // The first failure on a connection leaves it; the others of the burst follow along.
-        if backoff.reconnect || backoff.route != .stay, pipelined.connection == pipelined.pairs[p].sentOn {
+        if backoff.leavesConnection, pipelined.connection == pipelined.pairs[p].sentOn {
             pipelined.connection = nil
             pipelined.session.follow(backoff.route)
         }

@@ -151,7 +151,6 @@ struct NodeSimulation {
     struct Attempt {
         var serial: Int
         var sentAt: Int
-        var host: Int
     }
 
     struct Outstanding {
@@ -198,7 +197,7 @@ struct NodeSimulation {
     var routes: [RouteID: (client: Int, attempt: Int)] = [:]
     var nextRoute: UInt64 = 0
     var nextAttempt = 0
-    var pipelined = PipelinedSession()
+    var pipelined: PipelinedSession
     /// After the run: no new commands while the cluster settles.
     var clientsStopped = false
     /// Entries host `i` applied since the last look: the same everywhere, and the cluster's time
@@ -238,6 +237,8 @@ struct NodeSimulation {
     init(seed: UInt64, options: Options = Options()) {
         self.seed = seed
         self.options = options
+        let addresses = (1...options.nodes).map { "host\($0)" }
+        pipelined = PipelinedSession(session: Session(clientID: ClientID(900), endpoints: addresses))
         rng = SplitMix64(seed: seed)
         dropPerMille = Int(rng.next() % 100)
         duplicatePerMille = Int(rng.next() % 30)
@@ -255,7 +256,6 @@ struct NodeSimulation {
             }
         }
         // Each client's endpoints start at a different host, as configured clients are spread.
-        let addresses = (1...options.nodes).map { "host\($0)" }
         for c in 0..<options.clients {
             let endpoints = addresses.indices.map { addresses[($0 + c) % addresses.count] }
             clients.append(Client(session: Session(clientID: ClientID(UInt64(1000 + c)), endpoints: endpoints)))

@@ -21,6 +21,12 @@ import Testing
 
         var last: UInt64 { entries.last?.index.rawValue ?? snapshot.rawValue }
 
+        /// A snapshot at `index` covers the entries up to it.
+        mutating func compact(to index: LogIndex) {
+            snapshot = index
+            entries.removeAll { $0.index <= index }
+        }
+
         mutating func append(_ new: [LogEntry]) {
             for entry in new {
                 entries.removeAll { $0.index >= entry.index }
@@ -74,12 +80,8 @@ import Testing
                     guard committed.last > committed.snapshot.rawValue else { continue }
                     let at = LogIndex(committed.snapshot.rawValue + 1 + draw(committed.last - committed.snapshot.rawValue))
                     try wal.compact(upTo: at)
-                    for i in [0, 1] {
-                        var model = i == 0 ? written : committed
-                        model.snapshot = at
-                        model.entries.removeAll { $0.index <= at }
-                        if i == 0 { written = model } else { committed = model }
-                    }
+                    written.compact(to: at)
+                    committed.compact(to: at)
                 default:
                     try wal.commit()
                     committed = written
